@@ -1,0 +1,74 @@
+"""The Celery application shared by the head, the nodes and beat.
+
+Messages are JSON only: pickle is refused both ways. The head consumes
+``oar.head``; each compute node consumes ``oar.node.<hostname>`` with a
+prefetch of one, so a busy node never sits on messages. Tasks are routed by
+name, never by a default queue that could send node work to the head.
+"""
+
+from __future__ import annotations
+
+from celery import Celery
+from kombu import Queue
+
+from oar_celery.config import Settings, settings
+
+HEAD_QUEUE = "oar.head"
+
+#: Modules holding the head's tasks; node tasks live in ``oar_celery.tasks.bipbip``.
+HEAD_TASK_MODULES = (
+    "oar_celery.almighty",
+    "oar_celery.tasks.submit",
+    "oar_celery.tasks.reports",
+    "oar_celery.tasks.control",
+    "oar_celery.tasks.sarko",
+    "oar_celery.tasks.finaud",
+    "oar_celery.tasks.node_change_state",
+)
+NODE_TASK_MODULES = ("oar_celery.tasks.bipbip",)
+
+
+def node_queue(hostname: str) -> str:
+    """The queue a compute node's worker consumes."""
+    return f"oar.node.{hostname}"
+
+
+def configure(app: Celery, config: Settings) -> None:
+    app.conf.update(
+        broker_url=config.broker_url,
+        result_backend=config.backend,
+        task_serializer="json",
+        result_serializer="json",
+        accept_content=["json"],
+        result_accept_content=["json"],
+        event_serializer="json",
+        task_default_queue=HEAD_QUEUE,
+        task_queues=(Queue(HEAD_QUEUE, routing_key=HEAD_QUEUE),),
+        task_create_missing_queues=True,
+        task_routes={"oar.node.*": {"queue": "oar.node.unrouted"}, "oar.*": {"queue": HEAD_QUEUE}},
+        worker_prefetch_multiplier=1,
+        worker_hijack_root_logger=False,
+        worker_send_task_events=True,
+        task_send_sent_event=True,
+        task_track_started=False,
+        result_expires=3600,
+        broker_connection_retry_on_startup=True,
+        broker_connection_max_retries=None,
+        broker_transport_options={
+            "visibility_timeout": config.visibility_timeout,
+            "fanout_prefix": True,
+            "fanout_patterns": True,
+        },
+        result_backend_transport_options={"retry_policy": {"timeout": 5.0}},
+        timezone="UTC",
+        enable_utc=True,
+    )
+
+
+def create_app(config: Settings | None = None) -> Celery:
+    app = Celery("oar")
+    configure(app, config or settings())
+    return app
+
+
+app = create_app()

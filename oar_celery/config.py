@@ -1,0 +1,175 @@
+"""Settings, read from the environment and an optional OAR-style file.
+
+Every setting has an ``OAR_*`` environment variable; the file named by
+``OAR_CONFIG_FILE`` (default ``<state dir>/oar.conf``, then ``/etc/oar/oar.conf``)
+holds ``NAME="value"`` lines with the same names. The environment wins over
+the file, the file over the defaults. Secrets can come from files: a setting
+``OAR_DATABASE_URL_FILE`` is read as the value of ``OAR_DATABASE_URL``.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import re
+from dataclasses import dataclass, field, fields
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+_LINE = re.compile(r"""^\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(?:"([^"]*)"|'([^']*)'|(.*?))\s*$""")
+_SECRET_IN_URL = re.compile(r"(://[^:/@]*:)([^@]*)(@)")
+
+
+def _default_state_dir() -> str:
+    return str(Path.home() / ".oar-celery")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The effective configuration of one process.
+
+    Names mirror OAR's ``oar.conf`` where OAR has one: ``OAR_SCHEDULER_MIN_TIME``
+    is OAR's SCHEDULER_MIN_TIME_BETWEEN_2_CALLS, ``OAR_LEON_SOFT_WALLTIME`` and
+    ``OAR_LEON_WALLTIME`` are Leon's timers, ``OAR_DEAD_SWITCH_TIME`` turns old
+    ``Suspected`` resources ``Dead``.
+    """
+
+    state_dir: str = field(default_factory=_default_state_dir)
+    database_url: str = ""
+    broker_url: str = "redis://127.0.0.1:6379/0"
+    result_backend: str = ""
+    log_dir: str = ""
+    log_level: str = "INFO"
+    admin_user: str = "oar"
+    allow_root_jobs: bool = True
+    run_as_submitter: bool = False
+    default_walltime: int = 7200
+    default_queue: str = "default"
+    hierarchy_labels: str = "resource_id,network_address,host,cpu,core,switch"
+    scheduler_resource_order: str = "resource_id"
+    security_time: int = 60
+    scheduler_min_time: float = 0.2
+    almighty_tick: float = 5.0
+    almighty_lock_ttl: float = 60.0
+    sarko_period: float = 5.0
+    finaud_period: float = 10.0
+    finaud_timeout: float = 5.0
+    node_change_state_period: float = 10.0
+    leon_soft_walltime: int = 20
+    leon_walltime: int = 300
+    kill_grace: float = 5.0
+    dead_switch_time: int = 0
+    reservation_answer_timeout: float = 30.0
+    client_timeout: float = 30.0
+    node_state_dir: str = ""
+    node_concurrency: int = 4
+    head_concurrency: int = 2
+    prologue: str = ""
+    epilogue: str = ""
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 25
+    mail_sender: str = "oar@localhost"
+    admin_mail: str = ""
+    notify_timeout: float = 10.0
+    flower_address: str = "127.0.0.1"
+    flower_port: int = 5555
+    metrics_port: int = 0
+    visibility_timeout: int = 3600
+
+    @property
+    def database(self) -> str:
+        return self.database_url or f"sqlite:///{Path(self.state_dir) / 'oar.db'}"
+
+    @property
+    def backend(self) -> str:
+        return self.result_backend or self.broker_url
+
+    @property
+    def logs(self) -> Path:
+        return Path(self.log_dir or Path(self.state_dir) / "log")
+
+    @property
+    def node_dir(self) -> Path:
+        return Path(self.node_state_dir or Path(self.state_dir) / "nodes")
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return tuple(label.strip() for label in self.hierarchy_labels.split(",") if label.strip())
+
+    def is_admin(self, user: str) -> bool:
+        return user in ("root", self.admin_user)
+
+    def masked(self) -> dict[str, Any]:
+        """Every setting with passwords in URLs replaced by ``****``."""
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        values["database_url"] = self.database
+        values["result_backend"] = self.backend
+        return {name: mask(value) if isinstance(value, str) else value for name, value in values.items()}
+
+
+def mask(text: str) -> str:
+    """Hide the password of a URL such as ``redis://user:secret@host``."""
+    return _SECRET_IN_URL.sub(r"\1****\3", text)
+
+
+def read_conf_file(path: Path) -> dict[str, str]:
+    """Parse OAR's ``NAME="value"`` file format; comments start with ``#``."""
+    values: dict[str, str] = {}
+    for line in path.read_text().splitlines():
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        match = _LINE.match(line)
+        if match:
+            name, *value = match.groups()
+            values[name] = next(v for v in value if v is not None)
+    return values
+
+
+def _convert(kind: Any, text: str) -> Any:
+    if kind in (bool, "bool"):
+        return text.strip().lower() in ("1", "yes", "true", "on")
+    if kind in (int, "int"):
+        return int(text)
+    if kind in (float, "float"):
+        return float(text)
+    return text
+
+
+def load_settings(environ: dict[str, str] | None = None) -> Settings:
+    """Build the settings from the defaults, the file, then the environment."""
+    env = dict(os.environ if environ is None else environ)
+    state_dir = env.get("OAR_STATE_DIR") or _default_state_dir()
+    candidates = [env.get("OAR_CONFIG_FILE"), str(Path(state_dir) / "oar.conf"), "/etc/oar/oar.conf"]
+    from_file: dict[str, str] = {}
+    for candidate in candidates:
+        if candidate and Path(candidate).is_file():
+            from_file = read_conf_file(Path(candidate))
+            break
+    merged = {**from_file, **env}
+    values: dict[str, Any] = {}
+    for f in fields(Settings):
+        key = "OAR_" + f.name.upper()
+        raw = merged.get(key)
+        secret_file = merged.get(key + "_FILE")
+        if raw is None and secret_file:
+            raw = Path(secret_file).read_text().strip()
+        if raw is not None:
+            values[f.name] = _convert(f.type, raw)
+    return Settings(**values)
+
+
+@lru_cache(maxsize=1)
+def settings() -> Settings:
+    """The process-wide settings, read once."""
+    return load_settings()
+
+
+def current_user() -> str:
+    """The user running this command, from the operating system."""
+    try:
+        import pwd
+
+        return pwd.getpwuid(os.getuid()).pw_name
+    except (KeyError, ImportError):
+        return getpass.getuser()

@@ -1,0 +1,33 @@
+"""Celery tasks, one module per OAR module.
+
+Every message is JSON. Head tasks answer clients with a dict: ``{"error":
+"one line"}`` on refusal, otherwise the fields named below.
+
+Head queue ``oar.head``:
+
+- ``oar.almighty.submit(request)`` → ``{"job_ids": [...]}``; admission and insertion
+  (``tasks/submit.py``). ``request`` keys: ``user, command, resources`` (list of
+  ``-l`` strings), ``name, directory, stdout, stderr, queue, hold, types``
+  (list), ``properties, dependencies`` (list of ids), ``reservation`` (date
+  text), ``notify, checkpoint, signal, array, array_params`` (list of lines),
+  ``project``.
+- ``oar.almighty.notify(messages)``: Almighty messages (``Qsub``, ``Term``, ``Qdel``,
+  ``ChState``, ``Villains``, ``Finaud``, ``Scheduling``) start coordinator cycles.
+- ``oar.control.delete(user, job_ids, signal=None, checkpoint=False)``,
+  ``oar.control.hold(user, job_ids, running=False)``, ``oar.control.resume(user, job_ids)``
+  → ``{"results": {job_id: "one line"}}`` (``tasks/control.py``).
+- ``oar.head.job_running(job_id, host, pid)`` and
+  ``oar.head.job_ended(job_id, host, exit_code, reason, message)``: reports from a
+  node's supervisor (``tasks/reports.py``). ``reason`` is one of ``exited``,
+  ``walltime``, ``killed``, ``prologue_error``, ``epilogue_error``,
+  ``launch_error``, ``user_unknown``.
+
+Node queue ``oar.node.<hostname>`` (``tasks/bipbip.py``, no database access):
+
+- ``oar.node.launch(spec)``: start a job and return at once; refused if this node
+  already launched that job id.
+- ``oar.node.kill(job_id, grace)``, ``oar.node.signal(job_id, signum)``,
+  ``oar.node.suspend(job_id)``, ``oar.node.resume(job_id)``.
+- ``oar.node.ping(token, job_ids)``: the health check that must travel through the
+  node's own queue; answered with ``oar.finaud.answer`` on the head.
+"""

@@ -1,0 +1,105 @@
+"""Services for the tests: a fresh PostgreSQL database and a Redis database of their own.
+
+Each test session creates its own PostgreSQL database and takes a free Redis
+database number (0 is left alone), so that several runs on one machine never
+read each other's messages. ``OAR_TEST_PG`` names the server
+(default ``postgresql://postgres@127.0.0.1:5432``) and ``OAR_TEST_REDIS`` the
+Redis server (default ``redis://127.0.0.1:6379``).
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+PG_SERVER = os.environ.get("OAR_TEST_PG", "postgresql://postgres@127.0.0.1:5432")
+REDIS_SERVER = os.environ.get("OAR_TEST_REDIS", "redis://127.0.0.1:6379")
+LOCK_TTL = 3 * 3600
+
+
+def _take_redis_db() -> tuple[int, str]:
+    import redis
+
+    lock_client = redis.Redis.from_url(f"{REDIS_SERVER}/0")
+    token = uuid.uuid4().hex
+    for number in range(1, 16):
+        if lock_client.set(f"oar-celery-test-db:{number}", token, nx=True, ex=LOCK_TTL):
+            redis.Redis.from_url(f"{REDIS_SERVER}/{number}").flushdb()
+            return number, token
+    raise RuntimeError("no free Redis database for the tests (all of 1..15 are locked)")
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    import redis
+
+    number, token = _take_redis_db()
+    yield f"{REDIS_SERVER}/{number}"
+    lock_client = redis.Redis.from_url(f"{REDIS_SERVER}/0")
+    redis.Redis.from_url(f"{REDIS_SERVER}/{number}").flushdb()
+    if lock_client.get(f"oar-celery-test-db:{number}") == token.encode():
+        lock_client.delete(f"oar-celery-test-db:{number}")
+
+
+def _admin_connection():  # type: ignore[no-untyped-def]
+    import psycopg2
+
+    connection = psycopg2.connect(f"{PG_SERVER}/postgres")
+    connection.autocommit = True
+    return connection
+
+
+def create_pg_database() -> str:
+    """A new empty PostgreSQL database; its URL."""
+    name = f"oar_test_{uuid.uuid4().hex[:12]}"
+    with _admin_connection() as connection, connection.cursor() as cursor:
+        cursor.execute(f'CREATE DATABASE "{name}"')
+    return f"{PG_SERVER.replace('postgresql://', 'postgresql+psycopg2://')}/{name}"
+
+
+def drop_pg_database(url: str) -> None:
+    name = url.rsplit("/", 1)[-1]
+    connection = _admin_connection()
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        connection.close()
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    url = create_pg_database()
+    yield url
+    drop_pg_database(url)
+
+
+@pytest.fixture(scope="session")
+def state_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("oar-state")
+
+
+@pytest.fixture(scope="session")
+def oar_env(pg_url: str, redis_url: str, state_dir: Path) -> dict[str, str]:
+    """The environment every process of the test cluster runs with."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("OAR_")}
+    env.update(
+        OAR_STATE_DIR=str(state_dir),
+        OAR_DATABASE_URL=pg_url,
+        OAR_BROKER_URL=redis_url,
+        OAR_CONFIG_FILE=str(state_dir / "absent.conf"),
+        OAR_LOG_LEVEL="DEBUG",
+        OAR_SCHEDULER_MIN_TIME="0.1",
+        OAR_ALMIGHTY_TICK="1",
+        OAR_SARKO_PERIOD="1",
+        OAR_FINAUD_PERIOD="2",
+        OAR_FINAUD_TIMEOUT="2",
+        OAR_KILL_GRACE="2",
+        OAR_SECURITY_TIME="0",
+        OAR_FLOWER_PORT="0",
+    )
+    return env
