@@ -64,6 +64,7 @@ class Job:
     types: dict[str, str] = field(default_factory=dict)
     dependencies: list[int] = field(default_factory=list)
     reservation_start: int | None = None
+    name: str = ""
 
 
 @dataclass
@@ -77,7 +78,25 @@ class Allocation:
     resource_ids: list[int]
     types: dict[str, str] = field(default_factory=dict)
     user: str = ""
+    queue: str = ""
+    name: str = ""
 
     @property
     def stop(self) -> int:
         return self.start + self.walltime
+
+
+@dataclass
+class SchedulingResult:
+    """What one scheduling round decided.
+
+    ``placements`` holds one :class:`Allocation` per placeable waiting job (its
+    predicted start; ``start == now`` means launch it now), ``unplaceable``
+    maps job ids to the reason they could not be placed, and
+    ``besteffort_to_kill`` lists running besteffort jobs whose resources a job
+    starting now needs.
+    """
+
+    placements: list[Allocation] = field(default_factory=list)
+    unplaceable: dict[int, str] = field(default_factory=dict)
+    besteffort_to_kill: list[int] = field(default_factory=list)

@@ -1,0 +1,275 @@
+"""OAR's meta-scheduler as a pure function: a Gantt chart with conservative backfilling.
+
+:func:`schedule` takes plain objects (see :mod:`.types`) and returns where and
+when every waiting job would run; the head's scheduling task loads them from
+the database and writes the answer back. Nothing here imports Celery or a
+database, so the whole policy is testable and benchmarkable on its own.
+
+A round, as OAR does it:
+
+1. running jobs and accepted reservations go on the Gantt first;
+2. waiting reservations are placed exactly at their start, or refused;
+3. waiting jobs follow in descending queue priority, then FIFO, each at the
+   earliest time its request fits for its whole walltime (+ security time),
+   never moving anything already placed; of several moldable alternatives the
+   one finishing first wins;
+4. besteffort jobs come last: normal jobs ignore them, and running besteffort
+   jobs standing in the way of a job starting now are listed to be killed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from .errors import RequestError
+from .filters import PropertyFilter, compile_filter
+from .gantt import Gantt, TimeshareKey
+from .placement import NOT_ENOUGH, MoldableRequest, ResourceIndex, check_satisfiable
+from .request import parse_moldables, parse_resource_request
+from .types import Allocation, Job, Level, Moldable, Resource, ResourceGroup, SchedulingResult
+from .walltime import parse_walltime
+
+__all__ = [
+    "Allocation",
+    "Job",
+    "Level",
+    "Moldable",
+    "PropertyFilter",
+    "RequestError",
+    "Resource",
+    "ResourceGroup",
+    "SchedulingResult",
+    "check_satisfiable",
+    "compile_filter",
+    "parse_moldables",
+    "parse_resource_request",
+    "parse_walltime",
+    "schedule",
+]
+
+DEFAULT_LABELS = ("resource_id", "network_address", "cpu", "core", "switch", "host")
+
+
+def is_besteffort(types: Mapping[str, str], queue: str = "") -> bool:
+    return "besteffort" in types or queue == "besteffort"
+
+
+def timeshare_key(types: Mapping[str, str], user: str, name: str) -> TimeshareKey | None:
+    """``timesharing=user,*`` shares with the same user's jobs, ``*,*`` with anyone's; ``name`` likewise."""
+    if "timesharing" not in types:
+        return None
+    spec = [part.strip() for part in (types.get("timesharing") or "*,*").split(",")]
+    who = spec[0] if spec and spec[0] else "*"
+    what = spec[1] if len(spec) > 1 and spec[1] else "*"
+    return ("user:" + user if who == "user" else "*", "name:" + name if what == "name" else "*")
+
+
+class _Round:
+    """The state of one scheduling round."""
+
+    def __init__(self, now: int, index: ResourceIndex, security_time: int) -> None:
+        self.now = now
+        self.index = index
+        self.security_time = security_time
+        self.gantt = Gantt(now, index.usable)
+        self.result = SchedulingResult()
+        self.stops: dict[int, int] = {}
+        self.requests: dict[tuple[Moldable, str | None], MoldableRequest | str] = {}
+        #: earliest start already known impossible-before for a request shape (see :meth:`_search`)
+        self.frontier: dict[tuple[Moldable, str | None], int] = {}
+
+    def put(self, allocation: Allocation) -> None:
+        """Put a running job or accepted reservation on the chart."""
+        mask = self.index.mask_of(allocation.resource_ids)
+        stop = allocation.stop + self.security_time
+        # A job past its walltime still holds its resources until it is killed.
+        stop = max(stop, self.now + max(self.security_time, 1))
+        key = timeshare_key(allocation.types, allocation.user, allocation.name)
+        self.gantt.occupy(allocation.start, stop, mask, key)
+        self.stops[allocation.job_id] = allocation.stop
+
+    def request(self, moldable: Moldable, job_filter: str | None) -> MoldableRequest | str:
+        """Compiled request, or the reason it can never be placed."""
+        key = (moldable, job_filter)
+        cached = self.requests.get(key)
+        if cached is None:
+            try:
+                compiled = MoldableRequest(self.index, moldable, job_filter)
+                cached = compiled if compiled.satisfiable() else NOT_ENOUGH
+            except RequestError as error:
+                cached = str(error)
+            self.requests[key] = cached
+        return cached
+
+    def place(self, job: Job, not_before: int) -> Allocation | str:
+        """Place ``job`` at its earliest finish, or say why it cannot be placed."""
+        share = timeshare_key(job.types, job.user, job.name)
+        best: tuple[int, int, Moldable, int] | None = None  # finish, start, moldable, resources
+        reason = NOT_ENOUGH
+        for moldable in job.moldables:
+            if best is not None and not_before + moldable.walltime >= best[0]:
+                continue  # cannot finish earlier than what we have
+            compiled = self.request(moldable, job.properties_filter)
+            if isinstance(compiled, str):
+                reason = compiled
+                continue
+            if job.reservation_start is not None:
+                found = self._at(job.reservation_start, moldable, compiled, share)
+                if found is None:
+                    reason = "the reservation's time window is not available"
+                    continue
+                start, mask = job.reservation_start, found
+            else:
+                start, mask = self._search(not_before, moldable, compiled, job.properties_filter, share)
+            finish = start + moldable.walltime
+            if best is None or finish < best[0]:
+                best = (finish, start, moldable, mask)
+        if best is None:
+            return reason
+        _, start, moldable, mask = best
+        self.gantt.occupy(start, start + moldable.walltime + self.security_time, mask, share)
+        self.stops[job.id] = start + moldable.walltime
+        return Allocation(
+            job_id=job.id,
+            moldable_id=moldable.moldable_id,
+            start=start,
+            walltime=moldable.walltime,
+            resource_ids=self.index.ids_of(mask),
+            types=dict(job.types),
+            user=job.user,
+            queue=job.queue,
+            name=job.name,
+        )
+
+    def _at(
+        self, start: int, moldable: Moldable, compiled: MoldableRequest, share: TimeshareKey | None
+    ) -> int | None:
+        stop = start + moldable.walltime + self.security_time
+        if stop <= self.now:
+            return None
+        avail = self.gantt.window(start, stop, share, within=compiled.universe)
+        return compiled.fit(avail) or None
+
+    def _search(
+        self,
+        not_before: int,
+        moldable: Moldable,
+        compiled: MoldableRequest,
+        job_filter: str | None,
+        share: TimeshareKey | None,
+    ) -> tuple[int, int]:
+        # The chart only fills up during a round, so once a request shape was first found
+        # to fit at time t, an identical request cannot fit earlier: start searching there.
+        # Timesharing jobs are left out: their own placements free resources for each other.
+        key = (moldable, job_filter)
+        use_frontier = share is None and not_before == self.now
+        if use_frontier:
+            not_before = max(not_before, self.frontier.get(key, not_before))
+        start, mask = self.gantt.earliest(
+            not_before,
+            moldable.walltime + self.security_time,
+            compiled.fit,
+            universe=compiled.universe,
+            min_count=compiled.min_count,
+            share=share,
+        )
+        if use_frontier:
+            self.frontier[key] = start
+        return start, mask
+
+
+def _priority_order(jobs: Sequence[Job]) -> list[Job]:
+    return sorted(jobs, key=lambda job: (-job.queue_priority, job.submission_time, job.id))
+
+
+def schedule(
+    now: int,
+    resources: Sequence[Resource],
+    placed: Sequence[Allocation],
+    waiting: Sequence[Job],
+    *,
+    security_time: int = 60,
+    hierarchy_labels: Sequence[str] = DEFAULT_LABELS,
+    resource_order: Sequence[str] = ("resource_id",),
+    columns: Mapping[str, str] | None = None,
+) -> SchedulingResult:
+    """One scheduling round: predicted start and resources of every waiting job.
+
+    ``placed`` are running jobs and accepted reservations; ``waiting`` the jobs
+    to place. Only ``Alive`` resources are used. See the module docstring for
+    the policy.
+    """
+    del hierarchy_labels  # levels were validated when requests were parsed
+    index = ResourceIndex(resources, resource_order=resource_order, columns=columns)
+    round_ = _Round(now, index, security_time)
+    result = round_.result
+    besteffort_running = [a for a in placed if is_besteffort(a.types, a.queue)]
+    for allocation in placed:
+        if not is_besteffort(allocation.types, allocation.queue):
+            round_.put(allocation)
+
+    reservations = sorted(
+        (j for j in waiting if j.reservation_start is not None),
+        key=lambda j: (j.reservation_start, j.submission_time, j.id),
+    )
+    others = [j for j in waiting if j.reservation_start is None]
+    normal = _priority_order([j for j in others if not is_besteffort(j.types, j.queue)])
+    besteffort = _priority_order([j for j in others if is_besteffort(j.types, j.queue)])
+
+    waiting_ids = {job.id for job in waiting}
+    done: set[int] = set()
+    blocked: dict[int, list[Job]] = {}
+
+    def run(job: Job) -> None:
+        """Place ``job`` and then every job that was only waiting for it."""
+        stack = [job]
+        while stack:
+            current = stack.pop()
+            not_before = now
+            pending = None
+            for dep in current.dependencies:
+                if dep in waiting_ids and dep not in done:
+                    pending = dep
+                    break
+                if dep in round_.stops:
+                    not_before = max(not_before, round_.stops[dep])
+                elif dep in result.unplaceable:
+                    pending = -1
+                    break
+            if pending == -1:
+                result.unplaceable[current.id] = "a job it depends on cannot be placed"
+                done.add(current.id)
+            elif pending is not None:
+                blocked.setdefault(pending, []).append(current)
+                continue
+            else:
+                outcome = round_.place(current, not_before)
+                if isinstance(outcome, str):
+                    result.unplaceable[current.id] = outcome
+                else:
+                    result.placements.append(outcome)
+                done.add(current.id)
+            stack.extend(reversed(blocked.pop(current.id, [])))
+
+    for job in reservations:
+        run(job)
+    for job in normal:
+        run(job)
+
+    # Running besteffort jobs in the way of a job that starts now must go.
+    starting_now = 0
+    for allocation in result.placements:
+        if allocation.start <= now:
+            starting_now |= index.mask_of(allocation.resource_ids)
+    for allocation in besteffort_running:
+        if index.mask_of(allocation.resource_ids) & starting_now:
+            result.besteffort_to_kill.append(allocation.job_id)
+        round_.put(allocation)
+    round_.frontier.clear()  # besteffort placements are searched on a fuller chart: still valid, kept simple
+    for job in besteffort:
+        run(job)
+
+    for jobs in blocked.values():
+        for job in jobs:
+            result.unplaceable.setdefault(job.id, "its dependencies form a cycle")
+    return result

@@ -1,0 +1,330 @@
+"""Choosing resources inside one time window: hierarchies, filters, counts.
+
+Resources are numbered 0..n-1 in ``resource_order`` (first fit means lowest
+number) and every set of resources is a Python ``int`` used as a bitset. We
+measured the alternative, :class:`procset.ProcSet`: intersecting two
+fragmented sets of 1,000 resources takes ~300 µs in pure Python against
+~0.03 µs for two ints, and a round does millions of such operations.
+
+A request group such as ``/switch=1/nodes=2/core=4`` is answered on a tree
+built once per (filters, levels) and cached: level ``k`` of the tree groups the
+resources of its parent by the value of property ``k``. Searching walks only
+the *free* resources (lowest set bit first), so its cost follows what is
+free, not the size of the cluster.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from .errors import RequestError
+from .filters import PropertyFilter, columns_of, compile_filter
+from .types import Count, Moldable, Resource, ResourceGroup
+
+ALIVE = frozenset({"Alive"})
+SATISFIABLE_STATES = frozenset({"Alive", "Absent", "Suspected"})
+
+
+def level_value(resource: Resource, name: str) -> object:
+    """The value a resource has at hierarchy level ``name`` (``None``: not in the hierarchy)."""
+    if name == "resource_id":
+        return resource.id
+    if name == "network_address":
+        return resource.network_address
+    value = resource.properties.get(name)
+    if value is None and name == "host":
+        return resource.network_address
+    return value
+
+
+def _sort_key(value: object) -> tuple[int, object]:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return (0, value)
+    return (1, "" if value is None else str(value))
+
+
+def bits(mask: int) -> list[int]:
+    """Indices of the set bits of ``mask``, ascending."""
+    out: list[int] = []
+    if mask.bit_count() > 64:
+        text = bin(mask)[:1:-1]
+        return [i for i, ch in enumerate(text) if ch == "1"]
+    while mask:
+        low = mask & -mask
+        out.append(low.bit_length() - 1)
+        mask ^= low
+    return out
+
+
+def take_first(mask: int, count: int) -> int:
+    """The ``count`` lowest set bits of ``mask`` (caller checked there are enough)."""
+    if count * 4 > mask.bit_length():
+        picked = 0
+        for index in bits(mask)[:count]:
+            picked |= 1 << index
+        return picked
+    picked = 0
+    for _ in range(count):
+        low = mask & -mask
+        picked |= low
+        mask ^= low
+    return picked
+
+
+@dataclass
+class Node:
+    """A tree node: the resources under one value of one level."""
+
+    mask: int
+    children: list[Node] = field(default_factory=list)
+    #: every child holds exactly one resource: picking is a bit operation.
+    singletons: bool = False
+
+
+@dataclass
+class Tree:
+    """The hierarchy of one (universe, levels) pair and, per depth, who owns each resource."""
+
+    root: Node
+    #: owners[depth][index] is the depth-``depth`` node holding resource ``index``.
+    owners: list[dict[int, Node]]
+    #: smallest number of resources one node at each depth can possibly give.
+    min_leaf: int
+
+
+def build_tree(resources: Sequence[Resource], universe: int, names: Sequence[str]) -> Tree:
+    """Group ``universe`` level by level; resources lacking a level's property are left out."""
+    root = Node(0)
+    owners: list[dict[int, Node]] = [{} for _ in names]
+    # nested dicts value -> (node, subdict), filled in index order so children come out in first-fit order
+    top: dict[object, tuple[Node, dict]] = {}
+    for index in bits(universe):
+        resource = resources[index]
+        path = [level_value(resource, name) for name in names]
+        if any(value is None for value in path):
+            continue
+        bit = 1 << index
+        root.mask |= bit
+        parent, table = root, top
+        for depth, value in enumerate(path):
+            entry = table.get(value)
+            if entry is None:
+                entry = (Node(0), {})
+                table[value] = entry
+                parent.children.append(entry[0])
+            node, table = entry
+            node.mask |= bit
+            owners[depth][index] = node
+            parent = node
+    _mark(root, 0, len(names))
+    leaves = list(owners[-1].values()) if names else []
+    min_leaf = min((node.mask.bit_count() for node in leaves), default=1)
+    return Tree(root, owners, min_leaf)
+
+
+def _mark(node: Node, depth: int, height: int) -> None:
+    if depth == height - 1:
+        node.singletons = all(child.mask.bit_count() == 1 for child in node.children)
+        return
+    for child in node.children:
+        _mark(child, depth + 1, height)
+
+
+class GroupRequest:
+    """One group of one moldable, ready to be fitted into free resources."""
+
+    def __init__(self, tree: Tree, counts: Sequence[Count]) -> None:
+        self.tree = tree
+        self.counts = tuple(counts)
+        self.universe = tree.root.mask
+        product = 1
+        for count in self.counts:
+            product *= count if isinstance(count, int) else 1
+        #: fewer free resources than this and the group cannot fit.
+        self.min_count = product * tree.min_leaf
+
+    def fit(self, avail: int) -> int:
+        """Resources (bitset) satisfying the group within ``avail``; 0 if it does not fit."""
+        avail &= self.universe
+        if avail.bit_count() < self.min_count:
+            return 0
+        return self._fit(self.tree.root, 0, avail)
+
+    def _fit(self, node: Node, depth: int, avail: int) -> int:
+        count = self.counts[depth]
+        last = depth == len(self.counts) - 1
+        if last and node.singletons:
+            size = avail.bit_count()
+            if count == "ALL":
+                return avail if size and avail == node.mask else 0
+            if count == "BEST":
+                return avail
+            return take_first(avail, count) if size >= count else 0
+        owners = self.tree.owners[depth]
+        chosen, picked, remaining = 0, 0, avail
+        while remaining:
+            low = remaining & -remaining
+            child = owners[low.bit_length() - 1]
+            remaining &= ~child.mask
+            if last:
+                got = child.mask if avail & child.mask == child.mask else 0
+            else:
+                got = self._fit(child, depth + 1, avail & child.mask)
+            if got:
+                chosen |= got
+                picked += 1
+                if picked == count:
+                    return chosen
+            elif count == "ALL":
+                return 0
+        if count == "ALL":
+            return chosen if picked == len(node.children) else 0
+        if count == "BEST":
+            return chosen
+        return 0
+
+
+class ResourceIndex:
+    """Resources numbered in ``resource_order``, with cached filters, trees and requests."""
+
+    def __init__(
+        self,
+        resources: Sequence[Resource],
+        *,
+        resource_order: Sequence[str] = ("resource_id",),
+        usable_states: Iterable[str] = ALIVE,
+        columns: Mapping[str, str] | None = None,
+    ) -> None:
+        order = tuple(resource_order) or ("resource_id",)
+        self.resources: list[Resource] = sorted(
+            resources, key=lambda r: (*(_sort_key(level_value(r, name)) for name in order), r.id)
+        )
+        self.position: dict[int, int] = {r.id: i for i, r in enumerate(self.resources)}
+        states = frozenset(usable_states)
+        self.usable = 0
+        for index, resource in enumerate(self.resources):
+            if resource.state in states:
+                self.usable |= 1 << index
+        if columns is None:
+            columns = {**columns_of([r.properties for r in self.resources])}
+            columns.update({"resource_id": "int", "network_address": "str", "state": "str"})
+        self.columns: Mapping[str, str] = columns
+        self._props: list[dict[str, object]] | None = None
+        self._filter_masks: dict[str, int] = {}
+        self._trees: dict[tuple[str | None, str | None, tuple[str, ...]], Tree] = {}
+        self._requests: dict[
+            tuple[str | None, str | None, tuple[str, ...], tuple[Count, ...]], GroupRequest
+        ] = {}
+
+    # -- conversions --
+    def mask_of(self, resource_ids: Iterable[int]) -> int:
+        """Bitset of the known resources among ``resource_ids``."""
+        mask = 0
+        position = self.position
+        for rid in resource_ids:
+            index = position.get(rid)
+            if index is not None:
+                mask |= 1 << index
+        return mask
+
+    def ids_of(self, mask: int) -> list[int]:
+        resources = self.resources
+        return [resources[index].id for index in bits(mask)]
+
+    # -- filters --
+    def filter_mask(self, text: str | None) -> int:
+        """Usable resources matching a filter (compiled once per text)."""
+        key = (text or "").strip()
+        mask = self._filter_masks.get(key)
+        if mask is None:
+            if not key:
+                mask = self.usable
+            else:
+                compiled: PropertyFilter = compile_filter(key, self.columns)
+                if self._props is None:
+                    self._props = [
+                        {
+                            **r.properties,
+                            "resource_id": r.id,
+                            "network_address": r.network_address,
+                            "state": r.state,
+                        }
+                        for r in self.resources
+                    ]
+                mask = 0
+                for index in bits(self.usable):
+                    if compiled.matches(self._props[index]):
+                        mask |= 1 << index
+            self._filter_masks[key] = mask
+        return mask
+
+    def group_request(self, job_filter: str | None, group: ResourceGroup) -> GroupRequest:
+        names = tuple(level.name for level in group.levels)
+        counts = tuple(level.count for level in group.levels)
+        key = (job_filter, group.property_filter, names, counts)
+        request = self._requests.get(key)
+        if request is None:
+            if not names:
+                raise RequestError("a resource group has no levels")
+            tree_key = (job_filter, group.property_filter, names)
+            tree = self._trees.get(tree_key)
+            if tree is None:
+                universe = self.filter_mask(job_filter) & self.filter_mask(group.property_filter)
+                tree = self._trees[tree_key] = build_tree(self.resources, universe, names)
+            request = GroupRequest(tree, counts)
+            self._requests[key] = request
+        return request
+
+
+class MoldableRequest:
+    """All groups of one moldable: they must fit at once, on distinct resources."""
+
+    def __init__(self, index: ResourceIndex, moldable: Moldable, job_filter: str | None) -> None:
+        self.moldable = moldable
+        self.groups = [index.group_request(job_filter, group) for group in moldable.groups]
+        self.universe = 0
+        for group in self.groups:
+            self.universe |= group.universe
+        self.min_count = sum(group.min_count for group in self.groups)
+        self.single = self.groups[0] if len(self.groups) == 1 else None
+
+    def fit(self, avail: int) -> int:
+        """Resources for every group within ``avail`` (greedy, group by group); 0 if none."""
+        if self.single is not None:
+            return self.single.fit(avail)
+        total = 0
+        for group in self.groups:
+            got = group.fit(avail)
+            if not got:
+                return 0
+            total |= got
+            avail &= ~got
+        return total
+
+    def satisfiable(self) -> bool:
+        """Would it fit if every usable resource were free?"""
+        return bool(self.fit(self.universe))
+
+
+NOT_ENOUGH = "There are not enough resources for your request"
+
+
+def check_satisfiable(
+    moldables: Sequence[Moldable],
+    resources: Sequence[Resource],
+    properties_filter: str | None,
+    *,
+    columns: Mapping[str, str] | None = None,
+    hierarchy_labels: Sequence[str] = (),
+) -> str | None:
+    """``None`` if some alternative fits the cluster when empty (not counting Dead resources).
+
+    A filter that does not compile raises :class:`RequestError`.
+    """
+    del hierarchy_labels  # levels were validated when the request was parsed
+    index = ResourceIndex(resources, usable_states=SATISFIABLE_STATES, columns=columns)
+    for moldable in moldables:
+        if MoldableRequest(index, moldable, properties_filter).satisfiable():
+            return None
+    return NOT_ENOUGH
