@@ -282,7 +282,10 @@ class MoldableRequest:
 
     def __init__(self, index: ResourceIndex, moldable: Moldable, job_filter: str | None) -> None:
         self.moldable = moldable
-        self.groups = [index.group_request(job_filter, group) for group in moldable.groups]
+        groups = [index.group_request(job_filter, group) for group in moldable.groups]
+        # Groups are fitted greedily one after the other; the most constrained go first so
+        # that a wide group does not take the only resources a filtered group could use.
+        self.groups = sorted(groups, key=lambda group: group.universe.bit_count())
         self.universe = 0
         for group in self.groups:
             self.universe |= group.universe
