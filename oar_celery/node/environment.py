@@ -1,0 +1,94 @@
+"""Who a job runs as and the environment it sees.
+
+A job never inherits the worker's environment (which may hold broker or
+database credentials): it gets a minimal login-like environment built from the
+user's passwd entry, the ``OAR_*`` variables OAR documents, and the variables
+the head computed for it.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+#: Shells that refuse to run commands; an emulated node falls back to /bin/sh.
+_NO_LOGIN = ("nologin", "false")
+_PATH = "/usr/local/bin:/usr/bin:/bin"
+_ROOT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+@dataclass(frozen=True)
+class Account:
+    """The identity a job runs under."""
+
+    name: str
+    uid: int
+    gid: int
+    groups: tuple[int, ...]
+    home: str
+    shell: str
+
+
+def lookup_account(user: str) -> Account | None:
+    """The passwd entry of ``user`` on this node, or None if the node does not know it."""
+    try:
+        entry = pwd.getpwnam(user)
+    except KeyError:
+        return None
+    try:
+        groups = tuple(os.getgrouplist(entry.pw_name, entry.pw_gid))
+    except OSError:
+        groups = (entry.pw_gid,)
+    shell = entry.pw_shell
+    if not shell or Path(shell).name in _NO_LOGIN or not os.access(shell, os.X_OK):
+        shell = "/bin/sh"
+    return Account(entry.pw_name, entry.pw_uid, entry.pw_gid, groups, entry.pw_dir or "/", shell)
+
+
+def format_walltime(seconds: int) -> str:
+    """OAR's ``H:MM:SS`` form of a duration."""
+    seconds = int(seconds)
+    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
+def _text(value: Any, default: Any = "") -> str:
+    return str(default if value is None else value)
+
+
+def job_environment(spec: dict[str, Any], account: Account, nodefile: Path) -> dict[str, str]:
+    """The complete environment of the job's shell (and of prologue and epilogue)."""
+    job_id = spec["job_id"]
+    directory = spec["directory"]
+    walltime = int(spec.get("walltime") or 0)
+    env = {
+        "HOME": account.home,
+        "USER": account.name,
+        "LOGNAME": account.name,
+        "SHELL": account.shell,
+        "PATH": _ROOT_PATH if account.uid == 0 else _PATH,
+    }
+    for name in ("LANG", "TZ"):
+        if name in os.environ:
+            env[name] = os.environ[name]
+    for name in ("OAR_JOB_ID", "OAR_JOBID"):
+        env[name] = str(job_id)
+    for name in ("OAR_NODEFILE", "OAR_NODE_FILE", "OAR_FILE_NODES", "OAR_RESOURCE_FILE"):
+        env[name] = str(nodefile)
+    for name in ("OAR_WORKDIR", "OAR_WORKING_DIRECTORY", "OAR_O_WORKDIR"):
+        env[name] = directory
+    env.update(
+        OAR_JOB_NAME=_text(spec.get("name")),
+        OAR_JOB_WALLTIME=format_walltime(walltime),
+        OAR_JOB_WALLTIME_SECONDS=str(walltime),
+        OAR_USER=account.name,
+        OAR_ARRAY_ID=_text(spec.get("array_id"), job_id),
+        OAR_ARRAY_INDEX=_text(spec.get("array_index"), 1),
+        OAR_PROJECT_NAME=_text(spec.get("project"), "default"),
+        OAR_STDOUT=_text(spec.get("stdout")),
+        OAR_STDERR=_text(spec.get("stderr")),
+    )
+    env.update({str(key): _text(value) for key, value in (spec.get("env") or {}).items()})
+    return env

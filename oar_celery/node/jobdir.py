@@ -1,0 +1,151 @@
+"""A job's directory on its node: the launch guard and the node's only memory.
+
+``os.mkdir`` of ``<node_dir>/<host>/jobs/<job_id>`` is atomic, so creating it is
+how a node promises to launch a job at most once, even across worker restarts
+and redelivered messages. Everything the node knows about a job is a file in
+that directory, so that a restarted worker, a second worker on the same host
+or a kill task handled by another thread can all read it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+
+def jobs_root(node_dir: Path, host: str) -> Path:
+    """Where the job directories of ``host`` live."""
+    return Path(node_dir) / host / "jobs"
+
+
+def all_jobs(node_dir: Path, host: str) -> Iterator[JobDir]:
+    """Every job directory of ``host``, in job id order."""
+    root = jobs_root(node_dir, host)
+    if not root.is_dir():
+        return
+    for entry in sorted(root.iterdir(), key=lambda p: (len(p.name), p.name)):
+        if entry.name.isdigit() and entry.is_dir():
+            yield JobDir(root, int(entry.name))
+
+
+class JobDir:
+    """The files recorded for one job: ``spec.json``, ``pid``, ``status.json``, ..."""
+
+    def __init__(self, root: Path, job_id: int) -> None:
+        self.job_id = int(job_id)
+        self.path = Path(root) / str(self.job_id)
+
+    @classmethod
+    def of(cls, node_dir: Path, host: str, job_id: int) -> JobDir:
+        return cls(jobs_root(node_dir, host), job_id)
+
+    def create(self) -> bool:
+        """Claim the job for this node; False if it was already claimed."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.mkdir(self.path, 0o755)
+        except FileExistsError:
+            return False
+        return True
+
+    def exists(self) -> bool:
+        return self.path.is_dir()
+
+    # Files are written to a temporary name then renamed, so a reader never
+    # sees half a file, even if the worker dies mid-write.
+    def write(self, name: str, text: str, mode: int = 0o644) -> Path:
+        target = self.path / name
+        temporary = self.path / f".{name}.tmp"
+        with open(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode), "w") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, target)
+        return target
+
+    def read(self, name: str) -> str | None:
+        try:
+            return (self.path / name).read_text()
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+
+    def write_json(self, name: str, data: Any, mode: int = 0o644) -> Path:
+        return self.write(name, json.dumps(data, indent=1, sort_keys=True) + "\n", mode)
+
+    def read_json(self, name: str) -> Any:
+        text = self.read(name)
+        if text is None:
+            return None
+        try:
+            return json.loads(text)
+        except ValueError:
+            return None
+
+    @property
+    def nodefile(self) -> Path:
+        return self.path / "nodefile"
+
+    @property
+    def launch_errors(self) -> Path:
+        """What the launch wrapper said before the job's own shell took over."""
+        return self.path / "launch.err"
+
+    @property
+    def spec(self) -> dict[str, Any] | None:
+        return self.read_json("spec.json")
+
+    @property
+    def pid(self) -> int | None:
+        """The job's process group id, once it has started."""
+        text = self.read("pid")
+        return int(text) if text and text.strip().isdigit() else None
+
+    @property
+    def status(self) -> dict[str, Any] | None:
+        """The final status, once the job has ended on this node."""
+        return self.read_json("status.json")
+
+    @property
+    def owner(self) -> int | None:
+        """The pid of the worker process whose supervisor watches the job."""
+        text = self.read("owner")
+        return int(text) if text and text.strip().isdigit() else None
+
+    def request_kill(self, grace: float, signalled: bool) -> None:
+        """Record a kill request: the supervisor escalates to SIGKILL after ``grace``.
+
+        ``signalled`` says whether the group already got its SIGTERM; if not
+        (the job had not started yet), the supervisor sends it.
+        """
+        if self.read_json("kill.json") is None:
+            self.write_json("kill.json", {"time": time.time(), "grace": float(grace), "signalled": signalled})
+
+    @property
+    def kill_request(self) -> dict[str, float] | None:
+        return self.read_json("kill.json")
+
+    def mark_suspended(self) -> None:
+        if self.read("suspended") is None:
+            self.write("suspended", repr(time.time()))
+
+    def mark_resumed(self) -> None:
+        since = self.read("suspended")
+        if since is None:
+            return
+        total = self.suspended_seconds()
+        self.write("suspended_total", repr(total))
+        with contextlib.suppress(FileNotFoundError):
+            (self.path / "suspended").unlink()
+
+    def suspended_seconds(self) -> float:
+        """How long the job has been stopped, which pushes its walltime back."""
+        total = float(self.read("suspended_total") or 0.0)
+        since = self.read("suspended")
+        if since is not None:
+            total += max(0.0, time.time() - float(since))
+        return total

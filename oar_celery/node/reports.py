@@ -1,0 +1,98 @@
+"""Reports from the node to the head, which must never be dropped.
+
+The head's state only moves when it hears from the node, so a report that
+cannot be sent (broker down, network cut) is retried by a background thread
+with a growing delay until it goes through. The final status is written to
+the job directory before the end report is sent, so a head that still missed
+it gets it again from a ping answer or a duplicate launch.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+from celery import Celery
+
+from oar_celery.celery_app import HEAD_QUEUE
+from oar_celery.node.jobdir import JobDir
+
+logger = logging.getLogger(__name__)
+
+MAX_DELAY = 60.0
+
+
+def send(app: Celery, task: str, kwargs: dict[str, Any]) -> None:
+    """Send ``task`` to the head now, or keep retrying in the background."""
+    if _try_send(app, task, kwargs):
+        return
+    threading.Thread(target=_retry, args=(app, task, kwargs), name=f"oar-report-{task}", daemon=True).start()
+
+
+def _try_send(app: Celery, task: str, kwargs: dict[str, Any]) -> bool:
+    try:
+        app.send_task(task, kwargs=kwargs, queue=HEAD_QUEUE)
+    except Exception as error:  # noqa: BLE001 - any failure means "try again later"
+        logger.warning("could not send %s %s: %s", task, kwargs, error)
+        return False
+    logger.info("sent %s %s", task, kwargs)
+    return True
+
+
+def _retry(app: Celery, task: str, kwargs: dict[str, Any]) -> None:
+    delay = 1.0
+    while True:
+        time.sleep(delay)
+        if _try_send(app, task, kwargs):
+            return
+        delay = min(delay * 2, MAX_DELAY)
+
+
+def job_running(app: Celery, host: str, job_id: int, pid: int) -> None:
+    send(app, "oar.head.job_running", {"job_id": job_id, "host": host, "pid": pid})
+
+
+def job_ended(
+    app: Celery,
+    job: JobDir,
+    host: str,
+    exit_code: int | None,
+    reason: str,
+    message: str,
+    **times: float | None,
+) -> dict[str, Any]:
+    """Record the final status in the job directory, then tell the head."""
+    status = {"exit_code": exit_code, "reason": reason, "message": message, "ended_at": time.time(), **times}
+    job.write_json("status.json", status)
+    logger.info("job %s ended on %s: %s (%s) %s", job.job_id, host, reason, exit_code, message)
+    resend_end(app, job, host, status)
+    return status
+
+
+def resend_end(app: Celery, job: JobDir, host: str, status: dict[str, Any]) -> None:
+    send(
+        app,
+        "oar.head.job_ended",
+        {
+            "job_id": job.job_id,
+            "host": host,
+            "exit_code": status.get("exit_code"),
+            "reason": status.get("reason", "exited"),
+            "message": status.get("message", ""),
+        },
+    )
+
+
+def resend_last(app: Celery, job: JobDir, host: str) -> str:
+    """Re-send the last report the head should have had for ``job``; what was sent."""
+    status = job.status
+    if status is not None:
+        resend_end(app, job, host, status)
+        return "job_ended"
+    pid = job.pid
+    if pid is not None:
+        job_running(app, host, job.job_id, pid)
+        return "job_running"
+    return "nothing"

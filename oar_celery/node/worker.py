@@ -1,0 +1,51 @@
+"""How a node worker is started, for the admin CLI (``oar-celery worker node``).
+
+The options are the design's, not tuning: a thread pool (jobs are threads
+watching processes, tasks are short), prefetch one with the fair strategy so a
+busy worker never holds messages, and only the node's own queue. Gossip and
+mingle are off: with hundreds of nodes their broadcasts cost the broker much
+and give a node nothing (it shares no state with its peers).
+"""
+
+from __future__ import annotations
+
+import sys
+import uuid
+
+from oar_celery.celery_app import NODE_TASK_MODULES, node_queue
+from oar_celery.config import Settings
+
+
+def node_worker_argv(hostname: str, config: Settings) -> list[str]:
+    """The full command line of the worker serving node ``hostname``."""
+    return [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "oar_celery.celery_app:app",
+        "worker",
+        "-Q",
+        node_queue(hostname),
+        "-n",
+        f"node@{hostname}-{uuid.uuid4().hex[:8]}",
+        "--pool",
+        "threads",
+        "--concurrency",
+        str(config.node_concurrency),
+        "--prefetch-multiplier",
+        "1",
+        "-O",
+        "fair",
+        "-I",
+        ",".join(NODE_TASK_MODULES),
+        "--loglevel",
+        config.log_level,
+        "--without-gossip",
+        "--without-mingle",
+    ]
+
+
+def node_worker_env(hostname: str) -> dict[str, str]:
+    """The variables to add to the worker's environment: which node it emulates."""
+    return {"OAR_NODE_HOSTNAME": hostname}

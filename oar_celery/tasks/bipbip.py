@@ -1,0 +1,131 @@
+"""Node tasks (OAR's bipbip), consumed from ``oar.node.<host>``; no database access.
+
+Every task returns at once: the job itself is watched by a supervisor thread
+(``oar_celery.node.supervisor``), so no task stays unacknowledged while a job
+runs. Kill, signal, suspend and resume act on the job's process group, whose
+id the job directory records.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+from typing import Any
+
+from celery.signals import worker_init, worker_ready
+
+from oar_celery.celery_app import HEAD_QUEUE, app
+from oar_celery.config import settings
+from oar_celery.node import node_hostname, process, recovery, reports
+from oar_celery.node.jobdir import JobDir
+from oar_celery.node.supervisor import Supervisor
+
+logger = logging.getLogger(__name__)
+
+REQUIRED = ("job_id", "user", "command")
+
+
+def _job(job_id: int) -> JobDir:
+    return JobDir.of(settings().node_dir, node_hostname(), int(job_id))
+
+
+@app.task(name="oar.node.launch")
+def launch(spec: dict[str, Any]) -> dict[str, Any]:
+    """Claim the job's directory and start its supervisor; refuse a second launch."""
+    host = node_hostname()
+    if not isinstance(spec, dict) or any(spec.get(key) in (None, "") for key in REQUIRED):
+        logger.error("launch on %s refused: incomplete spec %r", host, spec)
+        return {"error": f"incomplete launch spec: needs {', '.join(REQUIRED)}"}
+    job = _job(spec["job_id"])
+    if not job.create():
+        sent = reports.resend_last(app, job, host)
+        logger.warning("job %s was already launched on %s: refused (re-sent %s)", job.job_id, host, sent)
+        return {"job_id": job.job_id, "error": "already launched on this node", "resent": sent}
+    job.write("owner", str(os.getpid()))
+    job.write_json("spec.json", spec, mode=0o600)
+    Supervisor(app, settings(), host, job, dict(spec)).start()
+    logger.info("job %s launched on %s", job.job_id, host)
+    return {"job_id": job.job_id, "launched": True}
+
+
+@app.task(name="oar.node.kill")
+def kill(job_id: int, grace: float | None = None) -> dict[str, Any]:
+    """SIGTERM the job's group; its supervisor sends SIGKILL after ``grace`` seconds."""
+    job = _job(job_id)
+    if not job.exists() or job.status is not None:
+        state = "unknown" if not job.exists() else "finished"
+        logger.info("kill of job %s on %s: job %s", job_id, node_hostname(), state)
+        return {"job_id": job.job_id, "killed": False, "state": state}
+    pgid = job.pid
+    job.request_kill(settings().kill_grace if grace is None else float(grace), signalled=pgid is not None)
+    if pgid is not None:
+        process.terminate_group(pgid)
+    logger.info("job %s on %s: kill requested", job_id, node_hostname())
+    return {"job_id": job.job_id, "killed": True}
+
+
+def _signal(job_id: int, signum: int) -> dict[str, Any]:
+    job = _job(job_id)
+    pgid = job.pid
+    if pgid is None or job.status is not None:
+        return {"job_id": job.job_id, "signalled": False, "state": "finished" if job.status else "unknown"}
+    return {"job_id": job.job_id, "signalled": process.signal_group(pgid, signum)}
+
+
+@app.task(name="oar.node.signal")
+def signal_job(job_id: int, signum: int | str) -> dict[str, Any]:
+    """Send a signal (number or name) to the job's process group."""
+    return _signal(job_id, process.signal_number(signum))
+
+
+@app.task(name="oar.node.suspend")
+def suspend(job_id: int) -> dict[str, Any]:
+    """Stop the job's group; the backstop walltime clock stops with it."""
+    answer = _signal(job_id, signal.SIGSTOP)
+    if answer["signalled"]:
+        _job(job_id).mark_suspended()
+    return answer
+
+
+@app.task(name="oar.node.resume")
+def resume(job_id: int) -> dict[str, Any]:
+    answer = _signal(job_id, signal.SIGCONT)
+    if answer["signalled"]:
+        _job(job_id).mark_resumed()
+    return answer
+
+
+def job_states(job_ids: list[int]) -> dict[str, Any]:
+    """``running``, ``unknown`` or the final status of each job, by job id (text, as JSON keys)."""
+    states: dict[str, Any] = {}
+    for job_id in job_ids:
+        job = _job(job_id)
+        states[str(job.job_id)] = job.status or ("running" if job.exists() else "unknown")
+    return states
+
+
+@app.task(name="oar.node.ping")
+def ping(token: str, job_ids: list[int] | None = None) -> dict[str, Any]:
+    """Finaud's health check: it proves this node's queue is consumed, and carries job states."""
+    jobs = job_states(job_ids or [])
+    app.send_task(
+        "oar.finaud.answer", kwargs={"host": node_hostname(), "token": token, "jobs": jobs}, queue=HEAD_QUEUE
+    )
+    return jobs
+
+
+@worker_init.connect
+def _setup_logging(**_: Any) -> None:
+    """Give a node worker's own loggers a handler (the root logger is not Celery's to set)."""
+    if "OAR_NODE_HOSTNAME" in os.environ and not logging.getLogger().handlers:
+        logging.basicConfig(
+            level=settings().log_level.upper(),
+            format="[%(asctime)s: %(levelname)s/%(threadName)s] %(name)s: %(message)s",
+        )
+
+
+@worker_ready.connect
+def _recover_orphans(**_: Any) -> None:
+    if "OAR_NODE_HOSTNAME" in os.environ:
+        recovery.recover(app, settings(), node_hostname())
