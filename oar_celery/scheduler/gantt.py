@@ -99,17 +99,19 @@ class Gantt:
         """
         starts = self.starts
         n = len(starts)
+        # Timesharing jobs see their key's shared resources as free: build that view once.
+        frees = self.frees if share is None else [self._available(k, share) for k in range(n)]
         k = bisect_right(starts, max(not_before, self.origin)) - 1
         while k < n:
             start = starts[k] if starts[k] > not_before else not_before
             stop = start + duration
-            avail = self._available(k, share) & universe
+            avail = frees[k] & universe
             if avail.bit_count() < min_count:
                 k += 1
                 continue
             j = k + 1
             while j < n and starts[j] < stop:
-                avail &= self._available(j, share)
+                avail &= frees[j]
                 if avail.bit_count() < min_count:
                     break
                 j += 1
@@ -119,9 +121,19 @@ class Gantt:
                     return start, got
                 k += 1
                 continue
-            # Slot j alone lacks resources: no window that contains it can fit.
-            if (self._available(j, share) & universe).bit_count() < min_count:
+            # Too few resources are free through slots k..j. Walk back from j to the first
+            # slot m from which slots m..j still leave enough: every window starting before m
+            # and reaching j lacks resources, so the search resumes at m (or after j).
+            back = frees[j] & universe
+            if back.bit_count() < min_count:
                 k = j + 1
-            else:
-                k += 1
+                continue
+            m = j
+            while m - 1 > k:
+                narrower = back & frees[m - 1]
+                if narrower.bit_count() < min_count:
+                    break
+                back = narrower
+                m -= 1
+            k = m if m > k else k + 1
         raise RuntimeError("request does not fit even on an empty Gantt")  # checked by the caller

@@ -1,0 +1,1 @@
+"""Benchmarks of oar-celery's parts (run as ``python -m bench.<name>``)."""
