@@ -187,6 +187,8 @@ class Supervisor(threading.Thread):
                 process.signal_group(pgid, signal.SIGKILL)
                 hard_kill_at = None
             time.sleep(POLL)
+        if reason == "exited" and self.job.kill_request is not None:
+            reason = "killed"  # the job died of the kill before the loop saw the request
         return reason
 
     def _outcome(self, reason: str, code: int) -> tuple[str, str]:
