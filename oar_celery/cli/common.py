@@ -1,0 +1,156 @@
+"""What every user command shares: argument errors, failure lines, exit codes.
+
+The commands promise one line on stderr and a meaningful exit status, never a
+traceback: 1 when the request failed, 2 when the command line is wrong (as
+argparse does), 130 on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal as signals
+import sys
+from collections.abc import Callable, Sequence
+from typing import NoReturn
+
+from oar_celery.client.errors import ClientError
+
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+class UsageError(Exception):
+    """A wrong command line, reported as one line with exit status 2.
+
+    ``hint`` adds "see --help": worth it for argparse's own complaints, noise
+    for a precise one such as a missing directory.
+    """
+
+    def __init__(self, message: str, *, hint: bool = False) -> None:
+        super().__init__(message)
+        self.hint = hint
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse that raises :class:`UsageError` instead of printing the usage block."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(message, hint=True)
+
+
+def parser(prog: str, description: str, *, help_option: str = "-h") -> Parser:
+    """A parser whose help option is ``help_option`` (oarsub and oarnodesetting use ``-h`` otherwise)."""
+    result = Parser(prog=prog, description=description, add_help=False)
+    flags = ["--help"] if help_option == "--help" else [help_option, "--help"]
+    result.add_argument(*flags, action="help", help="show this help and exit")
+    return result
+
+
+def error_line(command: str, message: object) -> None:
+    """Print ``<command>: error: <message>`` on one line of stderr."""
+    text = " ".join(str(message).split()) or "unknown error"
+    print(f"{command}: error: {text}", file=sys.stderr)
+
+
+def positive_int(text: str) -> int:
+    """argparse type for ids and counts."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid number {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be a positive number")
+    return value
+
+
+def signal_number(text: str) -> int:
+    """``--signal`` as a number: ``12``, ``USR2`` or ``SIGUSR2``."""
+    if text.isdigit():
+        number = int(text)
+    else:
+        name = text.upper() if text.upper().startswith("SIG") else "SIG" + text.upper()
+        member = signals.Signals.__members__.get(name)
+        if member is None:
+            raise UsageError(f"unknown signal {text!r}")
+        number = int(member)
+    if not 1 <= number <= 64:
+        raise UsageError(f"bad signal number {text!r}")
+    return number
+
+
+def run(command: str, body: Callable[[list[str]], int], argv: Sequence[str] | None) -> int:
+    """Run a command's body and turn every failure into an exit status and one line."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        return body(args)
+    except UsageError as exc:
+        error_line(command, f"{exc} (see {command} --help)" if exc.hint else exc)
+        return EXIT_USAGE
+    except SystemExit as exc:  # --help, or a body that exits on purpose
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else EXIT_FAILURE)
+    except KeyboardInterrupt:
+        error_line(command, "interrupted")
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        _silence_stdout()
+        return EXIT_FAILURE
+    except (ClientError, OSError) as exc:
+        error_line(command, exc)
+        return EXIT_FAILURE
+    except Exception as exc:
+        error_line(command, describe(exc))
+        return EXIT_FAILURE
+
+
+def describe(exc: Exception) -> str:
+    """One line for an error the command did not foresee (user input, database, bug)."""
+    from oar_celery.scheduler.errors import RequestError
+
+    if isinstance(exc, RequestError):
+        return str(exc)
+    if _is_database_error(exc):
+        from oar_celery.client.errors import reason
+        from oar_celery.client.queries import database_text
+
+        return f"cannot reach the database at {database_text()} ({reason(exc)})"
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+
+
+def _is_database_error(exc: Exception) -> bool:
+    module = sys.modules.get("sqlalchemy.exc")
+    return module is not None and isinstance(exc, module.SQLAlchemyError)
+
+
+def _silence_stdout() -> None:
+    """After ``oarstat | head`` closed the pipe, keep Python quiet at exit."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+
+
+def emit(text: str) -> None:
+    """Print a block of output, if there is any."""
+    if text:
+        print(text)
+
+
+def print_outcome(outcome: dict[int, str], failed: set[int]) -> int:
+    """Print the head's line for each job (failures on stderr); 1 if any job failed."""
+    for job_id, line in outcome.items():
+        print(line, file=sys.stderr if job_id in failed else sys.stdout)
+    return EXIT_FAILURE if failed else 0
+
+
+def array_jobs(array_id: int) -> list[int]:
+    """The unfinished jobs of an array (``--array ID``), read from the database."""
+    from oar_celery.client import api
+
+    ids = [job["id"] for job in api.jobs(array_id=array_id, current_only=True)]
+    if not ids:
+        raise ClientError(f"array {array_id} has no unfinished job")
+    return ids

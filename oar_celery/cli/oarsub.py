@@ -1,0 +1,230 @@
+"""oarsub: submit a batch job, as OAR's oarsub does.
+
+Everything that can be checked without the cluster is checked here, with the
+scheduler's own parsers, so that a typo costs no round trip; the head checks
+again (admission rules, queues, resources that exist). ``-h`` is ``--hold``
+as in OAR, so help is ``--help`` only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import re
+import shlex
+import sys
+from pathlib import Path
+from typing import Any
+
+from oar_celery.cli.common import (
+    EXIT_FAILURE,
+    Parser,
+    UsageError,
+    error_line,
+    parser,
+    positive_int,
+    run,
+    signal_number,
+)
+
+COMMAND = "oarsub"
+_NOTIFY = re.compile(r"^(\[[A-Za-z_, ]*\])?(mail|exec):\S")
+_DATE = re.compile(r"^\s*(\d{4})-(\d{1,2})-(\d{1,2})(?:\s+(\d{1,2})(?::(\d{1,2})(?::(\d{1,2}))?)?)?\s*$")
+
+
+def build_parser() -> Parser:
+    p = parser(COMMAND, "Submit a batch job to OAR.", help_option="--help")
+    add = p.add_argument
+    add(
+        "-l",
+        "--resource",
+        action="append",
+        default=[],
+        metavar="RES",
+        help="resources, e.g. /nodes=2/core=4,walltime=1:00:00 (one per moldable)",
+    )
+    add("-n", "--name", help="job name")
+    add("-d", "--directory", help="working directory (default: the current one)")
+    add("-O", "--stdout", help="stdout file (%%jobid%% is replaced)")
+    add("-E", "--stderr", help="stderr file (%%jobid%% is replaced)")
+    add("-q", "--queue", help="queue")
+    add("-h", "--hold", action="store_true", help="submit the job in the Hold state")
+    add("-p", "--property", dest="properties", help="property filter, e.g. \"mem > 64 AND switch = 'sw1'\"")
+    add("-t", "--type", dest="types", action="append", default=[], help="job type (repeatable)")
+    add(
+        "-a",
+        "--anterior",
+        dest="dependencies",
+        action="append",
+        type=positive_int,
+        default=[],
+        metavar="JOBID",
+        help="run after this job (repeatable)",
+    )
+    add("-r", "--reservation", metavar="DATE", help='advance reservation "YYYY-MM-DD HH:MM:SS"')
+    add("--notify", help='"[TAGS]mail:address" or "[TAGS]exec:/path/script"')
+    add(
+        "--checkpoint", type=int, metavar="S", help="send the checkpoint signal S seconds before the walltime"
+    )
+    add("--signal", metavar="N", help="checkpoint signal (number or name, default 12)")
+    add("--array", type=positive_int, metavar="N", help="submit an array of N jobs")
+    add("--array-param-file", metavar="FILE", help="one array job per line, the line appended to the command")
+    add("--project", help="project")
+    add("-I", "--interactive", action="store_true", help=argparse.SUPPRESS)
+    add("-C", "--connect", metavar="JOBID", help=argparse.SUPPRESS)
+    add("command", nargs="*", help="the command (quote it with its arguments)")
+    return p
+
+
+# ------------------------------------------------------------------------ validation
+
+
+def command_text(words: list[str]) -> str:
+    """The job's command: one quoted argument as is, several joined shell-safely."""
+    if len(words) == 1:
+        return words[0].strip()
+    return shlex.join(words).strip() if words else ""
+
+
+def check_resources(options: list[str]) -> None:
+    """Parse every ``-l`` with the scheduler's parser; raise its RequestError."""
+    from oar_celery.config import settings
+    from oar_celery.scheduler.request import parse_moldables
+
+    config = settings()
+    parse_moldables(options, default_walltime=config.default_walltime, hierarchy_labels=config.labels)
+
+
+def check_properties(text: str) -> None:
+    """Check the syntax of a ``-p`` filter (column names are checked by the head)."""
+    from oar_celery.scheduler.errors import RequestError
+    from oar_celery.scheduler.filters import compile_filter
+
+    if not text.strip():
+        raise RequestError("empty property filter (-p)")
+    compile_filter(text, None)
+
+
+def reservation_date(text: str) -> str:
+    """OAR's ``-r`` date, normalized to ``YYYY-MM-DD HH:MM:SS``."""
+    match = _DATE.match(text)
+    if not match:
+        raise UsageError(f'bad reservation date {text!r}: expected "YYYY-MM-DD HH:MM:SS"')
+    numbers = [int(part) if part else 0 for part in match.groups()]
+    try:
+        moment = datetime.datetime(*numbers)  # type: ignore[arg-type]
+    except ValueError as exc:
+        raise UsageError(f"bad reservation date {text!r}: {exc}") from None
+    return moment.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def working_directory(text: str | None) -> str:
+    """``-d`` made absolute against the current directory; it must exist."""
+    path = Path(text).expanduser() if text else Path.cwd()
+    path = path if path.is_absolute() else Path.cwd() / path
+    if not path.is_dir():
+        raise UsageError(f"directory {str(path)!r} does not exist")
+    return os.path.normpath(str(path))
+
+
+def array_params(path: str) -> list[str]:
+    """The parameter lines of ``--array-param-file`` (blank lines and ``#`` comments skipped)."""
+    try:
+        lines = Path(path).read_text().splitlines()
+    except OSError as exc:
+        raise UsageError(f"cannot read the array parameter file {path!r} ({exc.strerror or exc})") from None
+    params = [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
+    if not params:
+        raise UsageError(f"the array parameter file {path!r} has no parameter line")
+    return params
+
+
+def build_request(args: argparse.Namespace) -> dict[str, Any]:
+    """Check the parsed options and turn them into the head's request dict."""
+    if args.interactive or args.connect:
+        raise UsageError("interactive jobs are not supported")
+    command = command_text(args.command)
+    if not command:
+        raise UsageError("a command is required (interactive jobs are not supported)")
+    check_resources(args.resource)
+    if args.properties is not None:
+        check_properties(args.properties)
+    if any(not t.strip() for t in args.types):
+        raise UsageError("empty job type (-t)")
+    if args.notify is not None and not _NOTIFY.match(args.notify):
+        raise UsageError(f'bad --notify {args.notify!r}: expected "mail:address" or "exec:/path/script"')
+    if args.checkpoint is not None and args.checkpoint < 0:
+        raise UsageError("--checkpoint must be a number of seconds >= 0")
+    params = array_params(args.array_param_file) if args.array_param_file else None
+    if params and args.array and args.array != len(params):
+        raise UsageError(f"--array {args.array} but the parameter file has {len(params)} lines")
+    if args.reservation and (args.array or params):
+        raise UsageError("an array job cannot be a reservation")
+    return {
+        "command": command,
+        "resources": list(args.resource),
+        "name": args.name,
+        "directory": working_directory(args.directory),
+        "stdout": args.stdout,
+        "stderr": args.stderr,
+        "queue": args.queue,
+        "hold": bool(args.hold),
+        "types": [t.strip() for t in args.types],
+        "properties": args.properties,
+        "dependencies": list(args.dependencies),
+        "reservation": reservation_date(args.reservation) if args.reservation else None,
+        "notify": args.notify,
+        "checkpoint": args.checkpoint or 0,
+        "signal": signal_number(args.signal) if args.signal else None,
+        "array": len(params) if params else args.array,
+        "array_params": params,
+        "project": args.project,
+    }
+
+
+# ----------------------------------------------------------------------------- output
+
+
+def job_id_lines(job_ids: list[int], *, array: bool) -> list[str]:
+    """``OAR_JOB_ID=<id>`` per job, then ``OAR_ARRAY_ID=<first id>`` for an array."""
+    lines = [f"OAR_JOB_ID={job_id}" for job_id in job_ids]
+    if array:
+        lines.append(f"OAR_ARRAY_ID={job_ids[0]}")
+    return lines
+
+
+def reservation_lines(answer: dict[str, Any]) -> tuple[list[str], bool]:
+    """OAR's verdict lines for a reservation answer, and whether it was granted."""
+    if answer.get("status") == "granted":
+        return ["Reservation valid --> OK"], True
+    return ["Reservation not valid --> KO"], False
+
+
+def _body(argv: list[str]) -> int:
+    args = build_parser().parse_args(argv)
+    request = build_request(args)
+    from oar_celery.client import api
+    from oar_celery.config import current_user
+
+    request["user"] = current_user()
+    job_ids = api.submit(request)
+    print("\n".join(job_id_lines(job_ids, array=bool(request["array"]))), flush=True)
+    if not request["reservation"]:
+        return 0
+    print("Reservation mode: waiting validation...", flush=True)
+    answer = api.wait_reservation(job_ids[0])
+    lines, granted = reservation_lines(answer)
+    print("\n".join(lines), flush=True)
+    if not granted:
+        error_line(COMMAND, answer.get("message") or "the reservation was refused")
+        return EXIT_FAILURE
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run(COMMAND, _body, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,217 @@
+"""A small Python API over oar-celery, what the user commands are built on.
+
+Writes go to the head worker, which checks that the user owns the jobs; the
+user sent is the one running this process (:func:`current_user`). Reads go to
+the database. Every failure is a :class:`ClientError` with a one-line message.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from oar_celery.client.errors import ClientError
+from oar_celery.config import current_user
+
+SUBMIT_TASK = "oar.almighty.submit"
+DELETE_TASK = "oar.control.delete"
+HOLD_TASK = "oar.control.hold"
+RESUME_TASK = "oar.control.resume"
+NODE_SETTING_TASK = "oar.control.node_setting"
+
+#: How a per-job line says the request was refused, when the head does not list failures.
+_FAILURE = re.compile(
+    r"error|does not exist|unknown|not allowed|not permitted|cannot|can't|not the owner|not yours|"
+    r"belongs to|wrong state|not in (?:the )?(?:right|a) state|refused|impossible|/!\\",
+    re.IGNORECASE,
+)
+
+
+class Outcome(dict[int, str]):
+    """Per-job answer lines of a control request, and which of them failed."""
+
+    def __init__(self, lines: Mapping[int, str], failed: Iterable[int] = ()) -> None:
+        super().__init__(lines)
+        self.failed: set[int] = set(failed)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+
+def _call(task: str, kwargs: dict[str, Any]) -> dict[str, Any]:
+    from oar_celery.client.transport import call
+
+    answer = call(task, kwargs)
+    if answer.get("error"):
+        raise ClientError(str(answer["error"]))
+    return answer
+
+
+def _ids(job_ids: Iterable[int]) -> list[int]:
+    return [int(job_id) for job_id in job_ids]
+
+
+# ------------------------------------------------------------------------------ writes
+
+
+def submit(request: dict[str, Any]) -> list[int]:
+    """Submit one job (or an array); the ids given by the head, in order."""
+    payload = {**request, "user": request.get("user") or current_user()}
+    answer = _call(SUBMIT_TASK, {"request": payload})
+    job_ids = answer.get("job_ids")
+    if not isinstance(job_ids, list) or not job_ids:
+        raise ClientError(f"the head accepted the job but sent no job id: {answer!r}")
+    return [int(job_id) for job_id in job_ids]
+
+
+def outcome(answer: Mapping[str, Any], job_ids: Sequence[int]) -> Outcome:
+    """Read ``{"results": {id: line}}``; a line is a failure if the head says so.
+
+    The head may list failures explicitly (``"failed": [ids]``) or answer a
+    job with ``{"error": line}``; otherwise the wording of the line decides.
+    """
+    raw = answer.get("results") or {}
+    explicit = {int(job_id) for job_id in answer.get("failed") or ()}
+    lines: dict[int, str] = {}
+    failed = set(explicit)
+    for key, value in raw.items():
+        job_id = int(key)
+        if isinstance(value, Mapping):
+            line = str(value.get("error") or value.get("message") or value)
+            if value.get("error"):
+                failed.add(job_id)
+        else:
+            line = str(value)
+            if "failed" not in answer and _FAILURE.search(line):
+                failed.add(job_id)
+        lines[job_id] = line
+    for job_id in job_ids:
+        if job_id not in lines:
+            lines[job_id] = f"no answer about job {job_id}"
+            failed.add(job_id)
+    return Outcome(lines, failed)
+
+
+def delete(
+    job_ids: Iterable[int], *, user: str | None = None, signal: int | None = None, checkpoint: bool = False
+) -> Outcome:
+    """oardel: delete jobs, or send them ``signal`` / their checkpoint signal."""
+    ids = _ids(job_ids)
+    kwargs = {"user": user or current_user(), "job_ids": ids, "signal": signal, "checkpoint": checkpoint}
+    return outcome(_call(DELETE_TASK, kwargs), ids)
+
+
+def hold(job_ids: Iterable[int], *, user: str | None = None, running: bool = False) -> Outcome:
+    """oarhold: hold waiting jobs (suspend running ones with ``running``)."""
+    ids = _ids(job_ids)
+    return outcome(
+        _call(HOLD_TASK, {"user": user or current_user(), "job_ids": ids, "running": running}), ids
+    )
+
+
+def resume(job_ids: Iterable[int], *, user: str | None = None) -> Outcome:
+    """oarresume: release held jobs, resume suspended ones."""
+    ids = _ids(job_ids)
+    return outcome(_call(RESUME_TASK, {"user": user or current_user(), "job_ids": ids}), ids)
+
+
+def node_setting(
+    *,
+    user: str | None = None,
+    add: bool = False,
+    hosts: Sequence[str] = (),
+    resource_ids: Sequence[int] = (),
+    properties: Mapping[str, str] | None = None,
+    state: str | None = None,
+    no_wait: bool = False,
+    maintenance: str | None = None,
+    drain: str | None = None,
+) -> list[str]:
+    """oarnodesetting: add resources, change their state or properties."""
+    kwargs = {
+        "user": user or current_user(),
+        "add": add,
+        "hosts": list(hosts),
+        "resource_ids": [int(r) for r in resource_ids],
+        "properties": dict(properties or {}),
+        "state": state,
+        "no_wait": no_wait,
+        "maintenance": maintenance,
+        "drain": drain,
+    }
+    results = _call(NODE_SETTING_TASK, kwargs).get("results") or []
+    return [str(line) for line in results]
+
+
+def wait_reservation(job_id: int, *, timeout: float | None = None) -> dict[str, Any]:
+    """Block until the head grants or refuses reservation ``job_id``."""
+    from oar_celery.client.replies import wait_reservation as wait
+
+    return wait(job_id, timeout=timeout)
+
+
+# ------------------------------------------------------------------------------- reads
+
+
+def jobs(
+    *,
+    job_ids: Sequence[int] | None = None,
+    user: str | None = None,
+    array_id: int | None = None,
+    current_only: bool = False,
+    full: bool = False,
+) -> list[dict[str, Any]]:
+    """Jobs as dicts (see :data:`queries.JOB_COLUMNS`); ``full`` adds resources, events..."""
+    from oar_celery.client import queries
+
+    conditions = queries.job_selection(
+        job_ids=job_ids, user=user, array_id=array_id, current_only=current_only
+    )
+    with queries.reading() as session:
+        return queries.list_jobs(session, conditions, full=full)
+
+
+def job(job_id: int) -> dict[str, Any]:
+    """One job with every detail; ClientError if there is no such job."""
+    found = jobs(job_ids=[job_id], full=True)
+    if not found:
+        raise ClientError(f"job {job_id} does not exist")
+    return found[0]
+
+
+def job_events(job_ids: Sequence[int]) -> dict[int, list[dict[str, Any]]]:
+    from oar_celery.client import queries
+
+    with queries.reading() as session:
+        return queries.job_events(session, job_ids)
+
+
+def resources(
+    *, hosts: Sequence[str] | None = None, resource_ids: Sequence[int] | None = None, with_jobs: bool = False
+) -> tuple[list[dict[str, Any]], dict[int, list[int]]]:
+    """Resources as dicts of every column, and (``with_jobs``) the jobs on each."""
+    from oar_celery.client import queries
+
+    with queries.reading() as session:
+        rows = queries.list_resources(session, hosts=hosts, resource_ids=resource_ids)
+        on: dict[int, list[int]] = {}
+        if with_jobs and rows:
+            every = hosts is None and resource_ids is None
+            on = queries.resource_jobs(session, None if every else [r["resource_id"] for r in rows])
+        return rows, on
+
+
+def host_events(hosts: Sequence[str] | None = None) -> list[dict[str, Any]]:
+    from oar_celery.client import queries
+
+    with queries.reading() as session:
+        return queries.host_events(session, hosts)
+
+
+def known_hosts() -> list[str]:
+    from oar_celery.client import queries
+
+    with queries.reading() as session:
+        return queries.known_hosts(session)

@@ -1,0 +1,33 @@
+"""The one error the client raises: a single line a command prints as is."""
+
+from __future__ import annotations
+
+import re
+
+_REDIS_REASON = re.compile(r"Error (?:-?\d+ )?(?:connecting|while reading) (?:to|from) \S+?\.? (.+?)\.?$")
+
+
+class ClientError(Exception):
+    """A request the client cannot carry out (service down, refusal, timeout)."""
+
+    def __init__(self, message: str) -> None:
+        # Users see this line after "<command>: error:"; never let a newline through.
+        super().__init__(" ".join(str(message).split()))
+
+
+def reason(exc: BaseException) -> str:
+    """The short cause of a connection failure, such as ``Connection refused``.
+
+    Drivers wrap the socket error in several layers; the innermost
+    :class:`OSError` with a ``strerror`` says it best.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.strerror:
+            return current.strerror
+        current = current.__cause__ or current.__context__
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    match = _REDIS_REASON.search(text)
+    return match.group(1) if match else text

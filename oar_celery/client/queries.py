@@ -1,0 +1,349 @@
+"""Read-only queries behind oarstat and oarnodes.
+
+Users read the database directly, as OAR's commands do. Every listing costs
+one query per table whatever the number of jobs: the selected jobs become a
+sub-select that the other tables are filtered with, never a query per job
+nor a ten-thousand-item ``IN`` list. Rows come back as plain dicts so that
+the formatting stays pure and testable.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import column, literal_column, select, table
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.orm import Session
+from sqlalchemy.sql import Select
+
+from oar_celery.client.errors import ClientError, reason
+from oar_celery.config import mask, settings
+from oar_celery.db.models import (
+    FINAL_STATES,
+    AssignedResource,
+    EventLog,
+    EventLogHostname,
+    GanttJobPrediction,
+    Job,
+    JobDependency,
+    JobResourceDescription,
+    JobResourceGroup,
+    JobStateLog,
+    JobType,
+    MoldableJobDescription,
+    Resource,
+)
+
+#: ``jobs`` columns and the names oarstat shows them under (OAR3's JSON keys).
+JOB_COLUMNS = {
+    "id": Job.job_id,
+    "name": Job.job_name,
+    "owner": Job.job_user,
+    "state": Job.state,
+    "queue": Job.queue_name,
+    "command": Job.command,
+    "submission_time": Job.submission_time,
+    "start_time": Job.start_time,
+    "stop_time": Job.stop_time,
+    "exit_code": Job.exit_code,
+    "message": Job.message,
+    "array_id": Job.array_id,
+    "array_index": Job.array_index,
+    "project": Job.project,
+    "launching_directory": Job.launching_directory,
+    "stdout_file": Job.stdout_file,
+    "stderr_file": Job.stderr_file,
+    "job_type": Job.job_type,
+    "properties": Job.properties,
+    "reservation": Job.reservation,
+    "initial_request": Job.initial_request,
+    "resubmit_job_id": Job.resubmit_job_id,
+    "checkpoint": Job.checkpoint,
+    "signal": Job.checkpoint_signal,
+    "notify": Job.notify,
+    "suspended": Job.suspended,
+    "assigned_moldable_job": Job.assigned_moldable_job,
+}
+#: OAR stores ``ALL`` and ``BEST`` counts as these values.
+SPECIAL_COUNTS = {-1: "ALL", -2: "BEST"}
+HOST_EVENTS_LIMIT = 30
+
+
+def database_text() -> str:
+    return mask(settings().database)
+
+
+@contextmanager
+def reading() -> Iterator[Session]:
+    """A session for reading, with connection failures turned into one line."""
+    from oar_celery.db.session import session_scope
+
+    url = settings().database
+    if url.startswith("sqlite") and not _sqlite_exists(url):
+        raise ClientError(f"cannot reach the database at {database_text()} (no such file)")
+    try:
+        with session_scope() as session:
+            yield session
+    except DBAPIError as exc:
+        raise ClientError(
+            f"cannot reach the database at {database_text()} ({reason(exc.orig or exc)})"
+        ) from exc
+    except SQLAlchemyError as exc:
+        raise ClientError(f"cannot read the database at {database_text()} ({reason(exc)})") from exc
+
+
+def _sqlite_exists(url: str) -> bool:
+    path = url.split("///", 1)[-1].split("?", 1)[0]
+    return not path or path == ":memory:" or Path(path).is_file()
+
+
+# --------------------------------------------------------------------------- jobs
+
+
+def job_selection(
+    *,
+    job_ids: Sequence[int] | None = None,
+    user: str | None = None,
+    array_id: int | None = None,
+    current_only: bool = False,
+) -> list[Any]:
+    """The ``WHERE`` conditions on ``jobs`` that pick the jobs to show."""
+    conditions: list[Any] = []
+    if job_ids is not None:
+        conditions.append(Job.job_id.in_(list(job_ids)))
+    if user is not None:
+        conditions.append(Job.job_user == user)
+    if array_id is not None:
+        conditions.append(Job.array_id == array_id)
+    if current_only:
+        conditions.append(Job.state.not_in(FINAL_STATES))
+    return conditions
+
+
+def list_jobs(session: Session, conditions: list[Any], *, full: bool = False) -> list[dict[str, Any]]:
+    """The selected jobs ordered by id; ``full`` adds what ``-f``/``-J`` show."""
+    labels = [col.label(name) for name, col in JOB_COLUMNS.items()]
+    rows = session.execute(select(*labels).where(*conditions).order_by(Job.job_id)).mappings()
+    jobs = [dict(row) for row in rows]
+    if full and jobs:
+        add_details(session, jobs, select(Job.job_id).where(*conditions))
+    return jobs
+
+
+def add_details(session: Session, jobs: list[dict[str, Any]], selected: Select[Any]) -> None:
+    """Fill walltime, resources, types, dependencies, predictions, events and history."""
+    moldables = _moldables(session, selected)
+    groups = _wanted_groups(session, selected)
+    assigned = _assigned(session, selected)
+    types = _grouped(session, select(JobType.job_id, JobType.type).where(JobType.job_id.in_(selected)))
+    deps = _grouped(
+        session,
+        select(JobDependency.job_id, JobDependency.job_id_required).where(JobDependency.job_id.in_(selected)),
+    )
+    predictions = _predictions(session, selected)
+    events = _events(session, selected)
+    history = _history(session, selected)
+    for job in jobs:
+        job_id = job["id"]
+        job_moldables = moldables.get(job_id, [])
+        job["walltime"] = _walltime(job_moldables, job["assigned_moldable_job"])
+        job["wanted_resources"] = _wanted_text(job_moldables, groups)
+        resources = assigned.get(job_id, [])
+        job["assigned_resources"] = sorted(rid for rid, _ in resources)
+        job["assigned_network_address"] = sorted({host for _, host in resources if host})
+        job["types"] = sorted(types.get(job_id, []))
+        job["dependencies"] = sorted(deps.get(job_id, []))
+        job["scheduled_start"] = predictions.get(job_id)
+        job["events"] = events.get(job_id, [])
+        job["state_history"] = history.get(job_id, [])
+
+
+def _grouped(session: Session, query: Select[Any]) -> dict[int, list[Any]]:
+    grouped: dict[int, list[Any]] = defaultdict(list)
+    for key, value in session.execute(query):
+        grouped[key].append(value)
+    return grouped
+
+
+def _moldables(session: Session, selected: Select[Any]) -> dict[int, list[tuple[int, int]]]:
+    """(moldable id, walltime) of each job, in submission order."""
+    query = (
+        select(
+            MoldableJobDescription.moldable_job_id,
+            MoldableJobDescription.moldable_id,
+            MoldableJobDescription.moldable_walltime,
+        )
+        .where(MoldableJobDescription.moldable_job_id.in_(selected))
+        .order_by(MoldableJobDescription.moldable_id)
+    )
+    result: dict[int, list[tuple[int, int]]] = defaultdict(list)
+    for job_id, moldable_id, walltime in session.execute(query):
+        result[job_id].append((moldable_id, walltime))
+    return result
+
+
+def _walltime(moldables: list[tuple[int, int]], assigned: int) -> int | None:
+    """The walltime of the moldable the job got, else of its first one."""
+    for moldable_id, walltime in moldables:
+        if moldable_id == assigned:
+            return walltime
+    return moldables[0][1] if moldables else None
+
+
+def _wanted_groups(session: Session, selected: Select[Any]) -> dict[int, list[tuple[str | None, list[str]]]]:
+    """Per moldable id: its groups as (property filter, ["level=count", ...])."""
+    query = (
+        select(
+            JobResourceGroup.res_group_moldable_id,
+            JobResourceGroup.res_group_id,
+            JobResourceGroup.res_group_property,
+            JobResourceDescription.res_job_resource_type,
+            JobResourceDescription.res_job_value,
+        )
+        .join(
+            MoldableJobDescription,
+            MoldableJobDescription.moldable_id == JobResourceGroup.res_group_moldable_id,
+        )
+        .outerjoin(
+            JobResourceDescription, JobResourceDescription.res_job_group_id == JobResourceGroup.res_group_id
+        )
+        .where(MoldableJobDescription.moldable_job_id.in_(selected))
+        .order_by(JobResourceGroup.res_group_id, JobResourceDescription.res_job_order)
+    )
+    by_group: dict[int, tuple[int, str | None, list[str]]] = {}
+    for moldable_id, group_id, prop, level, value in session.execute(query):
+        entry = by_group.setdefault(group_id, (moldable_id, prop, []))
+        if level is not None:
+            entry[2].append(f"{level}={SPECIAL_COUNTS.get(value, value)}")
+    result: dict[int, list[tuple[str | None, list[str]]]] = defaultdict(list)
+    for moldable_id, prop, levels in by_group.values():
+        result[moldable_id].append((prop, levels))
+    return result
+
+
+def _wanted_text(
+    moldables: list[tuple[int, int]], groups: dict[int, list[tuple[str | None, list[str]]]]
+) -> str:
+    """OAR's ``wanted_resources``: ``-l "{filter}/nodes=1/core=2,walltime=1:00:00"`` per moldable."""
+    from oar_celery.client.format import duration
+
+    texts = []
+    for moldable_id, walltime in moldables:
+        parts = []
+        for prop, levels in groups.get(moldable_id, []):
+            prefix = f"{{{prop}}}" if prop else ""
+            parts.append(prefix + "".join(f"/{level}" for level in levels))
+        texts.append(f'-l "{"+".join(parts)},walltime={duration(walltime)}"')
+    return " ".join(texts)
+
+
+def _assigned(session: Session, selected: Select[Any]) -> dict[int, list[tuple[int, str | None]]]:
+    query = (
+        select(Job.job_id, AssignedResource.resource_id, Resource.network_address)
+        .join(AssignedResource, AssignedResource.moldable_job_id == Job.assigned_moldable_job)
+        .outerjoin(Resource, Resource.resource_id == AssignedResource.resource_id)
+        .where(Job.job_id.in_(selected))
+    )
+    result: dict[int, list[tuple[int, str | None]]] = defaultdict(list)
+    for job_id, resource_id, host in session.execute(query):
+        result[job_id].append((resource_id, host))
+    return result
+
+
+def _predictions(session: Session, selected: Select[Any]) -> dict[int, float]:
+    query = (
+        select(MoldableJobDescription.moldable_job_id, GanttJobPrediction.start_time)
+        .join(GanttJobPrediction, GanttJobPrediction.moldable_job_id == MoldableJobDescription.moldable_id)
+        .where(MoldableJobDescription.moldable_job_id.in_(selected))
+    )
+    result: dict[int, float] = {}
+    for job_id, start in session.execute(query):
+        result[job_id] = min(start, result.get(job_id, start))
+    return result
+
+
+def _events(session: Session, selected: Select[Any]) -> dict[int, list[dict[str, Any]]]:
+    query = (
+        select(EventLog.job_id, EventLog.event_id, EventLog.type, EventLog.date, EventLog.description)
+        .where(EventLog.job_id.in_(selected))
+        .order_by(EventLog.date, EventLog.event_id)
+    )
+    result: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for job_id, event_id, kind, date, description in session.execute(query):
+        result[job_id].append({"event_id": event_id, "type": kind, "date": date, "description": description})
+    return result
+
+
+def _history(session: Session, selected: Select[Any]) -> dict[int, list[dict[str, Any]]]:
+    query = (
+        select(JobStateLog.job_id, JobStateLog.job_state, JobStateLog.date_start, JobStateLog.date_stop)
+        .where(JobStateLog.job_id.in_(selected))
+        .order_by(JobStateLog.date_start, JobStateLog.job_state_log_id)
+    )
+    result: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for job_id, state, start, stop in session.execute(query):
+        result[job_id].append({"state": state, "date_start": start, "date_stop": stop})
+    return result
+
+
+def job_events(session: Session, job_ids: Sequence[int]) -> dict[int, list[dict[str, Any]]]:
+    """The events of the given jobs (``oarstat -e``)."""
+    return _events(session, select(Job.job_id).where(Job.job_id.in_(list(job_ids))))
+
+
+# ---------------------------------------------------------------------- resources
+
+
+def list_resources(
+    session: Session, *, hosts: Iterable[str] | None = None, resource_ids: Iterable[int] | None = None
+) -> list[dict[str, Any]]:
+    """Every column of the selected resources, properties added by admins included."""
+    resources = table("resources", column("resource_id"), column("network_address"))
+    query = select(literal_column("*")).select_from(resources)
+    if hosts is not None:
+        query = query.where(resources.c.network_address.in_(list(hosts)))
+    if resource_ids is not None:
+        query = query.where(resources.c.resource_id.in_(list(resource_ids)))
+    query = query.order_by(resources.c.network_address, resources.c.resource_id)
+    return [dict(row) for row in session.execute(query).mappings()]
+
+
+def resource_jobs(session: Session, resource_ids: Iterable[int] | None = None) -> dict[int, list[int]]:
+    """The unfinished jobs holding each resource (``oarnodes`` shows them)."""
+    query = (
+        select(AssignedResource.resource_id, Job.job_id)
+        .join(Job, Job.assigned_moldable_job == AssignedResource.moldable_job_id)
+        .where(Job.state.not_in(FINAL_STATES), Job.state != "Waiting")
+        .order_by(Job.job_id)
+    )
+    if resource_ids is not None:
+        query = query.where(AssignedResource.resource_id.in_(list(resource_ids)))
+    return dict(_grouped(session, query))
+
+
+def known_hosts(session: Session) -> list[str]:
+    query = select(Resource.network_address).distinct().order_by(Resource.network_address)
+    return [host for (host,) in session.execute(query)]
+
+
+def host_events(
+    session: Session, hosts: Sequence[str] | None, *, limit: int = HOST_EVENTS_LIMIT
+) -> list[dict[str, Any]]:
+    """The latest events that touched ``hosts`` (all hosts if ``None``), oldest first."""
+    query = select(
+        EventLogHostname.hostname,
+        EventLog.event_id,
+        EventLog.type,
+        EventLog.job_id,
+        EventLog.date,
+        EventLog.description,
+    ).join(EventLog, EventLog.event_id == EventLogHostname.event_id)
+    if hosts is not None:
+        query = query.where(EventLogHostname.hostname.in_(list(hosts)))
+    query = query.order_by(EventLog.date.desc(), EventLog.event_id.desc()).limit(limit)
+    rows = [dict(row) for row in session.execute(query).mappings()]
+    return rows[::-1]

@@ -1,0 +1,64 @@
+"""Waiting for the head's answer to a reservation (``oarsub -r``).
+
+OAR's oarsub keeps a socket open until the reservation is validated. Here the
+client keeps the key ``oar:client:<job_id>`` alive (5-second TTL, refreshed
+every second) so that the head's Runner knows someone is listening, and pops
+the answer the Runner pushes on the list ``oar:reply:<job_id>``. When the
+client dies the key expires and the Runner frags the reservation, as OAR does.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from oar_celery.client.errors import ClientError, reason
+from oar_celery.config import mask, settings
+
+ALIVE_TTL = 5
+REFRESH = 1
+
+
+def alive_key(job_id: int) -> str:
+    return f"oar:client:{job_id}"
+
+
+def reply_key(job_id: int) -> str:
+    return f"oar:reply:{job_id}"
+
+
+def parse_reply(raw: bytes | str) -> dict[str, Any]:
+    """Decode the Runner's JSON answer; a garbled one counts as a refusal."""
+    try:
+        answer = json.loads(raw)
+    except (TypeError, ValueError):
+        return {"status": "refused", "message": f"unreadable answer from the head: {raw!r}"}
+    if not isinstance(answer, dict) or answer.get("status") not in ("granted", "refused"):
+        return {"status": "refused", "message": f"unexpected answer from the head: {answer!r}"}
+    return answer
+
+
+def wait_reservation(job_id: int, *, timeout: float | None = None) -> dict[str, Any]:
+    """Block until the head grants or refuses reservation ``job_id``.
+
+    Returns ``{"status": "granted"|"refused", "start": epoch, "message": str}``.
+    ``timeout`` (seconds, ``None`` = wait as long as it takes) bounds the wait.
+    """
+    import redis
+
+    url = settings().broker_url
+    client = redis.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=REFRESH + 5)
+    deadline = None if timeout is None else time.monotonic() + timeout
+    try:
+        while deadline is None or time.monotonic() < deadline:
+            client.set(alive_key(job_id), "1", ex=ALIVE_TTL)
+            item = client.blpop([reply_key(job_id)], timeout=REFRESH)
+            if item is not None:
+                client.delete(alive_key(job_id))
+                return parse_reply(item[1])
+    except redis.RedisError as exc:
+        raise ClientError(f"cannot reach the broker at {mask(url)} ({reason(exc)})") from exc
+    finally:
+        client.close()
+    raise ClientError(f"no answer about reservation {job_id} within {timeout:g}s")
