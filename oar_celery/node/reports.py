@@ -65,7 +65,10 @@ def job_ended(
 ) -> dict[str, Any]:
     """Record the final status in the job directory, then tell the head."""
     status = {"exit_code": exit_code, "reason": reason, "message": message, "ended_at": time.time(), **times}
-    job.write_json("status.json", status)
+    try:
+        job.write_json("status.json", status)
+    except OSError as error:  # a full disk must not also lose the report
+        logger.error("job %s: could not record its status: %s", job.job_id, error)
     logger.info("job %s ended on %s: %s (%s) %s", job.job_id, host, reason, exit_code, message)
     resend_end(app, job, host, status)
     return status

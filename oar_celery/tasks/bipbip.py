@@ -42,9 +42,14 @@ def launch(spec: dict[str, Any]) -> dict[str, Any]:
         sent = reports.resend_last(app, job, host)
         logger.warning("job %s was already launched on %s: refused (re-sent %s)", job.job_id, host, sent)
         return {"job_id": job.job_id, "error": "already launched on this node", "resent": sent}
-    job.write("owner", str(os.getpid()))
-    job.write_json("spec.json", spec, mode=0o600)
-    Supervisor(app, settings(), host, job, dict(spec)).start()
+    try:
+        job.write("owner", str(os.getpid()))
+        job.write_json("spec.json", spec, mode=0o600)
+        Supervisor(app, settings(), host, job, dict(spec)).start()
+    except Exception as error:  # the job is claimed: the head must hear how it ended
+        logger.exception("job %s could not be launched on %s", job.job_id, host)
+        reports.job_ended(app, job, host, None, "launch_error", f"node error: {error}")
+        return {"job_id": job.job_id, "error": str(error)}
     logger.info("job %s launched on %s", job.job_id, host)
     return {"job_id": job.job_id, "launched": True}
 

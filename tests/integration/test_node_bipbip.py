@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from oar_celery.celery_app import node_queue
 from tests.integration.nodehelpers import (
     Head,
     HeadInbox,
@@ -236,3 +237,9 @@ def _until(condition, timeout: float = 5.0) -> None:  # type: ignore[no-untyped-
     while not condition():
         assert time.monotonic() < deadline, "condition not reached in time"
         time.sleep(0.05)
+
+
+def test_kill_of_a_job_this_node_does_not_run(node: NodeWorker, head: Head):
+    kwargs = {"job_id": 424242, "grace": 1}
+    result = head.app.send_task("oar.node.kill", kwargs=kwargs, queue=node_queue(HOST))
+    assert result.get(timeout=10) == {"job_id": 424242, "killed": False, "state": "unknown"}
