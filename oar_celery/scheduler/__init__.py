@@ -8,7 +8,8 @@ database, so the whole policy is testable and benchmarkable on its own.
 A round, as OAR does it:
 
 1. running jobs and accepted reservations go on the Gantt first;
-2. waiting reservations are placed exactly at their start, or refused;
+2. waiting reservations are placed exactly at their start, or refused (their
+   dependencies are not considered: a reservation keeps its time);
 3. waiting jobs follow in descending queue priority, then FIFO, each at the
    earliest time its request fits for its whole walltime (+ security time),
    never moving anything already placed; of several moldable alternatives the
@@ -158,12 +159,12 @@ class _Round:
         job_filter: str | None,
         share: TimeshareKey | None,
     ) -> tuple[int, int]:
-        # The chart only fills up during a round, so once a request shape was first found
-        # to fit at time t, an identical request cannot fit earlier: start searching there.
-        # Timesharing jobs are left out: their own placements free resources for each other.
+        # The chart only fills up during a round, so once a search from ``now`` first found a
+        # request shape to fit at time t, no identical request fits before t: start there.
+        # Timesharing jobs are left out: their own placements make room for each other.
         key = (moldable, job_filter)
-        use_frontier = share is None and not_before == self.now
-        if use_frontier:
+        searched_from_now = not_before == self.now
+        if share is None:
             not_before = max(not_before, self.frontier.get(key, not_before))
         start, mask = self.gantt.earliest(
             not_before,
@@ -173,7 +174,7 @@ class _Round:
             min_count=compiled.min_count,
             share=share,
         )
-        if use_frontier:
+        if share is None and searched_from_now:
             self.frontier[key] = start
         return start, mask
 
@@ -227,7 +228,7 @@ def schedule(
             current = stack.pop()
             not_before = now
             pending = None
-            for dep in current.dependencies:
+            for dep in current.dependencies if current.reservation_start is None else ():
                 if dep in waiting_ids and dep not in done:
                     pending = dep
                     break
@@ -265,7 +266,6 @@ def schedule(
         if index.mask_of(allocation.resource_ids) & starting_now:
             result.besteffort_to_kill.append(allocation.job_id)
         round_.put(allocation)
-    round_.frontier.clear()  # besteffort placements are searched on a fuller chart: still valid, kept simple
     for job in besteffort:
         run(job)
 

@@ -85,6 +85,12 @@ def jobs(draw: st.DrawFn, first_id: int = 1, count: tuple[int, int] = (1, 8)) ->
                 user=draw(st.sampled_from(["alice", "bob"])),
                 properties_filter=draw(st.sampled_from(FILTERS)),
                 types=draw(st.sampled_from(TYPES)),
+                dependencies=draw(st.lists(st.sampled_from(range(first_id, job_id)), max_size=1))
+                if job_id > first_id and draw(st.integers(0, 4)) == 0
+                else [],
+                reservation_start=NOW + draw(st.sampled_from([0, 600, 5000]))
+                if draw(st.integers(0, 9)) == 0
+                else None,
             )
         )
     return out
@@ -150,6 +156,12 @@ def test_no_overlap_and_requests_are_honoured(scenario) -> None:  # type: ignore
     for allocation in result.placements:
         job = jobs_by_id[allocation.job_id]
         assert allocation.start >= NOW
+        if job.reservation_start is not None:
+            assert allocation.start == job.reservation_start
+        for dep in job.dependencies if job.reservation_start is None else []:  # reservations keep their time
+            dep_allocation = next((a for a in result.placements if a.job_id == dep), None)
+            assert dep_allocation is not None, "a job whose dependency is unplaceable is unplaceable"
+            assert allocation.start >= dep_allocation.stop
         assert all(by_id[rid].state == "Alive" for rid in allocation.resource_ids)
         moldable = next(m for m in job.moldables if m.moldable_id == allocation.moldable_id)
         assert allocation.walltime == moldable.walltime
@@ -177,6 +189,7 @@ def test_a_job_added_at_the_end_delays_nobody(scenario, extra) -> None:  # type:
     resources, placed, waiting = scenario
     (late,) = extra
     late.queue_priority = -1
+    late.reservation_start = None
     late.submission_time = 10**9
     before = schedule(NOW, resources, placed, waiting, security_time=SEC, columns=COLUMNS)
     after = schedule(NOW, resources, placed, [*waiting, late], security_time=SEC, columns=COLUMNS)
@@ -192,6 +205,7 @@ def test_jobs_start_now_when_the_cluster_allows(scenario) -> None:  # type: igno
     """A lone job on an idle cluster starts now if it is satisfiable at all."""
     resources, _, waiting = scenario
     job = waiting[0]
+    job.reservation_start = None
     result = schedule(NOW, resources, [], [job], security_time=SEC, columns=COLUMNS)
     if result.placements:
         assert result.placements[0].start == NOW
