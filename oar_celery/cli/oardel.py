@@ -30,9 +30,7 @@ def build_parser() -> Parser:
     add("job_ids", nargs="*", type=positive_int, metavar="ID", help="job ids")
     add("-c", "--checkpoint", action="store_true", help="send the checkpoint signal instead of deleting")
     add("-s", "--signal", metavar="SIGNAL", help="send this signal (number or name) instead of deleting")
-    add(
-        "--array", dest="array_id", type=positive_int, metavar="ID", help="every unfinished job of this array"
-    )
+    add("--array", dest="array_id", type=positive_int, metavar="ID", help="every unfinished job of this array")
     return p
 
 

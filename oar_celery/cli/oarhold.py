@@ -15,9 +15,7 @@ def build_parser() -> Parser:
     add = p.add_argument
     add("job_ids", nargs="*", type=positive_int, metavar="ID", help="job ids")
     add("-r", "--running", action="store_true", help="suspend running jobs too")
-    add(
-        "--array", dest="array_id", type=positive_int, metavar="ID", help="every unfinished job of this array"
-    )
+    add("--array", dest="array_id", type=positive_int, metavar="ID", help="every unfinished job of this array")
     return p
 
 

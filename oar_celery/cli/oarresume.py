@@ -14,9 +14,7 @@ def build_parser() -> Parser:
     p = parser(COMMAND, "Resume OAR jobs that were held (oarhold) or suspended.")
     add = p.add_argument
     add("job_ids", nargs="*", type=positive_int, metavar="ID", help="job ids")
-    add(
-        "--array", dest="array_id", type=positive_int, metavar="ID", help="every unfinished job of this array"
-    )
+    add("--array", dest="array_id", type=positive_int, metavar="ID", help="every unfinished job of this array")
     return p
 
 

@@ -64,9 +64,7 @@ def build_parser() -> Parser:
     )
     add("-r", "--reservation", metavar="DATE", help='advance reservation "YYYY-MM-DD HH:MM:SS"')
     add("--notify", help='"[TAGS]mail:address" or "[TAGS]exec:/path/script"')
-    add(
-        "--checkpoint", type=int, metavar="S", help="send the checkpoint signal S seconds before the walltime"
-    )
+    add("--checkpoint", type=int, metavar="S", help="send the checkpoint signal S seconds before the walltime")
     add("--signal", metavar="N", help="checkpoint signal (number or name, default 12)")
     add("--array", type=positive_int, metavar="N", help="submit an array of N jobs")
     add("--array-param-file", metavar="FILE", help="one array job per line, the line appended to the command")
@@ -204,6 +202,7 @@ def reservation_lines(answer: dict[str, Any]) -> tuple[list[str], bool]:
 def _body(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     request = build_request(args)
+    request["initial_request"] = shlex.join([COMMAND, *argv])
     from oar_celery.client import api
     from oar_celery.config import current_user
 

@@ -106,9 +106,7 @@ def delete(
 def hold(job_ids: Iterable[int], *, user: str | None = None, running: bool = False) -> Outcome:
     """oarhold: hold waiting jobs (suspend running ones with ``running``)."""
     ids = _ids(job_ids)
-    return outcome(
-        _call(HOLD_TASK, {"user": user or current_user(), "job_ids": ids, "running": running}), ids
-    )
+    return outcome(_call(HOLD_TASK, {"user": user or current_user(), "job_ids": ids, "running": running}), ids)
 
 
 def resume(job_ids: Iterable[int], *, user: str | None = None) -> Outcome:
@@ -166,9 +164,7 @@ def jobs(
     """Jobs as dicts (see :data:`queries.JOB_COLUMNS`); ``full`` adds resources, events..."""
     from oar_celery.client import queries
 
-    conditions = queries.job_selection(
-        job_ids=job_ids, user=user, array_id=array_id, current_only=current_only
-    )
+    conditions = queries.job_selection(job_ids=job_ids, user=user, array_id=array_id, current_only=current_only)
     with queries.reading() as session:
         return queries.list_jobs(session, conditions, full=full)
 

@@ -28,6 +28,7 @@ def reason(exc: BaseException) -> str:
         if isinstance(current, OSError) and current.strerror:
             return current.strerror
         current = current.__cause__ or current.__context__
-    text = " ".join(str(exc).split()) or type(exc).__name__
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    text = lines[0] if lines else type(exc).__name__
     match = _REDIS_REASON.search(text)
     return match.group(1) if match else text

@@ -81,7 +81,7 @@ def _text(value: Any) -> str:
 
 def jobs_table(jobs: Iterable[Mapping[str, Any]]) -> str:
     """oarstat's default table, header and dashed rule included."""
-    lines = [JOB_TABLE_FORMAT.format(*JOB_TABLE_HEADER), JOB_TABLE_FORMAT.format(*JOB_TABLE_RULE)]
+    lines = [JOB_TABLE_FORMAT.format(*JOB_TABLE_HEADER).rstrip(), JOB_TABLE_FORMAT.format(*JOB_TABLE_RULE)]
     for job in jobs:
         lines.append(
             JOB_TABLE_FORMAT.format(
@@ -185,9 +185,7 @@ def jobs_json(jobs: Iterable[Mapping[str, Any]]) -> str:
 # --------------------------------------------------------------------------- oarnodes
 
 
-def resources_table(
-    resources: Sequence[Mapping[str, Any]], jobs: Mapping[int, list[int]] | None = None
-) -> str:
+def resources_table(resources: Sequence[Mapping[str, Any]], jobs: Mapping[int, list[int]] | None = None) -> str:
     """oarnodes' table: one line per resource, columns sized to their content."""
     jobs = jobs or {}
     header = [*RESOURCE_TABLE_COLUMNS, "jobs"]
@@ -215,14 +213,11 @@ def _upto(text: str) -> str:
         return text
 
 
-def resources_json(
-    resources: Iterable[Mapping[str, Any]], jobs: Mapping[int, list[int]] | None = None
-) -> str:
+def resources_json(resources: Iterable[Mapping[str, Any]], jobs: Mapping[int, list[int]] | None = None) -> str:
     """``oarnodes -J``: every column of each resource keyed by resource id text."""
     jobs = jobs or {}
     data = {
-        str(res["resource_id"]): {**plain(res), "jobs": list(jobs.get(res["resource_id"], ()))}
-        for res in resources
+        str(res["resource_id"]): {**plain(res), "jobs": list(jobs.get(res["resource_id"], ()))} for res in resources
     }
     return json.dumps(data, indent=4, sort_keys=True)
 
@@ -259,9 +254,7 @@ def resources_summary(resources: Sequence[Mapping[str, Any]]) -> str:
         hosts.setdefault(_text(res.get("state")), set()).add(_text(res.get("network_address")))
     states = [*RESOURCE_STATES, *sorted(set(by_state) - set(RESOURCE_STATES))]
     lines = [f"{'state':<10} {'resources':>9} {'hosts':>6}"]
-    lines.extend(
-        f"{state:<10} {by_state.get(state, 0):>9} {len(hosts.get(state, ())):>6}" for state in states
-    )
+    lines.extend(f"{state:<10} {by_state.get(state, 0):>9} {len(hosts.get(state, ())):>6}" for state in states)
     all_hosts = {_text(res.get("network_address")) for res in resources}
     lines.append(f"{'total':<10} {len(resources):>9} {len(all_hosts):>6}")
     return "\n".join(lines)

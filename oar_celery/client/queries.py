@@ -89,9 +89,7 @@ def reading() -> Iterator[Session]:
         with session_scope() as session:
             yield session
     except DBAPIError as exc:
-        raise ClientError(
-            f"cannot reach the database at {database_text()} ({reason(exc.orig or exc)})"
-        ) from exc
+        raise ClientError(f"cannot reach the database at {database_text()} ({reason(exc.orig or exc)})") from exc
     except SQLAlchemyError as exc:
         raise ClientError(f"cannot read the database at {database_text()} ({reason(exc)})") from exc
 
@@ -208,9 +206,7 @@ def _wanted_groups(session: Session, selected: Select[Any]) -> dict[int, list[tu
             MoldableJobDescription,
             MoldableJobDescription.moldable_id == JobResourceGroup.res_group_moldable_id,
         )
-        .outerjoin(
-            JobResourceDescription, JobResourceDescription.res_job_group_id == JobResourceGroup.res_group_id
-        )
+        .outerjoin(JobResourceDescription, JobResourceDescription.res_job_group_id == JobResourceGroup.res_group_id)
         .where(MoldableJobDescription.moldable_job_id.in_(selected))
         .order_by(JobResourceGroup.res_group_id, JobResourceDescription.res_job_order)
     )
@@ -225,9 +221,7 @@ def _wanted_groups(session: Session, selected: Select[Any]) -> dict[int, list[tu
     return result
 
 
-def _wanted_text(
-    moldables: list[tuple[int, int]], groups: dict[int, list[tuple[str | None, list[str]]]]
-) -> str:
+def _wanted_text(moldables: list[tuple[int, int]], groups: dict[int, list[tuple[str | None, list[str]]]]) -> str:
     """OAR's ``wanted_resources``: ``-l "{filter}/nodes=1/core=2,walltime=1:00:00"`` per moldable."""
     from oar_celery.client.format import duration
 
