@@ -8,9 +8,12 @@ name, never by a default queue that could send node work to the head.
 
 from __future__ import annotations
 
-from celery import Celery
+import os
+
+from celery import Celery, signals
 from kombu import Queue
 
+from oar_celery.beat_schedule import build_schedule
 from oar_celery.config import Settings, settings
 
 HEAD_QUEUE = "oar.head"
@@ -24,6 +27,7 @@ HEAD_TASK_MODULES = (
     "oar_celery.tasks.sarko",
     "oar_celery.tasks.finaud",
     "oar_celery.tasks.node_change_state",
+    "oar_celery.tasks.node_admin",
 )
 NODE_TASK_MODULES = ("oar_celery.tasks.bipbip",)
 
@@ -62,6 +66,8 @@ def configure(app: Celery, config: Settings) -> None:
         result_backend_transport_options={"retry_policy": {"timeout": 5.0}},
         timezone="UTC",
         enable_utc=True,
+        beat_schedule=build_schedule(config),
+        beat_max_loop_interval=1.0,
     )
 
 
@@ -72,3 +78,19 @@ def create_app(config: Settings | None = None) -> Celery:
 
 
 app = create_app()
+
+
+@signals.setup_logging.connect
+def _setup_logging(**_: object) -> None:
+    """Workers and beat log through Judas, to the file of their process kind."""
+    from oar_celery.judas import setup_logging
+
+    setup_logging(os.environ.get("OAR_PROCESS_KIND", "head"))
+
+
+@signals.worker_process_init.connect
+def _forget_parent_connections(**_: object) -> None:
+    """A forked pool process must open its own database connections."""
+    from oar_celery.db.session import dispose_engines
+
+    dispose_engines()

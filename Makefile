@@ -1,0 +1,36 @@
+# The two commands of the README: `make demo` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: install demo test unit lint services bench clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+services:
+	bash scripts/services.sh
+
+demo: install services
+	PATH="$(CURDIR)/$(BIN):$$PATH" bash scripts/demo.sh
+
+test: install services
+	$(BIN)/ruff check oar_celery tests bench
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+unit: install
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/unit
+
+lint: install
+	$(BIN)/ruff check oar_celery tests bench
+
+bench: install services
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) .demo-state build *.egg-info

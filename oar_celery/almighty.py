@@ -1,0 +1,165 @@
+"""Almighty, OAR's coordinator: client messages become coordinator cycles.
+
+A message (``Qsub``, ``Term``, ``Qdel``, ``ChState``, ``Villains``, ``Finaud``,
+``Scheduling``) is added to a pending set in Redis and, unless a cycle is
+already on its way, a ``oar.almighty.cycle`` task is sent. A cycle takes the
+cluster-wide lock, takes every pending message at once and runs the modules
+they call for, in OAR's order. So a burst of a thousand ``Qsub`` messages
+costs one or two cycles, never a thousand.
+
+Nothing here is the truth: every module re-reads the database, and beat sends
+``Scheduling`` on a tick, so a message lost to a broker restart only delays
+work. The lock expires if its holder dies, so a killed head worker never
+blocks the cluster.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from functools import lru_cache
+
+import redis
+
+from oar_celery.celery_app import HEAD_QUEUE, app
+from oar_celery.config import settings
+
+logger = logging.getLogger(__name__)
+
+PENDING = "oar:almighty:pending"
+QUEUED = "oar:almighty:queued"
+LOCK = "oar:almighty:lock"
+LAST_SCHEDULER_RUN = "oar:almighty:last_scheduler"
+DELAYED = "oar:almighty:delayed"
+
+#: Which modules each message calls for.
+MODULES_FOR = {
+    "Qsub": ("scheduler",),
+    "Term": ("scheduler",),
+    "Scheduling": ("scheduler",),
+    "Qresume": ("scheduler",),
+    "Qhold": ("scheduler",),
+    "Qdel": ("leon", "scheduler"),
+    "ChState": ("node_change_state", "scheduler"),
+    "Villains": ("sarko",),
+    "Finaud": ("finaud",),
+}
+#: The order in which a cycle runs modules; the Runner closes every cycle.
+ORDER = ("node_change_state", "finaud", "sarko", "leon", "scheduler", "runner")
+
+_RELEASE = """
+if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end
+"""
+
+
+@lru_cache(maxsize=1)
+def broker_redis() -> redis.Redis:
+    """A Redis client on the broker, for Almighty's flags and the client replies."""
+    return redis.Redis.from_url(settings().broker_url, socket_timeout=10, health_check_interval=30)
+
+
+def notify(messages: Iterable[str], *, client: redis.Redis | None = None) -> None:
+    """Tell Almighty something happened; sends at most one cycle message."""
+    names = [name for name in messages if name in MODULES_FOR]
+    if not names:
+        return
+    client = client or broker_redis()
+    pipe = client.pipeline(transaction=False)
+    pipe.sadd(PENDING, *names)
+    pipe.set(QUEUED, "1", nx=True, ex=30)
+    _, first = pipe.execute()
+    if first:
+        cycle.apply_async(queue=HEAD_QUEUE)
+
+
+@app.task(name="oar.almighty.notify", ignore_result=True)
+def notify_task(messages: list[str]) -> None:
+    """Beat's and the nodes' way to send Almighty a message."""
+    notify(messages)
+
+
+def _modules_module_table() -> dict[str, Callable[[], object]]:
+    from oar_celery.tasks import finaud, leon, node_change_state, runner, sarko, scheduling
+
+    return {
+        "node_change_state": node_change_state.run_node_change_state,
+        "finaud": finaud.run_finaud,
+        "sarko": sarko.run_sarko,
+        "leon": leon.run_leon,
+        "scheduler": scheduling.run_scheduler,
+        "runner": runner.run_runner,
+    }
+
+
+def _take_pending(client: redis.Redis) -> set[str]:
+    pipe = client.pipeline(transaction=True)
+    pipe.smembers(PENDING)
+    pipe.delete(PENDING)
+    members, _ = pipe.execute()
+    return {m.decode() for m in members}
+
+
+def _scheduler_wait(client: redis.Redis) -> float:
+    """Seconds before the scheduler may run again (OAR's minimum time between two calls)."""
+    last = client.get(LAST_SCHEDULER_RUN)
+    if last is None:
+        return 0.0
+    return max(0.0, float(last) + settings().scheduler_min_time - time.time())
+
+
+def run_cycle(client: redis.Redis) -> list[str]:
+    """One coordinator cycle under the lock; the modules it ran."""
+    config = settings()
+    token = uuid.uuid4().hex
+    if not client.set(LOCK, token, nx=True, px=int(config.almighty_lock_ttl * 1000)):
+        return []
+    ran: list[str] = []
+    try:
+        messages = _take_pending(client)
+        wanted = {module for message in messages for module in MODULES_FOR.get(message, ())}
+        wanted.add("runner")
+        delay = _scheduler_wait(client) if "scheduler" in wanted else 0.0
+        if delay > 0:
+            wanted.discard("scheduler")
+            client.sadd(PENDING, "Scheduling")
+        table = _modules_module_table()
+        for module in ORDER:
+            if module in wanted:
+                if module == "scheduler":
+                    client.set(LAST_SCHEDULER_RUN, repr(time.time()))
+                _run_module(module, table[module])
+                ran.append(module)
+    finally:
+        client.eval(_RELEASE, 1, LOCK, token)
+    _follow_up(client, delay)
+    return ran
+
+
+def _run_module(name: str, function: Callable[[], object]) -> None:
+    started = time.perf_counter()
+    try:
+        function()
+    except Exception:
+        logger.exception("module %s failed; the next cycle will retry", name)
+    logger.debug("module %s took %.3f s", name, time.perf_counter() - started)
+
+
+def _follow_up(client: redis.Redis, delay: float) -> None:
+    """Start one more cycle if messages came in while this one ran."""
+    if not client.scard(PENDING):
+        return
+    if delay > 0:
+        if client.set(DELAYED, "1", nx=True, px=int(delay * 1000) + 50):
+            cycle.apply_async(queue=HEAD_QUEUE, countdown=delay)
+    elif client.set(QUEUED, "1", nx=True, ex=30):
+        cycle.apply_async(queue=HEAD_QUEUE)
+
+
+@app.task(name="oar.almighty.cycle", ignore_result=True)
+def cycle() -> None:
+    """Run a coordinator cycle; a cycle already under way will start the next one."""
+    client = broker_redis()
+    client.delete(QUEUED)
+    run_cycle(client)

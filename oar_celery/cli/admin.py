@@ -1,0 +1,237 @@
+"""``oar-celery``: the admin's command (configuration, database, resources, processes)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable
+
+from oar_celery.config import settings
+
+EXIT_ERROR = 1
+
+
+def fail(message: str) -> int:
+    print(f"oar-celery: error: {message}", file=sys.stderr)
+    return EXIT_ERROR
+
+
+def cmd_config(_: argparse.Namespace) -> int:
+    for name, value in settings().masked().items():
+        print(f"OAR_{name.upper()}={value}")
+    return 0
+
+
+def cmd_db_init(_: argparse.Namespace) -> int:
+    from oar_celery.db.schema import init_database
+
+    init_database()
+    print(f"database ready: {settings().masked()['database_url']}")
+    return 0
+
+
+def _parse_properties(pairs: list[str]) -> dict[str, str]:
+    properties = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name.isidentifier():
+            raise ValueError(f"bad property '{pair}' (expected NAME=VALUE)")
+        properties[name] = value
+    return properties
+
+
+def cmd_resources_add(args: argparse.Namespace) -> int:
+    from oar_celery.almighty import notify
+    from oar_celery.db.session import session_scope
+    from oar_celery.resources import add_resources, expand_nodeset
+
+    hosts = expand_nodeset(args.nodeset)
+    with session_scope() as session:
+        ids = add_resources(
+            session, hosts, cpus=args.cpus, cores=args.cores, properties=_parse_properties(args.property)
+        )
+    print(f"{len(ids)} resource(s) added on {len(hosts)} host(s): {ids[0]}..{ids[-1]}")
+    try:
+        notify(["ChState"])
+    except Exception:  # noqa: BLE001 - the broker may not run yet; the next tick catches up
+        pass
+    return 0
+
+
+def _exec(argv: list[str], kind: str, extra_env: dict[str, str] | None = None, daemon: bool = False) -> int:
+    env = {**os.environ, "OAR_PROCESS_KIND": kind, **(extra_env or {})}
+    if daemon:
+        from oar_celery.judas import redirect_everything
+
+        if os.fork():
+            return 0
+        os.setsid()
+        redirect_everything(kind)
+    os.execvpe(argv[0], argv, env)
+    return 0  # not reached
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    config = settings()
+    if args.role == "head":
+        from oar_celery.cluster import head_worker_argv
+
+        return _exec(head_worker_argv(config), "head", daemon=args.daemon)
+    if not args.hostname:
+        return fail("a node worker needs --hostname NAME")
+    from oar_celery.node.worker import node_worker_argv, node_worker_env
+
+    return _exec(
+        node_worker_argv(args.hostname, config), f"node-{args.hostname}", node_worker_env(args.hostname), args.daemon
+    )
+
+
+def cmd_beat(args: argparse.Namespace) -> int:
+    from oar_celery.cluster import beat_argv
+
+    return _exec(beat_argv(settings()), "beat", daemon=args.daemon)
+
+
+def cmd_flower(args: argparse.Namespace) -> int:
+    from oar_celery.cluster import flower_argv
+
+    return _exec(flower_argv(settings(), args.port), "flower", daemon=args.daemon)
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    from oar_celery import cluster
+    from oar_celery.db.models import Resource
+    from oar_celery.db.schema import init_database
+    from oar_celery.db.session import session_scope
+    from oar_celery.resources import add_resources
+
+    config = settings()
+    problem = cluster.check_broker(config)
+    if problem:
+        return fail(problem)
+    if cluster.pid_file(config).exists():
+        return fail(f"a cluster already runs from {config.state_dir}: 'oar-celery down' stops it")
+    init_database()
+    hosts = [f"node{i}" for i in range(1, args.nodes + 1)]
+    with session_scope() as session:
+        known = {r for (r,) in session.query(Resource.network_address).distinct()}
+        missing = [host for host in hosts if host not in known]
+        if missing:
+            add_resources(session, missing, cpus=args.cpus, cores=args.cores)
+    processes = cluster.start_cluster(config, hosts, flower_port=args.flower_port)
+    silent = cluster.wait_for_workers(config, hosts, timeout=args.timeout)
+    if silent:
+        cluster.stop_cluster(config)
+        return fail(f"worker(s) did not start: {', '.join(silent)} (see {config.logs})")
+    _print_welcome(config, processes, args.flower_port)
+    if args.detach:
+        return 0
+    return _wait_until_stopped(config)
+
+
+def _print_welcome(config: object, processes: list, flower_port: int | None) -> None:
+    state = settings()
+    port = state.flower_port if flower_port is None else flower_port
+    print(f"oar-celery cluster up: {len(processes)} processes, state in {state.state_dir}")
+    if port:
+        print(f"Flower: http://{state.flower_address}:{port}/")
+    print("Submit a job:   oarsub -l /nodes=2/core=1 'hostname; sleep 5'")
+    print("Watch it:       oarstat   |   oarnodes")
+    print(f"Stop:           Ctrl-C here, or 'oar-celery down'   (logs in {state.logs})")
+
+
+def _wait_until_stopped(config: object) -> int:
+    from oar_celery import cluster
+
+    stopping = False
+
+    def stop(*_: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    while not stopping and cluster.pid_file(settings()).exists():
+        time.sleep(0.5)
+    cluster.stop_cluster(settings())
+    print("oar-celery cluster stopped")
+    return 0
+
+
+def cmd_down(_: argparse.Namespace) -> int:
+    from oar_celery import cluster
+
+    stopped = cluster.stop_cluster(settings())
+    print(f"stopped {len(stopped)} process(es)" if stopped else "no cluster is running")
+    return 0
+
+
+def cmd_status(_: argparse.Namespace) -> int:
+    from oar_celery import cluster
+
+    path = cluster.pid_file(settings())
+    if not path.exists():
+        print("no cluster is running")
+        return 1
+    for entry in json.loads(path.read_text()):
+        print(f"{entry['name']:<10} pid {entry['pid']:<8} {'up' if cluster.alive(entry['pid']) else 'DOWN'}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="oar-celery", description="Administer an oar-celery cluster.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("config", help="print the effective settings").set_defaults(func=cmd_config)
+    db = sub.add_parser("db", help="the database").add_subparsers(dest="db_command", required=True)
+    db.add_parser("init", help="create or upgrade the schema (idempotent)").set_defaults(func=cmd_db_init)
+    resources = sub.add_parser("resources", help="resources").add_subparsers(dest="res_command", required=True)
+    add = resources.add_parser("add", help="one resource per core for every host of a nodeset")
+    add.add_argument("nodeset", help="hosts in ClusterShell's nodeset syntax, e.g. 'node[1-4]'")
+    add.add_argument("--cpus", type=int, default=1)
+    add.add_argument("--cores", type=int, default=1, help="cores per cpu")
+    add.add_argument("-p", "--property", action="append", default=[], metavar="NAME=VALUE")
+    add.set_defaults(func=cmd_resources_add)
+    worker = sub.add_parser("worker", help="start a worker (head node or compute node)")
+    worker.add_argument("role", choices=("head", "node"))
+    worker.add_argument("--hostname", help="the compute node this worker serves")
+    worker.add_argument("--daemon", action="store_true", help="detach, output to the log file")
+    worker.set_defaults(func=cmd_worker)
+    for name, func in (("beat", cmd_beat), ("flower", cmd_flower)):
+        command = sub.add_parser(name, help=f"start {name}")
+        command.add_argument("--daemon", action="store_true")
+        if name == "flower":
+            command.add_argument("--port", type=int, default=None)
+        command.set_defaults(func=func)
+    up = sub.add_parser("up", help="a whole cluster on this machine")
+    up.add_argument("--nodes", type=int, default=4)
+    up.add_argument("--cores", type=int, default=4, help="cores per cpu")
+    up.add_argument("--cpus", type=int, default=1)
+    up.add_argument("--flower-port", type=int, default=None, help="0: no Flower")
+    up.add_argument("--detach", action="store_true", help="return once the cluster is up")
+    up.add_argument("--timeout", type=float, default=60.0)
+    up.set_defaults(func=cmd_up)
+    sub.add_parser("down", help="stop the cluster started by 'up'").set_defaults(func=cmd_down)
+    sub.add_parser("status", help="processes of the local cluster").set_defaults(func=cmd_status)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handler: Callable[[argparse.Namespace], int] = args.func
+    try:
+        return handler(args)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as error:  # noqa: BLE001 - one line, never a traceback
+        from oar_celery.config import mask
+
+        line = str(error).splitlines()[0] if str(error) else type(error).__name__
+        return fail(mask(line))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

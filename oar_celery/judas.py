@@ -1,0 +1,160 @@
+"""Judas: logging for every daemon, and notifications to users and the admin.
+
+OAR's levels map onto Python's logging: ``oar_debug`` is DEBUG, ``oar_warn``
+WARNING, ``oar_error`` ERROR. Each process kind (head, node, beat) writes
+its own file under the log directory.
+
+Notifications (``oarsub --notify``) are ``[TAGS]mail:address`` or
+``[TAGS]exec:/path/script args``. A failed notification is logged and
+recorded as an event; it never changes the job's fate.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import pwd
+import re
+import shlex
+import smtplib
+import socket
+import subprocess
+import sys
+from email.message import EmailMessage
+from logging.handlers import WatchedFileHandler
+from pathlib import Path
+
+from oar_celery.config import settings
+
+logger = logging.getLogger("oar")
+
+_FORMAT = "[%(asctime)s] [%(levelname)s] [%(processName)s %(process)d] [%(name)s] %(message)s"
+_NOTIFY = re.compile(r"^(?:\[(?P<tags>[A-Z,]*)\])?(?P<method>mail|exec):(?P<target>.+)$", re.S)
+
+
+def oar_debug(message: str, *args: object) -> None:
+    logger.debug(message, *args)
+
+
+def oar_warn(message: str, *args: object) -> None:
+    logger.warning(message, *args)
+
+
+def oar_error(message: str, *args: object) -> None:
+    logger.error(message, *args)
+
+
+def log_file(kind: str) -> Path:
+    """The log file of one process kind: ``head``, ``node-<host>``, ``beat``, ``flower``."""
+    return settings().logs / f"oar-{kind}.log"
+
+
+def setup_logging(kind: str, *, to_stderr: bool = True) -> Path:
+    """Send this process's logs to its file (and stderr), at the configured level."""
+    path = log_file(kind)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    root = logging.getLogger()
+    root.setLevel(settings().log_level.upper())
+    handler = WatchedFileHandler(path)
+    handler.setFormatter(logging.Formatter(_FORMAT))
+    root.addHandler(handler)
+    if to_stderr and not any(isinstance(h, logging.StreamHandler) and h.stream is sys.stderr for h in root.handlers):
+        stream = logging.StreamHandler(sys.stderr)
+        stream.setFormatter(logging.Formatter(_FORMAT))
+        root.addHandler(stream)
+    return path
+
+
+def redirect_everything(kind: str) -> Path:
+    """OAR's redirect_everything: a daemon's stdout and stderr go to its log file."""
+    path = log_file(kind)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
+    os.dup2(descriptor, 1)
+    os.dup2(descriptor, 2)
+    os.close(descriptor)
+    return path
+
+
+def send_mail(recipient: str, subject: str, body: str, job_id: int = 0) -> None:
+    """Send one mail through the configured SMTP server; raises OSError on failure."""
+    config = settings()
+    message = EmailMessage()
+    message["From"] = config.mail_sender
+    message["To"] = recipient
+    message["Subject"] = subject
+    message.set_content(body)
+    with smtplib.SMTP(config.smtp_host, config.smtp_port, timeout=config.notify_timeout) as smtp:
+        smtp.send_message(message)
+    logger.info("mail sent to %s for job %s: %s", recipient, job_id, subject)
+
+
+def mail_admin(subject: str, body: str) -> None:
+    """Tell the admin (``OAR_ADMIN_MAIL``), if one is configured; never raises."""
+    recipient = settings().admin_mail
+    if not recipient:
+        return
+    try:
+        send_mail(recipient, subject, body)
+    except (OSError, smtplib.SMTPException) as error:
+        logger.error("mail to the admin failed: %s", error)
+
+
+def wanted_tags(method_text: str) -> tuple[str, ...] | None:
+    match = _NOTIFY.match(method_text.strip())
+    if match is None:
+        return None
+    tags = tuple(t for t in (match.group("tags") or "").split(",") if t)
+    return tags or ("RUNNING", "END", "ERROR", "INFO", "SUSPENDED", "RESUMING")
+
+
+def notify_user(
+    method_text: str, host: str, user: str, job_id: int, job_name: str, tag: str, comment: str
+) -> None:
+    """OAR's notify_user: mail the user or run their script, as them. Raises on failure."""
+    match = _NOTIFY.match(method_text.strip())
+    if match is None:
+        raise ValueError(f"bad notify method '{method_text}'")
+    target = match.group("target").strip()
+    if match.group("method") == "mail":
+        subject = f"*OAR* [{tag}]: {job_id} ({job_name}) on {host}"
+        send_mail(target, subject, f"{comment}\n", job_id)
+        return
+    run_as(user, [*shlex.split(target), str(job_id), job_name, tag, comment])
+
+
+def run_as(user: str, argv: list[str]) -> None:
+    """Run a notification script as ``user`` (never as root for another user), bounded in time."""
+    kwargs: dict[str, object] = {}
+    if os.geteuid() == 0 and user != "root":
+        entry = pwd.getpwnam(user)
+        kwargs = {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": os.getgrouplist(user, entry.pw_gid)}
+    elif user != pwd.getpwuid(os.geteuid()).pw_name:
+        raise PermissionError(f"cannot run a script as {user} from a process that is not root")
+    subprocess.run(
+        argv, check=True, timeout=settings().notify_timeout, stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd="/", **kwargs,  # type: ignore[arg-type]
+    )
+
+
+def notify_job(job_id: int, tag: str, comment: str) -> None:
+    """Send the job's notification for ``tag`` if it asked for one; failures become events."""
+    from oar_celery.db.models import Job
+    from oar_celery.db.session import session_scope
+    from oar_celery.transitions import add_event
+
+    with session_scope() as session:
+        job = session.get(Job, job_id)
+        if job is None or not job.notify:
+            return
+        method, user, name, host = job.notify, job.job_user, job.job_name or "", job.launch_host or ""
+    tags = wanted_tags(method)
+    if tags is None or tag not in tags:
+        return
+    try:
+        notify_user(method, host or socket.gethostname(), user, job_id, name, tag, comment)
+    except (OSError, ValueError, smtplib.SMTPException, subprocess.SubprocessError, KeyError) as error:
+        text = f"notification {tag} failed: {str(error).splitlines()[0] if str(error) else type(error).__name__}"
+        logger.error("job %s: %s", job_id, text)
+        with session_scope() as session:
+            add_event(session, "USER_MAIL_NOTIFICATION" if "mail:" in method else "USER_EXEC_NOTIFICATION", job_id, text)

@@ -1,0 +1,139 @@
+"""Resources as the scheduler sees them, and adding them to the cluster.
+
+Resource properties are columns of ``resources``, as in OAR: ``oarproperty -a``
+adds a column, so the table is reflected rather than taken from the model,
+and every column is a property a filter may name.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import Float, Integer, MetaData, Numeric, Table, select
+from sqlalchemy.orm import Session
+
+from oar_celery.config import Settings
+from oar_celery.db.models import Resource
+from oar_celery.scheduler import types as sched
+from oar_celery.scheduler.errors import RequestError
+
+#: Columns that belong to OAR's bookkeeping, not to the resource's description.
+SYSTEM_COLUMNS = frozenset(
+    {
+        "next_state", "finaud_decision", "next_finaud_decision", "state_num", "suspended_jobs",
+        "scheduler_priority", "cpuset", "last_job_date", "last_available_upto", "state_since",
+    }
+)
+_REFLECT_TTL = 10.0
+_reflected: dict[str, tuple[float, Table]] = {}
+
+
+def resources_table(session: Session) -> Table:
+    """The ``resources`` table with every property column, reflected at most every few seconds."""
+    key = str(session.get_bind().url)
+    cached = _reflected.get(key)
+    if cached and time.monotonic() - cached[0] < _REFLECT_TTL:
+        return cached[1]
+    table = Table("resources", MetaData(), autoload_with=session.connection())
+    _reflected[key] = (time.monotonic(), table)
+    return table
+
+
+def forget_columns() -> None:
+    """Reflect again on next use (after ``oarproperty`` changed the table)."""
+    _reflected.clear()
+
+
+def column_kinds(table: Table) -> dict[str, str]:
+    """Property name → ``int``, ``float`` or ``str``, for the filter compiler."""
+    kinds: dict[str, str] = {}
+    for column in table.columns:
+        if column.name in SYSTEM_COLUMNS:
+            continue
+        if isinstance(column.type, Integer):
+            kinds[column.name] = "int"
+        elif isinstance(column.type, Float | Numeric):
+            kinds[column.name] = "float"
+        else:
+            kinds[column.name] = "str"
+    return kinds
+
+
+def load_resources(session: Session) -> tuple[list[sched.Resource], dict[str, str]]:
+    """Every resource with its properties, ordered by id, and the column kinds."""
+    table = resources_table(session)
+    rows = session.execute(select(table).order_by(table.c.resource_id)).mappings().all()
+    resources = [
+        sched.Resource(
+            id=row["resource_id"],
+            network_address=row["network_address"],
+            state="Draining" if row["drain"] == "YES" else row["state"],
+            properties=dict(row),
+            available_upto=int(row["available_upto"] or 0),
+        )
+        for row in rows
+    ]
+    return resources, column_kinds(table)
+
+
+def check_against_cluster(
+    session: Session, moldables: Sequence[sched.Moldable], properties: str | None, config: Settings
+) -> None:
+    """Refuse a request that no alternative could ever satisfy on this cluster."""
+    from oar_celery.scheduler import check_satisfiable
+
+    resources, columns = load_resources(session)
+    problem = check_satisfiable(
+        moldables, resources, properties, columns=columns, hierarchy_labels=config.labels
+    )
+    if problem:
+        raise RequestError(problem)
+
+
+def expand_nodeset(pattern: str) -> list[str]:
+    """``node[1-4]`` → ``node1 .. node4``, with ClusterShell's nodeset syntax."""
+    from ClusterShell.NodeSet import NodeSet, NodeSetParseError
+
+    try:
+        return list(NodeSet(pattern))
+    except NodeSetParseError as error:
+        raise RequestError(f"bad nodeset '{pattern}': {error}") from None
+
+
+def add_resources(
+    session: Session,
+    hosts: Sequence[str],
+    *,
+    cpus: int = 1,
+    cores: int = 1,
+    properties: Mapping[str, Any] | None = None,
+) -> list[int]:
+    """One resource per core of every host: cpu and core numbered across the cluster, as OAR does."""
+    if cpus < 1 or cores < 1:
+        raise RequestError("--cpus and --cores take positive numbers")
+    table = resources_table(session)
+    unknown = [name for name in properties or {} if name not in table.c]
+    if unknown:
+        raise RequestError(f"unknown property '{unknown[0]}' (add it with oarproperty -a)")
+    next_cpu = (session.scalar(select(Resource.cpu).order_by(Resource.cpu.desc()).limit(1)) or 0) + 1
+    next_core = (session.scalar(select(Resource.core).order_by(Resource.core.desc()).limit(1)) or 0) + 1
+    defaults = {
+        column.name: column.default.arg
+        for column in Resource.__table__.columns
+        if column.default is not None and not callable(column.default.arg)
+    }
+    ids: list[int] = []
+    for host in hosts:
+        for _ in range(cpus):
+            for _ in range(cores):
+                values = {
+                    **defaults,
+                    "network_address": host, "host": host, "cpu": next_cpu, "core": next_core,
+                    "state": "Alive", "state_since": time.time(), **(properties or {}),
+                }
+                ids.append(session.execute(table.insert().values(**values)).inserted_primary_key[0])
+                next_core += 1
+            next_cpu += 1
+    return ids

@@ -1,0 +1,151 @@
+"""Finaud: checks that every ``Alive`` and ``Suspected`` node still takes work.
+
+A live process is not enough: a Celery worker can keep running after a broker
+reconnect and never consume again. So the check travels the node's own
+queue: each round sends ``oar.node.ping`` to ``oar.node.<host>``, and the
+node must answer with ``oar.finaud.answer`` before the next round once
+``OAR_FINAUD_TIMEOUT`` has passed. A node that did not answer goes
+``Suspected`` (event ``FINAUD_ERROR``); a node Finaud suspected that answers
+again goes back ``Alive`` (``FINAUD_RECOVER``). Nodes suspected for other
+reasons stay so until an admin says otherwise.
+
+The ping carries the ids of the jobs the head thinks run on the node; the
+answer tells their status, so an end report lost on the way is recovered.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from collections import defaultdict
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from oar_celery.almighty import broker_redis, notify
+from oar_celery.celery_app import app, node_queue
+from oar_celery.config import settings
+from oar_celery.db.models import STARTED_STATES, AssignedResource, Job, Resource
+from oar_celery.db.session import session_scope
+from oar_celery.transitions import add_event
+
+logger = logging.getLogger(__name__)
+
+SENT = "oar:finaud:sent"
+ANSWERED = "oar:finaud:answered"
+
+
+def run_finaud() -> None:
+    with session_scope() as session:
+        hosts = _checked_hosts(session)
+        jobs = _jobs_by_first_host(session)
+        changed = judge(session, hosts)
+    send_pings(hosts, jobs)
+    if changed:
+        notify(["ChState"])
+
+
+def _checked_hosts(session: Session) -> dict[str, tuple[str, str]]:
+    """Host → (state, finaud_decision) for the hosts Finaud watches."""
+    hosts: dict[str, tuple[str, str]] = {}
+    rows = session.execute(
+        select(Resource.network_address, Resource.state, Resource.finaud_decision).where(
+            Resource.state.in_(("Alive", "Suspected")), Resource.next_state == "UnChanged"
+        )
+    )
+    for host, state, decision in rows:
+        if host not in hosts or state == "Suspected":
+            hosts[host] = (state, decision)
+    return hosts
+
+
+def _jobs_by_first_host(session: Session) -> dict[str, list[int]]:
+    """The started jobs, by the host their supervisor runs on (the first, in resource order)."""
+    rows = session.execute(
+        select(Job.job_id, Resource.network_address)
+        .join(AssignedResource, AssignedResource.moldable_job_id == Job.assigned_moldable_job)
+        .join(Resource, Resource.resource_id == AssignedResource.resource_id)
+        .where(Job.state.in_(STARTED_STATES), AssignedResource.assigned_resource_index == "CURRENT")
+        .order_by(Job.job_id, Resource.resource_id)
+    )
+    first: dict[int, str] = {}
+    for job_id, host in rows:
+        first.setdefault(job_id, host)
+    by_host: dict[str, list[int]] = defaultdict(list)
+    for job_id, host in first.items():
+        by_host[host].append(job_id)
+    return by_host
+
+
+def judge(session: Session, hosts: dict[str, tuple[str, str]]) -> bool:
+    """Compare last round's pings with their answers; whether any state change was requested."""
+    client = broker_redis()
+    sent = {k.decode(): json.loads(v) for k, v in client.hgetall(SENT).items()}
+    answered = {k.decode(): v.decode() for k, v in client.hgetall(ANSWERED).items()}
+    timeout = settings().finaud_timeout
+    changed = False
+    for host, (state, decision) in hosts.items():
+        ping = sent.get(host)
+        if ping is None:
+            continue
+        ok = answered.get(host) == ping["token"]
+        late = time.time() - ping["at"] > timeout
+        if not ok and late and state == "Alive":
+            _request(session, host, "Suspected", "YES")
+            add_event(session, "FINAUD_ERROR", 0, f"node {host} did not answer its health check", hosts=[host], to_check=True)
+            changed = True
+        elif ok and state == "Suspected" and decision == "YES":
+            _request(session, host, "Alive", "NO")
+            add_event(session, "FINAUD_RECOVER", 0, f"node {host} answers again", hosts=[host])
+            changed = True
+    return changed
+
+
+def _request(session: Session, host: str, state: str, decision: str) -> None:
+    session.execute(
+        update(Resource)
+        .where(Resource.network_address == host)
+        .values(next_state=state, finaud_decision=decision)
+    )
+    logger.warning("finaud: node %s -> %s", host, state)
+
+
+def send_pings(hosts: dict[str, tuple[str, str]], jobs: dict[str, list[int]]) -> None:
+    """One ping per host, unless the last one is still within its time to answer."""
+    client = broker_redis()
+    sent = {k.decode(): json.loads(v) for k, v in client.hgetall(SENT).items()}
+    answered = {k.decode(): v.decode() for k, v in client.hgetall(ANSWERED).items()}
+    timeout = settings().finaud_timeout
+    for host in hosts:
+        last = sent.get(host)
+        if last and answered.get(host) != last["token"] and time.time() - last["at"] <= timeout:
+            continue
+        token = uuid.uuid4().hex
+        client.hset(SENT, host, json.dumps({"token": token, "at": time.time()}))
+        app.send_task(
+            "oar.node.ping",
+            kwargs={"token": token, "job_ids": jobs.get(host, [])},
+            queue=node_queue(host),
+            expires=max(timeout * 4, 30),
+        )
+
+
+@app.task(name="oar.finaud.answer", ignore_result=True)
+def answer(host: str, token: str, jobs: dict[str, Any] | None = None) -> None:
+    """A node answered its ping; recover the end reports it holds that the head never got."""
+    broker_redis().hset(ANSWERED, host, token)
+    from oar_celery.tasks.reports import job_ended
+
+    for job_id, status in (jobs or {}).items():
+        if isinstance(status, dict):
+            with session_scope() as session:
+                state = session.scalar(select(Job.state).where(Job.job_id == int(job_id)))
+            if state in STARTED_STATES:
+                logger.warning("job %s: end report recovered from %s", job_id, host)
+                job_ended(
+                    int(job_id), host, status.get("exit_code"), status.get("reason", "exited"),
+                    status.get("message", ""),
+                )

@@ -1,0 +1,100 @@
+"""Leon: carries out frag requests (``oardel``) recorded in ``frag_jobs``.
+
+A job that has not started goes straight to ``Error``. A started one gets a
+kill task on each of its nodes and its frag state goes ``TIMER_ARMED``; Sarko
+then watches the timer. A job whose nodes never answered is exterminated:
+``Error``, resources freed, nodes ``Suspected``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from oar_celery.almighty import notify
+from oar_celery.celery_app import app, node_queue
+from oar_celery.config import settings
+from oar_celery.db.models import FINAL_STATES, STARTED_STATES, AssignedResource, FragJob, Job, Resource
+from oar_celery.db.session import now, session_scope
+from oar_celery.transitions import add_event, finish
+
+logger = logging.getLogger(__name__)
+
+NOT_STARTED = ("Waiting", "Hold", "toLaunch", "toAckReservation", "toError")
+
+
+def job_hosts(session: Session, job_ids: list[int]) -> dict[int, list[str]]:
+    """The hosts each job holds resources on, in resource order."""
+    hosts: dict[int, list[str]] = defaultdict(list)
+    rows = session.execute(
+        select(Job.job_id, Resource.network_address)
+        .join(AssignedResource, AssignedResource.moldable_job_id == Job.assigned_moldable_job)
+        .join(Resource, Resource.resource_id == AssignedResource.resource_id)
+        .where(Job.job_id.in_(job_ids))
+        .order_by(Resource.resource_id)
+    )
+    for job_id, host in rows:
+        if host not in hosts[job_id]:
+            hosts[job_id].append(host)
+    return hosts
+
+
+def run_leon() -> None:
+    kills: list[tuple[int, list[str]]] = []
+    freed = False
+    with session_scope() as session:
+        frags = session.execute(
+            select(FragJob.frag_id_job, FragJob.frag_state, Job.state)
+            .join(Job, Job.job_id == FragJob.frag_id_job)
+            .where(FragJob.frag_state.in_(("LEON", "LEON_EXTERMINATE")))
+        ).all()
+        hosts = job_hosts(session, [job_id for job_id, _, _ in frags])
+        for job_id, frag_state, state in frags:
+            if frag_state == "LEON_EXTERMINATE":
+                exterminate(session, job_id, hosts.get(job_id, []))
+                freed = True
+            elif state in FINAL_STATES:
+                _set_frag(session, job_id, "FRAGGED")
+            elif state in NOT_STARTED:
+                finish(session, [job_id], "Error", expected=NOT_STARTED, message="job killed before it started")
+                _set_frag(session, job_id, "FRAGGED")
+                freed = True
+            elif state in STARTED_STATES:
+                kills.append((job_id, hosts.get(job_id, [])))
+                _set_frag(session, job_id, "TIMER_ARMED")
+    for job_id, job_hosts_ in kills:
+        for host in job_hosts_:
+            app.send_task(
+                "oar.node.kill", kwargs={"job_id": job_id, "grace": settings().kill_grace}, queue=node_queue(host)
+            )
+        logger.info("kill of job %s sent to %s", job_id, ",".join(job_hosts_))
+    if freed:
+        notify(["Term", "ChState"])
+
+
+def _set_frag(session: Session, job_id: int, state: str) -> None:
+    session.execute(update(FragJob).where(FragJob.frag_id_job == job_id).values(frag_state=state))
+
+
+def exterminate(session: Session, job_id: int, hosts: list[str]) -> None:
+    """The job's nodes never confirmed the kill: end it and suspect them."""
+    message = "job exterminated: its nodes did not answer the kill"
+    finish(session, [job_id], "Error", expected=STARTED_STATES, message=message)
+    add_event(session, "EXTERMINATE_JOB", job_id, message, hosts=hosts, to_check=True)
+    if hosts:
+        session.execute(
+            update(Resource)
+            .where(Resource.network_address.in_(hosts), Resource.state == "Alive")
+            .values(next_state="Suspected")
+        )
+    _set_frag(session, job_id, "FRAGGED")
+
+
+def request_frag(session: Session, job_id: int, user: str) -> None:
+    """Record an ``oardel``: OAR's ``FRAG_JOB_REQUEST`` event and a ``LEON`` frag row."""
+    if session.get(FragJob, job_id) is None:
+        session.add(FragJob(frag_id_job=job_id, frag_date=now(), frag_state="LEON"))
+    add_event(session, "FRAG_JOB_REQUEST", job_id, f"user {user} requested to frag the job {job_id}")

@@ -1,0 +1,185 @@
+"""Runner: answers waiting clients and launches jobs on their first node.
+
+Per OAR's seed: ``toError`` jobs get "BAD JOB" on their waiting client;
+``toAckReservation`` jobs get their reservation's start, or are fragged when
+the client cannot be reached; ``toLaunch`` jobs move to ``Launching`` (a
+conditional update, so a job is launched at most once) and a launch task goes
+to the queue of the job's first node.
+
+A launch whose node never reported back is sent again after
+``LAUNCH_RESEND`` seconds: the node refuses a second start of the same job
+and re-sends what it knows, so a launch message lost to a broker restart only
+delays the job.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections import defaultdict
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from oar_celery.almighty import broker_redis
+from oar_celery.celery_app import app, node_queue
+from oar_celery.config import settings
+from oar_celery.db.models import AssignedResource, Job, JobType, MoldableJobDescription, Resource
+from oar_celery.db.session import session_scope
+from oar_celery.transitions import add_event, finish, set_state
+
+logger = logging.getLogger(__name__)
+
+LAUNCH_RESEND = 20
+REPLY_TTL = 3600
+
+
+def run_runner() -> None:
+    answer_errors()
+    answer_reservations()
+    launch_jobs()
+
+
+def reply(job_id: int, answer: dict[str, Any]) -> None:
+    """Push an answer to the client waiting on this job (``oarsub -r``)."""
+    client = broker_redis()
+    key = f"oar:reply:{job_id}"
+    client.rpush(key, json.dumps(answer))
+    client.expire(key, REPLY_TTL)
+
+
+def client_waiting(job_id: int) -> bool:
+    """Whether an ``oarsub`` is still waiting for this job's answer."""
+    return bool(broker_redis().exists(f"oar:client:{job_id}"))
+
+
+def answer_errors() -> None:
+    with session_scope() as session:
+        jobs = session.execute(select(Job.job_id, Job.message).where(Job.state == "toError")).all()
+        moved = finish(session, [job_id for job_id, _ in jobs], "Error", expected=("toError",))
+    for job_id, message in jobs:
+        if job_id in moved:
+            reply(job_id, {"status": "refused", "message": message or "BAD JOB"})
+
+
+def answer_reservations() -> None:
+    with session_scope() as session:
+        rows = session.execute(
+            select(Job.job_id, Job.start_time).where(Job.state == "toAckReservation")
+        ).all()
+        for job_id, start in rows:
+            if client_waiting(job_id):
+                if set_state(session, [job_id], "Waiting", expected=("toAckReservation",)):
+                    reply(job_id, {"status": "granted", "start": start})
+            else:
+                message = "reservation client could not be reached: the job is fragged"
+                if finish(session, [job_id], "Error", expected=("toAckReservation",), message=message):
+                    add_event(session, "CANNOT_NOTIFY_OARSUB", job_id, message)
+
+
+def launch_jobs() -> None:
+    with session_scope() as session:
+        to_launch = list(session.scalars(select(Job.job_id).where(Job.state == "toLaunch")))
+        moved = set_state(session, to_launch, "Launching", expected=("toLaunch",))
+        specs = build_specs(session, moved)
+        resend = _launches_to_resend(session)
+        specs += build_specs(session, resend)
+    for spec in specs:
+        send_launch(spec)
+
+
+def _launches_to_resend(session: Session) -> list[int]:
+    launching = list(session.scalars(select(Job.job_id).where(Job.state == "Launching")))
+    client = broker_redis()
+    return [job_id for job_id in launching if not client.exists(f"oar:launch:{job_id}")]
+
+
+def send_launch(spec: dict[str, Any]) -> None:
+    """Send the launch task to the job's first node and remember when."""
+    broker_redis().set(f"oar:launch:{spec['job_id']}", "1", ex=LAUNCH_RESEND)
+    host = spec["hosts"][0]
+    app.send_task("oar.node.launch", kwargs={"spec": spec}, queue=node_queue(host))
+    logger.info("job %s sent to %s", spec["job_id"], host)
+
+
+def _resolve(template: str | None, default: str, job: Job) -> str:
+    path = (template or default).replace("%jobid%", str(job.job_id))
+    path = path.replace("%jobname%", job.job_name or "")
+    return path if os.path.isabs(path) else os.path.join(job.launching_directory, path)
+
+
+def output_paths(job: Job) -> tuple[str, str]:
+    """The job's stdout and stderr files: ``OAR.<name>.<id>.stdout`` unless ``-O``/``-E``."""
+    stem = f"OAR.{job.job_name}.%jobid%" if job.job_name else "OAR.%jobid%"
+    return (
+        _resolve(job.stdout_file, f"{stem}.stdout", job),
+        _resolve(job.stderr_file, f"{stem}.stderr", job),
+    )
+
+
+def format_walltime(seconds: int) -> str:
+    hours, rest = divmod(int(seconds), 3600)
+    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}"
+
+
+def build_specs(session: Session, job_ids: list[int]) -> list[dict[str, Any]]:
+    """What a node needs to run each job: command, user, hosts, nodefile, environment."""
+    if not job_ids:
+        return []
+    jobs = {job.job_id: job for job in session.scalars(select(Job).where(Job.job_id.in_(job_ids)))}
+    walltimes = dict(
+        session.execute(
+            select(MoldableJobDescription.moldable_job_id, MoldableJobDescription.moldable_walltime).where(
+                MoldableJobDescription.moldable_id.in_([j.assigned_moldable_job for j in jobs.values()])
+            )
+        ).all()
+    )
+    hosts_of: dict[int, list[tuple[int, str]]] = defaultdict(list)
+    rows = session.execute(
+        select(Job.job_id, Resource.resource_id, Resource.network_address)
+        .join(AssignedResource, AssignedResource.moldable_job_id == Job.assigned_moldable_job)
+        .join(Resource, Resource.resource_id == AssignedResource.resource_id)
+        .where(Job.job_id.in_(job_ids))
+        .order_by(Resource.resource_id)
+    )
+    for job_id, resource_id, address in rows:
+        hosts_of[job_id].append((resource_id, address))
+    types: dict[int, list[str]] = defaultdict(list)
+    for job_id, kind in session.execute(
+        select(JobType.job_id, JobType.type).where(JobType.job_id.in_(job_ids), JobType.types_index == "CURRENT")
+    ):
+        types[job_id].append(kind)
+    return [
+        _spec(jobs[job_id], walltimes.get(job_id, settings().default_walltime), hosts_of[job_id], types[job_id])
+        for job_id in job_ids
+        if hosts_of.get(job_id)
+    ]
+
+
+def _spec(job: Job, walltime: int, resources: list[tuple[int, str]], types: list[str]) -> dict[str, Any]:
+    hosts = list(dict.fromkeys(address for _, address in resources))
+    lines = sorted((address for _, address in resources), key=hosts.index)
+    stdout, stderr = output_paths(job)
+    return {
+        "job_id": job.job_id,
+        "user": job.job_user,
+        "command": job.command,
+        "directory": job.launching_directory,
+        "name": job.job_name or "",
+        "walltime": int(walltime),
+        "hosts": hosts,
+        "resources": [resource_id for resource_id, _ in resources],
+        "nodefile": "".join(f"{line}\n" for line in lines),
+        "stdout": stdout,
+        "stderr": stderr,
+        "env": json.loads(job.job_env) if job.job_env else {},
+        "array_id": job.array_id,
+        "array_index": job.array_index,
+        "checkpoint": job.checkpoint,
+        "checkpoint_signal": job.checkpoint_signal,
+        "project": job.project,
+        "types": types,
+        "kill_grace": settings().kill_grace,
+    }

@@ -1,0 +1,129 @@
+"""Sarko: keeps watch over jobs and resources, fired by beat through Almighty (``Villains``).
+
+The seed's four duties:
+
+1. frag states: ``TIMER_ARMED`` becomes ``FRAGGED`` once the job has ended,
+   ``LEON`` again (the kill is sent again) after ``OAR_LEON_SOFT_WALLTIME``,
+   and ``LEON_EXTERMINATE`` after ``OAR_LEON_WALLTIME``;
+2. running jobs: a job past its walltime (plus the time it spent suspended) is
+   fragged with a ``WALLTIME`` event, and a job that asked for a checkpoint
+   gets its signal once, ``checkpoint`` seconds before;
+3. resources whose ``expiry_date`` has passed become ``Suspected``;
+4. ``Suspected`` resources older than ``OAR_DEAD_SWITCH_TIME`` become ``Dead``.
+
+Every resource change is requested through ``next_state`` and followed by a
+``ChState`` message, so that NodeChangeState applies it.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy import and_, select, update
+from sqlalchemy.orm import Session
+
+from oar_celery.almighty import notify
+from oar_celery.celery_app import app, node_queue
+from oar_celery.config import settings
+from oar_celery.db.models import FINAL_STATES, EventLog, FragJob, Job, MoldableJobDescription, Resource
+from oar_celery.db.session import now, session_scope
+from oar_celery.tasks.leon import job_hosts, request_frag
+from oar_celery.transitions import add_event
+
+logger = logging.getLogger(__name__)
+
+
+def run_sarko() -> None:
+    messages: list[str] = []
+    with session_scope() as session:
+        if watch_frags(session):
+            messages.append("Qdel")
+        if watch_walltimes(session):
+            messages.append("Qdel")
+        if watch_resources(session):
+            messages.append("ChState")
+    notify(messages)
+
+
+def watch_frags(session: Session) -> bool:
+    """Move armed timers on; whether Leon has work again."""
+    config = settings()
+    at = now()
+    rows = session.execute(
+        select(FragJob.frag_id_job, FragJob.frag_date, Job.state)
+        .join(Job, Job.job_id == FragJob.frag_id_job)
+        .where(FragJob.frag_state == "TIMER_ARMED")
+    ).all()
+    leon_work = False
+    for job_id, frag_date, state in rows:
+        if state in FINAL_STATES:
+            new = "FRAGGED"
+        elif at - frag_date >= config.leon_walltime:
+            new = "LEON_EXTERMINATE"
+        elif at - frag_date >= config.leon_soft_walltime:
+            new = "LEON"
+        else:
+            continue
+        session.execute(update(FragJob).where(FragJob.frag_id_job == job_id).values(frag_state=new))
+        leon_work = leon_work or new != "FRAGGED"
+        logger.info("frag of job %s: TIMER_ARMED -> %s", job_id, new)
+    return leon_work
+
+
+def watch_walltimes(session: Session) -> bool:
+    """Frag jobs past their walltime; send checkpoint signals once. Whether any job was fragged."""
+    at = now()
+    rows = session.execute(
+        select(
+            Job.job_id, Job.start_time, Job.suspended_time, Job.checkpoint, Job.checkpoint_signal,
+            MoldableJobDescription.moldable_walltime,
+        )
+        .join(MoldableJobDescription, MoldableJobDescription.moldable_id == Job.assigned_moldable_job)
+        .outerjoin(FragJob, FragJob.frag_id_job == Job.job_id)
+        .where(Job.state == "Running", FragJob.frag_id_job.is_(None))
+    ).all()
+    fragged = False
+    for job_id, start, suspended, checkpoint, signum, walltime in rows:
+        end = start + walltime + suspended
+        if at >= end:
+            request_frag(session, job_id, "oar")
+            add_event(session, "WALLTIME", job_id, f"job {job_id} reached its walltime of {walltime} s")
+            fragged = True
+        elif checkpoint and at >= end - checkpoint and not _checkpointed(session, job_id):
+            for host in job_hosts(session, [job_id]).get(job_id, []):
+                app.send_task("oar.node.signal", kwargs={"job_id": job_id, "signum": signum}, queue=node_queue(host))
+            add_event(session, "CHECKPOINT", job_id, f"checkpoint signal {signum} sent {checkpoint} s before the walltime")
+    return fragged
+
+
+def _checkpointed(session: Session, job_id: int) -> bool:
+    return session.scalar(
+        select(EventLog.event_id).where(EventLog.job_id == job_id, EventLog.type == "CHECKPOINT").limit(1)
+    ) is not None
+
+
+def watch_resources(session: Session) -> bool:
+    """Suspect expired resources and kill off old suspected ones; whether any change was asked."""
+    config = settings()
+    at = now()
+    expired = session.execute(
+        update(Resource)
+        .where(Resource.state == "Alive", Resource.next_state == "UnChanged",
+               and_(Resource.expiry_date > 0, Resource.expiry_date < at))
+        .values(next_state="Suspected")
+        .returning(Resource.resource_id)
+    ).all()
+    dead = []
+    if config.dead_switch_time > 0:
+        dead = session.execute(
+            update(Resource)
+            .where(Resource.state == "Suspected", Resource.next_state == "UnChanged",
+                   Resource.state_since < at - config.dead_switch_time)
+            .values(next_state="Dead")
+            .returning(Resource.resource_id)
+        ).all()
+    for (resource_id,) in expired:
+        logger.warning("resource %s expired: Suspected", resource_id)
+    for (resource_id,) in dead:
+        logger.warning("resource %s suspected for too long: Dead", resource_id)
+    return bool(expired or dead)

@@ -1,0 +1,323 @@
+"""The scheduler's round trip: load the cluster, place jobs, write the Gantt back.
+
+The placement itself is pure (:mod:`oar_celery.scheduler`); this module only
+reads what it needs in a handful of bulk queries and writes the outcome:
+jobs that start now go ``toLaunch`` with their resources (a conditional
+update, so a job deleted meanwhile is not launched), every other placement is
+stored as a prediction in ``gantt_jobs_predictions`` / ``gantt_jobs_resources``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.orm import Session
+
+from oar_celery.config import settings
+from oar_celery.db.models import (
+    ACTIVE_STATES,
+    AssignedResource,
+    FragJob,
+    GanttJobPrediction,
+    GanttJobResource,
+    Job,
+    JobDependency,
+    JobResourceDescription,
+    JobResourceGroup,
+    JobType,
+    MoldableJobDescription,
+    Queue,
+)
+from oar_celery.db.session import now, session_scope
+from oar_celery.resources import load_resources
+from oar_celery.scheduler import schedule
+from oar_celery.scheduler import types as sched
+from oar_celery.transitions import add_event, set_state
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Outcome:
+    """What one scheduler run decided, for logs and tests."""
+
+    launched: list[int] = field(default_factory=list)
+    predicted: int = 0
+    refused: dict[int, str] = field(default_factory=dict)
+    besteffort_killed: list[int] = field(default_factory=list)
+
+
+def run_scheduler() -> Outcome:
+    """One scheduling round on the database; the Almighty cycle calls it."""
+    config = settings()
+    at = int(now())
+    with session_scope() as session:
+        resources, columns = load_resources(session)
+        placed, reservations = load_placed(session, at)
+        waiting, blocked = load_waiting(session)
+        result = schedule(
+            at,
+            resources,
+            placed,
+            waiting,
+            security_time=config.security_time,
+            hierarchy_labels=config.labels,
+            resource_order=tuple(config.scheduler_resource_order.split(",")),
+            columns=columns,
+        )
+        outcome = apply(session, at, result, waiting, reservations, blocked)
+    if outcome.launched or outcome.refused or outcome.besteffort_killed:
+        from oar_celery.almighty import notify
+
+        notify(["Qdel"] if outcome.besteffort_killed else [])
+        logger.info(
+            "scheduler: %d to launch, %d predicted, %d refused",
+            len(outcome.launched), outcome.predicted, len(outcome.refused),
+        )
+    return outcome
+
+
+def _types_of(session: Session, job_ids: list[int]) -> dict[int, dict[str, str]]:
+    types: dict[int, dict[str, str]] = defaultdict(dict)
+    if job_ids:
+        rows = session.execute(
+            select(JobType.job_id, JobType.type).where(JobType.job_id.in_(job_ids), JobType.types_index == "CURRENT")
+        )
+        for job_id, text in rows:
+            name, _, value = text.partition("=")
+            types[job_id][name] = value
+    return types
+
+
+def load_placed(session: Session, at: int) -> tuple[list[sched.Allocation], dict[int, sched.Allocation]]:
+    """Running jobs and accepted reservations, as fixed allocations on the Gantt."""
+    rows = session.execute(
+        select(
+            Job.job_id, Job.job_user, Job.start_time, Job.suspended_time, Job.assigned_moldable_job,
+            MoldableJobDescription.moldable_walltime, AssignedResource.resource_id,
+        )
+        .join(MoldableJobDescription, MoldableJobDescription.moldable_id == Job.assigned_moldable_job)
+        .join(AssignedResource, AssignedResource.moldable_job_id == Job.assigned_moldable_job)
+        .where(Job.state.in_(ACTIVE_STATES), AssignedResource.assigned_resource_index == "CURRENT")
+    ).all()
+    allocations: dict[int, sched.Allocation] = {}
+    for job_id, user, start, suspended, moldable, walltime, resource_id in rows:
+        allocation = allocations.get(job_id)
+        if allocation is None:
+            begin = int(start) if start else at
+            allocation = allocations[job_id] = sched.Allocation(
+                job_id, moldable, begin, max(1, int(walltime + suspended)), [], user=user
+            )
+        allocation.resource_ids.append(resource_id)
+    reservations = _load_reservations(session)
+    types = _types_of(session, list(allocations) + list(reservations))
+    for allocation in [*allocations.values(), *reservations.values()]:
+        allocation.types = types.get(allocation.job_id, {})
+    return list(allocations.values()) + list(reservations.values()), reservations
+
+
+def _load_reservations(session: Session) -> dict[int, sched.Allocation]:
+    rows = session.execute(
+        select(
+            Job.job_id, Job.job_user, Job.start_time, Job.assigned_moldable_job,
+            MoldableJobDescription.moldable_walltime, GanttJobResource.resource_id,
+        )
+        .join(MoldableJobDescription, MoldableJobDescription.moldable_id == Job.assigned_moldable_job)
+        .join(GanttJobResource, GanttJobResource.moldable_job_id == Job.assigned_moldable_job)
+        .where(Job.state.in_(("Waiting", "toAckReservation")), Job.reservation == "Scheduled")
+    ).all()
+    reservations: dict[int, sched.Allocation] = {}
+    for job_id, user, start, moldable, walltime, resource_id in rows:
+        allocation = reservations.setdefault(
+            job_id, sched.Allocation(job_id, moldable, int(start), int(walltime), [], user=user)
+        )
+        allocation.resource_ids.append(resource_id)
+    return reservations
+
+
+def load_waiting(session: Session) -> tuple[list[sched.Job], dict[int, str]]:
+    """Waiting jobs with their alternatives; and the ids held back by a dependency, with why."""
+    rows = session.execute(
+        select(
+            Job.job_id, Job.queue_name, Queue.priority, Job.submission_time, Job.job_user,
+            Job.properties, Job.reservation, Job.start_time,
+        )
+        .join(Queue, Queue.queue_name == Job.queue_name)
+        .where(Job.state == "Waiting", Job.reservation != "Scheduled", Queue.state == "Active")
+        .order_by(Queue.priority.desc(), Job.submission_time, Job.job_id)
+    ).all()
+    if not rows:
+        return [], {}
+    ids = [row.job_id for row in rows]
+    moldables = _load_moldables(session, ids)
+    types = _types_of(session, ids)
+    dependencies, blocked = _load_dependencies(session, ids)
+    jobs = [
+        sched.Job(
+            id=row.job_id,
+            moldables=moldables.get(row.job_id, []),
+            queue=row.queue_name,
+            queue_priority=row.priority,
+            submission_time=int(row.submission_time),
+            user=row.job_user,
+            properties_filter=row.properties,
+            types=types.get(row.job_id, {}),
+            dependencies=dependencies.get(row.job_id, []),
+            reservation_start=int(row.start_time) if row.reservation == "toSchedule" else None,
+        )
+        for row in rows
+        if row.job_id not in blocked
+    ]
+    return jobs, blocked
+
+
+def _load_moldables(session: Session, job_ids: list[int]) -> dict[int, list[sched.Moldable]]:
+    rows = session.execute(
+        select(
+            MoldableJobDescription.moldable_job_id, MoldableJobDescription.moldable_id,
+            MoldableJobDescription.moldable_walltime, JobResourceGroup.res_group_id,
+            JobResourceGroup.res_group_property, JobResourceDescription.res_job_resource_type,
+            JobResourceDescription.res_job_value,
+        )
+        .join(JobResourceGroup, JobResourceGroup.res_group_moldable_id == MoldableJobDescription.moldable_id)
+        .join(JobResourceDescription, JobResourceDescription.res_job_group_id == JobResourceGroup.res_group_id)
+        .where(MoldableJobDescription.moldable_job_id.in_(job_ids), MoldableJobDescription.moldable_index == "CURRENT")
+        .order_by(
+            MoldableJobDescription.moldable_id, JobResourceGroup.res_group_id, JobResourceDescription.res_job_order
+        )
+    )
+    levels: dict[tuple[int, int, int, int], dict[int, list[sched.Level]]] = defaultdict(lambda: defaultdict(list))
+    filters: dict[int, str | None] = {}
+    for job_id, moldable_id, walltime, group_id, prop, name, value in rows:
+        count: sched.Count = {-1: "ALL", -2: "BEST"}.get(value, value)  # type: ignore[assignment]
+        levels[(job_id, moldable_id, walltime, 0)][group_id].append(sched.Level(name, count))
+        filters[group_id] = prop
+    moldables: dict[int, list[sched.Moldable]] = defaultdict(list)
+    for (job_id, moldable_id, walltime, _), groups in levels.items():
+        moldables[job_id].append(
+            sched.Moldable(
+                tuple(sched.ResourceGroup(tuple(lv), filters[gid]) for gid, lv in groups.items()),
+                walltime,
+                moldable_id,
+            )
+        )
+    return moldables
+
+
+def _load_dependencies(session: Session, job_ids: list[int]) -> tuple[dict[int, list[int]], dict[int, str]]:
+    """Unfinished dependencies to wait for, and jobs that cannot be scheduled because of one."""
+    rows = session.execute(
+        select(JobDependency.job_id, JobDependency.job_id_required, Job.state, Job.exit_code)
+        .join(Job, Job.job_id == JobDependency.job_id_required)
+        .where(JobDependency.job_id.in_(job_ids), JobDependency.job_dependency_index == "CURRENT")
+    ).all()
+    pending: dict[int, list[int]] = defaultdict(list)
+    blocked: dict[int, str] = {}
+    for job_id, required, state, exit_code in rows:
+        if state == "Terminated" and not exit_code:
+            continue
+        if state == "Error" or (state == "Terminated" and exit_code):
+            blocked[job_id] = f"Cannot determine scheduling time due to dependency with the job {required}"
+        elif state == "Hold":
+            blocked[job_id] = f"Waiting for the held job {required}"
+        else:
+            pending[job_id].append(required)
+    return pending, blocked
+
+
+def apply(
+    session: Session,
+    at: int,
+    result: sched.SchedulingResult,
+    waiting: list[sched.Job],
+    reservations: dict[int, sched.Allocation],
+    blocked: dict[int, str],
+) -> Outcome:
+    """Write a scheduling result: launches, reservations, predictions and refusals."""
+    outcome = Outcome()
+    reservation_ids = {job.id for job in waiting if job.reservation_start is not None}
+    due = [a for a in reservations.values() if a.start <= at]
+    starting = [p for p in result.placements if p.start <= at and p.job_id not in reservation_ids]
+    outcome.launched = _launch(session, starting, expected="Waiting") + _launch(session, due, expected="Waiting")
+    _accept_reservations(session, [p for p in result.placements if p.job_id in reservation_ids])
+    _write_predictions(session, result.placements, reservations, set(outcome.launched))
+    outcome.predicted = len(result.placements) - len(starting)
+    for job_id, reason in result.unplaceable.items():
+        if job_id in reservation_ids:
+            moved = set_state(session, [job_id], "toError", expected=("Waiting",), message=reason)
+            if moved:
+                outcome.refused[job_id] = reason
+        else:
+            session.execute(update(Job).where(Job.job_id == job_id).values(scheduler_info=reason))
+    for job_id, reason in blocked.items():
+        session.execute(update(Job).where(Job.job_id == job_id).values(scheduler_info=reason))
+    outcome.besteffort_killed = _frag_besteffort(session, result.besteffort_to_kill)
+    return outcome
+
+
+def _launch(session: Session, allocations: list[sched.Allocation], *, expected: str) -> list[int]:
+    by_job = {a.job_id: a for a in allocations}
+    moved: list[int] = []
+    for allocation in allocations:
+        if set_state(
+            session, [allocation.job_id], "toLaunch", expected=(expected,),
+            assigned_moldable_job=allocation.moldable_id, scheduler_info="",
+        ):
+            moved.append(allocation.job_id)
+    rows = [
+        {"moldable_job_id": by_job[job_id].moldable_id, "resource_id": resource_id, "assigned_resource_index": "CURRENT"}
+        for job_id in moved
+        for resource_id in by_job[job_id].resource_ids
+    ]
+    if rows:
+        session.execute(
+            delete(AssignedResource).where(
+                AssignedResource.moldable_job_id.in_({row["moldable_job_id"] for row in rows})
+            )
+        )
+        session.execute(insert(AssignedResource), rows)
+    return moved
+
+
+def _accept_reservations(session: Session, placements: list[sched.Allocation]) -> None:
+    for placement in placements:
+        moved = set_state(
+            session, [placement.job_id], "toAckReservation", expected=("Waiting",),
+            reservation="Scheduled", start_time=float(placement.start), assigned_moldable_job=placement.moldable_id,
+        )
+        if moved:
+            add_event(session, "RESERVATION_ACCEPTED", placement.job_id, f"reservation starts at {placement.start}")
+
+
+def _write_predictions(
+    session: Session,
+    placements: list[sched.Allocation],
+    reservations: dict[int, sched.Allocation],
+    launched: set[int],
+) -> None:
+    """Replace the stored Gantt with this run's: every waiting job's start and resources."""
+    session.execute(delete(GanttJobResource))
+    session.execute(delete(GanttJobPrediction))
+    kept = [a for a in [*placements, *reservations.values()] if a.job_id not in launched]
+    if not kept:
+        return
+    session.execute(
+        insert(GanttJobPrediction), [{"moldable_job_id": a.moldable_id, "start_time": float(a.start)} for a in kept]
+    )
+    session.execute(
+        insert(GanttJobResource),
+        [{"moldable_job_id": a.moldable_id, "resource_id": r} for a in kept for r in a.resource_ids],
+    )
+
+
+def _frag_besteffort(session: Session, job_ids: list[int]) -> list[int]:
+    fragged: list[int] = []
+    for job_id in job_ids:
+        if session.get(FragJob, job_id) is None:
+            session.add(FragJob(frag_id_job=job_id, frag_date=now(), frag_state="LEON"))
+            add_event(session, "BESTEFFORT_KILL", job_id, "besteffort job killed to free resources for a job")
+            fragged.append(job_id)
+    return fragged
