@@ -31,9 +31,6 @@ logger = logging.getLogger(__name__)
 POLL = 0.1
 HOOK_TIMEOUT = 60.0
 
-#: Supervisors of this worker process, by job id.
-running: dict[int, Supervisor] = {}
-
 
 class JobRefused(Exception):
     """The job cannot start on this node; ``reason`` is the report's reason."""
@@ -56,19 +53,19 @@ class Supervisor(threading.Thread):
         self.spec = spec
         self.grace = float(spec.get("kill_grace") or config.kill_grace)
         self.times: dict[str, float | None] = {"launched_at": time.time(), "started_at": None}
+        self.pgid: int | None = None
 
     def run(self) -> None:
-        running[self.job.job_id] = self
         try:
             self._run()
         except JobRefused as refused:
             self._end(None, refused.reason, refused.message)
         except Exception as error:
             logger.exception("supervisor of job %s failed", self.job.job_id)
+            if self.pgid is not None:  # nobody would watch the job any more
+                process.signal_group(self.pgid, signal.SIGKILL)
             if self.job.status is None:
                 self._end(None, "launch_error", f"node error: {error}")
-        finally:
-            running.pop(self.job.job_id, None)
 
     def _run(self) -> None:
         account = self._account()
@@ -81,6 +78,7 @@ class Supervisor(threading.Thread):
         if self.job.kill_request is not None:
             raise JobRefused("killed", "killed before it started")
         job = self._start(account, env)
+        self.pgid = job.pid
         self.times["started_at"] = time.time()
         self.job.write("pid", str(job.pid))
         reports.job_running(self.app, self.host, self.job.job_id, job.pid)
