@@ -103,3 +103,57 @@ def oar_env(pg_url: str, redis_url: str, state_dir: Path) -> dict[str, str]:
         OAR_FLOWER_PORT="0",
     )
     return env
+
+
+def _flush_redis(url: str) -> None:
+    import redis
+
+    redis.Redis.from_url(url).flushdb()
+
+
+@pytest.fixture(scope="module")
+def cluster_factory(redis_url: str, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """Start clusters with settings of the test's own (``OAR_*`` overrides); all stopped at the end.
+
+    Clusters of one session share its Redis database, so only one runs at a time:
+    starting a new one stops the previous one.
+    """
+    from tests.cluster import LocalCluster
+
+    started: list[tuple[LocalCluster, str]] = []
+
+    def stop_all() -> None:
+        while started:
+            cluster, url = started.pop()
+            cluster.down()
+            drop_pg_database(url)
+
+    def make(nodes: int = 2, cores: int = 2, cpus: int = 1, flower_port: int = 0, **overrides: str) -> LocalCluster:
+        stop_all()
+        _flush_redis(redis_url)
+        url = create_pg_database()
+        state = tmp_path_factory.mktemp("cluster")
+        workdir = state / "work"
+        workdir.mkdir()
+        env = {key: value for key, value in os.environ.items() if not key.startswith("OAR_")}
+        env.update(
+            OAR_STATE_DIR=str(state), OAR_DATABASE_URL=url, OAR_BROKER_URL=redis_url,
+            OAR_CONFIG_FILE=str(state / "absent.conf"), OAR_LOG_LEVEL="DEBUG",
+            OAR_SCHEDULER_MIN_TIME="0.1", OAR_ALMIGHTY_TICK="1", OAR_SARKO_PERIOD="1",
+            OAR_FINAUD_PERIOD="2", OAR_FINAUD_TIMEOUT="2", OAR_NODE_CHANGE_STATE_PERIOD="2",
+            OAR_KILL_GRACE="2", OAR_SECURITY_TIME="0", OAR_FLOWER_PORT="0",
+        )
+        env.update(overrides)
+        cluster = LocalCluster(env, workdir)
+        started.append((cluster, url))
+        cluster.up(nodes=nodes, cores=cores, cpus=cpus, flower_port=flower_port)
+        return cluster
+
+    yield make
+    stop_all()
+
+
+@pytest.fixture(scope="module")
+def cluster(cluster_factory):  # type: ignore[no-untyped-def]
+    """A cluster of 2 nodes x 2 cores with the test defaults, shared by a test module."""
+    return cluster_factory(nodes=2, cores=2)
