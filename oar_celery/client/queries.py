@@ -148,14 +148,15 @@ def add_details(session: Session, jobs: list[dict[str, Any]], selected: Select[A
     for job in jobs:
         job_id = job["id"]
         job_moldables = moldables.get(job_id, [])
-        job["walltime"] = _walltime(job_moldables, job["assigned_moldable_job"])
+        start, predicted = predictions.get(job_id, (None, 0))
+        job["walltime"] = _walltime(job_moldables, job["assigned_moldable_job"] or predicted)
         job["wanted_resources"] = _wanted_text(job_moldables, groups)
         resources = assigned.get(job_id, [])
         job["assigned_resources"] = sorted(rid for rid, _ in resources)
         job["assigned_network_address"] = sorted({host for _, host in resources if host})
         job["types"] = sorted(types.get(job_id, []))
         job["dependencies"] = sorted(deps.get(job_id, []))
-        job["scheduled_start"] = predictions.get(job_id)
+        job["scheduled_start"] = start
         job["events"] = events.get(job_id, [])
         job["state_history"] = history.get(job_id, [])
 
@@ -248,15 +249,18 @@ def _assigned(session: Session, selected: Select[Any]) -> dict[int, list[tuple[i
     return result
 
 
-def _predictions(session: Session, selected: Select[Any]) -> dict[int, float]:
+def _predictions(session: Session, selected: Select[Any]) -> dict[int, tuple[float, int]]:
+    """The earliest predicted start of each job, and the moldable it is predicted for."""
     query = (
-        select(MoldableJobDescription.moldable_job_id, GanttJobPrediction.start_time)
+        select(
+            MoldableJobDescription.moldable_job_id, GanttJobPrediction.start_time, MoldableJobDescription.moldable_id
+        )
         .join(GanttJobPrediction, GanttJobPrediction.moldable_job_id == MoldableJobDescription.moldable_id)
         .where(MoldableJobDescription.moldable_job_id.in_(selected))
     )
-    result: dict[int, float] = {}
-    for job_id, start in session.execute(query):
-        result[job_id] = min(start, result.get(job_id, start))
+    result: dict[int, tuple[float, int]] = {}
+    for job_id, start, moldable_id in session.execute(query):
+        result[job_id] = min((start, moldable_id), result.get(job_id, (start, moldable_id)))
     return result
 
 
