@@ -47,5 +47,5 @@ def node_worker_argv(hostname: str, config: Settings) -> list[str]:
 
 
 def node_worker_env(hostname: str) -> dict[str, str]:
-    """The variables to add to the worker's environment: which node it emulates."""
-    return {"OAR_NODE_HOSTNAME": hostname}
+    """The variables to add to the worker's environment: which node it emulates, where it logs."""
+    return {"OAR_NODE_HOSTNAME": hostname, "OAR_PROCESS_KIND": f"node-{hostname}"}

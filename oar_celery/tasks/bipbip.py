@@ -13,7 +13,7 @@ import os
 import signal
 from typing import Any
 
-from celery.signals import worker_init, worker_ready
+from celery.signals import worker_ready
 
 from oar_celery.celery_app import HEAD_QUEUE, app
 from oar_celery.config import settings
@@ -114,20 +114,8 @@ def job_states(job_ids: list[int]) -> dict[str, Any]:
 def ping(token: str, job_ids: list[int] | None = None) -> dict[str, Any]:
     """Finaud's health check: it proves this node's queue is consumed, and carries job states."""
     jobs = job_states(job_ids or [])
-    app.send_task(
-        "oar.finaud.answer", kwargs={"host": node_hostname(), "token": token, "jobs": jobs}, queue=HEAD_QUEUE
-    )
+    app.send_task("oar.finaud.answer", kwargs={"host": node_hostname(), "token": token, "jobs": jobs}, queue=HEAD_QUEUE)
     return jobs
-
-
-@worker_init.connect
-def _setup_logging(**_: Any) -> None:
-    """Give a node worker's own loggers a handler (the root logger is not Celery's to set)."""
-    if "OAR_NODE_HOSTNAME" in os.environ and not logging.getLogger().handlers:
-        logging.basicConfig(
-            level=settings().log_level.upper(),
-            format="[%(asctime)s: %(levelname)s/%(threadName)s] %(name)s: %(message)s",
-        )
 
 
 @worker_ready.connect
