@@ -142,9 +142,7 @@ class _Round:
             name=job.name,
         )
 
-    def _at(
-        self, start: int, moldable: Moldable, compiled: MoldableRequest, share: TimeshareKey | None
-    ) -> int | None:
+    def _at(self, start: int, moldable: Moldable, compiled: MoldableRequest, share: TimeshareKey | None) -> int | None:
         stop = start + moldable.walltime + self.security_time
         if stop <= self.now:
             return None

@@ -305,13 +305,9 @@ class _Parser:
             return Operand(kind="str", literal=token.value)
         if token.kind == "ident":
             if self.peek().kind == "(":
-                raise _fail(
-                    self.text, token.pos, f"function calls such as '{token.text}(...)' are not allowed"
-                )
+                raise _fail(self.text, token.pos, f"function calls such as '{token.text}(...)' are not allowed")
             return self.column(token)
-        raise _fail(
-            self.text, token.pos, f"expected a column or a value, found {token.text or 'end of text'!r}"
-        )
+        raise _fail(self.text, token.pos, f"expected a column or a value, found {token.text or 'end of text'!r}")
 
     def column(self, token: Token) -> Operand:
         if self.columns is None:  # syntax check only
@@ -335,11 +331,7 @@ class _Parser:
     def comparison(self) -> Evaluator:
         left = self.operand()
         negated = False
-        if (
-            self.peek().kind == "keyword"
-            and self.peek().text == "NOT"
-            and self.peek(1).text in {"IN", "LIKE"}
-        ):
+        if self.peek().kind == "keyword" and self.peek().text == "NOT" and self.peek(1).text in {"IN", "LIKE"}:
             self.take()
             negated = True
         token = self.peek()
@@ -357,9 +349,7 @@ class _Parser:
             pattern = self.expect("string", "a quoted pattern after LIKE")
             return self._like(left, str(pattern.value), negated)
         if negated or token.kind != "op":
-            raise _fail(
-                self.text, token.pos, f"expected a comparison operator, found {token.text or 'end of text'!r}"
-            )
+            raise _fail(self.text, token.pos, f"expected a comparison operator, found {token.text or 'end of text'!r}")
         self.take()
         right = self.operand()
         return self._compare(left, token.text, right)

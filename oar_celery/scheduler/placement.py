@@ -91,6 +91,19 @@ class Tree:
     owners: list[dict[int, Node]]
     #: smallest number of resources one node at each depth can possibly give.
     min_leaf: int
+    #: for the last depth when every leaf is a run of consecutive indices:
+    #: run length -> bitset of the first index of each leaf of that length.
+    runs: dict[int, int] | None = None
+
+
+def runs_of(avail: int, length: int) -> int:
+    """Bit ``i`` is set iff bits ``i .. i+length-1`` of ``avail`` are all set (O(log length) ops)."""
+    covered = 1
+    while covered < length:
+        step = min(covered, length - covered)
+        avail &= avail >> step
+        covered += step
+    return avail
 
 
 def build_tree(resources: Sequence[Resource], universe: int, names: Sequence[str]) -> Tree:
@@ -120,7 +133,20 @@ def build_tree(resources: Sequence[Resource], universe: int, names: Sequence[str
     _mark(root, 0, len(names))
     leaves = list(owners[-1].values()) if names else []
     min_leaf = min((node.mask.bit_count() for node in leaves), default=1)
-    return Tree(root, owners, min_leaf)
+    return Tree(root, owners, min_leaf, _leaf_runs(leaves))
+
+
+def _leaf_runs(leaves: Iterable[Node]) -> dict[int, int] | None:
+    """Leaders of the leaves by run length, or ``None`` if some leaf is not one run of indices."""
+    runs: dict[int, int] = {}
+    for node in {id(node): node for node in leaves}.values():
+        mask = node.mask
+        low = mask & -mask
+        size = mask.bit_count()
+        if mask != ((1 << size) - 1) * low:
+            return None
+        runs[size] = runs.get(size, 0) | low
+    return runs
 
 
 def _mark(node: Node, depth: int, height: int) -> None:
@@ -162,6 +188,8 @@ class GroupRequest:
                 return avail
             return take_first(avail, count) if size >= count else 0
         owners = self.tree.owners[depth]
+        if last and self.tree.runs is not None:
+            return self._whole_leaves(node, avail, count, owners)
         chosen, picked, remaining = 0, 0, avail
         while remaining:
             low = remaining & -remaining
@@ -183,6 +211,27 @@ class GroupRequest:
         if count == "BEST":
             return chosen
         return 0
+
+    def _whole_leaves(self, node: Node, avail: int, count: Count, owners: dict[int, Node]) -> int:
+        """Pick leaves that are entirely free, found with shifts instead of a walk over them."""
+        assert self.tree.runs is not None
+        leaders = 0
+        for length, starts in self.tree.runs.items():
+            leaders |= runs_of(avail, length) & starts
+        found = leaders.bit_count()
+        if count == "ALL":
+            return node.mask if found == len(node.children) and found else 0
+        if count == "BEST":
+            wanted = found
+        elif found < count:
+            return 0
+        else:
+            wanted = count
+            leaders = take_first(leaders, count)
+        chosen = 0
+        for index in bits(leaders) if wanted else ():
+            chosen |= owners[index].mask
+        return chosen
 
 
 class ResourceIndex:
@@ -213,9 +262,7 @@ class ResourceIndex:
         self._props: list[dict[str, object]] | None = None
         self._filter_masks: dict[str, int] = {}
         self._trees: dict[tuple[str | None, str | None, tuple[str, ...]], Tree] = {}
-        self._requests: dict[
-            tuple[str | None, str | None, tuple[str, ...], tuple[Count, ...]], GroupRequest
-        ] = {}
+        self._requests: dict[tuple[str | None, str | None, tuple[str, ...], tuple[Count, ...]], GroupRequest] = {}
 
     # -- conversions --
     def mask_of(self, resource_ids: Iterable[int]) -> int:

@@ -94,9 +94,7 @@ def _level_name(raw: str, step: str, text: str, labels: Sequence[str]) -> str:
     raise RequestError(f"unknown resource type '{name}' in -l {text!r}")
 
 
-def _parse_group(
-    group: str, text: str, labels: Sequence[str], columns: Mapping[str, str] | None
-) -> ResourceGroup:
+def _parse_group(group: str, text: str, labels: Sequence[str], columns: Mapping[str, str] | None) -> ResourceGroup:
     body = group.strip()
     property_filter: str | None = None
     if body.startswith("{"):
@@ -160,9 +158,7 @@ def parse_resource_request(
             raise RequestError(f"walltime given twice in -l {raw!r}")
         walltime, seen_walltime = parse_walltime(value), True
     if resources:
-        groups = tuple(
-            _parse_group(group, raw, hierarchy_labels, columns) for group in split_top_level(resources, "+")
-        )
+        groups = tuple(_parse_group(group, raw, hierarchy_labels, columns) for group in split_top_level(resources, "+"))
     elif seen_walltime:
         groups = (ResourceGroup(DEFAULT_LEVELS),)
     else:

@@ -192,9 +192,7 @@ def test_besteffort_is_killed_for_a_normal_job() -> None:
             resource_ids=[1],
             types={"besteffort": ""},
         ),
-        Allocation(
-            job_id=9, moldable_id=0, start=NOW - 10, walltime=10 * H, resource_ids=[2], queue="besteffort"
-        ),
+        Allocation(job_id=9, moldable_id=0, start=NOW - 10, walltime=10 * H, resource_ids=[2], queue="besteffort"),
     ]
     waiting = [job(1, "nodes=1"), job(2, "nodes=1", queue="besteffort")]
     result = schedule(NOW, resources, running, waiting, security_time=SEC)
@@ -223,9 +221,7 @@ def test_timesharing_shares_between_compatible_jobs() -> None:
     resources = cluster(1)
     ts_user = {"timesharing": "user,*"}
     running = [
-        Allocation(
-            job_id=9, moldable_id=0, start=NOW, walltime=H, resource_ids=[1], types=ts_user, user="alice"
-        )
+        Allocation(job_id=9, moldable_id=0, start=NOW, walltime=H, resource_ids=[1], types=ts_user, user="alice")
     ]
     waiting = [
         job(1, "nodes=1", types=ts_user, user="alice"),
@@ -238,11 +234,7 @@ def test_timesharing_shares_between_compatible_jobs() -> None:
     assert placed[3].start > placed[2].start  # no timesharing type: waits for everyone
 
     anyone = {"timesharing": "*,*"}
-    running = [
-        Allocation(
-            job_id=9, moldable_id=0, start=NOW, walltime=H, resource_ids=[1], types=anyone, user="alice"
-        )
-    ]
+    running = [Allocation(job_id=9, moldable_id=0, start=NOW, walltime=H, resource_ids=[1], types=anyone, user="alice")]
     placed = by_job(schedule(NOW, resources, running, [job(1, "nodes=1", types=anyone, user="bob")]))
     assert placed[1].start == NOW
 
@@ -287,10 +279,7 @@ def test_a_thousand_jobs_on_a_thousand_resources_is_quick() -> None:
     resources = cluster(250, cores=4)
     requests = ["/resource_id=3", "/nodes=1", "/resource_id=8", "/nodes=2", "/resource_id=1"]
     walltimes = ["0:05", "0:30", "1", "2"]
-    jobs = [
-        job(i, f"{requests[i % len(requests)]},walltime={walltimes[i % len(walltimes)]}")
-        for i in range(1, 1001)
-    ]
+    jobs = [job(i, f"{requests[i % len(requests)]},walltime={walltimes[i % len(walltimes)]}") for i in range(1, 1001)]
     started = time.perf_counter()
     result = schedule(NOW, resources, [], jobs, security_time=SEC)
     assert time.perf_counter() - started < 1.0

@@ -128,9 +128,7 @@ def test_unknown_resource_type_message() -> None:
 
 def test_columns_are_checked_when_given() -> None:
     with pytest.raises(RequestError, match="unknown property 'disk'"):
-        parse_resource_request(
-            "{disk > 1}/nodes=1", default_walltime=60, hierarchy_labels=LABELS, columns=COLUMNS
-        )
+        parse_resource_request("{disk > 1}/nodes=1", default_walltime=60, hierarchy_labels=LABELS, columns=COLUMNS)
 
 
 def test_moldables_are_numbered() -> None:

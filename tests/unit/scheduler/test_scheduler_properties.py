@@ -44,7 +44,8 @@ def clusters(draw: st.DrawFn) -> list[Resource]:
         state = draw(st.sampled_from(["Alive"] * 6 + ["Absent", "Suspected", "Dead"]))
         for core in range(cores):
             rid = node * cores + core + 1
-            props: dict[str, object] = {"switch": switch, "mem": mem, "core": rid}
+            rank = draw(st.integers(0, 20))  # an order that splits nodes (see resource_order)
+            props: dict[str, object] = {"switch": switch, "mem": mem, "core": rid, "rank": rank}
             resources.append(Resource(id=rid, network_address=f"n{node}", state=state, properties=props))
     return resources
 
@@ -88,9 +89,7 @@ def jobs(draw: st.DrawFn, first_id: int = 1, count: tuple[int, int] = (1, 8)) ->
                 dependencies=draw(st.lists(st.sampled_from(range(first_id, job_id)), max_size=1))
                 if job_id > first_id and draw(st.integers(0, 4)) == 0
                 else [],
-                reservation_start=NOW + draw(st.sampled_from([0, 600, 5000]))
-                if draw(st.integers(0, 9)) == 0
-                else None,
+                reservation_start=NOW + draw(st.sampled_from([0, 600, 5000])) if draw(st.integers(0, 9)) == 0 else None,
             )
         )
     return out
@@ -133,10 +132,10 @@ def _verify_group(chosen: set[int], universe: list[Resource], levels, depth: int
 
 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(scenarios())
-def test_no_overlap_and_requests_are_honoured(scenario) -> None:  # type: ignore[no-untyped-def]
+@given(scenarios(), st.sampled_from([("resource_id",), ("rank",)]))
+def test_no_overlap_and_requests_are_honoured(scenario, order) -> None:  # type: ignore[no-untyped-def]
     resources, placed, waiting = scenario
-    result = schedule(NOW, resources, placed, waiting, security_time=SEC, columns=COLUMNS)
+    result = schedule(NOW, resources, placed, waiting, security_time=SEC, columns=COLUMNS, resource_order=order)
     assert {a.job_id for a in result.placements} | set(result.unplaceable) == {j.id for j in waiting}
 
     # No resource is used twice at once (security time included) unless both jobs timeshare.
@@ -172,12 +171,8 @@ def test_no_overlap_and_requests_are_honoured(scenario) -> None:  # type: ignore
             r
             for r in resources
             if r.state == "Alive"
-            and job_filter.matches(
-                {**r.properties, "resource_id": r.id, "network_address": r.network_address}
-            )
-            and group_filter.matches(
-                {**r.properties, "resource_id": r.id, "network_address": r.network_address}
-            )
+            and job_filter.matches({**r.properties, "resource_id": r.id, "network_address": r.network_address})
+            and group_filter.matches({**r.properties, "resource_id": r.id, "network_address": r.network_address})
         ]
         assert set(allocation.resource_ids) <= {r.id for r in universe}
         assert _verify_group(set(allocation.resource_ids), universe, group.levels), (allocation, group)
