@@ -56,8 +56,12 @@ def _admin_connection():  # type: ignore[no-untyped-def]
 def create_pg_database() -> str:
     """A new empty PostgreSQL database; its URL."""
     name = f"oar_test_{uuid.uuid4().hex[:12]}"
-    with _admin_connection() as connection, connection.cursor() as cursor:
-        cursor.execute(f'CREATE DATABASE "{name}"')
+    connection = _admin_connection()  # not "with connection": psycopg2 2.9 would open a transaction
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        connection.close()
     return f"{PG_SERVER.replace('postgresql://', 'postgresql+psycopg2://')}/{name}"
 
 
