@@ -1,0 +1,137 @@
+"""What every benchmark shares: its own services, the machine's description, the report.
+
+Each run gets a fresh PostgreSQL database and Redis database 13 (flushed at
+start), so a benchmark never reads the messages or rows of a test run. The
+environment is set in ``os.environ`` before ``oar_celery`` is imported, so the
+harness process itself (which times modules in-process and submits through the
+client API) talks to the same cluster as the workers it starts.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import platform
+import statistics
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+
+PG_SERVER = os.environ.get("OAR_BENCH_PG", "postgresql://postgres@127.0.0.1:5432")
+REDIS_SERVER = os.environ.get("OAR_BENCH_REDIS", "redis://127.0.0.1:6379")
+REDIS_DB = 13
+REPORT = Path(__file__).resolve().parent.parent / "BENCHMARKS.md"
+
+
+def _admin_connection():  # type: ignore[no-untyped-def]
+    import psycopg2
+
+    connection = psycopg2.connect(f"{PG_SERVER}/postgres")
+    connection.autocommit = True
+    return connection
+
+
+def create_database() -> str:
+    """A new empty PostgreSQL database for one benchmark; its SQLAlchemy URL."""
+    name = f"oar_bench_{uuid.uuid4().hex[:10]}"
+    connection = _admin_connection()
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        connection.close()
+    return f"{PG_SERVER.replace('postgresql://', 'postgresql+psycopg2://')}/{name}"
+
+
+def drop_database(url: str) -> None:
+    connection = _admin_connection()
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[-1]}" WITH (FORCE)')
+    finally:
+        connection.close()
+
+
+def redis_url() -> str:
+    return f"{REDIS_SERVER}/{REDIS_DB}"
+
+
+def flush_redis() -> None:
+    import redis
+
+    redis.Redis.from_url(redis_url()).flushdb()
+
+
+def bench_env(database_url: str, state_dir: Path, **overrides: str) -> dict[str, str]:
+    """The environment of the benchmark's cluster, without any ``OAR_*`` of the caller."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("OAR_")}
+    env.update(
+        OAR_STATE_DIR=str(state_dir),
+        OAR_DATABASE_URL=database_url,
+        OAR_BROKER_URL=redis_url(),
+        OAR_CONFIG_FILE=str(state_dir / "absent.conf"),
+        OAR_FLOWER_PORT="0",
+        OAR_LOG_LEVEL="WARNING",
+    )
+    env.update(overrides)
+    return env
+
+
+def adopt(env: dict[str, str]) -> None:
+    """Make this process use the benchmark's settings (before oar_celery reads them)."""
+    for key in [k for k in os.environ if k.startswith("OAR_")]:
+        del os.environ[key]
+    os.environ.update({k: v for k, v in env.items() if k.startswith("OAR_")})
+    import sys
+
+    if "oar_celery.config" in sys.modules:
+        from oar_celery.config import settings
+
+        settings.cache_clear()
+
+
+def machine() -> str:
+    memory = "unknown"
+    try:
+        with open("/proc/meminfo") as meminfo:
+            memory = f"{int(meminfo.readline().split()[1]) / 2**20:.1f} GiB"
+    except (OSError, ValueError, IndexError):
+        pass
+    return f"nproc {os.cpu_count()}, memory {memory}, Python {platform.python_version()}, {platform.machine()}"
+
+
+def quantiles(values: Sequence[float]) -> dict[str, float]:
+    """Median, p95 and max of a sample (p95 by nearest rank)."""
+    ordered = sorted(values)
+    if not ordered:
+        return {"median": float("nan"), "p95": float("nan"), "max": float("nan")}
+    rank = max(0, min(len(ordered) - 1, int(round(0.95 * len(ordered))) - 1))
+    return {"median": statistics.median(ordered), "p95": ordered[rank], "max": ordered[-1]}
+
+
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def append_report(heading: str, markdown: str, command: str, path: Path = REPORT) -> None:
+    """Append a dated run under ``## <heading>`` (created if needed), leaving other sections alone."""
+    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    entry = f"\n### {stamp}\n\n`{command}` — {machine()}\n\n{markdown}\n"
+    title = f"## {heading}"
+    text = path.read_text() if path.exists() else "# Benchmarks\n"
+    if title not in text:
+        text = text.rstrip("\n") + f"\n\n{title}\n" + entry
+    else:
+        start = text.index(title)
+        following = text.find("\n## ", start + len(title))
+        end = len(text) if following < 0 else following
+        text = text[:end].rstrip("\n") + "\n" + entry + text[end:]
+    path.write_text(text)
+
+
+def report(heading: str, markdown: str, command: str, *, write: bool = True) -> None:
+    print(f"\n## {heading}\n\n{markdown}\n", flush=True)
+    if write:
+        append_report(heading, markdown, command)

@@ -1,0 +1,194 @@
+"""A benchmark cluster: ``oar-celery up`` on a fresh database, its processes' memory, its jobs.
+
+The cluster is started by the project's own admin command, exactly as a user
+would start it, and stopped with ``oar-celery down``. Memory is sampled from
+``/proc`` (resident set of each process group: the head's pool children count
+with the head), because that is what an admin's ``top`` shows.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench.common import adopt, bench_env, create_database, drop_database, flush_redis
+
+BIN = Path(sys.executable).parent
+FINAL = ("Terminated", "Error")
+
+
+def command(name: str) -> str:
+    candidate = BIN / name
+    return str(candidate) if candidate.exists() else name
+
+
+def group_pids(leader: int) -> list[int]:
+    """The processes of one process group (a cluster process and its pool children)."""
+    found = subprocess.run(["pgrep", "-g", str(leader)], capture_output=True, text=True).stdout.split()
+    return sorted({leader, *(int(pid) for pid in found)})
+
+
+def rss_kib(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
+@dataclass
+class MemorySampler:
+    """Peak resident memory of named process groups, sampled every ``period`` seconds."""
+
+    leaders: dict[str, int]
+    period: float = 0.25
+    peaks: dict[str, int] = field(default_factory=dict)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def sample(self) -> None:
+        for name, leader in self.leaders.items():
+            total = sum(rss_kib(pid) for pid in group_pids(leader))
+            self.peaks[name] = max(self.peaks.get(name, 0), total)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.period):
+            self.sample()
+
+    def __enter__(self) -> MemorySampler:
+        self.sample()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join()
+        self.sample()
+
+    def mib(self, name: str) -> float:
+        return self.peaks.get(name, 0) / 1024
+
+
+class BenchCluster:
+    """A cluster of ``nodes`` × ``cores`` on its own database and Redis db."""
+
+    def __init__(self, nodes: int = 4, cores: int = 4, *, start: bool = True, **overrides: str) -> None:
+        self.nodes, self.cores = nodes, cores
+        self.tmp = tempfile.TemporaryDirectory(prefix="oar-bench-")
+        self.state = Path(self.tmp.name)
+        self.workdir = self.state / "work"
+        self.workdir.mkdir()
+        flush_redis()
+        self.database_url = create_database()
+        self.env = bench_env(self.database_url, self.state, **overrides)
+        adopt(self.env)
+        self.started = False
+        self.engine = None
+        if start:
+            self.up()
+
+    # processes --------------------------------------------------------------------------------
+    def admin(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [command("oar-celery"), *args], env=self.env, capture_output=True, text=True, timeout=timeout
+        )
+
+    def init_database(self) -> None:
+        result = self.admin("db", "init")
+        if result.returncode != 0:
+            raise RuntimeError(f"db init failed: {result.stderr}")
+
+    def up(self) -> None:
+        result = self.admin(
+            "up", "--nodes", str(self.nodes), "--cores", str(self.cores), "--flower-port", "0",
+            "--detach", "--timeout", "90",
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"cluster did not start: {result.stdout}\n{result.stderr}")
+        self.started = True
+
+    def processes(self) -> dict[str, int]:
+        import json
+
+        return {e["name"]: e["pid"] for e in json.loads((self.state / "cluster.json").read_text())}
+
+    def memory(self) -> MemorySampler:
+        procs = self.processes()
+        return MemorySampler({name: procs[name] for name in ("head", "beat", "node1") if name in procs})
+
+    def close(self) -> None:
+        if self.started:
+            self.admin("down", timeout=90)
+        if self.engine is not None:
+            self.engine.dispose()
+        with contextlib.suppress(Exception):
+            drop_database(self.database_url)
+        self.tmp.cleanup()
+
+    def __enter__(self) -> BenchCluster:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    # database ---------------------------------------------------------------------------------
+    def db(self):  # type: ignore[no-untyped-def]
+        from sqlalchemy import create_engine
+
+        if self.engine is None:
+            self.engine = create_engine(self.database_url)
+        return self.engine
+
+    def query(self, sql: str, **params: object) -> list[tuple]:
+        from sqlalchemy import text
+
+        with self.db().connect() as connection:
+            return [tuple(row) for row in connection.execute(text(sql), params)]
+
+    def execute(self, sql: str, **params: object) -> None:
+        from sqlalchemy import text
+
+        with self.db().begin() as connection:
+            connection.execute(text(sql), params)
+
+    def wait_final(self, job_ids: Iterable[int], timeout: float = 300, poll: float = 0.1) -> dict[int, str]:
+        """Wait until every job is Terminated or Error; their states (unfinished ones included on timeout)."""
+        ids = sorted(set(job_ids))
+        low, high = ids[0], ids[-1]
+        deadline = time.monotonic() + timeout
+        while True:
+            rows = self.query(
+                "SELECT state, count(*) FROM jobs WHERE job_id BETWEEN :a AND :b GROUP BY state", a=low, b=high
+            )
+            counts = dict(rows)
+            done = sum(counts.get(state, 0) for state in FINAL)
+            if done >= len(ids) or time.monotonic() > deadline:
+                return counts
+            time.sleep(poll)
+
+    def last_stop(self, job_ids: Iterable[int]) -> float:
+        ids = sorted(job_ids)
+        return float(
+            self.query("SELECT max(stop_time) FROM jobs WHERE job_id BETWEEN :a AND :b", a=ids[0], b=ids[-1])[0][0]
+        )
+
+
+@contextlib.contextmanager
+def cluster(nodes: int = 4, cores: int = 4, **overrides: str) -> Iterator[BenchCluster]:
+    bench = BenchCluster(nodes, cores, **overrides)
+    try:
+        yield bench
+    finally:
+        bench.close()

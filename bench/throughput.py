@@ -1,0 +1,118 @@
+"""Throughput: many one-core jobs of ``true`` from submission to ``Terminated``.
+
+Two ways in, as the issue allows: the Python client API in one process
+(``api.submit_many``, batches of requests in one message each) and one
+``oarsub --array N`` command. Both rates are reported separately: submission
+alone (first call → every id known) and end to end (first call → last job
+``Terminated``, the head's own stop time). The ``oarsub`` start-up rows are in
+:mod:`bench.startup`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import time
+from dataclasses import dataclass
+
+from bench.common import markdown_table, report
+from bench.localcluster import BenchCluster, command
+
+JOBS = 2_000
+QUICK_JOBS = 200
+BATCH = 500
+
+
+@dataclass
+class Round:
+    """One throughput round."""
+
+    mode: str
+    jobs: int
+    submit_seconds: float
+    end_seconds: float
+    states: dict[str, int]
+
+    @property
+    def submit_rate(self) -> float:
+        return self.jobs / self.submit_seconds
+
+    @property
+    def end_rate(self) -> float:
+        return self.jobs / self.end_seconds
+
+
+def request(workdir: str) -> dict[str, object]:
+    return {"command": "true", "resources": ["/resource_id=1"], "directory": workdir}
+
+
+def submit_api(bench: BenchCluster, jobs: int) -> list[int]:
+    """Submit through the client API of this process, in batches."""
+    from oar_celery.client import api
+
+    base = request(str(bench.workdir))
+    ids: list[int] = []
+    if hasattr(api, "submit_many"):
+        for start in range(0, jobs, BATCH):
+            for job_ids in api.submit_many([dict(base) for _ in range(min(BATCH, jobs - start))]):
+                ids.extend(job_ids)
+    else:
+        for _ in range(jobs):
+            ids.extend(api.submit(dict(base)))
+    return ids
+
+
+def submit_array(bench: BenchCluster, jobs: int) -> list[int]:
+    """One ``oarsub --array N true`` command."""
+    done = subprocess.run(
+        [command("oarsub"), "--array", str(jobs), "-l", "/resource_id=1", "true"],
+        env=bench.env, cwd=bench.workdir, capture_output=True, text=True, timeout=300,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"oarsub --array failed: {done.stderr}")
+    return [int(x) for x in re.findall(r"^OAR_JOB_ID=(\d+)$", done.stdout, re.M)]
+
+
+def run_round(bench: BenchCluster, jobs: int, mode: str = "api", timeout: float = 600) -> Round:
+    """Submit ``jobs`` jobs and wait until all have ended."""
+    started = time.time()
+    ids = submit_api(bench, jobs) if mode == "api" else submit_array(bench, jobs)
+    submitted = time.time()
+    states = bench.wait_final(ids, timeout=timeout)
+    ended = bench.last_stop(ids)
+    return Round(mode, len(ids), submitted - started, max(ended, submitted) - started, states)
+
+
+def rows_of(rounds: list[Round], memory: dict[str, float] | None = None) -> list[list[object]]:
+    rows = []
+    for r in rounds:
+        bad = sum(v for k, v in r.states.items() if k != "Terminated")
+        rows.append([
+            r.mode, f"{r.jobs:,}", f"{r.submit_seconds:.2f} s", f"{r.submit_rate:,.0f} jobs/s",
+            f"{r.end_seconds:.2f} s", f"{r.end_rate:,.0f} jobs/s", bad,
+        ])
+    return rows
+
+
+HEADER = ["submission", "jobs", "submit time", "submission rate", "end to end", "end-to-end rate", "not Terminated"]
+
+
+def memory_table(peaks: dict[str, float]) -> str:
+    return markdown_table(["process", "peak RSS"], [[name, f"{mib:.0f} MiB"] for name, mib in peaks.items()])
+
+
+def main(args: list[str], *, write: bool = True) -> None:
+    quick = "--quick" in args
+    jobs = QUICK_JOBS if quick else JOBS
+    with BenchCluster(4, 4) as bench, bench.memory() as sampler:
+        rounds = [run_round(bench, jobs, "api"), run_round(bench, jobs, "array")]
+    peaks = {name: sampler.mib(name) for name in sampler.leaders}
+    text = (
+        f"4 nodes × 4 cores (`oar-celery up`), one-core jobs of `true`, {os.cpu_count()} CPUs shared by "
+        "every process.\n\n"
+        + markdown_table(HEADER, rows_of(rounds))
+        + "\n\nPeak memory during the run:\n\n"
+        + memory_table(peaks)
+    )
+    report("Throughput", text, "python -m bench throughput " + " ".join(args), write=write)
