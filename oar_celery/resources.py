@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import Float, Integer, MetaData, Numeric, Table, select
@@ -26,6 +27,8 @@ SYSTEM_COLUMNS = frozenset(
         "scheduler_priority", "cpuset", "last_job_date", "last_available_upto", "state_since",
     }
 )
+#: Requested states that take a resource out of scheduling at once.
+PENDING_WITHDRAWALS = ("Absent", "Dead", "Suspected")
 _REFLECT_TTL = 10.0
 _reflected: dict[str, tuple[float, Table]] = {}
 
@@ -61,6 +64,26 @@ def column_kinds(table: Table) -> dict[str, str]:
     return kinds
 
 
+def scheduling_state(row: Mapping[str, Any]) -> str:
+    """The state the scheduler sees: only ``Alive`` resources get jobs.
+
+    A drained resource (``-d on``) shows ``Draining``; one with a pending
+    ``Absent``/``Dead``/``Suspected`` request shows that state already, so
+    that no new job lands on a node an admin is withdrawing while its running
+    jobs finish.
+    """
+    if row["next_state"] in PENDING_WITHDRAWALS:
+        return str(row["next_state"])
+    if row["drain"] == "YES" and row["state"] == "Alive":
+        return "Draining"
+    return str(row["state"])
+
+
+def admission_state(state: str) -> str:
+    """For "could this request ever run here": a drained resource will come back, like an absent one."""
+    return "Absent" if state == "Draining" else state
+
+
 def load_resources(session: Session) -> tuple[list[sched.Resource], dict[str, str]]:
     """Every resource with its properties, ordered by id, and the column kinds."""
     table = resources_table(session)
@@ -69,7 +92,7 @@ def load_resources(session: Session) -> tuple[list[sched.Resource], dict[str, st
         sched.Resource(
             id=row["resource_id"],
             network_address=row["network_address"],
-            state="Draining" if row["drain"] == "YES" else row["state"],
+            state=scheduling_state(row),
             properties=dict(row),
             available_upto=int(row["available_upto"] or 0),
         )
@@ -85,6 +108,7 @@ def check_against_cluster(
     from oar_celery.scheduler import check_satisfiable
 
     resources, columns = load_resources(session)
+    resources = [replace(r, state=admission_state(r.state)) for r in resources]
     problem = check_satisfiable(
         moldables, resources, properties, columns=columns, hierarchy_labels=config.labels
     )

@@ -24,7 +24,7 @@ from collections.abc import Mapping, Sequence
 
 from .errors import RequestError
 from .filters import PropertyFilter, compile_filter
-from .gantt import Gantt, TimeshareKey
+from .gantt import INFINITY, Gantt, TimeshareKey
 from .placement import NOT_ENOUGH, MoldableRequest, ResourceIndex, check_satisfiable
 from .request import parse_moldables, parse_resource_request
 from .types import Allocation, Job, Level, Moldable, Resource, ResourceGroup, SchedulingResult
@@ -48,6 +48,9 @@ __all__ = [
     "schedule",
 ]
 
+#: OAR's ``available_upto`` for a resource that is never withdrawn.
+NO_LIMIT = 2147483647
+WITHDRAWN = "the resources it needs are withdrawn (available_upto) before it could end"
 DEFAULT_LABELS = ("resource_id", "network_address", "cpu", "core", "switch", "host")
 
 
@@ -89,6 +92,19 @@ class _Round:
         self.gantt.occupy(allocation.start, stop, mask, key)
         self.stops[allocation.job_id] = allocation.stop
 
+    def block_expiring(self, resources: Sequence[Resource]) -> None:
+        """Take every resource from its ``available_upto`` on (desktop computing, energy saving).
+
+        A job is only placed on a resource it ends on before the resource is
+        withdrawn; ``0`` and OAR's default 2147483647 mean "no limit".
+        """
+        by_limit: dict[int, list[int]] = {}
+        for resource in resources:
+            if 0 < resource.available_upto < NO_LIMIT:
+                by_limit.setdefault(resource.available_upto, []).append(resource.id)
+        for limit, ids in by_limit.items():
+            self.gantt.occupy(limit, INFINITY, self.index.mask_of(ids))
+
     def request(self, moldable: Moldable, job_filter: str | None) -> MoldableRequest | str:
         """Compiled request, or the reason it can never be placed."""
         key = (moldable, job_filter)
@@ -121,7 +137,11 @@ class _Round:
                     continue
                 start, mask = job.reservation_start, found
             else:
-                start, mask = self._search(not_before, moldable, compiled, job.properties_filter, share)
+                try:
+                    start, mask = self._search(not_before, moldable, compiled, job.properties_filter, share)
+                except RuntimeError:  # only resources withdrawn for good (available_upto) leave no room
+                    reason = WITHDRAWN
+                    continue
             finish = start + moldable.walltime
             if best is None or finish < best[0]:
                 best = (finish, start, moldable, mask)
@@ -201,6 +221,7 @@ def schedule(
     del hierarchy_labels  # levels were validated when requests were parsed
     index = ResourceIndex(resources, resource_order=resource_order, columns=columns)
     round_ = _Round(now, index, security_time)
+    round_.block_expiring(resources)
     result = round_.result
     besteffort_running = [a for a in placed if is_besteffort(a.types, a.queue)]
     for allocation in placed:

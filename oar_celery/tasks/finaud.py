@@ -39,6 +39,7 @@ ANSWERED = "oar:finaud:answered"
 
 
 def run_finaud() -> None:
+    """One round: judge last round's pings, then ping every watched host."""
     with session_scope() as session:
         hosts = _checked_hosts(session)
         jobs = _jobs_by_first_host(session)
@@ -48,17 +49,22 @@ def run_finaud() -> None:
         notify(["ChState"])
 
 
-def _checked_hosts(session: Session) -> dict[str, tuple[str, str]]:
-    """Host → (state, finaud_decision) for the hosts Finaud watches."""
-    hosts: dict[str, tuple[str, str]] = {}
+def _checked_hosts(session: Session) -> dict[str, tuple[bool, bool]]:
+    """Host → (has an ``Alive`` resource, has a resource Finaud suspected), for the hosts Finaud watches.
+
+    A host counts by its resources: one still ``Alive`` can be suspected, one
+    that Finaud suspected can be brought back; resources suspected for other
+    reasons (``finaud_decision = NO``) are left to the admin.
+    """
+    hosts: dict[str, tuple[bool, bool]] = {}
     rows = session.execute(
         select(Resource.network_address, Resource.state, Resource.finaud_decision).where(
             Resource.state.in_(("Alive", "Suspected")), Resource.next_state == "UnChanged"
         )
     )
     for host, state, decision in rows:
-        if host not in hosts or state == "Suspected":
-            hosts[host] = (state, decision)
+        alive, ours = hosts.get(host, (False, False))
+        hosts[host] = (alive or state == "Alive", ours or (state == "Suspected" and decision == "YES"))
     return hosts
 
 
@@ -80,40 +86,60 @@ def _jobs_by_first_host(session: Session) -> dict[str, list[int]]:
     return by_host
 
 
-def judge(session: Session, hosts: dict[str, tuple[str, str]]) -> bool:
+def judge(session: Session, hosts: dict[str, tuple[bool, bool]]) -> bool:
     """Compare last round's pings with their answers; whether any state change was requested."""
     client = broker_redis()
     sent = {k.decode(): json.loads(v) for k, v in client.hgetall(SENT).items()}
     answered = {k.decode(): v.decode() for k, v in client.hgetall(ANSWERED).items()}
     timeout = settings().finaud_timeout
     changed = False
-    for host, (state, decision) in hosts.items():
+    for host, (alive, ours) in hosts.items():
         ping = sent.get(host)
         if ping is None:
             continue
         ok = answered.get(host) == ping["token"]
         late = time.time() - ping["at"] > timeout
-        if not ok and late and state == "Alive":
-            _request(session, host, "Suspected", "YES")
-            add_event(session, "FINAUD_ERROR", 0, f"node {host} did not answer its health check", hosts=[host], to_check=True)
+        if not ok and late and alive and _suspect(session, host):
+            add_event(session, "FINAUD_ERROR", 0, f"node {host} did not answer its health check", hosts=[host])
             changed = True
-        elif ok and state == "Suspected" and decision == "YES":
-            _request(session, host, "Alive", "NO")
+        elif ok and ours and _recover(session, host):
             add_event(session, "FINAUD_RECOVER", 0, f"node {host} answers again", hosts=[host])
             changed = True
     return changed
 
 
-def _request(session: Session, host: str, state: str, decision: str) -> None:
-    session.execute(
+def _suspect(session: Session, host: str) -> bool:
+    """Ask for ``Suspected`` on the host's ``Alive`` resources that have no other request."""
+    rows = session.execute(
         update(Resource)
-        .where(Resource.network_address == host)
-        .values(next_state=state, finaud_decision=decision)
-    )
-    logger.warning("finaud: node %s -> %s", host, state)
+        .where(Resource.network_address == host, Resource.state == "Alive", Resource.next_state == "UnChanged")
+        .values(next_state="Suspected", finaud_decision="YES")
+        .returning(Resource.resource_id)
+        .execution_options(synchronize_session=False)
+    ).all()
+    if rows:
+        logger.warning("finaud: node %s did not answer: Suspected", host)
+    return bool(rows)
 
 
-def send_pings(hosts: dict[str, tuple[str, str]], jobs: dict[str, list[int]]) -> None:
+def _recover(session: Session, host: str) -> bool:
+    """Ask for ``Alive`` on the host's resources that Finaud itself suspected."""
+    rows = session.execute(
+        update(Resource)
+        .where(
+            Resource.network_address == host, Resource.state == "Suspected",
+            Resource.finaud_decision == "YES", Resource.next_state == "UnChanged",
+        )
+        .values(next_state="Alive", finaud_decision="NO")
+        .returning(Resource.resource_id)
+        .execution_options(synchronize_session=False)
+    ).all()
+    if rows:
+        logger.warning("finaud: node %s answers again: Alive", host)
+    return bool(rows)
+
+
+def send_pings(hosts: dict[str, tuple[bool, bool]], jobs: dict[str, list[int]]) -> None:
     """One ping per host, unless the last one is still within its time to answer."""
     client = broker_redis()
     sent = {k.decode(): json.loads(v) for k, v in client.hgetall(SENT).items()}

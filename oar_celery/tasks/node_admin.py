@@ -10,15 +10,17 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 
 from oar_celery.almighty import notify
 from oar_celery.celery_app import app
 from oar_celery.config import settings
-from oar_celery.db.models import Resource
+from oar_celery.db.models import GanttJobResource, Resource, ResourceLog
 from oar_celery.db.session import session_scope
 from oar_celery.resources import add_resources, resources_table
 from oar_celery.scheduler.errors import RequestError
+from oar_celery.tasks.leon import request_frag
+from oar_celery.tasks.node_failures import active_jobs_on
 
 logger = logging.getLogger(__name__)
 
@@ -106,10 +108,29 @@ def setting(
             lines.append(f"drain {drain} on {len(ids)} resource(s)")
         target = state or ({"YES": "Absent", "NO": "Alive"}.get(maintenance_flag or ""))
         if target:
-            session.execute(update(Resource).where(Resource.resource_id.in_(ids)).values(next_state=target))
-            lines.append(f"{len(ids)} resource(s) will be set {target}" + ("" if no_wait else ""))
-    if target or add:
-        notify(["ChState"])
+            lines += request_state(session, ids, target, no_wait=no_wait)
+    messages = (["ChState"] if target or add else []) + (["Qdel"] if target and no_wait else [])
+    notify(messages + (["Scheduling"] if drain_flag else []))
+    return lines
+
+
+def request_state(session: Any, ids: list[int], target: str, *, no_wait: bool) -> list[str]:
+    """Record the request for NodeChangeState; with ``no_wait``, frag the jobs on the resources now.
+
+    Without ``no_wait`` an ``Absent`` or ``Dead`` request waits for the jobs to
+    end: NodeChangeState applies it once no job holds the resource, and the
+    scheduler gives a resource with a pending request no new job.
+    """
+    session.execute(update(Resource).where(Resource.resource_id.in_(ids)).values(next_state=target))
+    lines = [f"{len(ids)} resource(s) will be set {target}"]
+    jobs = active_jobs_on(session, ids)
+    if jobs and target in ("Absent", "Dead"):
+        if no_wait:
+            for job_id in jobs:
+                request_frag(session, job_id, "oar")
+            lines.append(f"jobs fragged: {' '.join(map(str, jobs))}")
+        else:
+            lines.append(f"waiting for jobs {' '.join(map(str, jobs))} to end (-n does not wait)")
     return lines
 
 
@@ -117,5 +138,44 @@ def setting(
 def node_setting(user: str, **options: Any) -> dict[str, Any]:
     try:
         return {"results": setting(user, **options)}
+    except RequestError as error:
+        return {"error": str(error)}
+
+
+def remove_resources(user: str, resource_ids: list[int]) -> list[str]:
+    """``oarremoveresource``: delete ``Dead`` resources and their logs; all or nothing."""
+    if not settings().is_admin(user):
+        raise RequestError(f"only root or {settings().admin_user} may remove resources, not {user}")
+    if not resource_ids:
+        raise RequestError("no resource id given")
+    with session_scope() as session:
+        states = dict(
+            session.execute(
+                select(Resource.resource_id, Resource.state).where(Resource.resource_id.in_(resource_ids))
+            ).all()
+        )
+        for resource_id in resource_ids:
+            if resource_id not in states:
+                raise RequestError(f"unknown resource id {resource_id}")
+            if states[resource_id] != "Dead":
+                raise RequestError(f"resource {resource_id} is {states[resource_id]}, not Dead: set it Dead first")
+        ids = sorted(set(resource_ids))
+        session.execute(delete(ResourceLog).where(ResourceLog.resource_id.in_(ids)))
+        session.execute(delete(GanttJobResource).where(GanttJobResource.resource_id.in_(ids)))
+        removed = session.execute(
+            delete(Resource)
+            .where(Resource.resource_id.in_(ids), Resource.state == "Dead")
+            .returning(Resource.resource_id)
+        ).all()
+        if len(removed) != len(ids):  # one came back to life meanwhile: change nothing
+            raise RequestError("a resource changed state meanwhile: nothing removed")
+    logger.info("resources removed: %s", ids)
+    return [f"resource {resource_id} removed" for resource_id in ids]
+
+
+@app.task(name="oar.control.remove_resources")
+def remove_resources_task(user: str, resource_ids: list[int]) -> dict[str, Any]:
+    try:
+        return {"results": remove_resources(user, [int(r) for r in resource_ids])}
     except RequestError as error:
         return {"error": str(error)}
