@@ -19,6 +19,7 @@ DELETE_TASK = "oar.control.delete"
 HOLD_TASK = "oar.control.hold"
 RESUME_TASK = "oar.control.resume"
 NODE_SETTING_TASK = "oar.control.node_setting"
+REMOVE_RESOURCES_TASK = "oar.control.remove_resources"
 
 #: How a per-job line says the request was refused, when the head does not list failures.
 _FAILURE = re.compile(
@@ -64,6 +65,29 @@ def submit(request: dict[str, Any]) -> list[int]:
     if not isinstance(job_ids, list) or not job_ids:
         raise ClientError(f"the head accepted the job but sent no job id: {answer!r}")
     return [int(job_id) for job_id in job_ids]
+
+
+SUBMIT_MANY_TASK = "oar.almighty.submit_many"
+
+
+def submit_many(requests: Sequence[dict[str, Any]]) -> list[list[int] | ClientError]:
+    """Submit many jobs in one message (one transaction on the head); per request its ids or its refusal.
+
+    A refused request does not stop the others, so the answer keeps the
+    order of ``requests``: a list of ids, or the :class:`ClientError` saying why.
+    """
+    user = current_user()
+    payload = [{**request, "user": request.get("user") or user} for request in requests]
+    results = _call(SUBMIT_MANY_TASK, {"requests": payload}).get("results")
+    if not isinstance(results, list) or len(results) != len(payload):
+        raise ClientError(f"the head answered a batch of {len(payload)} with {results!r}")
+    return [_ids_or_refusal(answer) for answer in results]
+
+
+def _ids_or_refusal(answer: Mapping[str, Any]) -> list[int] | ClientError:
+    if answer.get("job_ids"):
+        return [int(job_id) for job_id in answer["job_ids"]]
+    return ClientError(str(answer.get("error") or "the head sent no job id"))
 
 
 def outcome(answer: Mapping[str, Any], job_ids: Sequence[int]) -> Outcome:
@@ -141,6 +165,12 @@ def node_setting(
     }
     results = _call(NODE_SETTING_TASK, kwargs).get("results") or []
     return [str(line) for line in results]
+
+
+def remove_resources(resource_ids: Sequence[int], *, user: str | None = None) -> list[str]:
+    """oarremoveresource: delete ``Dead`` resources (all or none)."""
+    kwargs = {"user": user or current_user(), "resource_ids": [int(r) for r in resource_ids]}
+    return [str(line) for line in _call(REMOVE_RESOURCES_TASK, kwargs).get("results") or []]
 
 
 def wait_reservation(job_id: int, *, timeout: float | None = None) -> dict[str, Any]:
