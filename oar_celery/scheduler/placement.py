@@ -59,11 +59,9 @@ def bits(mask: int) -> list[int]:
 
 def take_first(mask: int, count: int) -> int:
     """The ``count`` lowest set bits of ``mask`` (caller checked there are enough)."""
-    if count * 4 > mask.bit_length():
-        picked = 0
-        for index in bits(mask)[:count]:
-            picked |= 1 << index
-        return picked
+    if count > 32:  # cut below the count-th set bit rather than peel bits one by one
+        last = bits(mask)[count - 1]
+        return mask & ((2 << last) - 1)
     picked = 0
     for _ in range(count):
         low = mask & -mask
@@ -78,7 +76,8 @@ class Node:
 
     mask: int
     children: list[Node] = field(default_factory=list)
-    #: every child holds exactly one resource: picking is a bit operation.
+    #: the last level under this node has one resource per value: no child nodes are
+    #: built and picking is a bit operation on the node's own mask.
     singletons: bool = False
 
 
@@ -106,40 +105,71 @@ def runs_of(avail: int, length: int) -> int:
     return avail
 
 
-def build_tree(resources: Sequence[Resource], universe: int, names: Sequence[str]) -> Tree:
-    """Group ``universe`` level by level; resources lacking a level's property are left out."""
-    root = Node(0)
-    owners: list[dict[int, Node]] = [{} for _ in names]
-    # nested dicts value -> (node, subdict), filled in index order so children come out in first-fit order
-    top: dict[object, tuple[Node, dict]] = {}
-    for index in bits(universe):
-        resource = resources[index]
-        path = [level_value(resource, name) for name in names]
-        if any(value is None for value in path):
+def mask_of_indices(indices: Sequence[int]) -> int:
+    """Bitset of sorted ``indices``, built in time proportional to their span, not to the cluster."""
+    if not indices:
+        return 0
+    low, high = indices[0], indices[-1]
+    if high - low + 1 == len(indices):  # one run: the common case for a node's cores
+        return ((1 << len(indices)) - 1) << low
+    if len(indices) <= 16:
+        mask = 0
+        for index in indices:
+            mask |= 1 << index
+        return mask
+    bitmap = bytearray((high - low) // 8 + 1)
+    for index in indices:
+        offset = index - low
+        bitmap[offset >> 3] |= 1 << (offset & 7)
+    return int.from_bytes(bitmap, "little") << low
+
+
+def build_tree(values: Sequence[Sequence[object]], universe: int) -> Tree:
+    """Group ``universe`` level by level; ``values[depth][index]`` is resource ``index``'s value.
+
+    Resources lacking a level's value (``None``) are left out. Children come out
+    in first-fit order because indices are visited in ascending order.
+    """
+    indices = [i for i in bits(universe) if all(level[i] is not None for level in values)]
+    owners: list[dict[int, Node]] = [{} for _ in values]
+    root = Node(mask_of_indices(indices))
+    pending = [(root, indices, 0)]
+    while pending:
+        parent, members, depth = pending.pop()
+        if depth == len(values):
             continue
-        bit = 1 << index
-        root.mask |= bit
-        parent, table = root, top
-        for depth, value in enumerate(path):
-            entry = table.get(value)
-            if entry is None:
-                entry = (Node(0), {})
-                table[value] = entry
-                parent.children.append(entry[0])
-            node, table = entry
-            node.mask |= bit
-            owners[depth][index] = node
-            parent = node
-    _mark(root, 0, len(names))
-    leaves = list(owners[-1].values()) if names else []
-    min_leaf = min((node.mask.bit_count() for node in leaves), default=1)
+        level = values[depth]
+        groups: dict[object, list[int]] = {}
+        for index in members:
+            groups.setdefault(level[index], []).append(index)
+        if depth == len(values) - 1 and len(groups) == len(members):
+            # One resource per value (cores, resource ids): no child nodes are needed, picking
+            # is done on the parent's bits directly (see GroupRequest._fit).
+            parent.singletons = True
+            continue
+        owner = owners[depth]
+        for group in groups.values():
+            node = Node(mask_of_indices(group))
+            parent.children.append(node)
+            for index in group:
+                owner[index] = node
+            pending.append((node, group, depth + 1))
+    leaves = list({id(node): node for node in owners[-1].values()}.values()) if values else []
+    sizes = [node.mask.bit_count() for node in leaves]
+    if _has_singletons(root):
+        sizes.append(1)
+    min_leaf = min(sizes, default=1)
     return Tree(root, owners, min_leaf, _leaf_runs(leaves))
+
+
+def _has_singletons(node: Node) -> bool:
+    return node.singletons or any(_has_singletons(child) for child in node.children)
 
 
 def _leaf_runs(leaves: Iterable[Node]) -> dict[int, int] | None:
     """Leaders of the leaves by run length, or ``None`` if some leaf is not one run of indices."""
     runs: dict[int, int] = {}
-    for node in {id(node): node for node in leaves}.values():
+    for node in leaves:
         mask = node.mask
         low = mask & -mask
         size = mask.bit_count()
@@ -147,14 +177,6 @@ def _leaf_runs(leaves: Iterable[Node]) -> dict[int, int] | None:
             return None
         runs[size] = runs.get(size, 0) | low
     return runs
-
-
-def _mark(node: Node, depth: int, height: int) -> None:
-    if depth == height - 1:
-        node.singletons = all(child.mask.bit_count() == 1 for child in node.children)
-        return
-    for child in node.children:
-        _mark(child, depth + 1, height)
 
 
 class GroupRequest:
@@ -261,8 +283,16 @@ class ResourceIndex:
         self.columns: Mapping[str, str] = columns
         self._props: list[dict[str, object]] | None = None
         self._filter_masks: dict[str, int] = {}
+        self._values: dict[str, list[object]] = {}
         self._trees: dict[tuple[str | None, str | None, tuple[str, ...]], Tree] = {}
         self._requests: dict[tuple[str | None, str | None, tuple[str, ...], tuple[Count, ...]], GroupRequest] = {}
+
+    def values(self, name: str) -> list[object]:
+        """Every resource's value at level ``name``, by index (computed once per name)."""
+        column = self._values.get(name)
+        if column is None:
+            column = self._values[name] = [level_value(r, name) for r in self.resources]
+        return column
 
     # -- conversions --
     def mask_of(self, resource_ids: Iterable[int]) -> int:
@@ -318,7 +348,7 @@ class ResourceIndex:
             tree = self._trees.get(tree_key)
             if tree is None:
                 universe = self.filter_mask(job_filter) & self.filter_mask(group.property_filter)
-                tree = self._trees[tree_key] = build_tree(self.resources, universe, names)
+                tree = self._trees[tree_key] = build_tree([self.values(name) for name in names], universe)
             request = GroupRequest(tree, counts)
             self._requests[key] = request
         return request
