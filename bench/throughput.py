@@ -56,6 +56,8 @@ def submit_api(bench: BenchCluster, jobs: int) -> list[int]:
     if hasattr(api, "submit_many"):
         for start in range(0, jobs, BATCH):
             for job_ids in api.submit_many([dict(base) for _ in range(min(BATCH, jobs - start))]):
+                if isinstance(job_ids, Exception):
+                    raise job_ids
                 ids.extend(job_ids)
     else:
         for _ in range(jobs):

@@ -1,7 +1,8 @@
 """Sending a request to the head worker and waiting for its answer.
 
 Celery is imported inside the functions: a command that fails its argument
-checks, or only reads the database, never pays for it. Requests carry an
+checks, or only reads the database, never pays for it; with a Redis broker and
+backend it is not imported at all (:mod:`oar_celery.client.wire`). Requests carry an
 expiry equal to the client's timeout, so a head that comes back after the
 client gave up drops the request instead of acting on it behind the user's back.
 """
@@ -56,6 +57,10 @@ def call(task_name: str, kwargs: dict[str, Any], *, timeout: float | None = None
     """
     config = settings()
     wait = config.client_timeout if timeout is None else timeout
+    from oar_celery.client import wire
+
+    if wire.usable(config.broker_url, config.backend):
+        return _call_wire(task_name, kwargs, wait)
     probe(config.broker_url)
     if config.backend != config.broker_url:
         probe(config.backend)
@@ -87,6 +92,28 @@ def call(task_name: str, kwargs: dict[str, Any], *, timeout: float | None = None
     finally:
         _forget(result)
     return _check_answer(task_name, result, answer)
+
+
+def _call_wire(task_name: str, kwargs: dict[str, Any], wait: float) -> dict[str, Any]:
+    """The same call without importing Celery: see :mod:`oar_celery.client.wire`."""
+    import redis
+
+    from oar_celery.client import wire
+
+    config = settings()
+    try:
+        answer = wire.call(config.broker_url, config.backend, task_name, kwargs, HEAD_QUEUE, wait)
+    except wire.NoAnswer as exc:
+        raise ClientError(
+            f"no answer from the head worker within {wait:g}s (is it running? broker {broker_text()})"
+        ) from exc
+    except wire.TaskFailed as exc:
+        raise ClientError(f"the head worker failed on {task_name}: {exc}") from exc
+    except (redis.RedisError, OSError) as exc:
+        raise _unreachable(exc) from exc
+    if not isinstance(answer, dict):
+        raise ClientError(f"unexpected answer from the head worker to {task_name}: {answer!r}")
+    return answer
 
 
 def _forget(result: Any) -> None:

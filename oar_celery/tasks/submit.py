@@ -1,5 +1,9 @@
 """``oar.almighty.submit``: admission of a new job on the head, then a ``Qsub``.
 
+``oar.almighty.submit_many(requests)`` takes a list of requests and answers
+``{"results": [...]}``, one ``submit`` answer per request: the client API's
+fast path, one message and one transaction for a whole batch.
+
 Not acknowledged late: a submission that is redelivered after the head died
 could insert the job twice, so a client that got no answer is told so and
 submits again itself.
@@ -7,6 +11,7 @@ submits again itself.
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
@@ -47,6 +52,59 @@ def submit(request: dict[str, Any]) -> dict[str, Any]:
         return {"error": f"the database refused the job: {type(error).__name__}"}
     notify(["Qsub"])
     return {"job_ids": job_ids}
+
+
+def _check_one(session: Any, request: Any, cache: dict[str, Any]) -> Any:
+    """Admission of one request of a batch: a Submission, or the one-line refusal.
+
+    Identical requests (a script submitting the same job many times) are
+    checked once: the checks read the same queues and resources anyway.
+    """
+    if not isinstance(request, dict):
+        return f"bad request: expected a dict, got {type(request).__name__}"
+    key = json.dumps(request, sort_keys=True, default=str)
+    if key not in cache:
+        try:
+            cache[key] = admission.check(session, request, settings())
+        except RequestError as error:
+            cache[key] = str(error)
+        except (ValueError, TypeError) as error:
+            cache[key] = f"bad request: {error}"
+    return cache[key]
+
+
+def submit_requests(requests: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Check every request, insert the accepted ones in one transaction; one answer per request."""
+    answers: list[dict[str, Any]] = []
+    with session_scope() as session:
+        cache: dict[str, Any] = {}
+        checked = [_check_one(session, request, cache) for request in requests]
+        accepted = [c for c in checked if isinstance(c, admission.Submission)]
+        inserted = iter(admission.insert_many(session, accepted, at=now()))
+    for outcome in checked:
+        answers.append({"job_ids": next(inserted)} if isinstance(outcome, admission.Submission) else {"error": outcome})
+    logger.info("batch of %d submission(s), %d accepted", len(requests), len(accepted))
+    return answers
+
+
+@app.task(name="oar.almighty.submit_many")
+def submit_many(requests: list[dict[str, Any]]) -> dict[str, Any]:
+    """Many submissions in one message and one transaction: ``{"results": [answer per request]}``.
+
+    Each answer is what ``oar.almighty.submit`` would have answered for that
+    request alone; a refused request writes nothing and does not stop the others.
+    One ``Qsub`` for the whole batch.
+    """
+    if not isinstance(requests, list):
+        return {"error": "bad request: expected a list of requests"}
+    try:
+        results = submit_requests(requests)
+    except SQLAlchemyError as error:
+        logger.exception("batch submission failed")
+        return {"error": f"the database refused the jobs: {type(error).__name__}"}
+    if any("job_ids" in answer for answer in results):
+        notify(["Qsub"])
+    return {"results": results}
 
 
 def resubmit_if_idempotent(job_id: int) -> int | None:
