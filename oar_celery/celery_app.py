@@ -24,6 +24,8 @@ HEAD_TASK_MODULES = (
     "oar_celery.tasks.submit",
     "oar_celery.tasks.reports",
     "oar_celery.tasks.control",
+    "oar_celery.tasks.suspend",
+    "oar_celery.judas",
     "oar_celery.tasks.sarko",
     "oar_celery.tasks.finaud",
     "oar_celery.tasks.node_change_state",

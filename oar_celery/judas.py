@@ -7,6 +7,10 @@ its own file under the log directory.
 Notifications (``oarsub --notify``) are ``[TAGS]mail:address`` or
 ``[TAGS]exec:/path/script args``. A failed notification is logged and
 recorded as an event; it never changes the job's fate.
+
+Sending happens in Celery tasks on ``oar.head`` (``oar.judas.notify``,
+``oar.judas.mail_admin``), never inline: a slow SMTP server or a slow user
+script must not delay the job reports or Almighty's cycle that asked for it.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from email.message import EmailMessage
 from logging.handlers import WatchedFileHandler
 from pathlib import Path
 
+from oar_celery.celery_app import HEAD_QUEUE, app
 from oar_celery.config import settings
 
 logger = logging.getLogger("oar")
@@ -90,7 +95,17 @@ def send_mail(recipient: str, subject: str, body: str, job_id: int = 0) -> None:
 
 
 def mail_admin(subject: str, body: str) -> None:
-    """Tell the admin (``OAR_ADMIN_MAIL``), if one is configured; never raises."""
+    """Tell the admin (``OAR_ADMIN_MAIL``), if one is configured, from a task; never raises."""
+    if not settings().admin_mail:
+        return
+    try:
+        mail_admin_task.apply_async(kwargs={"subject": subject, "body": body}, queue=HEAD_QUEUE)
+    except Exception as error:  # noqa: BLE001 - a broker hiccup must not fail the caller's work
+        logger.error("mail to the admin could not be queued: %s", error)
+
+
+@app.task(name="oar.judas.mail_admin", ignore_result=True)
+def mail_admin_task(subject: str, body: str) -> None:
     recipient = settings().admin_mail
     if not recipient:
         return
@@ -137,11 +152,30 @@ def run_as(user: str, argv: list[str]) -> None:
     )
 
 
+def notify_later(job_id: int, method: str | None, tag: str, comment: str) -> None:
+    """Queue the job's notification for ``tag`` if its ``--notify`` asked for it; never raises.
+
+    The caller passes the job's ``notify`` column, which it has at hand, so
+    that jobs without notifications (most) cost no message at all.
+    """
+    tags = wanted_tags(method) if method else None
+    if tags is None or tag not in tags:
+        return
+    try:
+        notify_task.apply_async(kwargs={"job_id": job_id, "tag": tag, "comment": comment}, queue=HEAD_QUEUE)
+    except Exception as error:  # noqa: BLE001 - the job's fate never depends on its notification
+        logger.error("job %s: notification %s could not be queued: %s", job_id, tag, error)
+
+
+@app.task(name="oar.judas.notify", ignore_result=True)
+def notify_task(job_id: int, tag: str, comment: str) -> None:
+    notify_job(job_id, tag, comment)
+
+
 def notify_job(job_id: int, tag: str, comment: str) -> None:
     """Send the job's notification for ``tag`` if it asked for one; failures become events."""
     from oar_celery.db.models import Job
     from oar_celery.db.session import session_scope
-    from oar_celery.transitions import add_event
 
     with session_scope() as session:
         job = session.get(Job, job_id)
@@ -154,7 +188,18 @@ def notify_job(job_id: int, tag: str, comment: str) -> None:
     try:
         notify_user(method, host or socket.gethostname(), user, job_id, name, tag, comment)
     except (OSError, ValueError, smtplib.SMTPException, subprocess.SubprocessError, KeyError) as error:
-        text = f"notification {tag} failed: {str(error).splitlines()[0] if str(error) else type(error).__name__}"
-        logger.error("job %s: %s", job_id, text)
-        with session_scope() as session:
-            add_event(session, "USER_MAIL_NOTIFICATION" if "mail:" in method else "USER_EXEC_NOTIFICATION", job_id, text)
+        record_failure(job_id, method, tag, error)
+
+
+def record_failure(job_id: int, method: str, tag: str, error: BaseException) -> None:
+    """Log a failed notification and keep it as the job's event."""
+    from oar_celery.db.session import session_scope
+    from oar_celery.transitions import add_event
+
+    said = str(error).strip().splitlines()
+    text = f"notification {tag} failed: {said[0] if said else type(error).__name__}"
+    logger.error("job %s: %s", job_id, text)
+    mail = method.split(":", 1)[0].endswith("mail")
+    kind = "USER_MAIL_NOTIFICATION" if mail else "USER_EXEC_NOTIFICATION"
+    with session_scope() as session:
+        add_event(session, kind, job_id, text)

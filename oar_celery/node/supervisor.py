@@ -4,8 +4,10 @@ A running job is not a running Celery task: the Redis transport would deliver
 an unacknowledged task again after its visibility timeout. So the launch task
 only claims the job directory and starts this thread, which lives as long as
 the job. The thread polls rather than blocks, because it must also act on
-kill requests written by other tasks, on the walltime backstop and on the
-checkpoint signal.
+kill requests written by other tasks and on the walltime backstop. The
+checkpoint signal is Sarko's alone (a ``CHECKPOINT`` event makes it happen
+once); the backstop only fires ``grace`` seconds after the walltime, when the
+head should already have killed the job.
 """
 
 from __future__ import annotations
@@ -157,8 +159,6 @@ class Supervisor(threading.Thread):
         pgid = job.pid
         started = time.monotonic()
         walltime = float(self.spec.get("walltime") or 0)
-        checkpoint = float(self.spec.get("checkpoint") or 0)
-        checkpoint_due = checkpoint > 0 and walltime > 0
         reason = "exited"
         hard_kill_at: float | None = None
         while not process.has_exited(job.pid):
@@ -170,11 +170,6 @@ class Supervisor(threading.Thread):
                 if not kill.get("signalled"):
                     process.terminate_group(pgid)
                 hard_kill_at = now + max(0.0, kill["time"] + kill["grace"] - time.time())
-            if checkpoint_due and reason == "exited" and elapsed >= walltime - checkpoint:
-                checkpoint_due = False
-                signum = process.signal_number(self.spec.get("checkpoint_signal"))
-                logger.info("job %s: checkpoint signal %s", self.job.job_id, signum)
-                process.signal_group(pgid, signum)
             if reason == "exited" and walltime > 0 and elapsed >= walltime + self.grace:
                 reason = "walltime"
                 logger.info("job %s: walltime backstop, SIGTERM", self.job.job_id)

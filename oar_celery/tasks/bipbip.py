@@ -95,9 +95,11 @@ def suspend(job_id: int) -> dict[str, Any]:
 
 @app.task(name="oar.node.resume")
 def resume(job_id: int) -> dict[str, Any]:
+    """Continue the job's group and tell the head, which moves it ``Resuming`` → ``Running``."""
     answer = _signal(job_id, signal.SIGCONT)
     if answer["signalled"]:
         _job(job_id).mark_resumed()
+        reports.send(app, "oar.head.job_resumed", {"job_id": int(job_id), "host": node_hostname()})
     return answer
 
 

@@ -10,6 +10,7 @@ import logging
 
 from sqlalchemy import select
 
+from oar_celery import judas
 from oar_celery.almighty import notify
 from oar_celery.celery_app import app, node_queue
 from oar_celery.db.models import STARTED_STATES, FragJob, Job
@@ -33,26 +34,25 @@ def job_running(job_id: int, host: str, pid: int | None = None) -> None:
     """The node started the job: ``Launching`` → ``Running``."""
     with session_scope() as session:
         moved = set_state(session, [job_id], "Running", expected=("Launching",), start_time=now())
-        state = session.scalar(select(Job.state).where(Job.job_id == job_id))
+        row = session.execute(select(Job.state, Job.notify).where(Job.job_id == job_id)).first()
+    state, method = row if row is not None else (None, None)
     if moved:
         logger.info("job %s running on %s (pid %s)", job_id, host, pid)
-        _after_running(job_id)
+        judas.notify_later(job_id, method, "RUNNING", f"job started on {host}")
     elif state in ("Error", "Terminated"):
         logger.warning("job %s reported running on %s but is %s: killing it", job_id, host, state)
         app.send_task("oar.node.kill", kwargs={"job_id": job_id, "grace": 1}, queue=node_queue(host))
 
 
-def _after_running(job_id: int) -> None:
-    """Hook for notifications when a job starts (Judas)."""
-    from oar_celery import judas
-
-    judas.notify_job(job_id, "RUNNING", "job started")
+def succeeded(exit_code: int | None, reason: str) -> bool:
+    """OAR's exit semantics: only a job that exited 0 by itself is ``Terminated``."""
+    return exit_code == 0 and reason in ("exited", "epilogue_error")
 
 
 @app.task(name="oar.head.job_ended", acks_late=True, ignore_result=True)
 def job_ended(job_id: int, host: str, exit_code: int | None, reason: str = "exited", message: str = "") -> None:
-    """The job's process is gone: ``Terminated`` on exit 0, ``Error`` otherwise."""
-    ok = exit_code == 0 and reason in ("exited", "epilogue_error")
+    """The job's process is gone: ``Terminated`` on exit 0, ``Error`` (exit code kept) otherwise."""
+    ok = succeeded(exit_code, reason)
     text = message or _describe(exit_code, reason)
     with session_scope() as session:
         moved = finish(
@@ -63,6 +63,7 @@ def job_ended(job_id: int, host: str, exit_code: int | None, reason: str = "exit
             message=text,
             exit_code=exit_code,
         )
+        method = None
         if moved:
             event = EVENT_FOR_REASON.get(reason)
             if event:
@@ -70,18 +71,21 @@ def job_ended(job_id: int, host: str, exit_code: int | None, reason: str = "exit
             frag = session.get(FragJob, job_id)
             if frag is not None and frag.frag_state in ("LEON", "TIMER_ARMED"):
                 frag.frag_state = "FRAGGED"
+            method = session.scalar(select(Job.notify).where(Job.job_id == job_id))
     if moved:
         logger.info("job %s ended on %s: %s", job_id, host, text)
-        from oar_celery import judas
-
-        judas.notify_job(job_id, "END" if ok else "ERROR", text)
-        after_end(job_id, exit_code)
+        judas.notify_later(job_id, method, "END" if ok else "ERROR", text)
+        after_end(job_id, exit_code, reason)
         notify(["Term"] + (["ChState"] if reason in EVENT_FOR_REASON and reason != "walltime" else []))
 
 
-def after_end(job_id: int, exit_code: int | None) -> None:
-    """Resubmit an ``idempotent`` job that asked for it by exiting 99."""
-    if exit_code != 99:
+def after_end(job_id: int, exit_code: int | None, reason: str = "exited") -> None:
+    """Resubmit an ``idempotent`` job that asked for it by exiting 99 (OAR's convention).
+
+    Only the report that ended the job gets here (the move to ``Error`` is a
+    conditional update), so a redelivered report never resubmits twice.
+    """
+    if exit_code != 99 or reason != "exited":
         return
     from oar_celery.tasks.submit import resubmit_if_idempotent
 

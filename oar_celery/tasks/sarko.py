@@ -7,7 +7,9 @@ The seed's four duties:
    and ``LEON_EXTERMINATE`` after ``OAR_LEON_WALLTIME``;
 2. running jobs: a job past its walltime (plus the time it spent suspended) is
    fragged with a ``WALLTIME`` event, and a job that asked for a checkpoint
-   gets its signal once, ``checkpoint`` seconds before;
+   gets its signal once, ``checkpoint`` seconds before (the node does not
+   send it too: the job would trap it twice); a job left ``Resuming`` gets
+   its resume again;
 3. resources whose ``expiry_date`` has passed become ``Suspected``;
 4. ``Suspected`` resources older than ``OAR_DEAD_SWITCH_TIME`` become ``Dead``.
 
@@ -28,6 +30,7 @@ from oar_celery.config import settings
 from oar_celery.db.models import FINAL_STATES, EventLog, FragJob, Job, MoldableJobDescription, Resource
 from oar_celery.db.session import now, session_scope
 from oar_celery.tasks.leon import job_hosts, request_frag
+from oar_celery.tasks.suspend import resend_resumes
 from oar_celery.transitions import add_event
 
 logger = logging.getLogger(__name__)
@@ -89,16 +92,29 @@ def watch_walltimes(session: Session) -> bool:
             request_frag(session, job_id, "oar")
             add_event(session, "WALLTIME", job_id, f"job {job_id} reached its walltime of {walltime} s")
             fragged = True
-        elif checkpoint and at >= end - checkpoint and not _checkpointed(session, job_id):
-            for host in job_hosts(session, [job_id]).get(job_id, []):
-                app.send_task("oar.node.signal", kwargs={"job_id": job_id, "signum": signum}, queue=node_queue(host))
-            add_event(session, "CHECKPOINT", job_id, f"checkpoint signal {signum} sent {checkpoint} s before the walltime")
+        elif checkpoint and at >= end - checkpoint and not _checkpointed(session, job_id, end - checkpoint):
+            checkpoint_job(session, job_id, signum, checkpoint)
+    resend_resumes(session)
     return fragged
 
 
-def _checkpointed(session: Session, job_id: int) -> bool:
+def checkpoint_job(session: Session, job_id: int, signum: int, checkpoint: int) -> None:
+    """Send the job's checkpoint signal to its nodes, recorded by a ``CHECKPOINT`` event."""
+    for host in job_hosts(session, [job_id]).get(job_id, []):
+        app.send_task("oar.node.signal", kwargs={"job_id": job_id, "signum": signum}, queue=node_queue(host))
+    add_event(session, "CHECKPOINT", job_id, f"checkpoint signal {signum} sent {checkpoint} s before the walltime")
+
+
+def _checkpointed(session: Session, job_id: int, due: float) -> bool:
+    """Whether a checkpoint was sent since it became due: the event is what makes it happen once.
+
+    A ``CHECKPOINT`` from an earlier ``oardel -c`` does not count, one sent in
+    the window (by Sarko or by the user) does.
+    """
     return session.scalar(
-        select(EventLog.event_id).where(EventLog.job_id == job_id, EventLog.type == "CHECKPOINT").limit(1)
+        select(EventLog.event_id)
+        .where(EventLog.job_id == job_id, EventLog.type == "CHECKPOINT", EventLog.date >= due - 1)
+        .limit(1)
     ) is not None
 
 

@@ -1,0 +1,118 @@
+"""Suspending and resuming running jobs: ``oarhold -r`` and ``oarresume``.
+
+``oarhold -r`` moves a ``Running`` job to ``Suspended`` (a conditional update,
+so it races safely with the job's end report) and sends SIGSTOP to its process
+group on every node. ``oarresume`` moves it to ``Resuming`` and sends SIGCONT;
+the first node that has continued the job reports back and the job is
+``Running`` again, its ``suspended_time`` grown by the time it was stopped, so
+that Sarko (and the node's own backstop) push its walltime back by as much.
+
+A job stays ``Resuming`` only until a node answers: Sarko sends the resume
+again to jobs that stayed ``Resuming`` too long, so a lost message only delays
+the job, and a job that ended meanwhile leaves ``Resuming`` through its end
+report.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from oar_celery.celery_app import app, node_queue
+from oar_celery.db.models import Job, JobStateLog
+from oar_celery.db.session import now, session_scope
+from oar_celery.tasks.control import Refused
+from oar_celery.tasks.leon import job_hosts
+from oar_celery.transitions import add_event, set_state
+
+logger = logging.getLogger(__name__)
+
+#: Seconds a job may stay ``Resuming`` before Sarko sends the resume again.
+RESUME_RESEND = 5.0
+
+
+def send_to_nodes(session: Session, job_id: int, task: str) -> list[str]:
+    """Send ``oar.node.suspend`` or ``oar.node.resume`` to each of the job's nodes; the hosts."""
+    hosts = job_hosts(session, [job_id]).get(job_id, [])
+    for host in hosts:
+        app.send_task(task, kwargs={"job_id": job_id}, queue=node_queue(host))
+    return hosts
+
+
+def suspend_job(session: Session, job: Job, user: str) -> str:
+    """``oarhold -r``: stop a running job on all its nodes."""
+    if not set_state(session, [job.job_id], "Suspended", expected=("Running",), suspended="YES"):
+        raise Refused(f"job {job.job_id} is not running ({job.state}): only a running job can be suspended")
+    hosts = send_to_nodes(session, job.job_id, "oar.node.suspend")
+    add_event(session, "HOLD_RUNNING_JOB", job.job_id, f"user {user} suspended the running job", hosts=hosts)
+    _notify(job.job_id, job.notify, "SUSPENDED", "job suspended")
+    return f"[{job.job_id}] The job is suspended (SIGSTOP sent to {','.join(hosts) or 'no node'})."
+
+
+def resume_job(session: Session, job: Job, user: str) -> str:
+    """``oarresume`` of a suspended job: continue it on all its nodes."""
+    if not set_state(session, [job.job_id], "Resuming", expected=("Suspended",)):
+        raise Refused(f"job {job.job_id} is not suspended ({job.state})")
+    hosts = send_to_nodes(session, job.job_id, "oar.node.resume")
+    add_event(session, "RESUME_JOB", job.job_id, f"user {user} resumed the suspended job", hosts=hosts)
+    _notify(job.job_id, job.notify, "RESUMING", "job resuming")
+    return f"[{job.job_id}] Resume request was sent to the OAR server."
+
+
+def _notify(job_id: int, method: str | None, tag: str, comment: str) -> None:
+    from oar_celery import judas
+
+    judas.notify_later(job_id, method, tag, comment)
+
+
+def suspended_since(session: Session, job_id: int) -> float | None:
+    """When the job's latest suspension began (its last ``Suspended`` state log)."""
+    return session.scalar(
+        select(JobStateLog.date_start)
+        .where(JobStateLog.job_id == job_id, JobStateLog.job_state == "Suspended")
+        .order_by(JobStateLog.date_start.desc())
+        .limit(1)
+    )
+
+
+@app.task(name="oar.head.job_resumed", acks_late=True, ignore_result=True)
+def job_resumed(job_id: int, host: str) -> None:
+    """A node continued the job: ``Resuming`` → ``Running``, the stop added to ``suspended_time``.
+
+    Several nodes answer for a multi-node job; the conditional update lets the
+    first one count and makes the others no-ops.
+    """
+    at = now()
+    with session_scope() as session:
+        since = suspended_since(session, job_id) or at
+        moved = set_state(
+            session, [job_id], "Running", expected=("Resuming",), at=at,
+            suspended="NO", suspended_time=Job.suspended_time + max(0.0, at - since),
+        )
+    if moved:
+        logger.info("job %s resumed on %s after %.1f s suspended", job_id, host, at - since)
+
+
+def resend_resumes(session: Session) -> int:
+    """Send the resume again to jobs ``Resuming`` for too long (Sarko calls this); how many.
+
+    A Redis key per job spaces the resends, so the job's state history stays true.
+    """
+    from oar_celery.almighty import broker_redis
+
+    stale = session.scalars(
+        select(Job.job_id)
+        .join(JobStateLog, JobStateLog.job_id == Job.job_id)
+        .where(Job.state == "Resuming", JobStateLog.job_state == "Resuming", JobStateLog.date_stop == 0,
+               JobStateLog.date_start < now() - RESUME_RESEND)
+    ).all()
+    client = broker_redis()
+    sent = 0
+    for job_id in stale:
+        if client.set(f"oar:resume:{job_id}", "1", nx=True, ex=int(RESUME_RESEND)):
+            send_to_nodes(session, job_id, "oar.node.resume")
+            logger.warning("job %s still Resuming: resume sent again", job_id)
+            sent += 1
+    return sent
