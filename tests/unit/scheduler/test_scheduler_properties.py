@@ -36,14 +36,15 @@ TYPES = [{}, {}, {}, {"timesharing": "user,*"}, {"timesharing": "*,*"}]
 @st.composite
 def clusters(draw: st.DrawFn) -> list[Resource]:
     nodes = draw(st.integers(1, 6))
+    same_size = draw(st.booleans())
     cores = draw(st.integers(1, 3))
-    resources = []
+    resources: list[Resource] = []
     for node in range(nodes):
         switch = draw(st.sampled_from("ABC"))
         mem = draw(st.sampled_from([16, 64, 128]))
         state = draw(st.sampled_from(["Alive"] * 6 + ["Absent", "Suspected", "Dead"]))
-        for core in range(cores):
-            rid = node * cores + core + 1
+        for _ in range(cores if same_size else draw(st.integers(1, 3))):
+            rid = len(resources) + 1
             rank = draw(st.integers(0, 20))  # an order that splits nodes (see resource_order)
             props: dict[str, object] = {"switch": switch, "mem": mem, "core": rid, "rank": rank}
             resources.append(Resource(id=rid, network_address=f"n{node}", state=state, properties=props))
