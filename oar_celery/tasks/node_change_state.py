@@ -2,7 +2,7 @@
 
 A change of state is asked for by writing ``next_state`` (``oarnodesetting``,
 Sarko, Finaud, Leon) or by an event that calls for a check (``to_check``:
-a failed prologue or epilogue, a launch error, an exterminated job). This
+a failed prologue or epilogue, an exterminated job). This
 module is the one place that applies them, so that every change is logged in
 ``resource_logs`` and the jobs on the node are dealt with in one way:
 
@@ -47,8 +47,10 @@ logger = logging.getLogger(__name__)
 LOST_STATES = ("Dead", "Suspected")
 #: Requested states that wait for the resource's jobs to end.
 WITHDRAWN_STATES = ("Absent", "Dead")
-#: Events already handled by whoever recorded them.
-NOT_SUSPECTING = ("FINAUD_ERROR",)
+#: Events that put the blame on the node: their hosts are suspected. A launch
+#: error the job caused (a missing directory, an unknown user) is the user's
+#: fault, not the node's, and leaves the node alone.
+SUSPECTING = ("PROLOGUE_ERROR", "EPILOGUE_ERROR", "EXTERMINATE_JOB", "NODE_ERROR")
 #: ``available_upto`` values that mean "no limit".
 NO_LIMIT = 2147483647
 
@@ -102,9 +104,11 @@ def check_events(session: Session) -> list[int]:
         hosts_of.setdefault(event_id, []).append(host)
     for event_id, kind, job_id in events:
         hosts = sorted(hosts_of.get(event_id, []))
+        if kind not in SUSPECTING:
+            continue
         if job_id:
             _end_job_of_event(session, job_id, kind, hosts)
-        if hosts and kind not in NOT_SUSPECTING:
+        if hosts:
             suspect_hosts(session, hosts, f"event {kind} of job {job_id}")
     return taken
 
