@@ -137,11 +137,11 @@ class _Round:
                     continue
                 start, mask = job.reservation_start, found
             else:
-                try:
-                    start, mask = self._search(not_before, moldable, compiled, job.properties_filter, share)
-                except RuntimeError:  # only resources withdrawn for good (available_upto) leave no room
+                found_at = self._search(not_before, moldable, compiled, job.properties_filter, share)
+                if found_at is None:  # only resources withdrawn for good (available_upto) leave no room
                     reason = WITHDRAWN
                     continue
+                start, mask = found_at
             finish = start + moldable.walltime
             if best is None or finish < best[0]:
                 best = (finish, start, moldable, mask)
@@ -176,7 +176,7 @@ class _Round:
         compiled: MoldableRequest,
         job_filter: str | None,
         share: TimeshareKey | None,
-    ) -> tuple[int, int]:
+    ) -> tuple[int, int] | None:
         # The chart only fills up during a round, so once a search from ``now`` first found a
         # request shape to fit at time t, no identical request fits before t: start there.
         # Timesharing jobs are left out: their own placements make room for each other.
@@ -184,7 +184,7 @@ class _Round:
         searched_from_now = not_before == self.now
         if share is None:
             not_before = max(not_before, self.frontier.get(key, not_before))
-        start, mask = self.gantt.earliest(
+        found = self.gantt.earliest(
             not_before,
             moldable.walltime + self.security_time,
             compiled.fit,
@@ -193,8 +193,8 @@ class _Round:
             share=share,
         )
         if share is None and searched_from_now:
-            self.frontier[key] = start
-        return start, mask
+            self.frontier[key] = INFINITY if found is None else found[0]
+        return found
 
 
 def _priority_order(jobs: Sequence[Job]) -> list[Job]:

@@ -90,12 +90,12 @@ class Gantt:
         universe: int,
         min_count: int,
         share: TimeshareKey | None = None,
-    ) -> tuple[int, int]:
+    ) -> tuple[int, int] | None:
         """First ``(start, resources)`` from ``not_before`` on where ``fit`` succeeds for ``duration``.
 
         Candidate starts are ``not_before`` and every later slot boundary: the
-        free set only changes there. ``fit`` must succeed on an empty chart (the
-        last slot is free forever), so the search ends.
+        free set only changes there. ``None`` if nothing fits up to the last
+        slot, which runs forever.
         """
         starts = self.starts
         n = len(starts)
@@ -136,4 +136,4 @@ class Gantt:
                 back = narrower
                 m -= 1
             k = m if m > k else k + 1
-        raise RuntimeError("request does not fit even on an empty Gantt")  # checked by the caller
+        return None  # only possible when resources are withdrawn for good (available_upto)

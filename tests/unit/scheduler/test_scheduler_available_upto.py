@@ -17,8 +17,9 @@ def _resources(*uptos: int) -> list[Resource]:
 
 
 def test_a_job_that_would_outlive_the_resource_goes_elsewhere() -> None:
-    result = schedule(NOW, _resources(NOW + 600, 2147483647), [], [_job(1, "/nodes=1,walltime=1:00:00")],
-                      security_time=0)
+    result = schedule(
+        NOW, _resources(NOW + 600, 2147483647), [], [_job(1, "/nodes=1,walltime=1:00:00")], security_time=0
+    )
     (placement,) = result.placements
     assert placement.resource_ids == [2] and placement.start == NOW
 
@@ -30,6 +31,5 @@ def test_a_short_job_fits_before_the_limit() -> None:
 
 
 def test_a_job_needing_the_expiring_resource_is_not_placed() -> None:
-    result = schedule(NOW, _resources(NOW + 600, NOW - 10), [], [_job(1, "/nodes=1,walltime=1:00:00")],
-                      security_time=0)
+    result = schedule(NOW, _resources(NOW + 600, NOW - 10), [], [_job(1, "/nodes=1,walltime=1:00:00")], security_time=0)
     assert not result.placements and 1 in result.unplaceable

@@ -284,3 +284,10 @@ def test_a_thousand_jobs_on_a_thousand_resources_is_quick() -> None:
     result = schedule(NOW, resources, [], jobs, security_time=SEC)
     assert time.perf_counter() - started < 1.0
     assert len(result.placements) == 1000
+
+
+def test_identical_jobs_that_never_fit_are_all_refused() -> None:
+    resources = [Resource(id=1, network_address="n0", available_upto=NOW + 600)]
+    result = schedule(NOW, resources, [], [job(1, "nodes=1,walltime=1"), job(2, "nodes=1,walltime=1")])
+    assert set(result.unplaceable) == {1, 2}
+    assert "available_upto" in result.unplaceable[2]
