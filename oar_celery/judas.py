@@ -176,12 +176,15 @@ def notify_job(job_id: int, tag: str, comment: str) -> None:
     """Send the job's notification for ``tag`` if it asked for one; failures become events."""
     from oar_celery.db.models import Job
     from oar_celery.db.session import session_scope
+    from oar_celery.tasks.leon import job_hosts
 
     with session_scope() as session:
         job = session.get(Job, job_id)
         if job is None or not job.notify:
             return
-        method, user, name, host = job.notify, job.job_user, job.job_name or "", job.launch_host or ""
+        method, user, name = job.notify, job.job_user, job.job_name or ""
+        hosts = job_hosts(session, [job_id]).get(job_id) or [job.launch_host or ""]
+        host = hosts[0]  # OAR names the job's first node
     tags = wanted_tags(method)
     if tags is None or tag not in tags:
         return
