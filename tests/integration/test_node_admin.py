@@ -64,6 +64,18 @@ def test_drained_node_finishes_its_job_and_gets_no_new_one(cluster: LocalCluster
     cluster.wait_for(busy, timeout=20)
 
 
+def test_job_goes_to_the_resource_lent_long_enough(cluster: LocalCluster) -> None:
+    setting(cluster, "-h", "node1", "-p", f"available_upto={int(time.time()) + 120}")
+    try:
+        long = cluster.oarsub("-l", "nodes=1,walltime=1:00:00", "true")
+        assert cluster.wait_for(long, timeout=20) == {long: "Terminated"}
+        assert hosts_of(cluster, long) == {"node2"}
+        short = cluster.oarsub(*on("node1"), "-l", "nodes=1,walltime=0:01:00", "true")
+        assert cluster.wait_for(short, timeout=20) == {short: "Terminated"}
+    finally:
+        setting(cluster, "-h", "node1", "-p", "available_upto=2147483647")
+
+
 def test_absent_waits_for_running_jobs_and_gets_no_job(cluster: LocalCluster) -> None:
     running = cluster.oarsub(*on("node1"), "sleep 4")
     cluster.wait_for(running, ("Running",), timeout=20)
