@@ -49,7 +49,8 @@ FORBIDDEN_WORDS = {
 }
 COMPARATORS = ("<=", ">=", "<>", "!=", "=", "<", ">")
 COLUMN_TYPES = {"int", "float", "str"}
-_NUMBER = re.compile(r"\d+\.?\d*(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?")
+DIGITS = frozenset("0123456789")
+_NUMBER = re.compile(r"\d+\.?\d*(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?", re.ASCII)
 
 
 @dataclass(frozen=True)
@@ -91,8 +92,8 @@ def tokenize(text: str) -> list[Token]:
                 chars.append(text[i])
                 i += 1
             tokens.append(Token("string", text[start:i], "".join(chars), start))
-        elif ch.isdigit() or (ch == "." and i + 1 < n and text[i + 1].isdigit()):
-            sub = tokenize_number_at(text, i)
+        elif ch in DIGITS or (ch == "." and i + 1 < n and text[i + 1] in DIGITS):
+            sub = _number_at(text, i)
             assert sub is not None
             token, end = sub
             if end < n and (text[end].isalnum() or text[end] == "_"):
@@ -117,7 +118,7 @@ def tokenize(text: str) -> list[Token]:
             j = i + 1
             while j < n and text[j].isspace():
                 j += 1
-            sub = tokenize_number_at(text, j)
+            sub = _number_at(text, j)
             if sub is None:
                 raise _fail(text, i, "'-' must be followed by a number")
             token, end = sub
@@ -134,8 +135,8 @@ def tokenize(text: str) -> list[Token]:
     return tokens
 
 
-def tokenize_number_at(text: str, i: int) -> tuple[Token, int] | None:
-    """Read one number literal at ``i`` (helper for unary minus)."""
+def _number_at(text: str, i: int) -> tuple[Token, int] | None:
+    """Read one ASCII number literal at ``i``."""
     match = _NUMBER.match(text, i)
     if match is None:
         return None

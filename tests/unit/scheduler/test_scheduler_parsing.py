@@ -263,3 +263,17 @@ def test_filter_fuzz_never_crashes(text: str) -> None:
     else:
         assert isinstance(compiled.matches(NODE), bool)
         assert ";" not in text
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.text(max_size=30))
+def test_filter_fuzz_any_text(text: str) -> None:
+    try:
+        compile_filter(text, COLUMNS).matches(NODE)
+    except RequestError as error:
+        assert "\n" not in str(error)
+
+
+def test_unicode_digits_are_refused_cleanly() -> None:
+    with pytest.raises(RequestError):
+        compile_filter("mem > ²", COLUMNS)
