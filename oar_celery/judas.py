@@ -15,11 +15,13 @@ script must not delay the job reports or Almighty's cycle that asked for it.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import pwd
 import re
 import shlex
+import signal
 import smtplib
 import socket
 import subprocess
@@ -139,17 +141,33 @@ def notify_user(
 
 
 def run_as(user: str, argv: list[str]) -> None:
-    """Run a notification script as ``user`` (never as root for another user), bounded in time."""
-    kwargs: dict[str, object] = {}
-    if os.geteuid() == 0 and user != "root":
-        entry = pwd.getpwnam(user)
-        kwargs = {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": os.getgrouplist(user, entry.pw_gid)}
-    elif user != pwd.getpwuid(os.geteuid()).pw_name:
+    """Run a notification script as ``user`` (never as root for another user), bounded in time.
+
+    The script gets a minimal environment (the head's holds the database and
+    broker credentials) and a session of its own, so that on timeout its
+    whole process group is killed, not just the shell that started it.
+    """
+    entry = pwd.getpwnam(user)
+    identity: dict[str, object] = {}
+    if os.geteuid() == 0 and entry.pw_uid != 0:
+        identity = {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": os.getgrouplist(user, entry.pw_gid)}
+    elif entry.pw_uid != os.geteuid():
         raise PermissionError(f"cannot run a script as {user} from a process that is not root")
-    subprocess.run(
-        argv, check=True, timeout=settings().notify_timeout, stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd="/", **kwargs,  # type: ignore[arg-type]
+    env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": entry.pw_dir or "/", "USER": user, "LOGNAME": user}
+    process = subprocess.Popen(
+        argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd="/", env=env,
+        start_new_session=True, **identity,  # type: ignore[arg-type]
     )
+    try:
+        _, errors = process.communicate(timeout=settings().notify_timeout)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.communicate()
+        raise
+    if process.returncode:
+        said = errors.decode(errors="replace").strip().splitlines()
+        raise subprocess.CalledProcessError(process.returncode, argv[0], stderr=said[-1] if said else "")
 
 
 def notify_later(job_id: int, method: str | None, tag: str, comment: str) -> None:
@@ -201,6 +219,8 @@ def record_failure(job_id: int, method: str, tag: str, error: BaseException) -> 
 
     said = str(error).strip().splitlines()
     text = f"notification {tag} failed: {said[0] if said else type(error).__name__}"
+    if isinstance(error, subprocess.CalledProcessError) and error.stderr:
+        text += f" ({error.stderr})"
     logger.error("job %s: %s", job_id, text)
     mail = method.split(":", 1)[0].endswith("mail")
     kind = "USER_MAIL_NOTIFICATION" if mail else "USER_EXEC_NOTIFICATION"
