@@ -8,6 +8,7 @@ per emulated compute node, and Flower. Their process ids are kept in
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -47,6 +48,13 @@ def flower_argv(config: Settings, port: int | None = None) -> list[str]:
         f"--port={config.flower_port if port is None else port}",
         f"--db={Path(config.state_dir) / 'flower.db'}", "--persistent=False",
     ]
+
+
+def flower_env(config: Settings) -> dict[str, str]:
+    """Flower's API answers without a login only on the loopback address of a local cluster."""
+    if config.flower_address in ("127.0.0.1", "localhost", "::1"):
+        return {"FLOWER_UNAUTHENTICATED_API": "true"}
+    return {}
 
 
 def check_broker(config: Settings) -> str | None:
@@ -102,7 +110,9 @@ def start_cluster(config: Settings, hosts: list[str], *, flower_port: int | None
         )
     port = config.flower_port if flower_port is None else flower_port
     if port:
-        processes.append(start("flower", flower_argv(config, port), kind="flower", log_dir=logs))
+        processes.append(
+            start("flower", flower_argv(config, port), kind="flower", extra_env=flower_env(config), log_dir=logs)
+        )
     pid_file(config).write_text(json.dumps([p.__dict__ for p in processes], indent=1))
     return processes
 
@@ -124,21 +134,20 @@ def alive(pid: int) -> bool:
 def stop_processes(processes: list[Process], *, grace: float = 10.0) -> None:
     """SIGTERM every process group (a warm shutdown), then SIGKILL what is left."""
     for process in processes:
-        try:
-            os.killpg(process.pid, signal.SIGTERM)
-        except (ProcessLookupError, PermissionError):
-            pass
+        _signal_group(process.pid, signal.SIGTERM)
     deadline = time.monotonic() + grace
     while time.monotonic() < deadline and any(alive(p.pid) for p in processes):
         _reap()
         time.sleep(0.1)
     for process in processes:
         if alive(process.pid):
-            try:
-                os.killpg(process.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
+            _signal_group(process.pid, signal.SIGKILL)
     _reap()
+
+
+def _signal_group(pid: int, signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signum)
 
 
 def _reap() -> None:

@@ -127,6 +127,11 @@ class LocalCluster:
         with self.engine.connect() as connection:
             return list(connection.execute(text(sql), params))
 
+    def execute(self, sql: str, **params: Any) -> None:
+        """Change the database behind the cluster's back (to set up a case)."""
+        with self.engine.begin() as connection:
+            connection.execute(text(sql), params)
+
     def scalar(self, sql: str, **params: Any) -> Any:
         rows = self.query(sql, **params)
         return rows[0][0] if rows else None
@@ -138,7 +143,9 @@ class LocalCluster:
     def state(self, job_id: int) -> str | None:
         return self.scalar("SELECT state FROM jobs WHERE job_id = :id", id=job_id)
 
-    def wait_for(self, job_ids: int | Iterable[int], states: Iterable[str] = FINAL, timeout: float = 60) -> dict[int, str]:
+    def wait_for(
+        self, job_ids: int | Iterable[int], states: Iterable[str] = FINAL, timeout: float = 60
+    ) -> dict[int, str]:
         """Wait until every job is in one of ``states``; their states."""
         ids = [job_ids] if isinstance(job_ids, int) else list(job_ids)
         wanted = set(states)
@@ -162,7 +169,8 @@ class LocalCluster:
         raise AssertionError(f"{message} not met after {timeout} s\n{self.logs()}")
 
     def events(self, job_id: int) -> list[str]:
-        return [row[0] for row in self.query("SELECT type FROM event_logs WHERE job_id = :id ORDER BY event_id", id=job_id)]
+        rows = self.query("SELECT type FROM event_logs WHERE job_id = :id ORDER BY event_id", id=job_id)
+        return [row[0] for row in rows]
 
     def resource_states(self) -> dict[str, set[str]]:
         states: dict[str, set[str]] = {}

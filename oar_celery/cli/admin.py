@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -55,10 +56,8 @@ def cmd_resources_add(args: argparse.Namespace) -> int:
             session, hosts, cpus=args.cpus, cores=args.cores, properties=_parse_properties(args.property)
         )
     print(f"{len(ids)} resource(s) added on {len(hosts)} host(s): {ids[0]}..{ids[-1]}")
-    try:
+    with contextlib.suppress(Exception):  # the broker may not run yet: the next tick catches up
         notify(["ChState"])
-    except Exception:  # noqa: BLE001 - the broker may not run yet; the next tick catches up
-        pass
     return 0
 
 
@@ -97,9 +96,9 @@ def cmd_beat(args: argparse.Namespace) -> int:
 
 
 def cmd_flower(args: argparse.Namespace) -> int:
-    from oar_celery.cluster import flower_argv
+    from oar_celery.cluster import flower_argv, flower_env
 
-    return _exec(flower_argv(settings(), args.port), "flower", daemon=args.daemon)
+    return _exec(flower_argv(settings(), args.port), "flower", flower_env(settings()), daemon=args.daemon)
 
 
 def cmd_up(args: argparse.Namespace) -> int:

@@ -27,13 +27,15 @@ from oar_celery.almighty import broker_redis
 from oar_celery.celery_app import app, node_queue
 from oar_celery.config import settings
 from oar_celery.db.models import AssignedResource, Job, JobType, MoldableJobDescription, Resource
-from oar_celery.db.session import session_scope
+from oar_celery.db.session import now, session_scope
 from oar_celery.transitions import add_event, finish, set_state
 
 logger = logging.getLogger(__name__)
 
 LAUNCH_RESEND = 20
 REPLY_TTL = 3600
+#: Seconds a new reservation's client has to start listening before the job is fragged.
+CLIENT_GRACE = 10.0
 
 
 def run_runner() -> None:
@@ -65,14 +67,22 @@ def answer_errors() -> None:
 
 
 def answer_reservations() -> None:
+    """Tell each waiting ``oarsub -r`` its start; frag the reservations nobody waits for.
+
+    The client starts listening only once it has its job id, so a reservation
+    younger than :data:`CLIENT_GRACE` without a listener is left for a later
+    cycle rather than fragged.
+    """
     with session_scope() as session:
         rows = session.execute(
-            select(Job.job_id, Job.start_time).where(Job.state == "toAckReservation")
+            select(Job.job_id, Job.start_time, Job.submission_time).where(Job.state == "toAckReservation")
         ).all()
-        for job_id, start in rows:
+        for job_id, start, submitted in rows:
             if client_waiting(job_id):
                 if set_state(session, [job_id], "Waiting", expected=("toAckReservation",)):
                     reply(job_id, {"status": "granted", "start": start})
+            elif now() - float(submitted or 0) < CLIENT_GRACE:
+                continue
             else:
                 message = "reservation client could not be reached: the job is fragged"
                 if finish(session, [job_id], "Error", expected=("toAckReservation",), message=message):
@@ -84,7 +94,7 @@ def launch_jobs() -> None:
         to_launch = list(session.scalars(select(Job.job_id).where(Job.state == "toLaunch")))
         moved = set_state(session, to_launch, "Launching", expected=("toLaunch",))
         specs = build_specs(session, moved)
-        resend = _launches_to_resend(session)
+        resend = [job_id for job_id in _launches_to_resend(session) if job_id not in moved]
         specs += build_specs(session, resend)
     for spec in specs:
         send_launch(spec)
