@@ -195,7 +195,11 @@ def job_id_lines(job_ids: list[int], *, array: bool) -> list[str]:
 def reservation_lines(answer: dict[str, Any]) -> tuple[list[str], bool]:
     """OAR's verdict lines for a reservation answer, and whether it was granted."""
     if answer.get("status") == "granted":
-        return ["Reservation valid --> OK"], True
+        lines = ["Reservation valid --> OK"]
+        if answer.get("start"):
+            start = datetime.datetime.fromtimestamp(float(answer["start"]))
+            lines.append(f"Reservation start: {start:%Y-%m-%d %H:%M:%S}")
+        return lines, True
     return ["Reservation not valid --> KO"], False
 
 

@@ -149,6 +149,7 @@ def job_full(job: Mapping[str, Any]) -> str:
         ("scheduledStart", date_text(start) if start else "no prediction"),
         ("exit_code", _text(job.get("exit_code"))),
         ("message", _text(job.get("message"))),
+        ("scheduler_info", _text(job.get("scheduler_info"))),
         ("initial_request", _text(job.get("initial_request"))),
         ("array_id", _text(job.get("array_id"))),
         ("array_index", _text(job.get("array_index"))),

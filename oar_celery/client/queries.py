@@ -51,6 +51,7 @@ JOB_COLUMNS = {
     "stop_time": Job.stop_time,
     "exit_code": Job.exit_code,
     "message": Job.message,
+    "scheduler_info": Job.scheduler_info,
     "array_id": Job.array_id,
     "array_index": Job.array_index,
     "project": Job.project,

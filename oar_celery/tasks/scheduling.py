@@ -68,7 +68,9 @@ def run_scheduler() -> Outcome:
             resource_order=tuple(config.scheduler_resource_order.split(",")),
             columns=columns,
         )
-        outcome = apply(session, at, result, waiting, reservations, blocked)
+        placed_by_id = {a.job_id: a for a in placed}
+        outcome = apply(session, at, result, waiting, reservations, blocked, placed_by_id)
+    _resubmit_killed_besteffort(outcome.besteffort_killed)
     if outcome.launched or outcome.refused or outcome.besteffort_killed:
         from oar_celery.almighty import notify
 
@@ -78,6 +80,19 @@ def run_scheduler() -> Outcome:
             len(outcome.launched), outcome.predicted, len(outcome.refused),
         )
     return outcome
+
+
+def _resubmit_killed_besteffort(job_ids: list[int]) -> None:
+    """OAR resubmits a besteffort job killed for a normal job when it is also ``idempotent``."""
+    if not job_ids:
+        return
+    from oar_celery.tasks.submit import resubmit_if_idempotent
+
+    for job_id in job_ids:
+        try:
+            resubmit_if_idempotent(job_id)
+        except Exception:
+            logger.exception("resubmission of besteffort job %s failed", job_id)
 
 
 def _types_of(session: Session, job_ids: list[int]) -> dict[int, dict[str, str]]:
@@ -235,12 +250,18 @@ def apply(
     waiting: list[sched.Job],
     reservations: dict[int, sched.Allocation],
     blocked: dict[int, str],
+    placed_by_id: dict[int, sched.Allocation] | None = None,
 ) -> Outcome:
     """Write a scheduling result: launches, reservations, predictions and refusals."""
     outcome = Outcome()
     reservation_ids = {job.id for job in waiting if job.reservation_start is not None}
     due = [a for a in reservations.values() if a.start <= at]
-    starting = [p for p in result.placements if p.start <= at and p.job_id not in reservation_ids]
+    # As OAR: a job waits for the besteffort jobs killed for it to be gone before it starts.
+    freeing = _resources_of(placed_by_id, result.besteffort_to_kill)
+    starting = [
+        p for p in result.placements
+        if p.start <= at and p.job_id not in reservation_ids and freeing.isdisjoint(p.resource_ids)
+    ]
     outcome.launched = _launch(session, starting, expected="Waiting") + _launch(session, due, expected="Waiting")
     _accept_reservations(session, [p for p in result.placements if p.job_id in reservation_ids])
     _write_predictions(session, result.placements, reservations, set(outcome.launched))
@@ -256,6 +277,15 @@ def apply(
         session.execute(update(Job).where(Job.job_id == job_id).values(scheduler_info=reason))
     outcome.besteffort_killed = _frag_besteffort(session, result.besteffort_to_kill)
     return outcome
+
+
+def _resources_of(allocations: dict[int, sched.Allocation] | None, job_ids: list[int]) -> set[int]:
+    found: set[int] = set()
+    for job_id in job_ids:
+        allocation = (allocations or {}).get(job_id)
+        if allocation is not None:
+            found.update(allocation.resource_ids)
+    return found
 
 
 def _launch(session: Session, allocations: list[sched.Allocation], *, expected: str) -> list[int]:

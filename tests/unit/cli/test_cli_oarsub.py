@@ -154,7 +154,8 @@ def test_reservation_verdict(
     monkeypatch.setattr("oar_celery.client.replies.wait_reservation", lambda job_id, timeout=None: answer)
     assert oarsub.main(["-r", "2030-01-01 10:00:00", "true"]) == code
     out, err = capsys.readouterr()
-    assert out.splitlines() == ["OAR_JOB_ID=5", "Reservation mode: waiting validation...", verdict]
+    assert out.splitlines()[:3] == ["OAR_JOB_ID=5", "Reservation mode: waiting validation...", verdict]
+    assert ("Reservation start: " in out) == (code == 0)
     assert ("no resources" in err) == (code != 0)
 
 
