@@ -7,7 +7,9 @@ node must answer with ``oar.finaud.answer`` before the next round once
 ``OAR_FINAUD_TIMEOUT`` has passed. A node that did not answer goes
 ``Suspected`` (event ``FINAUD_ERROR``); a node Finaud suspected that answers
 again goes back ``Alive`` (``FINAUD_RECOVER``). Nodes suspected for other
-reasons stay so until an admin says otherwise.
+reasons stay so until an admin says otherwise. A node an admin is
+withdrawing (``Absent``/``Dead`` waiting for its jobs) that stops answering
+gets its jobs ended at once, after which its request applies.
 
 The ping carries the ids of the jobs the head thinks run on the node; the
 answer tells their status, so an end report lost on the way is recovered.
@@ -20,6 +22,7 @@ import logging
 import time
 import uuid
 from collections import defaultdict
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import select, update
@@ -30,6 +33,7 @@ from oar_celery.celery_app import app, node_queue
 from oar_celery.config import settings
 from oar_celery.db.models import STARTED_STATES, AssignedResource, Job, Resource
 from oar_celery.db.session import session_scope
+from oar_celery.tasks.node_failures import Failures, fail_jobs_on
 from oar_celery.transitions import add_event
 
 logger = logging.getLogger(__name__)
@@ -43,28 +47,48 @@ def run_finaud() -> None:
     with session_scope() as session:
         hosts = _checked_hosts(session)
         jobs = _jobs_by_first_host(session)
-        changed = judge(session, hosts)
+        changed, failures = judge(session, hosts)
+    failures.after_commit()
     send_pings(hosts, jobs)
     if changed:
-        notify(["ChState"])
+        notify(["ChState"] + (["Term"] if failures.job_ids else []))
 
 
-def _checked_hosts(session: Session) -> dict[str, tuple[bool, bool]]:
-    """Host → (has an ``Alive`` resource, has a resource Finaud suspected), for the hosts Finaud watches.
+@dataclass
+class Watched:
+    """What Finaud may do about one host, from its resources' states.
 
-    A host counts by its resources: one still ``Alive`` can be suspected, one
-    that Finaud suspected can be brought back; resources suspected for other
-    reasons (``finaud_decision = NO``) are left to the admin.
+    A resource still ``Alive`` can be suspected; one that Finaud suspected
+    (``finaud_decision = YES``) can be brought back, while those suspected
+    for other reasons are left to the admin. A resource an admin is
+    withdrawing (``Absent``/``Dead`` waiting for its jobs) is still watched:
+    if its node dies, its jobs end now rather than hang.
     """
-    hosts: dict[str, tuple[bool, bool]] = {}
+
+    alive: bool = False
+    ours: bool = False
+    withdrawing: list[int] = field(default_factory=list)
+
+
+def _checked_hosts(session: Session) -> dict[str, Watched]:
+    """The hosts Finaud watches: those with ``Alive`` or ``Suspected`` resources."""
+    hosts: dict[str, Watched] = {}
     rows = session.execute(
-        select(Resource.network_address, Resource.state, Resource.finaud_decision).where(
-            Resource.state.in_(("Alive", "Suspected")), Resource.next_state == "UnChanged"
+        select(
+            Resource.network_address, Resource.resource_id, Resource.state, Resource.finaud_decision,
+            Resource.next_state,
+        ).where(
+            Resource.state.in_(("Alive", "Suspected")), Resource.next_state.in_(("UnChanged", "Absent", "Dead"))
         )
     )
-    for host, state, decision in rows:
-        alive, ours = hosts.get(host, (False, False))
-        hosts[host] = (alive or state == "Alive", ours or (state == "Suspected" and decision == "YES"))
+    for host, resource_id, state, decision, next_state in rows:
+        watched = hosts.setdefault(host, Watched())
+        if next_state != "UnChanged":
+            watched.withdrawing.append(resource_id)
+        elif state == "Alive":
+            watched.alive = True
+        elif decision == "YES":
+            watched.ours = True
     return hosts
 
 
@@ -86,26 +110,31 @@ def _jobs_by_first_host(session: Session) -> dict[str, list[int]]:
     return by_host
 
 
-def judge(session: Session, hosts: dict[str, tuple[bool, bool]]) -> bool:
-    """Compare last round's pings with their answers; whether any state change was requested."""
+def judge(session: Session, hosts: dict[str, Watched]) -> tuple[bool, Failures]:
+    """Compare last round's pings with their answers; whether anything changed, and the jobs ended."""
     client = broker_redis()
     sent = {k.decode(): json.loads(v) for k, v in client.hgetall(SENT).items()}
     answered = {k.decode(): v.decode() for k, v in client.hgetall(ANSWERED).items()}
     timeout = settings().finaud_timeout
     changed = False
-    for host, (alive, ours) in hosts.items():
+    failures = Failures()
+    for host, watched in hosts.items():
         ping = sent.get(host)
         if ping is None:
             continue
         ok = answered.get(host) == ping["token"]
         late = time.time() - ping["at"] > timeout
-        if not ok and late and alive and _suspect(session, host):
-            add_event(session, "FINAUD_ERROR", 0, f"node {host} did not answer its health check", hosts=[host])
-            changed = True
-        elif ok and ours and _recover(session, host):
+        if not ok and late:
+            suspected = watched.alive and _suspect(session, host)
+            ended = fail_jobs_on(session, watched.withdrawing)
+            failures.kills.update(ended.kills)
+            if suspected or ended.job_ids:
+                add_event(session, "FINAUD_ERROR", 0, f"node {host} did not answer its health check", hosts=[host])
+                changed = True
+        elif ok and watched.ours and _recover(session, host):
             add_event(session, "FINAUD_RECOVER", 0, f"node {host} answers again", hosts=[host])
             changed = True
-    return changed
+    return changed, failures
 
 
 def _suspect(session: Session, host: str) -> bool:
@@ -139,7 +168,7 @@ def _recover(session: Session, host: str) -> bool:
     return bool(rows)
 
 
-def send_pings(hosts: dict[str, tuple[bool, bool]], jobs: dict[str, list[int]]) -> None:
+def send_pings(hosts: dict[str, Watched], jobs: dict[str, list[int]]) -> None:
     """One ping per host, unless the last one is still within its time to answer."""
     client = broker_redis()
     sent = {k.decode(): json.loads(v) for k, v in client.hgetall(SENT).items()}

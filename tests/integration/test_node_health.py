@@ -110,6 +110,21 @@ def test_idempotent_job_on_a_dying_node_runs_again_elsewhere(cluster: LocalClust
     wait_host(cluster, "node1", "Alive", timeout=30)
 
 
+def test_node_being_withdrawn_that_dies_does_not_keep_its_job(cluster: LocalCluster) -> None:
+    job = cluster.oarsub(*on("node1"), "sleep 120")
+    cluster.wait_for(job, ("Running",), timeout=20)
+    assert cluster.run("oarnodesetting", "-s", "Absent", "-h", "node1").returncode == 0
+    cluster.kill_process("node1")
+    try:
+        cluster.wait_for(job, ("Error",), timeout=DETECTION)
+        assert event_hosts(cluster, "NODE_FAILURE", job) == {"node1"}
+        wait_host(cluster, "node1", "Absent", timeout=10)
+    finally:
+        cluster.restart_process("node1")
+    assert cluster.run("oarnodesetting", "-s", "Alive", "-h", "node1").returncode == 0
+    wait_host(cluster, "node1", "Alive", timeout=10)
+
+
 PROLOGUE = """#!/bin/sh
 grep -q node1 "$OAR_NODEFILE" && { echo "no scratch space on node1" >&2; exit 3; }
 exit 0
