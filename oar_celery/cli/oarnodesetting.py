@@ -50,7 +50,12 @@ def build_parser() -> Parser:
         help="set a property (repeatable)",
     )
     add("-s", "--state", help="new state: Alive, Absent or Dead")
-    add("-n", "--no-wait", action="store_true", help="with -s Absent|Dead: frag the jobs on the resources now instead of waiting for them to end")
+    add(
+        "-n",
+        "--no-wait",
+        action="store_true",
+        help="with -s Absent|Dead: frag the jobs on the resources now instead of waiting for them to end",
+    )
     add("-m", "--maintenance", choices=("on", "off"), help="maintenance mode (Absent, and no new job)")
     add("-d", "--drain", choices=("on", "off"), help="drain: no new job, running ones go on")
     return p
