@@ -31,3 +31,17 @@ def test_alive_is_refused_once_the_resource_is_no_longer_lent() -> None:
     assert _allowed("Alive", NOW + 60, NOW) == "Alive"
     assert _allowed("Alive", NOW - 60, NOW) == "Absent"
     assert _allowed("Dead", NOW - 60, NOW) == "Dead"
+
+
+def test_admin_is_told_of_failed_nodes_only(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from oar_celery import judas
+    from oar_celery.tasks.node_change_state import Change, tell_admin
+    from oar_celery.tasks.node_failures import Failures
+
+    mails: list[tuple[str, str]] = []
+    monkeypatch.setattr(judas, "mail_admin", lambda subject, body: mails.append((subject, body)))
+    tell_admin([Change(1, "node1", "Alive", "Absent")], Failures())
+    assert mails == []
+    tell_admin([Change(2, "node2", "Alive", "Suspected")], Failures(kills={7: ["node2"]}))
+    (subject, body), = mails
+    assert "node2" in subject and "jobs set Error: 7" in body
