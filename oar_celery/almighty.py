@@ -15,7 +15,10 @@ blocks the cluster.
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import socket
 import time
 import uuid
 from collections.abc import Callable, Iterable
@@ -33,6 +36,8 @@ QUEUED = "oar:almighty:queued"
 LOCK = "oar:almighty:lock"
 LAST_SCHEDULER_RUN = "oar:almighty:last_scheduler"
 DELAYED = "oar:almighty:delayed"
+CYCLES = "oar:almighty:cycles"
+CYCLES_KEPT = 500
 
 #: Which modules each message calls for.
 MODULES_FOR = {
@@ -51,6 +56,10 @@ ORDER = ("node_change_state", "finaud", "sarko", "leon", "scheduler", "runner")
 
 _RELEASE = """
 if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end
+"""
+_TAKE_OVER = """
+if redis.call('get', KEYS[1]) ~= ARGV[1] then return 0 end
+return redis.call('set', KEYS[1], ARGV[2], 'PX', ARGV[3])
 """
 
 
@@ -111,11 +120,11 @@ def _scheduler_wait(client: redis.Redis) -> float:
 
 def run_cycle(client: redis.Redis) -> list[str]:
     """One coordinator cycle under the lock; the modules it ran."""
-    config = settings()
-    token = uuid.uuid4().hex
-    if not client.set(LOCK, token, nx=True, px=int(config.almighty_lock_ttl * 1000)):
+    token = _lock_token()
+    if not _take_lock(client, token):
         return []
     ran: list[str] = []
+    started = time.time()
     try:
         messages = _take_pending(client)
         wanted = {module for message in messages for module in MODULES_FOR.get(message, ())}
@@ -132,9 +141,55 @@ def run_cycle(client: redis.Redis) -> list[str]:
                 _run_module(module, table[module])
                 ran.append(module)
     finally:
+        _record_cycle(client, started, ran)
         client.eval(_RELEASE, 1, LOCK, token)
     _follow_up(client, delay)
     return ran
+
+
+def _record_cycle(client: redis.Redis, started: float, ran: list[str]) -> None:
+    """Keep the last cycles' times, still under the lock: the metrics and the fault tests read them."""
+    entry = json.dumps({"start": started, "end": time.time(), "modules": ran, "pid": os.getpid()})
+    try:
+        client.pipeline(transaction=False).lpush(CYCLES, entry).ltrim(CYCLES, 0, CYCLES_KEPT - 1).execute()
+    except redis.RedisError as error:
+        logger.debug("almighty: cycle not recorded: %s", error)
+
+
+def _lock_token() -> str:
+    """``host:pid:random``: who holds the lock, so that a dead holder can be recognized."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex}"
+
+
+def _take_lock(client: redis.Redis, token: str) -> bool:
+    """Take the cycle lock; also take it over from a holder on this host that died.
+
+    The lock's TTL bounds a dead holder's hold, but a head worker killed in
+    the middle of a cycle and restarted at once would otherwise wait out the
+    whole TTL before scheduling anything again.
+    """
+    ttl = int(settings().almighty_lock_ttl * 1000)
+    if client.set(LOCK, token, nx=True, px=ttl):
+        return True
+    holder = client.get(LOCK)
+    if holder is None or not _holder_is_dead(holder.decode(errors="replace")):
+        return False
+    logger.warning("almighty: the cycle lock's holder %s is dead; taking the lock over", holder.decode())
+    return bool(client.eval(_TAKE_OVER, 1, LOCK, holder, token, ttl))
+
+
+def _holder_is_dead(holder: str) -> bool:
+    host, _, rest = holder.partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid.isdigit() or int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
 
 
 def _run_module(name: str, function: Callable[[], object]) -> None:
