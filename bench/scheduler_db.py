@@ -1,0 +1,93 @@
+"""The scheduler with its database round trip, next to the pure benchmark of ``bench/scheduler.py``.
+
+``bench/scheduler.py`` (the scheduler engineers') times ``schedule()`` alone;
+this module runs it from the harness, then loads the same workload
+(:func:`bench.scheduler.build_workload`) into PostgreSQL as waiting jobs and
+times ``oar_celery.tasks.scheduling.run_scheduler()``: the loads, the
+placement and the writes (``toLaunch``, assigned resources, the Gantt).
+Also the Runner's ``launch_jobs()`` that follows, without a cluster (the
+launch messages go to Redis db 13 and nobody reads them).
+"""
+
+from __future__ import annotations
+
+import time
+
+from bench.common import markdown_table, report
+from bench.localcluster import BenchCluster
+
+SIZES = [(1_000, 1_000), (10_000, 1_000), (2_000, 16)]
+QUICK_SIZES = [(1_000, 1_000), (2_000, 16)]
+
+
+def load_jobs(n_jobs: int, n_resources: int) -> None:
+    """The pure benchmark's waiting jobs, inserted with the head's own bulk admission."""
+    from bench.scheduler import build_workload
+    from oar_celery import admission
+    from oar_celery.db.session import session_scope
+
+    _, jobs = build_workload(n_jobs, n_resources)
+    submissions = [
+        admission.Submission(
+            user="bench", command="true", moldables=list(job.moldables), queue="default", directory="/tmp",
+            request={}, types=[], dependencies=[], reservation_start=None, commands=["true"],
+        )
+        for job in jobs
+    ]
+    with session_scope() as session:
+        for start in range(0, len(submissions), 5_000):
+            admission.insert_many(session, submissions[start:start + 5_000], at=time.time() - 60)
+
+
+def add_resources(bench: BenchCluster, n_resources: int) -> None:
+    """Nodes of 2 cpus × 2 cores named like the workload's (``node-1``...)."""
+    nodes = max(1, n_resources // 4)
+    cpus, cores = (2, 2) if n_resources >= 4 else (1, n_resources)
+    result = bench.admin("resources", "add", f"node-[1-{nodes}]", "--cpus", str(cpus), "--cores", str(cores))
+    if result.returncode != 0:
+        raise RuntimeError(result.stderr)
+
+
+def measure(n_jobs: int, n_resources: int) -> list[object]:
+    from oar_celery.tasks.runner import launch_jobs
+    from oar_celery.tasks.scheduling import run_scheduler
+
+    with BenchCluster(start=False) as bench:
+        bench.init_database()
+        add_resources(bench, n_resources)
+        load_jobs(n_jobs, n_resources)
+        wall, cpu = time.perf_counter(), time.process_time()
+        outcome = run_scheduler()
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        second = time.perf_counter()
+        run_scheduler()
+        second = time.perf_counter() - second
+        launch = time.perf_counter()
+        launch_jobs()
+        launch = time.perf_counter() - launch
+        from oar_celery.db.session import dispose_engines
+
+        dispose_engines()
+    return [
+        f"{n_jobs:,}", f"{n_resources:,}", f"{wall:.3f} s", f"{cpu:.3f} s", f"{second:.3f} s",
+        f"{len(outcome.launched):,}", f"{outcome.predicted:,}", f"{launch:.3f} s",
+    ]
+
+
+HEADER = [
+    "waiting jobs", "resources", "run_scheduler()", "its CPU", "next run (nothing starts)", "to launch",
+    "predicted", "Runner launch_jobs()",
+]
+
+
+def main(args: list[str], *, write: bool = True) -> None:
+    from bench import scheduler as pure
+
+    quick = "--quick" in args
+    pure.main((["--quick"] if quick else []) + ([] if write else ["--no-write"]))
+    rows = [measure(n, r) for n, r in (QUICK_SIZES if quick else SIZES)]
+    text = (
+        "Workload of `bench/scheduler.py` in PostgreSQL (fresh database), timed in-process; the second run "
+        "re-places the jobs that did not start.\n\n" + markdown_table(HEADER, rows)
+    )
+    report("Scheduler with its database round trip", text, "python -m bench scheduler " + " ".join(args), write=write)
