@@ -14,6 +14,7 @@ from collections import defaultdict
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from oar_celery import judas
 from oar_celery.almighty import notify
 from oar_celery.celery_app import app, node_queue
 from oar_celery.config import settings
@@ -94,7 +95,14 @@ def exterminate(session: Session, job_id: int, hosts: list[str]) -> None:
 
 
 def request_frag(session: Session, job_id: int, user: str) -> None:
-    """Record an ``oardel``: OAR's ``FRAG_JOB_REQUEST`` event and a ``LEON`` frag row."""
+    """Record an ``oardel``: OAR's ``FRAG_JOB_REQUEST`` event and a ``LEON`` frag row.
+
+    The job's owner hears of it once (``INFO``), however often Leon has to
+    send the kill again.
+    """
     if session.get(FragJob, job_id) is None:
         session.add(FragJob(frag_id_job=job_id, frag_date=now(), frag_state="LEON"))
+        job = session.get(Job, job_id)
+        if job is not None:
+            judas.notify_later(job_id, job.notify, "INFO", f"user {user} asked to delete the job")
     add_event(session, "FRAG_JOB_REQUEST", job_id, f"user {user} requested to frag the job {job_id}")

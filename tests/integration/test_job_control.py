@@ -9,6 +9,7 @@ a few seconds.
 from __future__ import annotations
 
 import json
+import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -109,6 +110,21 @@ def test_checkpoint_signal_is_sent_once_before_the_walltime(cluster: LocalCluste
     assert (cluster.workdir / f"ckpt.{job_id}").read_text() == "checkpointed\n"
     events = cluster.events(job_id)
     assert events.count("CHECKPOINT") == 1 and "WALLTIME" in events
+
+
+def test_the_node_enforces_the_walltime_while_the_head_is_down(cluster: LocalCluster):
+    job_id, pid = running(cluster, "-l", "nodes=1,walltime=0:00:02", "sleep 60")
+    cluster.signal_process("head", signal.SIGSTOP)
+    try:
+        started = time.monotonic()
+        while proc_state(pid) != "gone" and time.monotonic() - started < 15:
+            time.sleep(0.1)
+        assert proc_state(pid) == "gone" and time.monotonic() - started < 2 + 2 * GRACE + 1
+        assert cluster.state(job_id) == "Running"
+    finally:
+        cluster.signal_process("head", signal.SIGCONT)
+    cluster.wait_for(job_id, timeout=15)
+    assert cluster.state(job_id) == "Error" and "WALLTIME" in cluster.events(job_id)
 
 
 # ------------------------------------------------------------------------------------------ oardel
