@@ -41,22 +41,33 @@ def result_key(task_id: str) -> str:
     return f"celery-task-meta-{task_id}"
 
 
-def task_message(task: str, kwargs: dict[str, Any], queue: str, *, task_id: str, expires: float) -> bytes:
-    """The kombu/Redis envelope of a Celery protocol-2 task message, as ``app.send_task`` writes it."""
+def task_message(
+    task: str, kwargs: dict[str, Any], queue: str, *, task_id: str | None = None, expires: float | None = None
+) -> bytes:
+    """The kombu/Redis envelope of a Celery protocol-2 task message, as ``app.send_task`` writes it.
+
+    Push it with ``LPUSH <queue>``: kombu's Redis transport keeps a queue's
+    messages of the default priority in the list named after the queue.
+    """
+    task_id = task_id or str(uuid.uuid4())
     body = json.dumps([[], kwargs, {"callbacks": None, "errbacks": None, "chain": None, "chord": None}])
-    deadline = datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=expires)
+    deadline = None
+    if expires is not None:
+        deadline = (datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=expires)).isoformat()
     headers = {
         "lang": "py", "task": task, "id": task_id, "shadow": None, "eta": None,
-        "expires": deadline.isoformat(), "group": None, "group_index": None, "retries": 0,
+        "expires": deadline, "group": None, "group_index": None, "retries": 0,
         "timelimit": [None, None], "root_id": task_id, "parent_id": None, "argsrepr": "()",
         "kwargsrepr": _short(kwargs), "origin": f"gen{os.getpid()}@{socket.gethostname()}",
         "ignore_result": None, "replaced_task_nesting": 0, "stamped_headers": None, "stamps": {},
     }
-    properties = {
+    properties: dict[str, Any] = {
         "correlation_id": task_id, "reply_to": str(uuid.uuid4()), "delivery_mode": 2,
-        "expiration": str(int(expires * 1000)), "delivery_info": {"exchange": "", "routing_key": queue},
+        "delivery_info": {"exchange": "", "routing_key": queue},
         "priority": 0, "body_encoding": "base64", "delivery_tag": str(uuid.uuid4()),
     }
+    if expires is not None:
+        properties["expiration"] = str(int(expires * 1000))
     envelope = {
         "body": base64.b64encode(body.encode()).decode(), "content-encoding": "utf-8",
         "content-type": "application/json", "headers": headers, "properties": properties,

@@ -24,7 +24,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from oar_celery.almighty import broker_redis
-from oar_celery.celery_app import app, node_queue
+from oar_celery.celery_app import node_queue
 from oar_celery.config import settings
 from oar_celery.db.models import AssignedResource, Job, JobType, MoldableJobDescription, Resource
 from oar_celery.db.session import now, session_scope
@@ -96,22 +96,44 @@ def launch_jobs() -> None:
         specs = build_specs(session, moved)
         resend = [job_id for job_id in _launches_to_resend(session) if job_id not in moved]
         specs += build_specs(session, resend)
-    for spec in specs:
-        send_launch(spec)
+    send_launches(specs)
 
 
 def _launches_to_resend(session: Session) -> list[int]:
     launching = list(session.scalars(select(Job.job_id).where(Job.state == "Launching")))
-    client = broker_redis()
-    return [job_id for job_id in launching if not client.exists(f"oar:launch:{job_id}")]
+    if not launching:
+        return []
+    pipe = broker_redis().pipeline(transaction=False)
+    for job_id in launching:
+        pipe.exists(f"oar:launch:{job_id}")
+    return [job_id for job_id, sent in zip(launching, pipe.execute(), strict=True) if not sent]
 
 
 def send_launch(spec: dict[str, Any]) -> None:
     """Send the launch task to the job's first node and remember when."""
-    broker_redis().set(f"oar:launch:{spec['job_id']}", "1", ex=LAUNCH_RESEND)
-    host = spec["hosts"][0]
-    app.send_task("oar.node.launch", kwargs={"spec": spec}, queue=node_queue(host))
-    logger.info("job %s sent to %s", spec["job_id"], host)
+    send_launches([spec])
+
+
+def send_launches(specs: list[dict[str, Any]]) -> None:
+    """Every launch of a cycle in one round trip to Redis, each to its first node's queue.
+
+    The messages are Celery's own (:func:`oar_celery.client.wire.task_message`,
+    JSON, protocol 2), pushed in one pipeline with the ``oar:launch`` marks
+    that time the re-sends: ``app.send_task`` costs a round trip and a
+    task-sent event per job, which made the Runner as slow as the scheduler.
+    """
+    if not specs:
+        return
+    from oar_celery.client.wire import task_message
+
+    pipe = broker_redis().pipeline(transaction=False)
+    for spec in specs:
+        queue = node_queue(spec["hosts"][0])
+        pipe.set(f"oar:launch:{spec['job_id']}", "1", ex=LAUNCH_RESEND)
+        pipe.lpush(queue, task_message("oar.node.launch", {"spec": spec}, queue))
+    pipe.execute()
+    for spec in specs:
+        logger.info("job %s sent to %s", spec["job_id"], spec["hosts"][0])
 
 
 def _resolve(template: str | None, default: str, job: Job) -> str:
