@@ -21,13 +21,18 @@ Head queue ``oar.head``:
   node's supervisor (``tasks/reports.py``). ``reason`` is one of ``exited``,
   ``walltime``, ``killed``, ``prologue_error``, ``epilogue_error``,
   ``launch_error``, ``user_unknown``.
+- ``oar.head.job_resumed(job_id, host)``: the node continued a job after ``oarresume``;
+  ``Resuming`` → ``Running`` (``tasks/suspend.py``).
+- ``oar.judas.notify(job_id, tag, comment)`` and ``oar.judas.mail_admin(subject, body)``:
+  notifications, sent from tasks of their own so that SMTP never delays a report (``judas.py``).
 
 Node queue ``oar.node.<hostname>`` (``tasks/bipbip.py``, no database access):
 
 - ``oar.node.launch(spec)``: start a job and return at once; refused if this node
   already launched that job id.
 - ``oar.node.kill(job_id, grace)``, ``oar.node.signal(job_id, signum)``,
-  ``oar.node.suspend(job_id)``, ``oar.node.resume(job_id)``.
+  ``oar.node.suspend(job_id)``, ``oar.node.resume(job_id)`` (which answers with
+  ``oar.head.job_resumed``).
 - ``oar.node.ping(token, job_ids)``: the health check that must travel through the
   node's own queue; answered with ``oar.finaud.answer`` on the head.
 """

@@ -154,6 +154,14 @@ def test_the_admin_is_mailed_when_a_node_is_suspected(cluster: LocalCluster, smt
     cluster.wait_until(lambda: any("node2" in s for s in inbox.subjects(ADMIN)), timeout=15, message="admin mail")
 
 
+def test_each_daemon_kind_logs_to_its_own_file(cluster: LocalCluster):
+    logs = cluster.state_dir / "log"
+    for kind in ("head", "beat", "node-node1", "node-node2"):
+        text = (logs / f"oar-{kind}.log").read_text()
+        assert "[INFO]" in text or "[DEBUG]" in text, kind
+    assert "notification END failed" in (logs / "oar-head.log").read_text()
+
+
 def submit_as(cluster: LocalCluster, user: str, directory: Path, command: str, **request: str) -> int:
     """Submit a job owned by ``user`` through the client API (the user cannot run our Python)."""
     code = "import json, sys\nfrom oar_celery.client import api\nprint(api.submit(json.loads(sys.argv[1]))[0])\n"
