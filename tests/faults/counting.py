@@ -64,7 +64,11 @@ def start_flood(cluster: LocalCluster, count: int, command: str, threads: int = 
 
 
 def flood_ids(flood: subprocess.Popen[str], timeout: float = 180) -> list[int]:
-    out, _ = flood.communicate(timeout=timeout)
+    """The accepted ids; the refusals' distinct reasons go to stderr for the record."""
+    out, err = flood.communicate(timeout=timeout)
+    reasons = Counter(line.split(" (")[0] for line in err.splitlines() if line.startswith("refused"))
+    for reason, times in reasons.most_common(5):
+        print(f"flood: {times} x {reason}", file=sys.stderr)
     return [int(line) for line in out.split() if line.isdigit()]
 
 
