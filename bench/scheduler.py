@@ -68,7 +68,8 @@ def build_workload(n_jobs: int, n_resources: int, seed: int = 42) -> tuple[list[
         else:
             level = Level("network_address", rng.choice((1, 2)))
         walltime = rng.choice(WALLTIMES_MIN) * 60
-        moldable = Moldable(groups=(ResourceGroup((level,)),), walltime=walltime)
+        # Distinct ids, as rows loaded from the database have.
+        moldable = Moldable(groups=(ResourceGroup((level,)),), walltime=walltime, moldable_id=job_id)
         jobs.append(Job(id=job_id, moldables=[moldable], submission_time=NOW - n_jobs + job_id, user="bench"))
     return resources, jobs
 

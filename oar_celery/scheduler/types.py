@@ -36,7 +36,9 @@ class Moldable:
 
     groups: tuple[ResourceGroup, ...]
     walltime: int
-    moldable_id: int = 0
+    #: names a database row, not the request's shape: two moldables that differ only
+    #: by id are equal, so the scheduler compiles and searches each shape once.
+    moldable_id: int = field(default=0, compare=False)
 
 
 @dataclass(frozen=True)
