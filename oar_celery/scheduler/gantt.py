@@ -112,10 +112,9 @@ class Gantt:
             j = k + 1
             while j < n and starts[j] < stop:
                 avail &= frees[j]
-                if avail.bit_count() < min_count:
-                    break
                 j += 1
-            else:
+            j -= 1  # the window's last slot
+            if avail.bit_count() >= min_count:
                 got = fit(avail)
                 if got:
                     return start, got
@@ -123,7 +122,7 @@ class Gantt:
                 continue
             # Too few resources are free through slots k..j. Walk back from j to the first
             # slot m from which slots m..j still leave enough: every window starting before m
-            # and reaching j lacks resources, so the search resumes at m (or after j).
+            # reaches j (later windows end later) and lacks resources, so resume at m (or after j).
             back = frees[j] & universe
             if back.bit_count() < min_count:
                 k = j + 1
