@@ -209,6 +209,23 @@ def test_oarhold_r_then_oarresume_stops_and_continues_and_extends_the_walltime(c
     assert {"HOLD_RUNNING_JOB", "RESUME_JOB"} <= set(cluster.events(job_id))
 
 
+def test_a_lost_resume_is_sent_again_by_sarko(cluster: LocalCluster):
+    """The job went ``Resuming`` but no node heard of it: it must not stay stopped for ever."""
+    job_id, pid = running(cluster, "-l", "nodes=1,walltime=0:01:00", "while :; do sleep 0.2; done")
+    assert cluster.run("oarhold", "-r", str(job_id)).returncode == 0
+    cluster.wait_until(lambda: proc_state(pid) == "T", timeout=5, message="process stopped")
+    at = time.time()
+    execute(cluster, "UPDATE jobs SET state = 'Resuming' WHERE job_id = :id", id=job_id)
+    execute(cluster, "UPDATE job_state_logs SET date_stop = :t WHERE job_id = :id AND date_stop = 0",
+            t=at - 10, id=job_id)
+    execute(cluster, "INSERT INTO job_state_logs (job_id, job_state, date_start, date_stop) "
+            "VALUES (:id, 'Resuming', :t, 0)", id=job_id, t=at - 10)
+    cluster.wait_for(job_id, ["Running"], timeout=10)
+    assert proc_state(pid) not in ("T", "gone")
+    cluster.run("oardel", str(job_id))
+    cluster.wait_for(job_id, timeout=10)
+
+
 # ---------------------------------------------------------------------------------- exit semantics
 
 
