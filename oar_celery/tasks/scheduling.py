@@ -13,7 +13,7 @@ import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from oar_celery.config import settings
@@ -21,7 +21,6 @@ from oar_celery.db.models import (
     ACTIVE_STATES,
     AssignedResource,
     FragJob,
-    GanttJobPrediction,
     GanttJobResource,
     Job,
     JobDependency,
@@ -35,6 +34,7 @@ from oar_celery.db.session import now, session_scope
 from oar_celery.resources import load_resources
 from oar_celery.scheduler import schedule
 from oar_celery.scheduler import types as sched
+from oar_celery.tasks import gantt_writes
 from oar_celery.transitions import add_event, set_state
 
 logger = logging.getLogger(__name__)
@@ -252,7 +252,7 @@ def apply(
     blocked: dict[int, str],
     placed_by_id: dict[int, sched.Allocation] | None = None,
 ) -> Outcome:
-    """Write a scheduling result: launches, reservations, predictions and refusals."""
+    """Write a scheduling result: launches, reservations, predictions and refusals, in bulk."""
     outcome = Outcome()
     reservation_ids = {job.id for job in waiting if job.reservation_start is not None}
     due = [a for a in reservations.values() if a.start <= at]
@@ -262,19 +262,20 @@ def apply(
         p for p in result.placements
         if p.start <= at and p.job_id not in reservation_ids and freeing.isdisjoint(p.resource_ids)
     ]
-    outcome.launched = _launch(session, starting, expected="Waiting") + _launch(session, due, expected="Waiting")
+    outcome.launched = gantt_writes.launch(session, starting + due)
     _accept_reservations(session, [p for p in result.placements if p.job_id in reservation_ids])
-    _write_predictions(session, result.placements, reservations, set(outcome.launched))
+    launched = set(outcome.launched)
+    kept = [a for a in [*result.placements, *reservations.values()] if a.job_id not in launched]
+    gantt_writes.replace_predictions(session, kept)
     outcome.predicted = len(result.placements) - len(starting)
+    messages = dict(blocked)
     for job_id, reason in result.unplaceable.items():
-        if job_id in reservation_ids:
-            moved = set_state(session, [job_id], "toError", expected=("Waiting",), message=reason)
-            if moved:
-                outcome.refused[job_id] = reason
-        else:
-            session.execute(update(Job).where(Job.job_id == job_id).values(scheduler_info=reason))
-    for job_id, reason in blocked.items():
-        session.execute(update(Job).where(Job.job_id == job_id).values(scheduler_info=reason))
+        if job_id not in reservation_ids:
+            messages[job_id] = reason
+        elif set_state(session, [job_id], "toError", expected=("Waiting",), message=reason):
+            outcome.refused[job_id] = reason
+    gantt_writes.clear_scheduler_info(session, messages)
+    gantt_writes.set_scheduler_info(session, messages)
     outcome.besteffort_killed = _frag_besteffort(session, result.besteffort_to_kill)
     return outcome
 
@@ -288,30 +289,6 @@ def _resources_of(allocations: dict[int, sched.Allocation] | None, job_ids: list
     return found
 
 
-def _launch(session: Session, allocations: list[sched.Allocation], *, expected: str) -> list[int]:
-    by_job = {a.job_id: a for a in allocations}
-    moved: list[int] = []
-    for allocation in allocations:
-        if set_state(
-            session, [allocation.job_id], "toLaunch", expected=(expected,),
-            assigned_moldable_job=allocation.moldable_id, scheduler_info="",
-        ):
-            moved.append(allocation.job_id)
-    rows = [
-        {"moldable_job_id": by_job[job_id].moldable_id, "resource_id": resource_id, "assigned_resource_index": "CURRENT"}
-        for job_id in moved
-        for resource_id in by_job[job_id].resource_ids
-    ]
-    if rows:
-        session.execute(
-            delete(AssignedResource).where(
-                AssignedResource.moldable_job_id.in_({row["moldable_job_id"] for row in rows})
-            )
-        )
-        session.execute(insert(AssignedResource), rows)
-    return moved
-
-
 def _accept_reservations(session: Session, placements: list[sched.Allocation]) -> None:
     for placement in placements:
         moved = set_state(
@@ -320,27 +297,6 @@ def _accept_reservations(session: Session, placements: list[sched.Allocation]) -
         )
         if moved:
             add_event(session, "RESERVATION_ACCEPTED", placement.job_id, f"reservation starts at {placement.start}")
-
-
-def _write_predictions(
-    session: Session,
-    placements: list[sched.Allocation],
-    reservations: dict[int, sched.Allocation],
-    launched: set[int],
-) -> None:
-    """Replace the stored Gantt with this run's: every waiting job's start and resources."""
-    session.execute(delete(GanttJobResource))
-    session.execute(delete(GanttJobPrediction))
-    kept = [a for a in [*placements, *reservations.values()] if a.job_id not in launched]
-    if not kept:
-        return
-    session.execute(
-        insert(GanttJobPrediction), [{"moldable_job_id": a.moldable_id, "start_time": float(a.start)} for a in kept]
-    )
-    session.execute(
-        insert(GanttJobResource),
-        [{"moldable_job_id": a.moldable_id, "resource_id": r} for a in kept for r in a.resource_ids],
-    )
 
 
 def _frag_besteffort(session: Session, job_ids: list[int]) -> list[int]:

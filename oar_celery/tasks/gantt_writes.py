@@ -1,0 +1,96 @@
+"""Bulk writes of a scheduling round: a fixed number of statements whatever the number of jobs.
+
+OAR3 commits once per launched job, which is what makes its rounds take
+minutes on a large queue. Here the launches are one conditional ``UPDATE``,
+the stored Gantt is replaced with ``COPY`` on PostgreSQL (multi-row inserts
+elsewhere), and scheduler messages are one ``UPDATE`` per distinct message.
+"""
+
+from __future__ import annotations
+
+import io
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import case, delete, insert, update
+from sqlalchemy.orm import Session
+
+from oar_celery.db.models import AssignedResource, GanttJobPrediction, GanttJobResource, Job
+from oar_celery.scheduler import types as sched
+from oar_celery.transitions import set_state
+
+
+def copy_rows(session: Session, table: Any, columns: Sequence[str], rows: Iterable[Sequence[object]]) -> None:
+    """Insert many rows at once: ``COPY FROM STDIN`` on PostgreSQL, ``executemany`` elsewhere."""
+    rows = list(rows)
+    if not rows:
+        return
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        buffer = io.StringIO("".join("\t".join(map(str, row)) + "\n" for row in rows))
+        cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.copy_expert(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN", buffer)
+        finally:
+            cursor.close()
+        return
+    connection.execute(insert(table), [dict(zip(columns, row, strict=True)) for row in rows])
+
+
+def launch(session: Session, allocations: Sequence[sched.Allocation]) -> list[int]:
+    """Move the jobs still ``Waiting`` to ``toLaunch`` with their resources; the ids that moved."""
+    if not allocations:
+        return []
+    by_job = {a.job_id: a for a in allocations}
+    moldable = case({a.job_id: a.moldable_id for a in allocations}, value=Job.job_id)
+    moved = set_state(
+        session, list(by_job), "toLaunch", expected=("Waiting",), assigned_moldable_job=moldable, scheduler_info=""
+    )
+    if moved:
+        moldables = [by_job[job_id].moldable_id for job_id in moved]
+        session.execute(delete(AssignedResource).where(AssignedResource.moldable_job_id.in_(moldables)))
+        copy_rows(
+            session,
+            AssignedResource.__table__,
+            ("moldable_job_id", "resource_id", "assigned_resource_index"),
+            ((by_job[j].moldable_id, r, "CURRENT") for j in moved for r in by_job[j].resource_ids),
+        )
+    return moved
+
+
+def replace_predictions(session: Session, allocations: Sequence[sched.Allocation]) -> None:
+    """Replace the stored Gantt (``gantt_jobs_predictions`` / ``gantt_jobs_resources``) with this round's."""
+    session.execute(delete(GanttJobResource))
+    session.execute(delete(GanttJobPrediction))
+    copy_rows(
+        session, GanttJobPrediction.__table__, ("moldable_job_id", "start_time"),
+        ((a.moldable_id, float(a.start)) for a in allocations),
+    )
+    copy_rows(
+        session, GanttJobResource.__table__, ("moldable_job_id", "resource_id"),
+        ((a.moldable_id, r) for a in allocations for r in a.resource_ids),
+    )
+
+
+def set_scheduler_info(session: Session, messages: Mapping[int, str]) -> None:
+    """Store why jobs wait: one ``UPDATE`` per distinct message, skipping jobs that already say it."""
+    by_message: dict[str, list[int]] = defaultdict(list)
+    for job_id, message in messages.items():
+        by_message[message].append(job_id)
+    for message, job_ids in by_message.items():
+        session.execute(
+            update(Job)
+            .where(Job.job_id.in_(job_ids), Job.scheduler_info.is_distinct_from(message))
+            .values(scheduler_info=message)
+            .execution_options(synchronize_session=False)
+        )
+
+
+def clear_scheduler_info(session: Session, keep: Iterable[int]) -> None:
+    """Forget old messages of waiting jobs that this round placed (all but ``keep``)."""
+    statement = update(Job).where(Job.state == "Waiting", Job.scheduler_info != "")
+    kept = list(keep)
+    if kept:
+        statement = statement.where(Job.job_id.not_in(kept))
+    session.execute(statement.values(scheduler_info="").execution_options(synchronize_session=False))
