@@ -70,7 +70,7 @@ def take_first(mask: int, count: int) -> int:
     return picked
 
 
-@dataclass
+@dataclass(eq=False)
 class Node:
     """A tree node: the resources under one value of one level."""
 
@@ -88,7 +88,7 @@ class Tree:
     root: Node
     #: owners[depth][index] is the depth-``depth`` node holding resource ``index``.
     owners: list[dict[int, Node]]
-    #: smallest number of resources one node at each depth can possibly give.
+    #: size of the smallest leaf (a leaf is taken whole): bounds what a request needs.
     min_leaf: int
     #: for the last depth when every leaf is a run of consecutive indices:
     #: run length -> bitset of the first index of each leaf of that length.
@@ -273,14 +273,11 @@ class ResourceIndex:
         )
         self.position: dict[int, int] = {r.id: i for i, r in enumerate(self.resources)}
         states = frozenset(usable_states)
-        self.usable = 0
-        for index, resource in enumerate(self.resources):
-            if resource.state in states:
-                self.usable |= 1 << index
-        if columns is None:
-            columns = {**columns_of([r.properties for r in self.resources])}
-            columns.update({"resource_id": "int", "network_address": "str", "state": "str"})
-        self.columns: Mapping[str, str] = columns
+        self.usable = mask_of_indices([i for i, r in enumerate(self.resources) if r.state in states])
+        known = dict(columns) if columns is not None else columns_of([r.properties for r in self.resources])
+        for name, kind in (("resource_id", "int"), ("network_address", "str"), ("state", "str")):
+            known.setdefault(name, kind)
+        self.columns: Mapping[str, str] = known
         self._props: list[dict[str, object]] | None = None
         self._filter_masks: dict[str, int] = {}
         self._values: dict[str, list[object]] = {}
@@ -297,13 +294,9 @@ class ResourceIndex:
     # -- conversions --
     def mask_of(self, resource_ids: Iterable[int]) -> int:
         """Bitset of the known resources among ``resource_ids``."""
-        mask = 0
         position = self.position
-        for rid in resource_ids:
-            index = position.get(rid)
-            if index is not None:
-                mask |= 1 << index
-        return mask
+        indices = sorted({position[rid] for rid in resource_ids if rid in position})
+        return mask_of_indices(indices)
 
     def ids_of(self, mask: int) -> list[int]:
         resources = self.resources
@@ -329,10 +322,8 @@ class ResourceIndex:
                         }
                         for r in self.resources
                     ]
-                mask = 0
-                for index in bits(self.usable):
-                    if compiled.matches(self._props[index]):
-                        mask |= 1 << index
+                props = self._props
+                mask = mask_of_indices([i for i in bits(self.usable) if compiled.matches(props[i])])
             self._filter_masks[key] = mask
         return mask
 
