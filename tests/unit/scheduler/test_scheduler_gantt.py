@@ -291,3 +291,26 @@ def test_identical_jobs_that_never_fit_are_all_refused() -> None:
     result = schedule(NOW, resources, [], [job(1, "nodes=1,walltime=1"), job(2, "nodes=1,walltime=1")])
     assert set(result.unplaceable) == {1, 2}
     assert "available_upto" in result.unplaceable[2]
+
+
+def test_network_address_is_filterable_even_if_columns_omit_it() -> None:
+    resources = cluster(3)
+    result = schedule(NOW, resources, [], [job(1, "nodes=1", properties_filter="network_address = 'n2'")], columns={})
+    assert by_job(result)[1].resource_ids == [3]
+
+
+def test_running_job_past_its_walltime_still_holds_its_resources() -> None:
+    resources = cluster(1)
+    overdue = [Allocation(job_id=9, moldable_id=0, start=NOW - 2 * H, walltime=H, resource_ids=[1])]
+    result = schedule(NOW, resources, overdue, [job(1, "nodes=1")], security_time=SEC)
+    assert by_job(result)[1].start == NOW + SEC
+
+
+def test_timesharing_by_name() -> None:
+    resources = cluster(1)
+    by_name = {"timesharing": "*,name"}
+    running = [Allocation(job_id=9, moldable_id=0, start=NOW, walltime=H, resource_ids=[1], types=by_name, name="a")]
+    waiting = [job(1, "nodes=1", types=by_name, name="a"), job(2, "nodes=1", types=by_name, name="b")]
+    placed = by_job(schedule(NOW, resources, running, waiting, security_time=SEC))
+    assert placed[1].start == NOW
+    assert placed[2].start > NOW
