@@ -32,7 +32,8 @@ class Settings:
     Names mirror OAR's ``oar.conf`` where OAR has one: ``OAR_SCHEDULER_MIN_TIME``
     is OAR's SCHEDULER_MIN_TIME_BETWEEN_2_CALLS, ``OAR_LEON_SOFT_WALLTIME`` and
     ``OAR_LEON_WALLTIME`` are Leon's timers, ``OAR_DEAD_SWITCH_TIME`` turns old
-    ``Suspected`` resources ``Dead``.
+    ``Suspected`` resources ``Dead``. ``OAR_ALLOW_ROOT_JOBS`` is off: a production
+    cluster refuses jobs of root unless told otherwise (``oar-celery up`` tells it).
     """
 
     state_dir: str = field(default_factory=_default_state_dir)
@@ -42,7 +43,7 @@ class Settings:
     log_dir: str = ""
     log_level: str = "INFO"
     admin_user: str = "oar"
-    allow_root_jobs: bool = True
+    allow_root_jobs: bool = False
     run_as_submitter: bool = False
     default_walltime: int = 7200
     default_queue: str = "default"

@@ -105,6 +105,7 @@ def oar_env(pg_url: str, redis_url: str, state_dir: Path) -> dict[str, str]:
         OAR_KILL_GRACE="2",
         OAR_SECURITY_TIME="0",
         OAR_FLOWER_PORT="0",
+        OAR_ALLOW_ROOT_JOBS="yes",  # the tests run as root, as 'oar-celery up' does for its starter
     )
     return env
 
@@ -145,7 +146,7 @@ def cluster_factory(redis_url: str, tmp_path_factory: pytest.TempPathFactory):  
             OAR_CONFIG_FILE=str(state / "absent.conf"), OAR_LOG_LEVEL="DEBUG",
             OAR_SCHEDULER_MIN_TIME="0.1", OAR_ALMIGHTY_TICK="1", OAR_SARKO_PERIOD="1",
             OAR_FINAUD_PERIOD="2", OAR_FINAUD_TIMEOUT="2", OAR_NODE_CHANGE_STATE_PERIOD="2",
-            OAR_KILL_GRACE="2", OAR_SECURITY_TIME="0", OAR_FLOWER_PORT="0",
+            OAR_KILL_GRACE="2", OAR_SECURITY_TIME="0", OAR_FLOWER_PORT="0", OAR_ALLOW_ROOT_JOBS="yes",
         )
         env.update(overrides)
         cluster = LocalCluster(env, workdir)

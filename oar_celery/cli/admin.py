@@ -101,6 +101,16 @@ def cmd_flower(args: argparse.Namespace) -> int:
     return _exec(flower_argv(settings(), args.port), "flower", flower_env(settings()), daemon=args.daemon)
 
 
+def allow_jobs_of_starter() -> None:
+    """A local cluster runs jobs as the user who started it, so root's own if root started it.
+
+    Production refuses jobs of root (``OAR_ALLOW_ROOT_JOBS`` off); an explicit
+    ``OAR_ALLOW_ROOT_JOBS`` in the environment still wins.
+    """
+    if os.geteuid() == 0:
+        os.environ.setdefault("OAR_ALLOW_ROOT_JOBS", "yes")
+
+
 def cmd_up(args: argparse.Namespace) -> int:
     from oar_celery import cluster
     from oar_celery.db.models import Resource
@@ -114,6 +124,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         return fail(problem)
     if cluster.pid_file(config).exists():
         return fail(f"a cluster already runs from {config.state_dir}: 'oar-celery down' stops it")
+    allow_jobs_of_starter()
     init_database()
     hosts = [f"node{i}" for i in range(1, args.nodes + 1)]
     with session_scope() as session:

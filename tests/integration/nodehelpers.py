@@ -31,6 +31,7 @@ def node_env(redis_url: str, state_dir: Path, **extra: str) -> dict[str, str]:
         OAR_CONFIG_FILE=str(state_dir / "absent.conf"),
         OAR_LOG_LEVEL="DEBUG",
         OAR_KILL_GRACE="1",
+        OAR_ALLOW_ROOT_JOBS="yes",  # the tests run jobs as root, who starts them
     )
     env.update(extra)
     return env
