@@ -20,6 +20,7 @@ A round, as OAR does it:
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from collections.abc import Mapping, Sequence
 
 from .errors import RequestError
@@ -79,8 +80,8 @@ class _Round:
         self.result = SchedulingResult()
         self.stops: dict[int, int] = {}
         self.requests: dict[tuple[Moldable, str | None], MoldableRequest | str] = {}
-        #: earliest start already known impossible-before for a request shape (see :meth:`_search`)
-        self.frontier: dict[tuple[Moldable, str | None], int] = {}
+        #: per request shape, starts before which no window fits (see :meth:`_search`)
+        self.frontier: dict[tuple[tuple[ResourceGroup, ...], str | None], Frontier] = {}
 
     def put(self, allocation: Allocation) -> None:
         """Put a running job or accepted reservation on the chart."""
@@ -177,13 +178,15 @@ class _Round:
         job_filter: str | None,
         share: TimeshareKey | None,
     ) -> tuple[int, int] | None:
-        # The chart only fills up during a round, so once a search from ``now`` first found a
-        # request shape to fit at time t, no identical request fits before t: start there.
+        # The chart only fills up during a round, and a longer window is harder to find than
+        # a shorter one: once a search from ``now`` found that a shape fits no earlier than t
+        # for walltime w, no request of that shape with walltime >= w fits before t. Without
+        # this every job would scan the chart from ``now``, and a round would be quadratic.
         # Timesharing jobs are left out: their own placements make room for each other.
-        key = (moldable, job_filter)
+        frontier = self.frontier.setdefault((moldable.groups, job_filter), Frontier())
         searched_from_now = not_before == self.now
         if share is None:
-            not_before = max(not_before, self.frontier.get(key, not_before))
+            not_before = max(not_before, frontier.bound(moldable.walltime))
         found = self.gantt.earliest(
             not_before,
             moldable.walltime + self.security_time,
@@ -193,8 +196,34 @@ class _Round:
             share=share,
         )
         if share is None and searched_from_now:
-            self.frontier[key] = INFINITY if found is None else found[0]
+            frontier.record(moldable.walltime, INFINITY if found is None else found[0])
         return found
+
+
+class Frontier:
+    """Lower bounds on the start of one request shape, by walltime: a staircase.
+
+    ``walltimes`` ascend and so do ``starts``; the bound for walltime ``w`` is the
+    start recorded for the longest walltime not above ``w``.
+    """
+
+    def __init__(self) -> None:
+        self.walltimes: list[int] = []
+        self.starts: list[int] = []
+
+    def bound(self, walltime: int) -> int:
+        k = bisect_right(self.walltimes, walltime) - 1
+        return self.starts[k] if k >= 0 else 0
+
+    def record(self, walltime: int, start: int) -> None:
+        if self.bound(walltime) >= start:
+            return  # a shorter walltime already gives as much
+        k = bisect_left(self.walltimes, walltime)
+        end = k
+        while end < len(self.walltimes) and self.starts[end] <= start:
+            end += 1  # longer walltimes with a weaker bound are now covered by this one
+        self.walltimes[k:end] = [walltime]
+        self.starts[k:end] = [start]
 
 
 def _priority_order(jobs: Sequence[Job]) -> list[Job]:

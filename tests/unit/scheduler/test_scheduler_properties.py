@@ -205,3 +205,35 @@ def test_jobs_start_now_when_the_cluster_allows(scenario) -> None:  # type: igno
     result = schedule(NOW, resources, [], [job], security_time=SEC, columns=COLUMNS)
     if result.placements:
         assert result.placements[0].start == NOW
+
+
+@st.composite
+def repetitive_jobs(draw: st.DrawFn) -> list[Job]:
+    """Few request shapes, many walltimes: what the per-shape frontier is about."""
+    shapes = draw(st.lists(st.sampled_from(REQUESTS[:6]), min_size=1, max_size=2, unique=True))
+    out = []
+    for job_id in range(1, draw(st.integers(4, 14)) + 1):
+        text = draw(st.sampled_from(shapes))
+        minutes = draw(st.integers(5, 150))
+        moldables = parse_moldables([f"{text},walltime=0:{minutes}"], default_walltime=60, hierarchy_labels=LABELS)
+        out.append(Job(id=job_id, moldables=moldables, submission_time=job_id))
+    return out
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_the_frontier_only_skips_what_cannot_fit(data) -> None:  # type: ignore[no-untyped-def]
+    """Searching every job from ``now`` gives the very same plan as starting at the frontier."""
+    import oar_celery.scheduler as package
+
+    resources = data.draw(clusters())
+    placed = data.draw(running(resources))
+    waiting = data.draw(repetitive_jobs())
+    fast = schedule(NOW, resources, placed, waiting, security_time=SEC, columns=COLUMNS)
+    original = package.Frontier.bound
+    package.Frontier.bound = lambda self, walltime: 0  # type: ignore[method-assign]
+    try:
+        slow = schedule(NOW, resources, placed, waiting, security_time=SEC, columns=COLUMNS)
+    finally:
+        package.Frontier.bound = original  # type: ignore[method-assign]
+    assert fast == slow
