@@ -18,7 +18,9 @@ from pathlib import Path
 from typing import Any
 
 _LINE = re.compile(r"""^\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(?:"([^"]*)"|'([^']*)'|(.*?))\s*$""")
-_SECRET_IN_URL = re.compile(r"(://[^:/@]*:)([^@]*)(@)")
+# The password runs to the last "@" of the URL's authority (a password may hold "@").
+_SECRET_IN_URL = re.compile(r"(://[^:/@?#\s]*:)([^/?#\s]*)(@)")
+_SECRET_IN_QUERY = re.compile(r"([?&](?:password|passwd)=)([^&#\s]*)", re.IGNORECASE)
 
 
 def _default_state_dir() -> str:
@@ -110,8 +112,8 @@ class Settings:
 
 
 def mask(text: str) -> str:
-    """Hide the password of a URL such as ``redis://user:secret@host``."""
-    return _SECRET_IN_URL.sub(r"\1****\3", text)
+    """Hide the password of a URL such as ``redis://user:secret@host`` or ``redis://host?password=secret``."""
+    return _SECRET_IN_QUERY.sub(r"\1****", _SECRET_IN_URL.sub(r"\1****\3", text))
 
 
 def read_conf_file(path: Path) -> dict[str, str]:
