@@ -23,18 +23,15 @@ from oar_celery.db.models import (
     FragJob,
     GanttJobResource,
     Job,
-    JobDependency,
-    JobResourceDescription,
-    JobResourceGroup,
     JobType,
     MoldableJobDescription,
-    Queue,
 )
 from oar_celery.db.session import now, session_scope
 from oar_celery.resources import load_resources
 from oar_celery.scheduler import schedule
 from oar_celery.scheduler import types as sched
 from oar_celery.tasks import gantt_writes
+from oar_celery.tasks.gantt_loads import load_waiting
 from oar_celery.transitions import add_event, set_state
 
 logger = logging.getLogger(__name__)
@@ -151,96 +148,6 @@ def _load_reservations(session: Session) -> dict[int, sched.Allocation]:
         )
         allocation.resource_ids.append(resource_id)
     return reservations
-
-
-def load_waiting(session: Session) -> tuple[list[sched.Job], dict[int, str]]:
-    """Waiting jobs with their alternatives; and the ids held back by a dependency, with why."""
-    rows = session.execute(
-        select(
-            Job.job_id, Job.queue_name, Queue.priority, Job.submission_time, Job.job_user,
-            Job.properties, Job.reservation, Job.start_time,
-        )
-        .join(Queue, Queue.queue_name == Job.queue_name)
-        .where(Job.state == "Waiting", Job.reservation != "Scheduled", Queue.state == "Active")
-        .order_by(Queue.priority.desc(), Job.submission_time, Job.job_id)
-    ).all()
-    if not rows:
-        return [], {}
-    ids = [row.job_id for row in rows]
-    moldables = _load_moldables(session, ids)
-    types = _types_of(session, ids)
-    dependencies, blocked = _load_dependencies(session, ids)
-    jobs = [
-        sched.Job(
-            id=row.job_id,
-            moldables=moldables.get(row.job_id, []),
-            queue=row.queue_name,
-            queue_priority=row.priority,
-            submission_time=int(row.submission_time),
-            user=row.job_user,
-            properties_filter=row.properties,
-            types=types.get(row.job_id, {}),
-            dependencies=dependencies.get(row.job_id, []),
-            reservation_start=int(row.start_time) if row.reservation == "toSchedule" else None,
-        )
-        for row in rows
-        if row.job_id not in blocked
-    ]
-    return jobs, blocked
-
-
-def _load_moldables(session: Session, job_ids: list[int]) -> dict[int, list[sched.Moldable]]:
-    rows = session.execute(
-        select(
-            MoldableJobDescription.moldable_job_id, MoldableJobDescription.moldable_id,
-            MoldableJobDescription.moldable_walltime, JobResourceGroup.res_group_id,
-            JobResourceGroup.res_group_property, JobResourceDescription.res_job_resource_type,
-            JobResourceDescription.res_job_value,
-        )
-        .join(JobResourceGroup, JobResourceGroup.res_group_moldable_id == MoldableJobDescription.moldable_id)
-        .join(JobResourceDescription, JobResourceDescription.res_job_group_id == JobResourceGroup.res_group_id)
-        .where(MoldableJobDescription.moldable_job_id.in_(job_ids), MoldableJobDescription.moldable_index == "CURRENT")
-        .order_by(
-            MoldableJobDescription.moldable_id, JobResourceGroup.res_group_id, JobResourceDescription.res_job_order
-        )
-    )
-    levels: dict[tuple[int, int, int, int], dict[int, list[sched.Level]]] = defaultdict(lambda: defaultdict(list))
-    filters: dict[int, str | None] = {}
-    for job_id, moldable_id, walltime, group_id, prop, name, value in rows:
-        count: sched.Count = {-1: "ALL", -2: "BEST"}.get(value, value)  # type: ignore[assignment]
-        levels[(job_id, moldable_id, walltime, 0)][group_id].append(sched.Level(name, count))
-        filters[group_id] = prop
-    moldables: dict[int, list[sched.Moldable]] = defaultdict(list)
-    for (job_id, moldable_id, walltime, _), groups in levels.items():
-        moldables[job_id].append(
-            sched.Moldable(
-                tuple(sched.ResourceGroup(tuple(lv), filters[gid]) for gid, lv in groups.items()),
-                walltime,
-                moldable_id,
-            )
-        )
-    return moldables
-
-
-def _load_dependencies(session: Session, job_ids: list[int]) -> tuple[dict[int, list[int]], dict[int, str]]:
-    """Unfinished dependencies to wait for, and jobs that cannot be scheduled because of one."""
-    rows = session.execute(
-        select(JobDependency.job_id, JobDependency.job_id_required, Job.state, Job.exit_code)
-        .join(Job, Job.job_id == JobDependency.job_id_required)
-        .where(JobDependency.job_id.in_(job_ids), JobDependency.job_dependency_index == "CURRENT")
-    ).all()
-    pending: dict[int, list[int]] = defaultdict(list)
-    blocked: dict[int, str] = {}
-    for job_id, required, state, exit_code in rows:
-        if state == "Terminated" and not exit_code:
-            continue
-        if state == "Error" or (state == "Terminated" and exit_code):
-            blocked[job_id] = f"Cannot determine scheduling time due to dependency with the job {required}"
-        elif state == "Hold":
-            blocked[job_id] = f"Waiting for the held job {required}"
-        else:
-            pending[job_id].append(required)
-    return pending, blocked
 
 
 def apply(

@@ -1,0 +1,146 @@
+"""Loading the waiting jobs for a scheduling round: four queries whatever their number.
+
+Each query selects the waiting jobs' rows by joining on ``jobs`` (no list of
+ids is sent back to the database), and identical levels and groups are built
+once and shared, since most jobs of a queue ask for the same few shapes.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from sqlalchemy import and_, select
+from sqlalchemy.orm import Session
+
+from oar_celery.db.models import (
+    Job,
+    JobDependency,
+    JobResourceDescription,
+    JobResourceGroup,
+    JobType,
+    MoldableJobDescription,
+    Queue,
+)
+from oar_celery.scheduler import types as sched
+
+#: OAR stores the counts ``ALL`` and ``BEST`` as these values.
+SPECIAL_COUNTS: dict[int, sched.Count] = {-1: "ALL", -2: "BEST"}
+WAITING = and_(Job.state == "Waiting", Job.reservation != "Scheduled")
+
+
+def load_waiting(session: Session) -> tuple[list[sched.Job], dict[int, str]]:
+    """Waiting jobs with their alternatives; and the ids held back by a dependency, with why."""
+    rows = session.execute(
+        select(
+            Job.job_id, Job.queue_name, Queue.priority, Job.submission_time, Job.job_user,
+            Job.properties, Job.reservation, Job.start_time, Job.job_name,
+        )
+        .join(Queue, Queue.queue_name == Job.queue_name)
+        .where(WAITING, Queue.state == "Active")
+        .order_by(Queue.priority.desc(), Job.submission_time, Job.job_id)
+    ).all()
+    if not rows:
+        return [], {}
+    moldables = load_moldables(session)
+    types = load_types(session)
+    dependencies, blocked = load_dependencies(session)
+    no_types: dict[str, str] = {}
+    jobs = [
+        sched.Job(
+            id=job_id, moldables=moldables.get(job_id, []), queue=queue, queue_priority=priority,
+            submission_time=int(submitted), user=user, properties_filter=properties,
+            types=types.get(job_id, no_types), dependencies=dependencies.get(job_id, []),
+            reservation_start=int(start) if reservation == "toSchedule" else None, name=name or "",
+        )
+        for job_id, queue, priority, submitted, user, properties, reservation, start, name in rows
+        if job_id not in blocked
+    ]
+    return jobs, blocked
+
+
+def load_moldables(session: Session) -> dict[int, list[sched.Moldable]]:
+    """Every waiting job's alternatives, in moldable order."""
+    rows = session.execute(
+        select(
+            MoldableJobDescription.moldable_job_id, MoldableJobDescription.moldable_id,
+            MoldableJobDescription.moldable_walltime, JobResourceGroup.res_group_id,
+            JobResourceGroup.res_group_property, JobResourceDescription.res_job_resource_type,
+            JobResourceDescription.res_job_value,
+        )
+        .join(Job, Job.job_id == MoldableJobDescription.moldable_job_id)
+        .join(JobResourceGroup, JobResourceGroup.res_group_moldable_id == MoldableJobDescription.moldable_id)
+        .join(JobResourceDescription, JobResourceDescription.res_job_group_id == JobResourceGroup.res_group_id)
+        .where(WAITING, MoldableJobDescription.moldable_index == "CURRENT")
+        .order_by(
+            MoldableJobDescription.moldable_id, JobResourceGroup.res_group_id, JobResourceDescription.res_job_order
+        )
+    )
+    return _build_moldables(rows)
+
+
+def _build_moldables(rows: Any) -> dict[int, list[sched.Moldable]]:
+    """Rows ordered by moldable, group and level order → moldables sharing Level/ResourceGroup objects."""
+    levels: dict[tuple[str, int], sched.Level] = {}
+    shapes: dict[int, tuple[int, int, dict[int, tuple[str | None, list[sched.Level]]]]] = {}
+    for job_id, moldable_id, walltime, group_id, prop, name, value in rows:
+        entry = shapes.get(moldable_id)
+        if entry is None:
+            entry = shapes[moldable_id] = (job_id, walltime, {})
+        group = entry[2].get(group_id)
+        if group is None:
+            group = entry[2][group_id] = (prop, [])
+        level = levels.get((name, value))
+        if level is None:
+            level = levels[(name, value)] = sched.Level(name, SPECIAL_COUNTS.get(value, value))
+        group[1].append(level)
+    shared: dict[tuple[tuple[sched.Level, ...], str | None], sched.ResourceGroup] = {}
+    moldables: dict[int, list[sched.Moldable]] = defaultdict(list)
+    for moldable_id, (job_id, walltime, groups) in shapes.items():
+        built = []
+        for prop, group_levels in groups.values():
+            key = (tuple(group_levels), prop)
+            built.append(shared.get(key) or shared.setdefault(key, sched.ResourceGroup(*key)))
+        moldables[job_id].append(sched.Moldable(tuple(built), walltime, moldable_id))
+    return moldables
+
+
+def load_types(session: Session) -> dict[int, dict[str, str]]:
+    """``-t`` types of the waiting jobs: ``timesharing=user,*`` → ``{"timesharing": "user,*"}``."""
+    rows = session.execute(
+        select(JobType.job_id, JobType.type)
+        .join(Job, Job.job_id == JobType.job_id)
+        .where(WAITING, JobType.types_index == "CURRENT")
+    )
+    types: dict[int, dict[str, str]] = defaultdict(dict)
+    for job_id, text in rows:
+        name, _, value = text.partition("=")
+        types[job_id][name] = value
+    return types
+
+
+def load_dependencies(session: Session) -> tuple[dict[int, list[int]], dict[int, str]]:
+    """Unfinished dependencies to wait for, and jobs that cannot be scheduled because of one.
+
+    As OAR 2.5: a job whose required job ended in error is not scheduled, and
+    says why (``Cannot determine scheduling time due to dependency with the job N``).
+    """
+    required = Job.__table__.alias("required")
+    rows = session.execute(
+        select(JobDependency.job_id, JobDependency.job_id_required, required.c.state, required.c.exit_code)
+        .join(Job, Job.job_id == JobDependency.job_id)
+        .join(required, required.c.job_id == JobDependency.job_id_required)
+        .where(WAITING, JobDependency.job_dependency_index == "CURRENT")
+    ).all()
+    pending: dict[int, list[int]] = defaultdict(list)
+    blocked: dict[int, str] = {}
+    for job_id, required_id, state, exit_code in rows:
+        if state == "Terminated" and not exit_code:
+            continue
+        if state == "Error" or (state == "Terminated" and exit_code):
+            blocked[job_id] = f"Cannot determine scheduling time due to dependency with the job {required_id}"
+        elif state == "Hold":
+            blocked[job_id] = f"Waiting for the held job {required_id}"
+        else:
+            pending[job_id].append(required_id)
+    return pending, blocked
