@@ -1,0 +1,215 @@
+"""The scheduler's database round trip (``run_scheduler``) against real PostgreSQL, without workers.
+
+Jobs go in through the head's own admission, the round runs in-process, and
+the assertions read OAR's tables: ``toLaunch`` with assigned resources,
+predictions in ``gantt_jobs_predictions`` / ``gantt_jobs_resources``,
+reservations waiting for their acknowledgement, scheduler messages, and
+besteffort jobs fragged before the job that needs their place starts.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from sqlalchemy import event, text
+
+from tests.conftest import create_pg_database, drop_pg_database
+
+pytestmark = pytest.mark.timeout(120)
+
+TABLES = (
+    "jobs", "job_types", "job_dependencies", "moldable_job_descriptions", "job_resource_groups",
+    "job_resource_descriptions", "assigned_resources", "gantt_jobs_predictions", "gantt_jobs_resources",
+    "frag_jobs", "event_logs", "job_state_logs",
+)
+
+
+@pytest.fixture(scope="module")
+def database(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A fresh database with 2 hosts x 2 cores, this process configured to use it."""
+    from oar_celery.config import settings
+    from oar_celery.db.schema import init_database
+    from oar_celery.db.session import dispose_engines, session_scope
+    from oar_celery.resources import add_resources, forget_columns
+
+    url = create_pg_database()
+    saved = {key: value for key, value in os.environ.items() if key.startswith("OAR_")}
+    state = tmp_path_factory.mktemp("scheduling-db")
+    os.environ.update(
+        OAR_DATABASE_URL=url, OAR_BROKER_URL=redis_url, OAR_SECURITY_TIME="0", OAR_STATE_DIR=str(state),
+        OAR_CONFIG_FILE=str(state / "absent.conf"),
+    )
+    settings.cache_clear()
+    forget_columns()
+    try:
+        init_database(url)
+        with session_scope() as session:
+            add_resources(session, ["node1", "node2"], cores=2)
+        yield url
+    finally:
+        dispose_engines()
+        for key in [k for k in os.environ if k.startswith("OAR_")]:
+            del os.environ[key]
+        os.environ.update(saved)
+        settings.cache_clear()
+        forget_columns()
+        drop_pg_database(url)
+
+
+@pytest.fixture
+def db(database: str) -> Iterator[str]:
+    from oar_celery.db.session import session_scope
+
+    yield database
+    with session_scope() as session:
+        session.execute(text(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE"))
+
+
+def submit(**request: Any) -> int:
+    from oar_celery import admission
+    from oar_celery.config import settings
+    from oar_celery.db.session import now, session_scope
+
+    request = {"user": "alice", "command": "true", "directory": "/tmp", **request}
+    with session_scope() as session:
+        checked = admission.check(session, request, settings())
+        return admission.insert(session, checked, at=now())[0]
+
+
+def rows(sql: str, **params: Any) -> list[Any]:
+    from oar_celery.db.session import session_scope
+
+    with session_scope() as session:
+        result = session.execute(text(sql), params)
+        return list(result) if result.returns_rows else []
+
+
+def state(job_id: int) -> str:
+    return rows("SELECT state FROM jobs WHERE job_id = :id", id=job_id)[0][0]
+
+
+def predictions() -> dict[int, tuple[float, int]]:
+    """job id → (predicted start, number of predicted resources)."""
+    found = rows(
+        "SELECT m.moldable_job_id, p.start_time, count(r.resource_id) FROM gantt_jobs_predictions p "
+        "JOIN moldable_job_descriptions m ON m.moldable_id = p.moldable_job_id "
+        "LEFT JOIN gantt_jobs_resources r ON r.moldable_job_id = p.moldable_job_id "
+        "GROUP BY m.moldable_job_id, p.start_time"
+    )
+    return {job_id: (start, count) for job_id, start, count in found}
+
+
+def schedule() -> Any:
+    from oar_celery.tasks.scheduling import run_scheduler
+
+    return run_scheduler()
+
+
+def set_state(job_id: int, new: str) -> None:
+    rows("UPDATE jobs SET state = :s, start_time = :t WHERE job_id = :id", s=new, t=time.time(), id=job_id)
+
+
+def test_launches_and_predictions_with_conservative_backfilling(db: str) -> None:
+    first = submit(resources=["/nodes=2,walltime=1:00:00"])
+    second = submit(resources=["/nodes=2,walltime=1:00:00"])
+    third = submit(resources=["/resource_id=1,walltime=0:30:00"])
+    at = time.time()
+    outcome = schedule()
+    assert outcome.launched == [first]
+    assert state(first) == "toLaunch"
+    assert rows("SELECT count(*) FROM assigned_resources a JOIN jobs j ON j.assigned_moldable_job = "
+                "a.moldable_job_id WHERE j.job_id = :id", id=first)[0][0] == 4
+    predicted = predictions()
+    assert set(predicted) == {second, third}
+    assert predicted[second][1] == 4 and predicted[third][1] == 1
+    assert at + 3600 - 2 <= predicted[second][0] <= at + 3600 + 2
+    assert predicted[third][0] >= predicted[second][0] + 3600
+    # a second round changes nothing and launches nothing twice
+    again = schedule()
+    assert again.launched == [] and predictions() == predicted
+
+
+def test_held_job_holds_no_place(db: str) -> None:
+    running = submit(resources=["/nodes=2,walltime=1:00:00"])
+    schedule()
+    set_state(running, "Running")
+    held = submit(resources=["/nodes=2,walltime=1:00:00"], hold=True)
+    later = submit(resources=["/nodes=1,walltime=0:10:00"])
+    schedule()
+    predicted = predictions()
+    assert held not in predicted
+    assert predicted[later][0] <= time.time() + 3600 + 2
+    rows("UPDATE jobs SET state = 'Waiting' WHERE job_id = :id", id=held)
+    schedule()
+    predicted = predictions()
+    assert predicted[later][0] >= predicted[held][0] + 3600
+
+
+def test_reservations_accepted_then_refused_when_the_window_is_taken(db: str) -> None:
+    start = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(time.time() + 600))
+    granted = submit(resources=["/nodes=2,walltime=0:20:00"], reservation=start)
+    refused = submit(resources=["/nodes=1,walltime=0:20:00"], reservation=start)
+    outcome = schedule()
+    assert state(granted) == "toAckReservation"
+    job = rows("SELECT reservation, start_time FROM jobs WHERE job_id = :id", id=granted)[0]
+    assert job[0] == "Scheduled" and abs(job[1] - time.mktime(time.strptime(start, "%Y-%m-%d %H:%M:%S"))) < 1
+    assert predictions()[granted][1] == 4
+    assert refused in outcome.refused and state(refused) == "toError"
+    # the accepted reservation keeps blocking its window in later rounds
+    other = submit(resources=["/nodes=1,walltime=1:00:00"])
+    schedule()
+    assert predictions()[other][0] >= job[1] + 1200
+
+
+def test_failed_dependency_keeps_the_job_waiting_with_oar_message(db: str) -> None:
+    failed = submit()
+    rows("UPDATE jobs SET state = 'Error' WHERE job_id = :id", id=failed)
+    dependent = submit(dependencies=[failed])
+    schedule()
+    assert state(dependent) == "Waiting"
+    info = rows("SELECT scheduler_info FROM jobs WHERE job_id = :id", id=dependent)[0][0]
+    assert info == f"Cannot determine scheduling time due to dependency with the job {failed}"
+    assert dependent not in predictions()
+
+
+def test_besteffort_is_fragged_and_the_job_waits_until_it_is_gone(db: str) -> None:
+    besteffort = submit(resources=["/nodes=2,walltime=1:00:00"], types=["besteffort"])
+    assert schedule().launched == [besteffort]
+    set_state(besteffort, "Running")
+    normal = submit(resources=["/nodes=1,walltime=0:10:00"])
+    outcome = schedule()
+    assert outcome.besteffort_killed == [besteffort]
+    assert state(normal) == "Waiting"
+    assert rows("SELECT frag_state FROM frag_jobs WHERE frag_id_job = :id", id=besteffort)[0][0] == "LEON"
+    assert schedule().besteffort_killed == []  # fragged once
+    assert state(normal) == "Waiting"
+    rows("UPDATE jobs SET state = 'Error' WHERE job_id = :id", id=besteffort)
+    rows("UPDATE assigned_resources SET assigned_resource_index = 'LOG'")
+    assert schedule().launched == [normal]
+
+
+def test_statements_do_not_grow_with_the_number_of_jobs(db: str) -> None:
+    from oar_celery.db.session import get_engine
+
+    def statements_for(count: int) -> int:
+        rows("TRUNCATE jobs, moldable_job_descriptions, job_resource_groups, job_resource_descriptions, "
+             "assigned_resources, job_state_logs RESTART IDENTITY CASCADE")
+        for _ in range(count):
+            submit(resources=["/resource_id=1,walltime=0:10:00"])
+        seen: list[str] = []
+
+        def count_statement(*args: Any) -> None:
+            seen.append(args[2])
+
+        event.listen(get_engine(), "before_cursor_execute", count_statement)
+        try:
+            schedule()
+        finally:
+            event.remove(get_engine(), "before_cursor_execute", count_statement)
+        return len(seen)
+
+    assert statements_for(60) == statements_for(6)
