@@ -49,12 +49,21 @@ def succeeded(exit_code: int | None, reason: str) -> bool:
     return exit_code == 0 and reason in ("exited", "epilogue_error")
 
 
+def ran(exit_code: int | None, reason: str) -> bool:
+    """Whether the job's own command started (it has an exit status and did not fail to launch)."""
+    return exit_code is not None and reason not in ("launch_error", "prologue_error", "user_unknown")
+
+
 @app.task(name="oar.head.job_ended", acks_late=True, ignore_result=True)
 def job_ended(job_id: int, host: str, exit_code: int | None, reason: str = "exited", message: str = "") -> None:
     """The job's process is gone: ``Terminated`` on exit 0, ``Error`` (exit code kept) otherwise."""
     ok = succeeded(exit_code, reason)
     text = message or _describe(exit_code, reason)
     with session_scope() as session:
+        # the end report may overtake the running one (two head processes): the job ran all the same
+        started_here = ran(exit_code, reason) and set_state(
+            session, [job_id], "Running", expected=("Launching",), start_time=now()
+        )
         moved = finish(
             session,
             [job_id],
@@ -74,6 +83,8 @@ def job_ended(job_id: int, host: str, exit_code: int | None, reason: str = "exit
             method = session.scalar(select(Job.notify).where(Job.job_id == job_id))
     if moved:
         logger.info("job %s ended on %s: %s", job_id, host, text)
+        if started_here:
+            judas.notify_later(job_id, method, "RUNNING", f"job started on {host}")
         judas.notify_later(job_id, method, "END" if ok else "ERROR", text)
         after_end(job_id, exit_code, reason)
         notify(["Term"] + (["ChState"] if reason in EVENT_FOR_REASON and reason != "walltime" else []))

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
 from oar_celery.celery_app import app, node_queue
@@ -34,10 +34,18 @@ RESUME_RESEND = 5.0
 
 
 def send_to_nodes(session: Session, job_id: int, task: str) -> list[str]:
-    """Send ``oar.node.suspend`` or ``oar.node.resume`` to each of the job's nodes; the hosts."""
+    """Send ``oar.node.suspend`` or ``oar.node.resume`` to each of the job's nodes; the hosts.
+
+    The tasks leave once the state change is committed: a node that answers
+    at once must find the job ``Resuming``, and a rolled back change sends nothing.
+    """
     hosts = job_hosts(session, [job_id]).get(job_id, [])
-    for host in hosts:
-        app.send_task(task, kwargs={"job_id": job_id}, queue=node_queue(host))
+
+    def send(_: Session) -> None:
+        for host in hosts:
+            app.send_task(task, kwargs={"job_id": job_id}, queue=node_queue(host))
+
+    event.listen(session, "after_commit", send, once=True)
     return hosts
 
 
