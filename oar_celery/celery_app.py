@@ -96,3 +96,13 @@ def _forget_parent_connections(**_: object) -> None:
     from oar_celery.db.session import dispose_engines
 
     dispose_engines()
+
+
+@signals.worker_ready.connect
+def _start_metrics(**_: object) -> None:
+    """The head worker serves its Prometheus endpoint when ``OAR_METRICS_PORT`` > 0."""
+    config = settings()
+    if config.metrics_port > 0 and os.environ.get("OAR_PROCESS_KIND", "head") == "head":
+        from oar_celery.metrics import serve
+
+        serve(config)

@@ -78,6 +78,7 @@ class Settings:
     flower_address: str = "127.0.0.1"
     flower_port: int = 5555
     metrics_port: int = 0
+    metrics_address: str = "127.0.0.1"
     visibility_timeout: int = 3600
 
     @property
