@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from email import message_from_bytes
 from email.message import Message
@@ -101,8 +102,18 @@ def test_exec_is_bounded_in_time_and_leaves_nothing_behind(config: Settings, tmp
     me = judas.pwd.getpwuid(os.geteuid()).pw_name
     with pytest.raises(subprocess.TimeoutExpired):
         judas.notify_user(f"exec:{script}", "node1", me, 7, "calc", "END", "done")
-    child = int(pids.read_text())
-    assert not Path(f"/proc/{child}").exists() or " Z " in Path(f"/proc/{child}/stat").read_text()
+    child = Path(f"/proc/{int(pids.read_text())}/stat")
+
+    def gone() -> bool:
+        try:
+            return " Z " in child.read_text()
+        except FileNotFoundError:
+            return True
+
+    deadline = time.monotonic() + 3  # SIGKILL is sent; the kernel takes a moment to finish the process
+    while not gone() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert gone()
 
 
 def test_exec_sees_no_credentials_of_the_head(config: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
