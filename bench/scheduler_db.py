@@ -84,7 +84,8 @@ def main(args: list[str], *, write: bool = True) -> None:
     from bench import scheduler as pure
 
     quick = "--quick" in args
-    pure.main((["--quick"] if quick else []) + ([] if write else ["--no-write"]))
+    if "--db-only" not in args:  # --db-only: the round trip alone, the pure table being already recorded
+        pure.main((["--quick"] if quick else []) + ([] if write else ["--no-write"]))
     rows = [measure(n, r) for n, r in (QUICK_SIZES if quick else SIZES)]
     text = (
         "Workload of `bench/scheduler.py` in PostgreSQL (fresh database), timed in-process; the second run "
