@@ -28,7 +28,7 @@ from oar_celery.db.models import (
 )
 from oar_celery.db.session import now, session_scope
 from oar_celery.resources import load_resources
-from oar_celery.scheduler import schedule
+from oar_celery.scheduler import is_besteffort, schedule
 from oar_celery.scheduler import types as sched
 from oar_celery.tasks import gantt_writes
 from oar_celery.tasks.gantt_loads import load_waiting
@@ -162,13 +162,14 @@ def apply(
     """Write a scheduling result: launches, reservations, predictions and refusals, in bulk."""
     outcome = Outcome()
     reservation_ids = {job.id for job in waiting if job.reservation_start is not None}
-    due = [a for a in reservations.values() if a.start <= at]
+    kill = _besteffort_in_the_way(result, reservations, placed_by_id or {}, at)
     # As OAR: a job waits for the besteffort jobs killed for it to be gone before it starts.
-    freeing = _resources_of(placed_by_id, result.besteffort_to_kill)
+    freeing = _resources_of(placed_by_id, kill)
     starting = [
         p for p in result.placements
         if p.start <= at and p.job_id not in reservation_ids and freeing.isdisjoint(p.resource_ids)
     ]
+    due = [a for a in reservations.values() if a.start <= at and freeing.isdisjoint(a.resource_ids)]
     outcome.launched = gantt_writes.launch(session, starting + due)
     _accept_reservations(session, [p for p in result.placements if p.job_id in reservation_ids])
     launched = set(outcome.launched)
@@ -183,8 +184,25 @@ def apply(
             outcome.refused[job_id] = reason
     gantt_writes.clear_scheduler_info(session, messages)
     gantt_writes.set_scheduler_info(session, messages)
-    outcome.besteffort_killed = _frag_besteffort(session, result.besteffort_to_kill)
+    outcome.besteffort_killed = _frag_besteffort(session, kill)
     return outcome
+
+
+def _besteffort_in_the_way(
+    result: sched.SchedulingResult,
+    reservations: dict[int, sched.Allocation],
+    placed: dict[int, sched.Allocation],
+    at: int,
+) -> list[int]:
+    """Besteffort jobs to kill: those the round named, and those on a reservation that starts now."""
+    kill = list(result.besteffort_to_kill)
+    due = set().union(*(a.resource_ids for a in reservations.values() if a.start <= at))
+    for job_id, allocation in placed.items():
+        if job_id in kill or job_id in reservations or not is_besteffort(allocation.types):
+            continue
+        if not due.isdisjoint(allocation.resource_ids):
+            kill.append(job_id)
+    return kill
 
 
 def _resources_of(allocations: dict[int, sched.Allocation] | None, job_ids: list[int]) -> set[int]:

@@ -232,3 +232,23 @@ def test_timesharing_shares_with_compatible_jobs_only(db: str) -> None:
 
 def date_of(job_id: int) -> float:
     return predictions()[job_id][0]
+
+
+def test_reservation_starting_on_besteffort_jobs_kills_them_first(db: str) -> None:
+    besteffort = submit(resources=["/nodes=2,walltime=1:00:00"], types=["besteffort"])
+    assert schedule().launched == [besteffort]
+    set_state(besteffort, "Running")
+    start = int(time.time()) + 3
+    reservation = submit(
+        resources=["/nodes=1,walltime=0:10:00"], reservation=time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(start))
+    )
+    assert schedule().besteffort_killed == []  # the reservation is in the future
+    assert state(reservation) == "toAckReservation"
+    rows("UPDATE jobs SET state = 'Waiting' WHERE job_id = :id", id=reservation)  # the client was told
+    time.sleep(max(0.0, start - time.time() + 0.1))
+    outcome = schedule()
+    assert outcome.besteffort_killed == [besteffort] and reservation not in outcome.launched
+    assert rows("SELECT frag_state FROM frag_jobs WHERE frag_id_job = :id", id=besteffort)[0][0] == "LEON"
+    rows("UPDATE jobs SET state = 'Error' WHERE job_id = :id", id=besteffort)
+    rows("UPDATE assigned_resources SET assigned_resource_index = 'LOG'")
+    assert schedule().launched == [reservation]
