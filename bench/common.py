@@ -97,7 +97,8 @@ def machine() -> str:
             memory = f"{int(meminfo.readline().split()[1]) / 2**20:.1f} GiB"
     except (OSError, ValueError, IndexError):
         pass
-    return f"nproc {os.cpu_count()}, memory {memory}, Python {platform.python_version()}, {platform.machine()}"
+    load = f"load average {os.getloadavg()[0]:.2f}"
+    return f"nproc {os.cpu_count()}, memory {memory}, {load}, Python {platform.python_version()}, {platform.machine()}"
 
 
 def quantiles(values: Sequence[float]) -> dict[str, float]:
