@@ -9,6 +9,7 @@ client dies the key expires and the Runner frags the reservation, as OAR does.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from typing import Any
@@ -26,6 +27,21 @@ def alive_key(job_id: int) -> str:
 
 def reply_key(job_id: int) -> str:
     return f"oar:reply:{job_id}"
+
+
+def wake_runner(client: Any) -> None:
+    """Ask Almighty for a cycle now that someone listens, so the Runner answers at once.
+
+    The Runner leaves a new reservation without a listener for a few seconds
+    rather than frag it (the client starts listening only once it has its job
+    id); without this message the answer would wait for beat's next tick.
+    """
+    from oar_celery.client import wire
+    from oar_celery.client.transport import HEAD_QUEUE
+
+    message = wire.task_message("oar.almighty.notify", {"messages": ["Scheduling"]}, HEAD_QUEUE, expires=60)
+    with contextlib.suppress(Exception):  # best effort: beat's tick answers anyway
+        client.lpush(HEAD_QUEUE, message)
 
 
 def parse_reply(raw: bytes | str) -> dict[str, Any]:
@@ -51,6 +67,8 @@ def wait_reservation(job_id: int, *, timeout: float | None = None) -> dict[str, 
     client = redis.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=REFRESH + 5)
     deadline = None if timeout is None else time.monotonic() + timeout
     try:
+        client.set(alive_key(job_id), "1", ex=ALIVE_TTL)
+        wake_runner(client)
         while deadline is None or time.monotonic() < deadline:
             client.set(alive_key(job_id), "1", ex=ALIVE_TTL)
             item = client.blpop([reply_key(job_id)], timeout=REFRESH)
