@@ -154,3 +154,24 @@ def array_jobs(array_id: int) -> list[int]:
     if not ids:
         raise ClientError(f"array {array_id} has no unfinished job")
     return ids
+
+
+def job_selection_parser(prog: str, description: str) -> Parser:
+    """A parser for the commands that act on jobs: ids, or every unfinished job of ``--array ID``."""
+    p = parser(prog, description)
+    p.add_argument("job_ids", nargs="*", type=positive_int, metavar="ID", help="job ids")
+    p.add_argument("--array", dest="array_id", type=positive_int, metavar="ID",
+                   help="every unfinished job of this array")
+    return p
+
+
+def parse_job_selection(p: Parser, argv: Sequence[str]) -> argparse.Namespace:
+    args = p.parse_args(argv)
+    if not args.job_ids and args.array_id is None:
+        raise UsageError("no job id given")
+    return args
+
+
+def selected_jobs(args: argparse.Namespace) -> list[int]:
+    """The job ids named on the command line, then the array's, each once."""
+    return list(dict.fromkeys([*args.job_ids, *(array_jobs(args.array_id) if args.array_id else [])]))

@@ -13,11 +13,11 @@ import sys
 from oar_celery.cli.common import (
     Parser,
     UsageError,
-    array_jobs,
-    parser,
-    positive_int,
+    job_selection_parser,
+    parse_job_selection,
     print_outcome,
     run,
+    selected_jobs,
     signal_number,
 )
 
@@ -25,19 +25,15 @@ COMMAND = "oardel"
 
 
 def build_parser() -> Parser:
-    p = parser(COMMAND, "Delete OAR jobs, or send them a signal.")
+    p = job_selection_parser(COMMAND, "Delete OAR jobs, or send them a signal.")
     add = p.add_argument
-    add("job_ids", nargs="*", type=positive_int, metavar="ID", help="job ids")
     add("-c", "--checkpoint", action="store_true", help="send the checkpoint signal instead of deleting")
     add("-s", "--signal", metavar="SIGNAL", help="send this signal (number or name) instead of deleting")
-    add("--array", dest="array_id", type=positive_int, metavar="ID", help="every unfinished job of this array")
     return p
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
-    args = build_parser().parse_args(argv)
-    if not args.job_ids and args.array_id is None:
-        raise UsageError("no job id given")
+    args = parse_job_selection(build_parser(), argv)
     if args.checkpoint and args.signal:
         raise UsageError("-c and -s cannot be used together")
     args.signal = signal_number(args.signal) if args.signal else None
@@ -48,8 +44,7 @@ def _body(argv: list[str]) -> int:
     args = parse(argv)
     from oar_celery.client import api
 
-    ids = list(dict.fromkeys([*args.job_ids, *(array_jobs(args.array_id) if args.array_id else [])]))
-    outcome = api.delete(ids, signal=args.signal, checkpoint=args.checkpoint)
+    outcome = api.delete(selected_jobs(args), signal=args.signal, checkpoint=args.checkpoint)
     return print_outcome(outcome, outcome.failed)
 
 
