@@ -8,10 +8,12 @@ the database. Every failure is a :class:`ClientError` with a one-line message.
 from __future__ import annotations
 
 import re
+import time
+import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from oar_celery.client.errors import ClientError
+from oar_celery.client.errors import ClientError, NotDelivered
 from oar_celery.config import current_user
 
 SUBMIT_TASK = "oar.almighty.submit"
@@ -57,10 +59,33 @@ def _ids(job_ids: Iterable[int]) -> list[int]:
 # ------------------------------------------------------------------------------ writes
 
 
+#: A submission is tried this many times when the head may not have got it.
+SUBMIT_ATTEMPTS = 3
+
+
+def _submit_call(task: str, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Send a submission, again if it may not have arrived.
+
+    Safe because every request carries a ``submission_id``: the head answers a
+    submission it already took with the jobs it made then.
+    """
+    for attempt in range(1, SUBMIT_ATTEMPTS + 1):
+        try:
+            return _call(task, kwargs)
+        except NotDelivered:
+            if attempt == SUBMIT_ATTEMPTS:
+                raise
+            time.sleep(attempt * 0.5)
+    raise AssertionError("unreachable")
+
+
+def _with_identity(request: dict[str, Any], user: str) -> dict[str, Any]:
+    return {**request, "user": request.get("user") or user, "submission_id": uuid.uuid4().hex}
+
+
 def submit(request: dict[str, Any]) -> list[int]:
     """Submit one job (or an array); the ids given by the head, in order."""
-    payload = {**request, "user": request.get("user") or current_user()}
-    answer = _call(SUBMIT_TASK, {"request": payload})
+    answer = _submit_call(SUBMIT_TASK, {"request": _with_identity(request, current_user())})
     job_ids = answer.get("job_ids")
     if not isinstance(job_ids, list) or not job_ids:
         raise ClientError(f"the head accepted the job but sent no job id: {answer!r}")
@@ -77,8 +102,8 @@ def submit_many(requests: Sequence[dict[str, Any]]) -> list[list[int] | ClientEr
     order of ``requests``: a list of ids, or the :class:`ClientError` saying why.
     """
     user = current_user()
-    payload = [{**request, "user": request.get("user") or user} for request in requests]
-    results = _call(SUBMIT_MANY_TASK, {"requests": payload}).get("results")
+    payload = [_with_identity(request, user) for request in requests]
+    results = _submit_call(SUBMIT_MANY_TASK, {"requests": payload}).get("results")
     if not isinstance(results, list) or len(results) != len(payload):
         raise ClientError(f"the head answered a batch of {len(payload)} with {results!r}")
     return [_ids_or_refusal(answer) for answer in results]

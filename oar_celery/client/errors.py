@@ -15,6 +15,10 @@ class ClientError(Exception):
         super().__init__(" ".join(str(message).split()))
 
 
+class NotDelivered(ClientError):
+    """The head may not have got or answered the request: the broker was down, or no answer came in time."""
+
+
 def reason(exc: BaseException) -> str:
     """The short cause of a connection failure, such as ``Connection refused``.
 

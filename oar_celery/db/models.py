@@ -251,6 +251,16 @@ class GanttJobResource(Base):
     resource_id: Mapped[int] = mapped_column(Integer, primary_key=True)
 
 
+class JobSubmission(Base):
+    """A client's submission, by the id the client chose: a retried submission is answered, not inserted again."""
+
+    __tablename__ = "job_submissions"
+
+    submission_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    job_ids: Mapped[str] = mapped_column(Text, default="[]")
+    submitted_at: Mapped[float] = mapped_column(Float, default=0.0)
+
+
 class AdmissionRule(Base):
     __tablename__ = "admission_rules"
 

@@ -4,9 +4,8 @@
 ``{"results": [...]}``, one ``submit`` answer per request: the client API's
 fast path, one message and one transaction for a whole batch.
 
-Not acknowledged late: a submission that is redelivered after the head died
-could insert the job twice, so a client that got no answer is told so and
-submits again itself.
+Not acknowledged late: a client that got no answer submits again itself,
+with the same ``submission_id``, and is answered with the jobs already made.
 """
 
 from __future__ import annotations
@@ -16,13 +15,13 @@ import logging
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from oar_celery import admission
 from oar_celery.almighty import notify
 from oar_celery.celery_app import app
 from oar_celery.config import settings
-from oar_celery.db.models import Job, JobType
+from oar_celery.db.models import Job, JobSubmission, JobType
 from oar_celery.db.session import now, session_scope
 from oar_celery.scheduler.errors import RequestError
 from oar_celery.transitions import add_event
@@ -32,26 +31,26 @@ logger = logging.getLogger(__name__)
 
 def submit_request(request: dict[str, Any]) -> list[int]:
     """Check and insert one request; the new job ids. Raises RequestError."""
-    with session_scope() as session:
-        checked = admission.check(session, request, settings())
-        job_ids = admission.insert(session, checked, at=now())
-    logger.info("user %s submitted job(s) %s", checked.user, job_ids)
-    return job_ids
+    answer = submit_requests([request])[0]
+    if "error" in answer:
+        raise RequestError(answer["error"])
+    return answer["job_ids"]
+
+
+def _answer(request: dict[str, Any]) -> dict[str, Any]:
+    try:
+        return submit_requests([request])[0]
+    except SQLAlchemyError as error:
+        logger.exception("submission failed")
+        return {"error": f"the database refused the job: {type(error).__name__}"}
 
 
 @app.task(name="oar.almighty.submit")
 def submit(request: dict[str, Any]) -> dict[str, Any]:
-    try:
-        job_ids = submit_request(request)
-    except RequestError as error:
-        return {"error": str(error)}
-    except (ValueError, TypeError) as error:
-        return {"error": f"bad request: {error}"}
-    except SQLAlchemyError as error:
-        logger.exception("submission failed")
-        return {"error": f"the database refused the job: {type(error).__name__}"}
-    notify(["Qsub"])
-    return {"job_ids": job_ids}
+    answer = _answer(request)
+    if "job_ids" in answer:
+        notify(["Qsub"])
+    return answer
 
 
 def _check_one(session: Any, request: Any, cache: dict[str, Any]) -> Any:
@@ -62,7 +61,7 @@ def _check_one(session: Any, request: Any, cache: dict[str, Any]) -> Any:
     """
     if not isinstance(request, dict):
         return f"bad request: expected a dict, got {type(request).__name__}"
-    key = json.dumps(request, sort_keys=True, default=str)
+    key = json.dumps({k: v for k, v in request.items() if k != "submission_id"}, sort_keys=True, default=str)
     if key not in cache:
         try:
             cache[key] = admission.check(session, request, settings())
@@ -73,17 +72,62 @@ def _check_one(session: Any, request: Any, cache: dict[str, Any]) -> Any:
     return cache[key]
 
 
+def _submission_id(request: Any) -> str | None:
+    value = request.get("submission_id") if isinstance(request, dict) else None
+    return str(value)[:64] if value else None
+
+
+def known_submissions(session: Any, ids: list[str]) -> dict[str, list[int]]:
+    """The job ids already given to these client submission ids (a retried submission)."""
+    if not ids:
+        return {}
+    rows = session.execute(
+        select(JobSubmission.submission_id, JobSubmission.job_ids).where(JobSubmission.submission_id.in_(ids))
+    )
+    return {submission_id: json.loads(job_ids) for submission_id, job_ids in rows}
+
+
 def submit_requests(requests: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Check every request, insert the accepted ones in one transaction; one answer per request."""
-    answers: list[dict[str, Any]] = []
+    """Check every request, insert the accepted ones in one transaction; one answer per request.
+
+    A request carrying a ``submission_id`` already seen is answered with the
+    jobs it created then: a client that got no answer (the head died, the
+    broker restarted) submits again with the same id and no job is doubled.
+    Two copies racing end in a key violation; the second pass answers both.
+    """
+    try:
+        return _submit_once(requests)
+    except IntegrityError:
+        return _submit_once(requests)
+
+
+def _submit_once(requests: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    at = now()
     with session_scope() as session:
+        known = known_submissions(session, [sid for r in requests if (sid := _submission_id(r))])
         cache: dict[str, Any] = {}
-        checked = [_check_one(session, request, cache) for request in requests]
-        accepted = [c for c in checked if isinstance(c, admission.Submission)]
-        inserted = iter(admission.insert_many(session, accepted, at=now()))
-    for outcome in checked:
-        answers.append({"job_ids": next(inserted)} if isinstance(outcome, admission.Submission) else {"error": outcome})
-    logger.info("batch of %d submission(s), %d accepted", len(requests), len(accepted))
+        checked = [
+            known[sid] if (sid := _submission_id(request)) in known else _check_one(session, request, cache)
+            for request in requests
+        ]
+        fresh = [(r, c) for r, c in zip(requests, checked, strict=True) if isinstance(c, admission.Submission)]
+        inserted = admission.insert_many(session, [c for _, c in fresh], at=at)
+        session.add_all(
+            JobSubmission(submission_id=sid, job_ids=json.dumps(ids), submitted_at=at)
+            for (request, _), ids in zip(fresh, inserted, strict=True)
+            if (sid := _submission_id(request))
+        )
+    new_ids = iter(inserted)
+    answers = [
+        {"job_ids": outcome}
+        if isinstance(outcome, list)
+        else {"job_ids": next(new_ids)}
+        if isinstance(outcome, admission.Submission)
+        else {"error": outcome}
+        for outcome in checked
+    ]
+    logger.info("%d submission(s): %d inserted, %d answered again", len(requests), len(fresh),
+                sum(isinstance(c, list) for c in checked))
     return answers
 
 

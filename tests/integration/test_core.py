@@ -74,8 +74,10 @@ def _overlaps(cluster, job_ids):
 
 
 def test_twenty_jobs_on_four_cores_never_share_a_resource(cluster):
-    job_ids = [cluster.oarsub("-l", "/core=1", "sleep 0.3") for _ in range(14)]
-    job_ids += [cluster.oarsub("-l", "/nodes=1/core=2", "sleep 0.2") for _ in range(6)]
+    job_ids = [cluster.oarsub("-h", "-l", "/core=1", "sleep 0.3") for _ in range(14)]
+    job_ids += [cluster.oarsub("-h", "-l", "/nodes=1/core=2", "sleep 0.2") for _ in range(6)]
+    released = cluster.run("oarresume", *map(str, job_ids))
+    assert released.returncode == 0, released.stderr
     states = cluster.wait_for(job_ids, timeout=120)
     assert set(states.values()) == {"Terminated"}
     assert _overlaps(cluster, job_ids) == []
