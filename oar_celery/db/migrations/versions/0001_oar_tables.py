@@ -1,7 +1,7 @@
 """OAR tables
 
 Revision ID: 0001
-Revises: 
+Revises:
 Create Date: 2026-11-25 08:47:09.685424
 """
 
