@@ -20,6 +20,7 @@ from sqlalchemy import insert as sa_insert
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from oar_celery import notify_method
 from oar_celery.config import Settings
 from oar_celery.db.models import (
     Job,
@@ -36,8 +37,6 @@ from oar_celery.scheduler.types import Moldable
 
 KNOWN_TYPES = ("besteffort", "idempotent", "timesharing")
 _TIMESHARING = re.compile(r"^timesharing=(user|\*),(name|\*)$")
-_NOTIFY = re.compile(r"^(?:\[(?P<tags>[A-Z,]*)\])?(?P<method>mail|exec):(?P<target>.+)$", re.S)
-NOTIFY_TAGS = ("RUNNING", "END", "ERROR", "INFO", "SUSPENDED", "RESUMING")
 
 
 @dataclass
@@ -82,21 +81,10 @@ def parse_reservation(text: str, *, at: float) -> float:
 
 
 def parse_notify(text: str | None) -> str | None:
-    """OAR's ``[TAGS]mail:address`` or ``[TAGS]exec:/path/script args``."""
+    """OAR's ``[TAGS]mail:address`` or ``[TAGS]exec:/path/script args``, checked."""
     if not text:
         return None
-    match = _NOTIFY.match(text.strip())
-    if match is None:
-        raise RequestError(f"bad --notify '{text}' (expected mail:ADDRESS or exec:COMMAND)")
-    tags = [t for t in (match.group("tags") or "").split(",") if t]
-    unknown = [t for t in tags if t not in NOTIFY_TAGS]
-    if unknown:
-        raise RequestError(f"unknown --notify tag '{unknown[0]}' (known: {','.join(NOTIFY_TAGS)})")
-    target = match.group("target").strip()
-    if not target:
-        raise RequestError(f"empty --notify {match.group('method')} target")
-    if match.group("method") == "mail" and not re.fullmatch(r"[^@\s]+@[^@\s]+", target):
-        raise RequestError(f"bad --notify mail address '{target}'")
+    notify_method.parse_notify(text)
     return text.strip()
 
 

@@ -19,7 +19,6 @@ import contextlib
 import logging
 import os
 import pwd
-import re
 import shlex
 import signal
 import smtplib
@@ -32,11 +31,12 @@ from pathlib import Path
 
 from oar_celery.celery_app import HEAD_QUEUE, app
 from oar_celery.config import settings
+from oar_celery.notify_method import parse_notify
+from oar_celery.scheduler.errors import RequestError
 
 logger = logging.getLogger("oar")
 
 _FORMAT = "[%(asctime)s] [%(levelname)s] [%(processName)s %(process)d] [%(name)s] %(message)s"
-_NOTIFY = re.compile(r"^(?:\[(?P<tags>[A-Z,]*)\])?(?P<method>mail|exec):(?P<target>.+)$", re.S)
 
 
 def oar_debug(message: str, *args: object) -> None:
@@ -118,26 +118,26 @@ def mail_admin_task(subject: str, body: str) -> None:
 
 
 def wanted_tags(method_text: str) -> tuple[str, ...] | None:
-    match = _NOTIFY.match(method_text.strip())
-    if match is None:
+    """The events a job's ``--notify`` asks for; None if it cannot be read."""
+    try:
+        return parse_notify(method_text).tags
+    except RequestError:
         return None
-    tags = tuple(t for t in (match.group("tags") or "").split(",") if t)
-    return tags or ("RUNNING", "END", "ERROR", "INFO", "SUSPENDED", "RESUMING")
 
 
 def notify_user(
     method_text: str, host: str, user: str, job_id: int, job_name: str, tag: str, comment: str
 ) -> None:
     """OAR's notify_user: mail the user or run their script, as them. Raises on failure."""
-    match = _NOTIFY.match(method_text.strip())
-    if match is None:
-        raise ValueError(f"bad notify method '{method_text}'")
-    target = match.group("target").strip()
-    if match.group("method") == "mail":
+    try:
+        notify = parse_notify(method_text)
+    except RequestError as error:
+        raise ValueError(str(error)) from None
+    if notify.method == "mail":
         subject = f"*OAR* [{tag}]: {job_id} ({job_name}) on {host}"
-        send_mail(target, subject, f"{comment}\n", job_id)
+        send_mail(notify.target, subject, f"{comment}\n", job_id)
         return
-    run_as(user, [*shlex.split(target), str(job_id), job_name, tag, comment])
+    run_as(user, [*shlex.split(notify.target), str(job_id), job_name, tag, comment])
 
 
 def run_as(user: str, argv: list[str]) -> None:

@@ -29,7 +29,6 @@ from oar_celery.cli.common import (
 )
 
 COMMAND = "oarsub"
-_NOTIFY = re.compile(r"^(\[[A-Za-z_, ]*\])?(mail|exec):\S")
 _DATE = re.compile(r"^\s*(\d{4})-(\d{1,2})-(\d{1,2})(?:\s+(\d{1,2})(?::(\d{1,2})(?::(\d{1,2}))?)?)?\s*$")
 
 
@@ -104,6 +103,13 @@ def check_properties(text: str) -> None:
     compile_filter(text, None)
 
 
+def check_notify(text: str) -> None:
+    """Check a ``--notify`` method the way the head will (tags, method, address)."""
+    from oar_celery.notify_method import parse_notify
+
+    parse_notify(text)
+
+
 def reservation_date(text: str) -> str:
     """OAR's ``-r`` date, normalized to ``YYYY-MM-DD HH:MM:SS``."""
     match = _DATE.match(text)
@@ -150,8 +156,8 @@ def build_request(args: argparse.Namespace) -> dict[str, Any]:
         check_properties(args.properties)
     if any(not t.strip() for t in args.types):
         raise UsageError("empty job type (-t)")
-    if args.notify is not None and not _NOTIFY.match(args.notify):
-        raise UsageError(f'bad --notify {args.notify!r}: expected "mail:address" or "exec:/path/script"')
+    if args.notify is not None:
+        check_notify(args.notify)
     if args.checkpoint is not None and args.checkpoint < 0:
         raise UsageError("--checkpoint must be a number of seconds >= 0")
     params = array_params(args.array_param_file) if args.array_param_file else None
