@@ -9,9 +9,9 @@ nothing. Every change that happens is logged in ``job_state_logs``.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
-from sqlalchemy import select, update
+from sqlalchemy import case, select, update
 from sqlalchemy.orm import Session
 
 from oar_celery.db.models import AssignedResource, EventLog, EventLogHostname, Job, JobStateLog
@@ -109,5 +109,30 @@ def finish(
     if exit_code is not None:
         columns["exit_code"] = exit_code
     moved = set_state(session, job_ids, new_state, expected=expected, at=at, **columns)
+    release_resources(session, moved)
+    return moved
+
+
+def finish_each(
+    session: Session,
+    ends: Mapping[int, tuple[str, int | None]],
+    new_state: str,
+    *,
+    expected: Sequence[str],
+) -> list[int]:
+    """End many jobs in one statement, each with its own message and exit code (``None`` keeps it).
+
+    A batch of node reports ends jobs with different texts; ``CASE`` on the
+    job id keeps it one conditional ``UPDATE`` whatever the batch's size.
+    """
+    if not ends:
+        return []
+    at = now()
+    messages = case({job_id: message for job_id, (message, _) in ends.items()}, value=Job.job_id)
+    codes = {job_id: code for job_id, (_, code) in ends.items() if code is not None}
+    columns: dict[str, object] = {"stop_time": at, "message": messages}
+    if codes:
+        columns["exit_code"] = case(codes, value=Job.job_id, else_=Job.exit_code)
+    moved = set_state(session, list(ends), new_state, expected=expected, at=at, **columns)
     release_resources(session, moved)
     return moved

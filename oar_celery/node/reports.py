@@ -1,15 +1,24 @@
 """Reports from the node to the head, which must never be dropped.
 
 The head's state only moves when it hears from the node, so a report that
-cannot be sent (broker down, network cut) is retried by a background thread
-with a growing delay until it goes through. The final status is written to
-the job directory before the end report is sent, so a head that still missed
-it gets it again from a ping answer or a duplicate launch.
+cannot be sent (broker down, network cut) is retried with a growing delay
+until it goes through. The final status is written to the job directory
+before the end report is queued, so a head that still missed it gets it
+again from a ping answer or a duplicate launch.
+
+Job reports (``running``, ``ended``) go through one sender thread per
+process, which groups what is waiting (up to :data:`BATCH` reports, or what
+comes within :data:`GATHER` seconds) into one ``oar.head.reports`` task: a
+node running many short jobs then costs the head one transaction per batch
+instead of two per job. Re-sent reports are harmless, the head's updates
+being conditional.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import queue
 import threading
 import time
 from typing import Any
@@ -22,6 +31,11 @@ from oar_celery.node.jobdir import JobDir
 logger = logging.getLogger(__name__)
 
 MAX_DELAY = 60.0
+#: Most reports in one ``oar.head.reports`` task.
+BATCH = 100
+#: Seconds the sender waits for more reports after the first one of a batch.
+GATHER = 0.015
+REPORTS_TASK = "oar.head.reports"
 
 
 def send(app: Celery, task: str, kwargs: dict[str, Any]) -> None:
@@ -50,8 +64,58 @@ def _retry(app: Celery, task: str, kwargs: dict[str, Any]) -> None:
         delay = min(delay * 2, MAX_DELAY)
 
 
+class Sender(threading.Thread):
+    """Groups queued job reports into ``oar.head.reports`` tasks; retries a batch until it is sent."""
+
+    def __init__(self, app: Celery) -> None:
+        super().__init__(name="oar-report-sender", daemon=True)
+        self.app = app
+        self.waiting: queue.SimpleQueue[dict[str, Any]] = queue.SimpleQueue()
+
+    def run(self) -> None:
+        while True:
+            batch = self._gather()
+            delay = 1.0
+            while not _try_send(self.app, REPORTS_TASK, {"reports": batch}):
+                time.sleep(delay)
+                delay = min(delay * 2, MAX_DELAY)
+
+    def _gather(self) -> list[dict[str, Any]]:
+        """Block for one report, then take what else comes within ``GATHER`` s, up to ``BATCH``."""
+        batch = [self.waiting.get()]
+        deadline = time.monotonic() + GATHER
+        while len(batch) < BATCH:
+            left = deadline - time.monotonic()
+            try:
+                batch.append(self.waiting.get(timeout=left) if left > 0 else self.waiting.get_nowait())
+            except queue.Empty:
+                break
+        return batch
+
+
+_senders: dict[tuple[int, int], Sender] = {}
+_senders_lock = threading.Lock()
+
+
+def sender(app: Celery) -> Sender:
+    """This process's sender for ``app`` (a forked child starts its own)."""
+    key = (os.getpid(), id(app))
+    with _senders_lock:
+        found = _senders.get(key)
+        if found is None or not found.is_alive():
+            found = _senders[key] = Sender(app)
+            found.start()
+        return found
+
+
+def queue_report(app: Celery, report: dict[str, Any]) -> None:
+    """Hand one job report to the sender; it returns at once."""
+    logger.info("report %s", report)
+    sender(app).waiting.put(report)
+
+
 def job_running(app: Celery, host: str, job_id: int, pid: int) -> None:
-    send(app, "oar.head.job_running", {"job_id": job_id, "host": host, "pid": pid})
+    queue_report(app, {"kind": "running", "job_id": job_id, "host": host, "pid": pid})
 
 
 def job_ended(
@@ -75,10 +139,10 @@ def job_ended(
 
 
 def resend_end(app: Celery, job: JobDir, host: str, status: dict[str, Any]) -> None:
-    send(
+    queue_report(
         app,
-        "oar.head.job_ended",
         {
+            "kind": "ended",
             "job_id": job.job_id,
             "host": host,
             "exit_code": status.get("exit_code"),

@@ -16,11 +16,19 @@ Head queue ``oar.head``:
 - ``oar.control.delete(user, job_ids, signal=None, checkpoint=False)``,
   ``oar.control.hold(user, job_ids, running=False)``, ``oar.control.resume(user, job_ids)``
   → ``{"results": {job_id: "one line"}}`` (``tasks/control.py``).
+- ``oar.almighty.submit_many(requests)`` → ``{"results": [...]}``, one entry per
+  request in order: ``{"job_ids": [...]}`` or ``{"error": "one line"}``; a batch of
+  ``submit`` requests in one message and one transaction per batch (``tasks/submit.py``).
+- ``oar.head.reports(reports)``: a batch of reports from a node's supervisors, sent
+  by the node's report sender (up to 100, or what came within ~15 ms) and applied in
+  one transaction (``tasks/reports.py``). Each report is a dict:
+  ``{"kind": "running", "job_id", "host", "pid"}`` or
+  ``{"kind": "ended", "job_id", "host", "exit_code", "reason", "message"}``.
+  ``reason`` is one of ``exited``, ``walltime``, ``killed``, ``prologue_error``,
+  ``epilogue_error``, ``launch_error``, ``user_unknown``. Re-sent reports change nothing.
 - ``oar.head.job_running(job_id, host, pid)`` and
-  ``oar.head.job_ended(job_id, host, exit_code, reason, message)``: reports from a
-  node's supervisor (``tasks/reports.py``). ``reason`` is one of ``exited``,
-  ``walltime``, ``killed``, ``prologue_error``, ``epilogue_error``,
-  ``launch_error``, ``user_unknown``.
+  ``oar.head.job_ended(job_id, host, exit_code, reason, message)``: one report each
+  (older nodes); the same code as a batch of one.
 - ``oar.head.job_resumed(job_id, host)``: the node continued a job after ``oarresume``;
   ``Resuming`` → ``Running`` (``tasks/suspend.py``).
 - ``oar.judas.notify(job_id, tag, comment)`` and ``oar.judas.mail_admin(subject, body)``:

@@ -1,24 +1,32 @@
 """The head's side of bipbip: what nodes report about the jobs they run.
 
-Both reports are idempotent (conditional updates), so they are acknowledged
-late and a redelivered or re-sent report changes nothing the second time.
+Nodes send their reports in batches (``oar.head.reports``): a batch is one
+transaction of bulk conditional updates (``Launching`` → ``Running`` for the
+jobs that started, ``STARTED_STATES`` → ``Terminated``/``Error`` for those that
+ended), then the notifications and one Almighty message. The conditional
+updates make every report idempotent, so the task is acknowledged late and a
+redelivered or re-sent batch changes nothing the second time. The one-report
+tasks of older nodes (``oar.head.job_running``, ``oar.head.job_ended``) run the
+same code with a batch of one.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, field
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
 from oar_celery import judas
 from oar_celery.almighty import notify
 from oar_celery.celery_app import app, node_queue
 from oar_celery.db.models import STARTED_STATES, FragJob, Job
 from oar_celery.db.session import now, session_scope
-from oar_celery.transitions import add_event, finish, set_state
+from oar_celery.transitions import add_event, finish_each, set_state
 
 logger = logging.getLogger(__name__)
-
 #: Events recorded when a node ends a job for a reason other than its own exit.
 EVENT_FOR_REASON = {
     "walltime": "WALLTIME",
@@ -27,21 +35,6 @@ EVENT_FOR_REASON = {
     "launch_error": "LAUNCHING_ERROR",
     "user_unknown": "LAUNCHING_ERROR",
 }
-
-
-@app.task(name="oar.head.job_running", acks_late=True, ignore_result=True)
-def job_running(job_id: int, host: str, pid: int | None = None) -> None:
-    """The node started the job: ``Launching`` → ``Running``."""
-    with session_scope() as session:
-        moved = set_state(session, [job_id], "Running", expected=("Launching",), start_time=now())
-        row = session.execute(select(Job.state, Job.notify).where(Job.job_id == job_id)).first()
-    state, method = row if row is not None else (None, None)
-    if moved:
-        logger.info("job %s running on %s (pid %s)", job_id, host, pid)
-        judas.notify_later(job_id, method, "RUNNING", f"job started on {host}")
-    elif state in ("Error", "Terminated"):
-        logger.warning("job %s reported running on %s but is %s: killing it", job_id, host, state)
-        app.send_task("oar.node.kill", kwargs={"job_id": job_id, "grace": 1}, queue=node_queue(host))
 
 
 def succeeded(exit_code: int | None, reason: str) -> bool:
@@ -54,40 +47,138 @@ def ran(exit_code: int | None, reason: str) -> bool:
     return exit_code is not None and reason not in ("launch_error", "prologue_error", "user_unknown")
 
 
+@dataclass
+class Ended:
+    """One end report, as the head reads it."""
+
+    job_id: int
+    host: str
+    exit_code: int | None
+    reason: str
+    text: str
+
+    @property
+    def ok(self) -> bool:
+        return succeeded(self.exit_code, self.reason)
+
+
+@dataclass
+class Applied:
+    """What a batch changed, for what happens after its commit (and for tests)."""
+
+    running: dict[int, str] = field(default_factory=dict)
+    ended: list[Ended] = field(default_factory=list)
+    stale: dict[int, str] = field(default_factory=dict)
+    methods: dict[int, str | None] = field(default_factory=dict)
+
+
+@app.task(name="oar.head.reports", acks_late=True, ignore_result=True)
+def reports_task(reports: list[dict[str, Any]]) -> None:
+    """A node's batch of ``running`` / ``ended`` reports."""
+    process(reports)
+
+
+@app.task(name="oar.head.job_running", acks_late=True, ignore_result=True)
+def job_running(job_id: int, host: str, pid: int | None = None) -> None:
+    """The node started the job: ``Launching`` → ``Running`` (a batch of one)."""
+    process([{"kind": "running", "job_id": job_id, "host": host, "pid": pid}])
+
+
 @app.task(name="oar.head.job_ended", acks_late=True, ignore_result=True)
 def job_ended(job_id: int, host: str, exit_code: int | None, reason: str = "exited", message: str = "") -> None:
     """The job's process is gone: ``Terminated`` on exit 0, ``Error`` (exit code kept) otherwise."""
-    ok = succeeded(exit_code, reason)
-    text = message or _describe(exit_code, reason)
+    process([{"kind": "ended", "job_id": job_id, "host": host, "exit_code": exit_code, "reason": reason,
+              "message": message}])
+
+
+def process(reports: list[dict[str, Any]]) -> Applied:
+    """Apply a batch of reports in one transaction, then notify once."""
+    running, ended = _read(reports)
+    if not running and not ended:
+        return Applied()
     with session_scope() as session:
-        # the end report may overtake the running one (two head processes): the job ran all the same
-        started_here = ran(exit_code, reason) and set_state(
-            session, [job_id], "Running", expected=("Launching",), start_time=now()
+        applied = _apply(session, running, ended)
+    _after_commit(applied)
+    return applied
+
+
+def _read(reports: list[dict[str, Any]]) -> tuple[dict[int, str], dict[int, Ended]]:
+    """Running reports (job → host) and end reports by job; malformed ones are logged and dropped."""
+    running: dict[int, str] = {}
+    ended: dict[int, Ended] = {}
+    for report in reports if isinstance(reports, list) else []:
+        try:
+            job_id, host = int(report["job_id"]), str(report.get("host") or "")
+            if report.get("kind") == "ended":
+                code = report.get("exit_code")
+                reason = str(report.get("reason") or "exited")
+                code = None if code is None else int(code)
+                ended[job_id] = Ended(job_id, host, code, reason, report.get("message") or _describe(code, reason))
+            elif report.get("kind") == "running":
+                running[job_id] = host
+            else:
+                raise ValueError(f"unknown kind {report.get('kind')!r}")
+        except (KeyError, TypeError, ValueError, AttributeError) as error:
+            logger.error("report %r dropped: %s", report, error)
+    return running, ended
+
+
+def _apply(session: Session, running: dict[int, str], ended: dict[int, Ended]) -> Applied:
+    at = now()
+    applied = Applied()
+    moved = set_state(session, list(running), "Running", expected=("Launching",), start_time=at)
+    # the end report may overtake the running one: the job ran all the same
+    ran_ids = [e.job_id for e in ended.values() if ran(e.exit_code, e.reason)]
+    moved += set_state(session, ran_ids, "Running", expected=("Launching",), start_time=at)
+    hosts = {**{e.job_id: e.host for e in ended.values()}, **running}
+    applied.running = {job_id: hosts[job_id] for job_id in moved}
+    done = set(_finish(session, ended, ok=True)) | set(_finish(session, ended, ok=False))
+    applied.ended = [e for e in ended.values() if e.job_id in done]
+    _record_ends(session, applied.ended)
+    rows = session.execute(select(Job.job_id, Job.state, Job.notify).where(Job.job_id.in_(hosts))).all()
+    applied.methods = {job_id: method for job_id, _, method in rows}
+    applied.stale = {
+        job_id: running[job_id] for job_id, state, _ in rows
+        if job_id in running and job_id not in ended and state in ("Error", "Terminated")
+    }
+    return applied
+
+
+def _finish(session: Session, ended: dict[int, Ended], *, ok: bool) -> list[int]:
+    ends = {e.job_id: (e.text, e.exit_code) for e in ended.values() if e.ok == ok}
+    return finish_each(session, ends, "Terminated" if ok else "Error", expected=STARTED_STATES)
+
+
+def _record_ends(session: Session, ended: list[Ended]) -> None:
+    """Events for the ends that are not the job's own exit, and frags that are now done."""
+    for end in ended:
+        event = EVENT_FOR_REASON.get(end.reason)
+        if event:
+            add_event(session, event, end.job_id, end.text, hosts=[end.host], to_check=end.reason != "walltime")
+    if ended:
+        session.execute(
+            update(FragJob)
+            .where(FragJob.frag_id_job.in_([e.job_id for e in ended]), FragJob.frag_state.in_(("LEON", "TIMER_ARMED")))
+            .values(frag_state="FRAGGED")
+            .execution_options(synchronize_session=False)
         )
-        moved = finish(
-            session,
-            [job_id],
-            "Terminated" if ok else "Error",
-            expected=STARTED_STATES,
-            message=text,
-            exit_code=exit_code,
-        )
-        method = None
-        if moved:
-            event = EVENT_FOR_REASON.get(reason)
-            if event:
-                add_event(session, event, job_id, text, hosts=[host], to_check=reason != "walltime")
-            frag = session.get(FragJob, job_id)
-            if frag is not None and frag.frag_state in ("LEON", "TIMER_ARMED"):
-                frag.frag_state = "FRAGGED"
-            method = session.scalar(select(Job.notify).where(Job.job_id == job_id))
-    if moved:
-        logger.info("job %s ended on %s: %s", job_id, host, text)
-        if started_here:
-            judas.notify_later(job_id, method, "RUNNING", f"job started on {host}")
-        judas.notify_later(job_id, method, "END" if ok else "ERROR", text)
-        after_end(job_id, exit_code, reason)
-        notify(["Term"] + (["ChState"] if reason in EVENT_FOR_REASON and reason != "walltime" else []))
+
+
+def _after_commit(applied: Applied) -> None:
+    """Notifications as tasks of their own, kills of jobs reported running too late, one Almighty message."""
+    for job_id, host in applied.running.items():
+        logger.info("job %s running on %s", job_id, host)
+        judas.notify_later(job_id, applied.methods.get(job_id), "RUNNING", f"job started on {host}")
+    for job_id, host in applied.stale.items():
+        logger.warning("job %s reported running on %s but has ended: killing it", job_id, host)
+        app.send_task("oar.node.kill", kwargs={"job_id": job_id, "grace": 1}, queue=node_queue(host))
+    for end in applied.ended:
+        logger.info("job %s ended on %s: %s", end.job_id, end.host, end.text)
+        judas.notify_later(end.job_id, applied.methods.get(end.job_id), "END" if end.ok else "ERROR", end.text)
+        after_end(end.job_id, end.exit_code, end.reason)
+    if applied.ended:
+        node_trouble = any(e.reason in EVENT_FOR_REASON and e.reason != "walltime" for e in applied.ended)
+        notify(["Term"] + (["ChState"] if node_trouble else []))
 
 
 def after_end(job_id: int, exit_code: int | None, reason: str = "exited") -> None:

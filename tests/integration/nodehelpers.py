@@ -56,7 +56,13 @@ class HeadInbox:
             return
         message.ack()
         _args, kwargs, _embed = message.decode()
-        self.seen.append((message.headers["task"], kwargs))
+        task = message.headers["task"]
+        if task == "oar.head.reports":  # a batch: seen as the one-report tasks it stands for
+            for report in kwargs["reports"]:
+                fields = {k: v for k, v in report.items() if k != "kind"}
+                self.seen.append((f"oar.head.job_{report['kind']}", fields))
+            return
+        self.seen.append((task, kwargs))
 
     def find(self, task: str, **match: Any) -> list[dict[str, Any]]:
         return [

@@ -160,3 +160,76 @@ def test_commands_answer_without_celery_on_the_client(fast_cluster) -> None:  # 
     assert done.returncode == 0, done.stderr
     job_id = int(done.stdout.split("=")[1])
     assert fast_cluster.wait_for([job_id]) == {job_id: "Terminated"}
+
+
+_SEND_REPORTS = """
+import json, sys
+from oar_celery.celery_app import app
+app.send_task("oar.head.reports", kwargs={"reports": json.loads(sys.stdin.read())}, queue="oar.head")
+"""
+
+
+def send_reports(cluster, reports: list[dict]) -> None:  # type: ignore[no-untyped-def]
+    """Send one ``oar.head.reports`` batch, as a node's report sender does."""
+    done = subprocess.run(
+        [sys.executable, "-c", _SEND_REPORTS], input=json.dumps(reports), env=cluster.env,
+        capture_output=True, text=True, timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+
+
+def history(cluster, job_ids: list[int]) -> list[tuple]:  # type: ignore[no-untyped-def]
+    """What a report could change: each job's state, exit code, stop time, state logs, events, resources."""
+    return [tuple(row) for row in cluster.query(
+        "SELECT j.job_id, j.state, j.exit_code, j.stop_time, j.message,"
+        " (SELECT count(*) FROM job_state_logs l WHERE l.job_id = j.job_id),"
+        " (SELECT count(*) FROM event_logs e WHERE e.job_id = j.job_id),"
+        " (SELECT count(*) FROM assigned_resources a WHERE a.moldable_job_id = j.assigned_moldable_job"
+        "  AND a.assigned_resource_index = 'CURRENT')"
+        " FROM jobs j WHERE j.job_id = ANY(:ids) ORDER BY j.job_id",
+        ids=job_ids,
+    )]
+
+
+def test_a_re_sent_batch_changes_nothing(fast_cluster) -> None:  # type: ignore[no-untyped-def]
+    answers = submit_many(fast_cluster, [request(fast_cluster, f"exit {code}") for code in (0, 0, 3)])
+    job_ids = [a[0] for a in answers]
+    states = fast_cluster.wait_for(job_ids, timeout=60)
+    assert [states[job_id] for job_id in job_ids] == ["Terminated", "Terminated", "Error"]
+    before = history(fast_cluster, job_ids)
+    host = fast_cluster.query(
+        "SELECT r.network_address FROM jobs j JOIN assigned_resources a ON a.moldable_job_id = j.assigned_moldable_job"
+        " JOIN resources r ON r.resource_id = a.resource_id WHERE j.job_id = :id", id=job_ids[0],
+    )[0][0]
+    batch = [
+        {"kind": "ended", "job_id": job_ids[0], "host": host, "exit_code": 7, "reason": "exited", "message": "late"},
+        {"kind": "ended", "job_id": job_ids[2], "host": host, "exit_code": 0, "reason": "exited", "message": ""},
+        {"kind": "ended", "job_id": job_ids[1], "host": host, "exit_code": None, "reason": "launch_error",
+         "message": "again"},
+    ]
+    send_reports(fast_cluster, batch)
+    send_reports(fast_cluster, batch)
+    marker = submit_many(fast_cluster, [request(fast_cluster)])[0][0]  # the head has read the batches by then
+    assert fast_cluster.wait_for([marker], timeout=60) == {marker: "Terminated"}
+    assert history(fast_cluster, job_ids) == before
+
+
+def test_one_batch_ends_each_job_with_its_own_outcome(fast_cluster) -> None:  # type: ignore[no-untyped-def]
+    answers = submit_many(fast_cluster, [request(fast_cluster, "sleep 8") for _ in range(3)])
+    job_ids = [a[0] for a in answers]
+    fast_cluster.wait_until(
+        lambda: {fast_cluster.state(job_id) for job_id in job_ids} == {"Running"}, timeout=60, message="running"
+    )
+    batch = [
+        {"kind": "ended", "job_id": job_ids[0], "host": "n", "exit_code": 0, "reason": "exited", "message": ""},
+        {"kind": "ended", "job_id": job_ids[1], "host": "n", "exit_code": 3, "reason": "exited", "message": "three"},
+        {"kind": "ended", "job_id": job_ids[2], "host": "n", "exit_code": None, "reason": "killed", "message": ""},
+        {"kind": "running", "job_id": job_ids[0], "host": "n", "pid": 1},
+    ]
+    send_reports(fast_cluster, batch)
+    states = fast_cluster.wait_for(job_ids, timeout=60)
+    assert [states[job_id] for job_id in job_ids] == ["Terminated", "Error", "Error"]
+    rows = history(fast_cluster, job_ids)
+    assert [row[2] for row in rows[:2]] == [0, 3]
+    assert rows[1][4] == "three" and rows[2][4] == "the job was killed"
+    assert all(row[7] == 0 for row in rows), "resources not released"

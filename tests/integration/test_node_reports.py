@@ -37,5 +37,22 @@ def test_end_report_is_recorded_then_retried_until_sent(tmp_path: Path, monkeypa
     assert job.status is not None and job.status["exit_code"] == 0
     assert app.done.wait(5)
     name, kwargs, queue = app.sent[0]
-    assert (name, queue) == ("oar.head.job_ended", "oar.head")
-    assert kwargs == {"job_id": 7, "host": "n1", "exit_code": 0, "reason": "exited", "message": "fine"}
+    assert (name, queue) == ("oar.head.reports", "oar.head")
+    assert kwargs == {"reports": [
+        {"kind": "ended", "job_id": 7, "host": "n1", "exit_code": 0, "reason": "exited", "message": "fine"}
+    ]}
+
+
+def test_reports_waiting_together_go_in_one_batch(tmp_path: Path) -> None:
+    app = FlakyApp(failures=0)
+    sender = reports.Sender(app)  # type: ignore[arg-type]
+    for job_id in range(1, 251):
+        sender.waiting.put({"kind": "running", "job_id": job_id, "host": "n1", "pid": job_id})
+    sender.start()
+    deadline = time.monotonic() + 5
+    while sum(len(k["reports"]) for _, k, _ in app.sent) < 250 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    sizes = [len(kwargs["reports"]) for _, kwargs, _ in app.sent]
+    assert sizes == [reports.BATCH, reports.BATCH, 50]
+    sent = [r["job_id"] for _, kwargs, _ in app.sent for r in kwargs["reports"]]
+    assert sent == list(range(1, 251))
