@@ -58,13 +58,21 @@ class JobDir:
 
     # Files are written to a temporary name then renamed, so a reader never
     # sees half a file, even if the worker dies mid-write.
-    def write(self, name: str, text: str, mode: int = 0o644) -> Path:
+    def write(self, name: str, text: str, mode: int = 0o644, *, durable: bool = True) -> Path:
+        """Replace the file atomically; ``durable`` also syncs it to disk first.
+
+        Only what must survive a crash of the machine needs the sync (the final
+        status, kill and suspension records): the launch-time files (owner,
+        spec, nodefile, pid) describe processes that such a crash kills too,
+        and five syncs per job made a short job's launch disk-bound.
+        """
         target = self.path / name
         temporary = self.path / f".{name}.tmp"
         with open(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode), "w") as handle:
             handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
+            if durable:
+                handle.flush()
+                os.fsync(handle.fileno())
         os.replace(temporary, target)
         return target
 
@@ -74,8 +82,8 @@ class JobDir:
         except (FileNotFoundError, NotADirectoryError):
             return None
 
-    def write_json(self, name: str, data: Any, mode: int = 0o644) -> Path:
-        return self.write(name, json.dumps(data, indent=1, sort_keys=True) + "\n", mode)
+    def write_json(self, name: str, data: Any, mode: int = 0o644, *, durable: bool = True) -> Path:
+        return self.write(name, json.dumps(data, indent=1, sort_keys=True) + "\n", mode, durable=durable)
 
     def read_json(self, name: str) -> Any:
         text = self.read(name)

@@ -31,6 +31,9 @@ from oar_celery.node.jobdir import JobDir
 logger = logging.getLogger(__name__)
 
 POLL = 0.1
+#: First poll interval of a job's watch; it doubles up to ``POLL``, so a short job's end is seen
+#: within milliseconds (its cores are free again sooner) while a long job costs ten polls a second.
+FIRST_POLL = 0.002
 HOOK_TIMEOUT = 60.0
 
 
@@ -72,7 +75,7 @@ class Supervisor(threading.Thread):
     def _run(self) -> None:
         account = self._account()
         self._check_directory(account)
-        self.job.write("nodefile", self.spec.get("nodefile") or f"{self.host}\n")
+        self.job.write("nodefile", self.spec.get("nodefile") or f"{self.host}\n", durable=False)
         env = job_environment(self.spec, account, self.job.nodefile)
         failure = self._hook(self.config.prologue, env)
         if failure:
@@ -82,7 +85,7 @@ class Supervisor(threading.Thread):
         job = self._start(account, env)
         self.pgid = job.pid
         self.times["started_at"] = time.time()
-        self.job.write("pid", str(job.pid))
+        self.job.write("pid", str(job.pid), durable=False)
         reports.job_running(self.app, self.host, self.job.job_id, job.pid)
         reason = self._watch(job)
         code = process.reap(job)
@@ -161,6 +164,7 @@ class Supervisor(threading.Thread):
         walltime = float(self.spec.get("walltime") or 0)
         reason = "exited"
         hard_kill_at: float | None = None
+        pause = FIRST_POLL
         while not process.has_exited(job.pid):
             now = time.monotonic()
             elapsed = now - started - self.job.suspended_seconds()
@@ -179,7 +183,8 @@ class Supervisor(threading.Thread):
                 logger.info("job %s: still alive after the grace time, SIGKILL", self.job.job_id)
                 process.signal_group(pgid, signal.SIGKILL)
                 hard_kill_at = None
-            time.sleep(POLL)
+            time.sleep(pause)
+            pause = min(POLL, pause * 2)
         if reason == "exited" and self.job.kill_request is not None:
             reason = "killed"  # the job died of the kill before the loop saw the request
         return reason

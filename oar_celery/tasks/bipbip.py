@@ -43,8 +43,8 @@ def launch(spec: dict[str, Any]) -> dict[str, Any]:
         logger.warning("job %s was already launched on %s: refused (re-sent %s)", job.job_id, host, sent)
         return {"job_id": job.job_id, "error": "already launched on this node", "resent": sent}
     try:
-        job.write("owner", str(os.getpid()))
-        job.write_json("spec.json", spec, mode=0o600)
+        job.write("owner", str(os.getpid()), durable=False)
+        job.write_json("spec.json", spec, mode=0o600, durable=False)
         Supervisor(app, settings(), host, job, dict(spec)).start()
     except Exception as error:  # the job is claimed: the head must hear how it ended
         logger.exception("job %s could not be launched on %s", job.job_id, host)
