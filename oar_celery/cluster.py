@@ -95,11 +95,54 @@ def start(name: str, argv: list[str], *, kind: str, extra_env: dict[str, str] | 
     return Process(name, process.pid)
 
 
+def enable_auth(state_dir: Path) -> None:
+    """Make this local cluster prove its users: a key, authd's socket, both named in ``oar.conf``.
+
+    The socket is ``OAR_AUTH_SOCKET`` if set (somewhere every user can reach),
+    else in the state directory (only its owner then).
+
+    The settings go into ``<state dir>/oar.conf`` so that the commands run from
+    any shell with the same state directory find authd without more setup.
+    """
+    from oar_celery.auth import create_key
+    from oar_celery.config import read_conf_file, settings
+
+    key = state_dir / "auth.key"
+    if not key.exists():
+        create_key(key)
+    values = {
+        "OAR_AUTH_KEY_FILE": str(key),
+        "OAR_AUTH_SOCKET": settings().auth_socket or str(state_dir / "authd.sock"),
+    }
+    conf = state_dir / "oar.conf"
+    present = read_conf_file(conf) if conf.exists() else {}
+    with conf.open("a") as out:
+        for name, value in values.items():
+            if name not in present:
+                out.write(f'{name}="{value}"\n')
+    os.environ.update(values)
+    settings.cache_clear()
+
+
+def authd_argv() -> list[str]:
+    return [sys.executable, "-m", "oar_celery.cli.admin", "authd"]
+
+
+def _wait_for_socket(path: str, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not Path(path).exists():
+        time.sleep(0.05)
+
+
 def start_cluster(config: Settings, hosts: list[str], *, flower_port: int | None = None) -> list[Process]:
     from oar_celery.node.worker import node_worker_argv, node_worker_env
 
     logs = config.logs
-    processes = [
+    processes = []
+    if config.auth_key_file and config.auth_socket:
+        processes.append(start("authd", authd_argv(), kind="authd", log_dir=logs))
+        _wait_for_socket(config.auth_socket)
+    processes += [
         start("head", head_worker_argv(config), kind="head", log_dir=logs),
         start("beat", beat_argv(config), kind="beat", log_dir=logs),
     ]

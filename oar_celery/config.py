@@ -80,6 +80,8 @@ class Settings:
     metrics_port: int = 0
     metrics_address: str = "127.0.0.1"
     visibility_timeout: int = 3600
+    auth_key_file: str = ""
+    auth_socket: str = ""
 
     @property
     def database(self) -> str:

@@ -42,11 +42,12 @@ class LocalCluster:
         self.hosts: list[str] = []
 
     # processes -------------------------------------------------------------------------------
-    def up(self, nodes: int = 2, cores: int = 2, cpus: int = 1, flower_port: int = 0, timeout: float = 60) -> None:
+    def up(self, nodes: int = 2, cores: int = 2, cpus: int = 1, flower_port: int = 0, timeout: float = 60,
+           extra: tuple[str, ...] = ()) -> None:
         self.hosts = [f"node{i}" for i in range(1, nodes + 1)]
         result = self.admin(
             "up", "--nodes", str(nodes), "--cores", str(cores), "--cpus", str(cpus),
-            "--flower-port", str(flower_port), "--detach", "--timeout", str(timeout), timeout=timeout + 30,
+            "--flower-port", str(flower_port), "--detach", "--timeout", str(timeout), *extra, timeout=timeout + 30,
         )
         assert result.returncode == 0, f"cluster did not start: {result.stderr}\n{self.logs()}"
 

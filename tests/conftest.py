@@ -133,7 +133,8 @@ def cluster_factory(redis_url: str, tmp_path_factory: pytest.TempPathFactory):  
             cluster.down()
             drop_pg_database(url)
 
-    def make(nodes: int = 2, cores: int = 2, cpus: int = 1, flower_port: int = 0, **overrides: str) -> LocalCluster:
+    def make(nodes: int = 2, cores: int = 2, cpus: int = 1, flower_port: int = 0, up_args: tuple[str, ...] = (),
+             **overrides: str) -> LocalCluster:
         stop_all()
         _flush_redis(redis_url)
         url = create_pg_database()
@@ -151,7 +152,7 @@ def cluster_factory(redis_url: str, tmp_path_factory: pytest.TempPathFactory):  
         env.update(overrides)
         cluster = LocalCluster(env, workdir)
         started.append((cluster, url))
-        cluster.up(nodes=nodes, cores=cores, cpus=cpus, flower_port=flower_port)
+        cluster.up(nodes=nodes, cores=cores, cpus=cpus, flower_port=flower_port, extra=up_args)
         return cluster
 
     yield make

@@ -10,6 +10,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from oar_celery.config import settings
 
@@ -111,6 +112,25 @@ def allow_jobs_of_starter() -> None:
         os.environ.setdefault("OAR_ALLOW_ROOT_JOBS", "yes")
 
 
+def cmd_authd(args: argparse.Namespace) -> int:
+    """Serve credentials to this machine's users (see oar_celery.auth)."""
+    from oar_celery.auth import read_key, serve
+
+    config = settings()
+    if not config.auth_key_file or not config.auth_socket:
+        return fail("authd needs OAR_AUTH_KEY_FILE and OAR_AUTH_SOCKET")
+    key = read_key(config.auth_key_file)
+    if args.daemon:
+        from oar_celery.judas import redirect_everything
+
+        if os.fork():
+            return 0
+        os.setsid()
+        redirect_everything("authd")
+    serve(config.auth_socket, key)
+    return 0
+
+
 def cmd_up(args: argparse.Namespace) -> int:
     from oar_celery import cluster
     from oar_celery.db.models import Resource
@@ -125,6 +145,9 @@ def cmd_up(args: argparse.Namespace) -> int:
     if cluster.pid_file(config).exists():
         return fail(f"a cluster already runs from {config.state_dir}: 'oar-celery down' stops it")
     allow_jobs_of_starter()
+    if args.auth:
+        cluster.enable_auth(Path(config.state_dir))
+        config = settings()
     init_database()
     hosts = [f"node{i}" for i in range(1, args.nodes + 1)]
     with session_scope() as session:
@@ -216,12 +239,16 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "flower":
             command.add_argument("--port", type=int, default=None)
         command.set_defaults(func=func)
+    authd = sub.add_parser("authd", help="serve credentials that prove users' identities to the head")
+    authd.add_argument("--daemon", action="store_true")
+    authd.set_defaults(func=cmd_authd)
     up = sub.add_parser("up", help="a whole cluster on this machine")
     up.add_argument("--nodes", type=int, default=4)
     up.add_argument("--cores", type=int, default=4, help="cores per cpu")
     up.add_argument("--cpus", type=int, default=1)
     up.add_argument("--flower-port", type=int, default=None, help="0: no Flower")
     up.add_argument("--detach", action="store_true", help="return once the cluster is up")
+    up.add_argument("--auth", action="store_true", help="users prove who they are (oar-celery authd)")
     up.add_argument("--timeout", type=float, default=60.0)
     up.set_defaults(func=cmd_up)
     sub.add_parser("down", help="stop the cluster started by 'up'").set_defaults(func=cmd_down)

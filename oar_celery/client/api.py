@@ -46,10 +46,25 @@ class Outcome(dict[int, str]):
 def _call(task: str, kwargs: dict[str, Any]) -> dict[str, Any]:
     from oar_celery.client.transport import call
 
-    answer = call(task, kwargs)
+    answer = call(task, _with_credential(kwargs))
     if answer.get("error"):
         raise ClientError(str(answer["error"]))
     return answer
+
+
+def _with_credential(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The request with a fresh credential from this machine's authd, when the cluster uses one."""
+    from oar_celery.config import settings
+
+    socket_path = settings().auth_socket
+    if not socket_path:
+        return kwargs
+    from oar_celery.auth import AuthError, fetch_credential
+
+    try:
+        return {**kwargs, "credential": fetch_credential(socket_path, kwargs)}
+    except AuthError as error:
+        raise ClientError(str(error)) from None
 
 
 def _ids(job_ids: Iterable[int]) -> list[int]:

@@ -18,6 +18,7 @@ from oar_celery.celery_app import app
 from oar_celery.config import settings
 from oar_celery.db.models import FINAL_STATES, Job
 from oar_celery.db.session import session_scope
+from oar_celery.tasks.authenticated import AuthenticatedTask
 from oar_celery.transitions import add_event, set_state
 
 logger = logging.getLogger(__name__)
@@ -55,7 +56,7 @@ def for_each_job(
     return {"results": results, "failed": failed}
 
 
-@app.task(name="oar.control.delete")
+@app.task(name="oar.control.delete", base=AuthenticatedTask)
 def delete(
     user: str, job_ids: list[int], signal: int | None = None, checkpoint: bool = False, array_id: int | None = None
 ) -> dict[str, Any]:
@@ -99,7 +100,7 @@ def send_signal(session: Session, job: Job, signal: int | None, checkpoint: bool
     return f"Signal {signum} sent to the job {job.job_id}."
 
 
-@app.task(name="oar.control.hold")
+@app.task(name="oar.control.hold", base=AuthenticatedTask)
 def hold(user: str, job_ids: list[int], running: bool = False) -> dict[str, Any]:
     def hold_one(session: Session, job: Job) -> str:
         if running:
@@ -114,7 +115,7 @@ def hold(user: str, job_ids: list[int], running: bool = False) -> dict[str, Any]
     return for_each_job(user, job_ids, hold_one, ["Qhold"])
 
 
-@app.task(name="oar.control.resume")
+@app.task(name="oar.control.resume", base=AuthenticatedTask)
 def resume(user: str, job_ids: list[int]) -> dict[str, Any]:
     def resume_one(session: Session, job: Job) -> str:
         if job.state == "Suspended":

@@ -19,6 +19,7 @@ from oar_celery.db.models import GanttJobResource, Resource, ResourceLog
 from oar_celery.db.session import session_scope
 from oar_celery.resources import add_resources, resources_table
 from oar_celery.scheduler.errors import RequestError
+from oar_celery.tasks.authenticated import AuthenticatedTask
 from oar_celery.tasks.leon import request_frag
 from oar_celery.tasks.node_failures import active_jobs_on
 
@@ -134,7 +135,7 @@ def request_state(session: Any, ids: list[int], target: str, *, no_wait: bool) -
     return lines
 
 
-@app.task(name="oar.control.node_setting")
+@app.task(name="oar.control.node_setting", base=AuthenticatedTask)
 def node_setting(user: str, **options: Any) -> dict[str, Any]:
     try:
         return {"results": setting(user, **options)}
@@ -173,7 +174,7 @@ def remove_resources(user: str, resource_ids: list[int]) -> list[str]:
     return [f"resource {resource_id} removed" for resource_id in ids]
 
 
-@app.task(name="oar.control.remove_resources")
+@app.task(name="oar.control.remove_resources", base=AuthenticatedTask)
 def remove_resources_task(user: str, resource_ids: list[int]) -> dict[str, Any]:
     try:
         return {"results": remove_resources(user, [int(r) for r in resource_ids])}

@@ -24,6 +24,7 @@ from oar_celery.config import settings
 from oar_celery.db.models import Job, JobSubmission, JobType
 from oar_celery.db.session import now, session_scope
 from oar_celery.scheduler.errors import RequestError
+from oar_celery.tasks.authenticated import AuthenticatedTask
 from oar_celery.transitions import add_event
 
 logger = logging.getLogger(__name__)
@@ -45,7 +46,7 @@ def _answer(request: dict[str, Any]) -> dict[str, Any]:
         return {"error": f"the database refused the job: {type(error).__name__}"}
 
 
-@app.task(name="oar.almighty.submit")
+@app.task(name="oar.almighty.submit", base=AuthenticatedTask)
 def submit(request: dict[str, Any]) -> dict[str, Any]:
     answer = _answer(request)
     if "job_ids" in answer:
@@ -131,7 +132,7 @@ def _submit_once(requests: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return answers
 
 
-@app.task(name="oar.almighty.submit_many")
+@app.task(name="oar.almighty.submit_many", base=AuthenticatedTask)
 def submit_many(requests: list[dict[str, Any]]) -> dict[str, Any]:
     """Many submissions in one message and one transaction: ``{"results": [answer per request]}``.
 
