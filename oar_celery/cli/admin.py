@@ -160,19 +160,19 @@ def cmd_up(args: argparse.Namespace) -> int:
     if silent:
         cluster.stop_cluster(config)
         return fail(f"worker(s) did not start: {', '.join(silent)} (see {config.logs})")
-    _print_welcome(config, processes, args.flower_port)
+    _print_welcome(processes, args.flower_port, len(hosts))
     if args.detach:
         return 0
     return _wait_until_stopped(config)
 
 
-def _print_welcome(config: object, processes: list, flower_port: int | None) -> None:
+def _print_welcome(processes: list, flower_port: int | None, nodes: int) -> None:
     state = settings()
     port = state.flower_port if flower_port is None else flower_port
     print(f"oar-celery cluster up: {len(processes)} processes, state in {state.state_dir}")
     if port:
         print(f"Flower: http://{state.flower_address}:{port}/")
-    print("Submit a job:   oarsub -l /nodes=2/core=1 'hostname; sleep 5'")
+    print(f"Submit a job:   oarsub -l /nodes={min(nodes, 2)}/core=1 'hostname; sleep 5'")
     print("Watch it:       oarstat   |   oarnodes")
     print(f"Stop:           Ctrl-C here, or 'oar-celery down'   (logs in {state.logs})")
 

@@ -111,3 +111,36 @@ def test_a_pickled_message_is_refused_by_the_head(cluster_factory):
     assert cluster.scalar("SELECT count(*) FROM jobs") == 0
     head_log = (cluster.state_dir / "log" / "oar-head.log").read_text()
     assert "ContentDisallowed" in head_log or "disallowed" in head_log.lower()
+
+
+def _running(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split(") ", 1)[1][0] != "Z"
+    except OSError:
+        return False
+
+
+def test_ctrl_c_on_up_stops_every_process(admin_env):
+    import json
+
+    env = {key: value for key, value in admin_env.items() if key != "OAR_DATABASE_URL"}
+    up = subprocess.Popen([command_path("oar-celery"), "up", "--nodes", "1", "--cores", "1", "--flower-port", "0"],
+                          env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    pid_file = os.path.join(env["OAR_STATE_DIR"], "cluster.json")
+    try:
+        output = ""
+        while "cluster up" not in output:
+            line = up.stdout.readline()
+            assert line, f"up ended before the cluster was up: {output}"
+            output += line
+        with open(pid_file) as pids_json:
+            pids = [entry["pid"] for entry in json.load(pids_json)]
+        up.send_signal(signal.SIGINT)
+        assert up.wait(timeout=60) == 0
+        assert "cluster stopped" in up.stdout.read()
+    finally:
+        if up.poll() is None:
+            up.kill()
+    assert not any(_running(pid) for pid in pids)
+    assert not os.path.exists(pid_file)
