@@ -10,6 +10,7 @@ Redis server (default ``redis://127.0.0.1:6379``).
 from __future__ import annotations
 
 import os
+import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,13 +22,40 @@ REDIS_SERVER = os.environ.get("OAR_TEST_REDIS", "redis://127.0.0.1:6379")
 LOCK_TTL = 3 * 3600
 
 
+#: Replace a lock's value only if it is still the one we saw (a dead holder's).
+_SWAP = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('set', KEYS[1], ARGV[2], 'EX', ARGV[3]) end"
+
+
+def _holder_gone(value: bytes | None) -> bool:
+    """Whether a lock's holder (``host:pid:token``) is a test session on this machine that died."""
+    if value is None:
+        return False
+    host, _, rest = value.decode(errors="replace").partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
 def _take_redis_db() -> tuple[int, str]:
     import redis
 
     lock_client = redis.Redis.from_url(f"{REDIS_SERVER}/0")
-    token = uuid.uuid4().hex
+    token = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex}"
     for number in range(1, 16):
-        if lock_client.set(f"oar-celery-test-db:{number}", token, nx=True, ex=LOCK_TTL):
+        key = f"oar-celery-test-db:{number}"
+        taken = lock_client.set(key, token, nx=True, ex=LOCK_TTL)
+        if not taken:
+            held = lock_client.get(key)
+            if _holder_gone(held):
+                taken = held is not None and bool(lock_client.eval(_SWAP, 1, key, held, token, LOCK_TTL))
+        if taken:
             redis.Redis.from_url(f"{REDIS_SERVER}/{number}").flushdb()
             return number, token
     raise RuntimeError("no free Redis database for the tests (all of 1..15 are locked)")
