@@ -10,6 +10,7 @@ client gave up drops the request instead of acting on it behind the user's back.
 from __future__ import annotations
 
 import contextlib
+import sys
 from typing import Any
 
 from oar_celery.client.errors import ClientError, NotDelivered, reason
@@ -95,9 +96,7 @@ def call(task_name: str, kwargs: dict[str, Any], *, timeout: float | None = None
 
 
 def _call_wire(task_name: str, kwargs: dict[str, Any], wait: float) -> dict[str, Any]:
-    """The same call without importing Celery: see :mod:`oar_celery.client.wire`."""
-    import redis
-
+    """The same call without importing Celery (nor redis-py, on a plain URL): see :mod:`oar_celery.client.wire`."""
     from oar_celery.client import wire
 
     config = settings()
@@ -109,11 +108,19 @@ def _call_wire(task_name: str, kwargs: dict[str, Any], wait: float) -> dict[str,
         ) from exc
     except wire.TaskFailed as exc:
         raise ClientError(f"the head worker failed on {task_name}: {exc}") from exc
-    except (redis.RedisError, OSError) as exc:
+    except Exception as exc:
+        if not isinstance(exc, OSError) and not _is_redis_error(exc):
+            raise
         raise _unreachable(exc) from exc
     if not isinstance(answer, dict):
         raise ClientError(f"unexpected answer from the head worker to {task_name}: {answer!r}")
     return answer
+
+
+def _is_redis_error(exc: BaseException) -> bool:
+    """A redis-py error, without importing redis-py when the call did not use it."""
+    redis = sys.modules.get("redis")
+    return redis is not None and isinstance(exc, redis.RedisError)
 
 
 def _forget(result: Any) -> None:

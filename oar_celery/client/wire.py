@@ -42,12 +42,20 @@ def result_key(task_id: str) -> str:
 
 
 def task_message(
-    task: str, kwargs: dict[str, Any], queue: str, *, task_id: str | None = None, expires: float | None = None
+    task: str,
+    kwargs: dict[str, Any],
+    queue: str,
+    *,
+    task_id: str | None = None,
+    expires: float | None = None,
+    ignore_result: bool | None = None,
 ) -> bytes:
     """The kombu/Redis envelope of a Celery protocol-2 task message, as ``app.send_task`` writes it.
 
     Push it with ``LPUSH <queue>``: kombu's Redis transport keeps a queue's
     messages of the default priority in the list named after the queue.
+    ``ignore_result=True`` tells the worker not to store a result nobody reads
+    (a ``SET`` and a ``PUBLISH`` per task saved on the node).
     """
     task_id = task_id or str(uuid.uuid4())
     body = json.dumps([[], kwargs, {"callbacks": None, "errbacks": None, "chain": None, "chord": None}])
@@ -59,7 +67,7 @@ def task_message(
         "expires": deadline, "group": None, "group_index": None, "retries": 0,
         "timelimit": [None, None], "root_id": task_id, "parent_id": None, "argsrepr": "()",
         "kwargsrepr": _short(kwargs), "origin": f"gen{os.getpid()}@{socket.gethostname()}",
-        "ignore_result": None, "replaced_task_nesting": 0, "stamped_headers": None, "stamps": {},
+        "ignore_result": ignore_result, "replaced_task_nesting": 0, "stamped_headers": None, "stamps": {},
     }
     properties: dict[str, Any] = {
         "correlation_id": task_id, "reply_to": str(uuid.uuid4()), "delivery_mode": 2,
@@ -87,15 +95,9 @@ def call(broker_url: str, backend_url: str, task: str, kwargs: dict[str, Any], q
     answer cannot slip by; it reads the stored result too, in case the
     backend stored it without publishing.
     """
-    import redis
-
-    broker = redis.Redis.from_url(broker_url, socket_connect_timeout=3, socket_timeout=wait + 5)
-    backend = broker if backend_url == broker_url else redis.Redis.from_url(
-        backend_url, socket_connect_timeout=3, socket_timeout=wait + 5
-    )
+    broker, backend, pubsub = _connect(broker_url, backend_url, wait + 5)
     task_id = str(uuid.uuid4())
     key = result_key(task_id)
-    pubsub = backend.pubsub(ignore_subscribe_messages=True)
     try:
         pubsub.subscribe(key)
         broker.lpush(queue, task_message(task, kwargs, queue, task_id=task_id, expires=wait))
@@ -105,6 +107,27 @@ def call(broker_url: str, backend_url: str, task: str, kwargs: dict[str, Any], q
         broker.close()
         if backend is not broker:
             backend.close()
+
+
+def _connect(broker_url: str, backend_url: str, timeout: float) -> tuple[Any, Any, Any]:
+    """Broker and backend clients and a subscriber: :mod:`resp` where it can, else redis-py.
+
+    ``import redis`` alone costs a user command more than the head takes to
+    answer; redis-py stays for what :mod:`resp` does not speak (TLS, AUTH).
+    """
+    from oar_celery.client import resp
+
+    if resp.supported(broker_url) and resp.supported(backend_url):
+        broker = resp.Client(broker_url, timeout)
+        backend = broker if backend_url == broker_url else resp.Client(backend_url, timeout)
+        return broker, backend, resp.PubSub(backend_url, timeout)
+    import redis
+
+    broker = redis.Redis.from_url(broker_url, socket_connect_timeout=3, socket_timeout=timeout)
+    backend = broker if backend_url == broker_url else redis.Redis.from_url(
+        backend_url, socket_connect_timeout=3, socket_timeout=timeout
+    )
+    return broker, backend, backend.pubsub(ignore_subscribe_messages=True)
 
 
 def _await(backend: Any, pubsub: Any, key: str, deadline: float) -> Any:

@@ -38,10 +38,24 @@ REPLY_TTL = 3600
 CLIENT_GRACE = 10.0
 
 
+#: The states the Runner acts on.
+RUNNER_STATES = ("toError", "toAckReservation", "toLaunch", "Launching")
+
+
 def run_runner() -> None:
-    answer_errors()
-    answer_reservations()
-    launch_jobs()
+    """Run only the steps that have jobs to act on: one indexed query tells which.
+
+    Every cycle closes with the Runner, and most find neither ``toError`` nor
+    ``toAckReservation`` jobs: each step costs a transaction of its own.
+    """
+    with session_scope() as session:
+        present = set(session.scalars(select(Job.state).where(Job.state.in_(RUNNER_STATES)).distinct()))
+    if "toError" in present:
+        answer_errors()
+    if "toAckReservation" in present:
+        answer_reservations()
+    if present & {"toLaunch", "Launching"}:
+        launch_jobs()
 
 
 def reply(job_id: int, answer: dict[str, Any]) -> None:
@@ -130,7 +144,7 @@ def send_launches(specs: list[dict[str, Any]]) -> None:
     for spec in specs:
         queue = node_queue(spec["hosts"][0])
         pipe.set(f"oar:launch:{spec['job_id']}", "1", ex=LAUNCH_RESEND)
-        pipe.lpush(queue, task_message("oar.node.launch", {"spec": spec}, queue))
+        pipe.lpush(queue, task_message("oar.node.launch", {"spec": spec}, queue, ignore_result=True))
     pipe.execute()
     for spec in specs:
         logger.info("job %s sent to %s", spec["job_id"], spec["hosts"][0])
