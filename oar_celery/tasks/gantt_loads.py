@@ -80,9 +80,12 @@ def load_moldables(session: Session) -> dict[int, list[sched.Moldable]]:
 
 
 def _build_moldables(rows: Any) -> dict[int, list[sched.Moldable]]:
-    """Rows ordered by moldable, group and level order → moldables sharing Level/ResourceGroup objects."""
-    levels: dict[tuple[str, int], sched.Level] = {}
-    shapes: dict[int, tuple[int, int, dict[int, tuple[str | None, list[sched.Level]]]]] = {}
+    """Rows ordered by moldable, group and level order → moldables sharing Level/ResourceGroup objects.
+
+    Shapes are keyed by plain tuples of ``(name, value)`` pairs, which hash in
+    C: hashing the frozen dataclasses themselves cost most of a 2,000-job load.
+    """
+    shapes: dict[int, tuple[int, int, dict[int, tuple[str | None, list[tuple[str, int]]]]]] = {}
     for job_id, moldable_id, walltime, group_id, prop, name, value in rows:
         entry = shapes.get(moldable_id)
         if entry is None:
@@ -90,19 +93,28 @@ def _build_moldables(rows: Any) -> dict[int, list[sched.Moldable]]:
         group = entry[2].get(group_id)
         if group is None:
             group = entry[2][group_id] = (prop, [])
-        level = levels.get((name, value))
-        if level is None:
-            level = levels[(name, value)] = sched.Level(name, SPECIAL_COUNTS.get(value, value))
-        group[1].append(level)
-    shared: dict[tuple[tuple[sched.Level, ...], str | None], sched.ResourceGroup] = {}
+        group[1].append((name, value))
+    levels: dict[tuple[str, int], sched.Level] = {}
+    shared: dict[tuple[tuple[tuple[str, int], ...], str | None], sched.ResourceGroup] = {}
     moldables: dict[int, list[sched.Moldable]] = defaultdict(list)
     for moldable_id, (job_id, walltime, groups) in shapes.items():
         built = []
-        for prop, group_levels in groups.values():
-            key = (tuple(group_levels), prop)
-            built.append(shared.get(key) or shared.setdefault(key, sched.ResourceGroup(*key)))
+        for prop, pairs in groups.values():
+            key = (tuple(pairs), prop)
+            found = shared.get(key)
+            if found is None:
+                found = shared[key] = sched.ResourceGroup(tuple(_level(levels, pair) for pair in pairs), prop)
+            built.append(found)
         moldables[job_id].append(sched.Moldable(tuple(built), walltime, moldable_id))
     return moldables
+
+
+def _level(levels: dict[tuple[str, int], sched.Level], pair: tuple[str, int]) -> sched.Level:
+    level = levels.get(pair)
+    if level is None:
+        name, value = pair
+        level = levels[pair] = sched.Level(name, SPECIAL_COUNTS.get(value, value))
+    return level
 
 
 def load_types(session: Session) -> dict[int, dict[str, str]]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import case, delete, insert, text, update
@@ -59,10 +60,68 @@ def launch(session: Session, allocations: Sequence[sched.Allocation]) -> list[in
     return moved
 
 
-def replace_predictions(session: Session, allocations: Sequence[sched.Allocation]) -> None:
-    """Replace the stored Gantt (``gantt_jobs_predictions`` / ``gantt_jobs_resources``) with this round's.
+#: ``moldable_id → (start, resource ids)``: a stored prediction.
+Predictions = dict[int, tuple[float, tuple[int, ...]]]
 
-    On PostgreSQL the tables are truncated: deleting every row each round
+
+@dataclass
+class _Written:
+    """The predictions this process wrote last, and their fingerprint."""
+
+    rows: Predictions
+    fingerprint: tuple[int, int, float, int, int]
+
+
+_last: _Written | None = None
+
+
+def replace_predictions(session: Session, allocations: Sequence[sched.Allocation]) -> None:
+    """Store this round's Gantt (``gantt_jobs_predictions`` / ``gantt_jobs_resources``).
+
+    When the tables still hold what this process wrote last (their
+    fingerprint says so) and less than half of the predictions moved, only
+    the rows that changed are rewritten: a round that launches nothing, or
+    little, then writes next to nothing. Otherwise the tables are replaced.
+    """
+    global _last
+    wanted = {a.moldable_id: (float(a.start), tuple(a.resource_ids)) for a in allocations}
+    last = _last
+    _last = None  # until this round's rows are known to be what the tables hold
+    if last is not None:
+        changed = [m for m, row in wanted.items() if last.rows.get(m) != row]
+        gone = [m for m in last.rows if m not in wanted]
+        if len(changed) + len(gone) <= len(wanted) // 2 and _fingerprint(session) == last.fingerprint:
+            _rewrite(session, wanted, changed + gone, changed)
+            _last = _Written(wanted, _fingerprint_of(wanted))
+            return
+    _replace_all(session, wanted)
+    _last = _Written(wanted, _fingerprint_of(wanted))
+
+
+def _fingerprint_of(rows: Predictions) -> tuple[int, int, float, int, int]:
+    resources = [r for _, ids in rows.values() for r in ids]
+    return len(rows), sum(rows), sum(start for start, _ in rows.values()), len(resources), sum(resources)
+
+
+def _fingerprint(session: Session) -> tuple[int, int, float, int, int]:
+    """Counts and sums of the stored Gantt: equal to the cached ones only if nobody else rewrote it."""
+    row = session.execute(text(
+        "SELECT (SELECT count(*) FROM gantt_jobs_predictions), (SELECT coalesce(sum(moldable_job_id), 0)"
+        " FROM gantt_jobs_predictions), (SELECT coalesce(sum(start_time), 0) FROM gantt_jobs_predictions),"
+        " (SELECT count(*) FROM gantt_jobs_resources), (SELECT coalesce(sum(resource_id), 0) FROM gantt_jobs_resources)"
+    )).one()
+    return int(row[0]), int(row[1]), float(row[2]), int(row[3]), int(row[4])
+
+
+def _rewrite(session: Session, wanted: Predictions, stale: list[int], changed: list[int]) -> None:
+    if stale:
+        session.execute(delete(GanttJobResource).where(GanttJobResource.moldable_job_id.in_(stale)))
+        session.execute(delete(GanttJobPrediction).where(GanttJobPrediction.moldable_job_id.in_(stale)))
+    _copy_predictions(session, {m: wanted[m] for m in changed})
+
+
+def _replace_all(session: Session, wanted: Predictions) -> None:
+    """On PostgreSQL the tables are truncated: deleting every row each round
     leaves dead rows that make the next ``COPY`` slower and slower, while
     ``TRUNCATE`` + ``COPY`` in one transaction stays fast. Its lock is taken
     at the very end of the round, so readers wait for milliseconds.
@@ -72,13 +131,17 @@ def replace_predictions(session: Session, allocations: Sequence[sched.Allocation
     else:
         session.execute(delete(GanttJobResource))
         session.execute(delete(GanttJobPrediction))
+    _copy_predictions(session, wanted)
+
+
+def _copy_predictions(session: Session, rows: Predictions) -> None:
     copy_rows(
         session, GanttJobPrediction.__table__, ("moldable_job_id", "start_time"),
-        ((a.moldable_id, float(a.start)) for a in allocations),
+        ((m, start) for m, (start, _) in rows.items()),
     )
     copy_rows(
         session, GanttJobResource.__table__, ("moldable_job_id", "resource_id"),
-        ((a.moldable_id, r) for a in allocations for r in a.resource_ids),
+        ((m, r) for m, (_, ids) in rows.items() for r in ids),
     )
 
 

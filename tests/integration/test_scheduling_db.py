@@ -252,3 +252,34 @@ def test_reservation_starting_on_besteffort_jobs_kills_them_first(db: str) -> No
     rows("UPDATE jobs SET state = 'Error' WHERE job_id = :id", id=besteffort)
     rows("UPDATE assigned_resources SET assigned_resource_index = 'LOG'")
     assert schedule().launched == [reservation]
+
+
+def test_rewriting_only_the_changed_predictions_stores_the_whole_gantt(db: str) -> None:
+    """A round that moves few predictions rewrites only those; what is stored equals a full rewrite."""
+    from oar_celery.tasks import gantt_writes
+
+    jobs = [submit(resources=["/nodes=1,walltime=1:00:00"]) for _ in range(8)]
+    schedule()
+    held = jobs[-1]
+    rows("UPDATE jobs SET state = 'Hold' WHERE job_id = :id", id=held)
+    schedule()  # one prediction goes: the diff path
+    partial = predictions()
+    assert held not in partial and set(partial) >= set(jobs[2:-1])
+    gantt_writes._last = None
+    schedule()
+    assert same_gantt(predictions(), partial)
+    rows("UPDATE jobs SET state = 'Waiting' WHERE job_id = :id", id=held)
+    rows("DELETE FROM gantt_jobs_resources WHERE moldable_job_id = (SELECT min(moldable_job_id)"
+         " FROM gantt_jobs_resources)")  # someone else touched the tables: the next round rewrites them all
+    schedule()
+    again = predictions()
+    gantt_writes._last = None
+    schedule()
+    assert same_gantt(predictions(), again) and held in again
+
+
+def same_gantt(one: dict[int, tuple[float, int]], other: dict[int, tuple[float, int]]) -> bool:
+    """The same jobs on as many resources, starting within the second the rounds may be apart."""
+    return one.keys() == other.keys() and all(
+        one[j][1] == other[j][1] and abs(one[j][0] - other[j][0]) <= 2 for j in one
+    )
