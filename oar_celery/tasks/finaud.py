@@ -193,7 +193,7 @@ def send_pings(hosts: dict[str, Watched], jobs: dict[str, list[int]]) -> None:
         queue = node_queue(host)
         pipe.hset(SENT, host, json.dumps({"token": token, "at": at}))
         kwargs = {"token": token, "job_ids": jobs.get(host, [])}
-        pipe.lpush(queue, task_message("oar.node.ping", kwargs, queue, expires=expires))
+        pipe.lpush(queue, task_message("oar.node.ping", kwargs, queue, expires=expires, ignore_result=True))
     pipe.execute()
 
 
