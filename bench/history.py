@@ -14,7 +14,7 @@ from bench.throughput import HEADER, memory_table, rows_of, run_round
 
 HISTORY = 100_000
 ROUNDS = 5
-JOBS = 1_000
+JOBS = 2_000  # the throughput run, repeated (issue 6)
 QUICK = (10_000, 2, 100)
 
 _FILL = [
