@@ -16,6 +16,7 @@ being conditional.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import queue
@@ -80,6 +81,17 @@ class Sender(threading.Thread):
                 time.sleep(delay)
                 delay = min(delay * 2, MAX_DELAY)
 
+    def flush(self) -> None:
+        """Send what still waits, once: at exit, a report left here would wait for Finaud's next ping."""
+        batch: list[dict[str, Any]] = []
+        while True:
+            try:
+                batch.append(self.waiting.get_nowait())
+            except queue.Empty:
+                break
+        if batch:
+            _try_send(self.app, REPORTS_TASK, {"reports": batch})
+
     def _gather(self) -> list[dict[str, Any]]:
         """Block for one report, then take what else comes within ``GATHER`` s, up to ``BATCH``."""
         batch = [self.waiting.get()]
@@ -105,6 +117,7 @@ def sender(app: Celery) -> Sender:
         if found is None or not found.is_alive():
             found = _senders[key] = Sender(app)
             found.start()
+            atexit.register(found.flush)
         return found
 
 

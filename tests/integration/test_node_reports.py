@@ -56,3 +56,14 @@ def test_reports_waiting_together_go_in_one_batch(tmp_path: Path) -> None:
     assert sizes == [reports.BATCH, reports.BATCH, 50]
     sent = [r["job_id"] for _, kwargs, _ in app.sent for r in kwargs["reports"]]
     assert sent == list(range(1, 251))
+
+
+def test_reports_still_waiting_are_sent_at_exit() -> None:
+    app = FlakyApp(failures=0)
+    sender = reports.Sender(app)  # type: ignore[arg-type]  # not started: as if its thread never got to them
+    for job_id in (1, 2):
+        sender.waiting.put({"kind": "ended", "job_id": job_id, "host": "n1", "exit_code": 0, "reason": "exited"})
+    sender.flush()
+    assert [[r["job_id"] for r in kwargs["reports"]] for _, kwargs, _ in app.sent] == [[1, 2]]
+    sender.flush()
+    assert len(app.sent) == 1
