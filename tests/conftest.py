@@ -183,8 +183,20 @@ def cluster_factory(redis_url: str, tmp_path_factory: pytest.TempPathFactory):  
         cluster.up(nodes=nodes, cores=cores, cpus=cpus, flower_port=flower_port, extra=up_args)
         return cluster
 
+    make.stop_all = stop_all  # type: ignore[attr-defined]
     yield make
     stop_all()
+
+
+@pytest.fixture
+def quiet_redis(redis_url: str, cluster_factory) -> str:  # type: ignore[no-untyped-def]
+    """The session's Redis database with no cluster running on it, for a test that starts its own processes.
+
+    Two clusters on one Redis database would take each other's messages.
+    """
+    cluster_factory.stop_all()
+    _flush_redis(redis_url)
+    return redis_url
 
 
 @pytest.fixture(scope="module")

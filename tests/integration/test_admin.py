@@ -121,10 +121,11 @@ def _running(pid: int) -> bool:
         return False
 
 
-def test_ctrl_c_on_up_stops_every_process(admin_env):
+def test_ctrl_c_on_up_stops_every_process(admin_env, quiet_redis):
     import json
 
     env = {key: value for key, value in admin_env.items() if key != "OAR_DATABASE_URL"}
+    env["OAR_BROKER_URL"] = quiet_redis
     up = subprocess.Popen([command_path("oar-celery"), "up", "--nodes", "1", "--cores", "1", "--flower-port", "0"],
                           env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     pid_file = os.path.join(env["OAR_STATE_DIR"], "cluster.json")

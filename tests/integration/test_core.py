@@ -227,17 +227,14 @@ def test_flower_lists_the_node_workers(cluster_factory):
     assert "node1" in names and "node2" in names and "head@" in names
 
 
-def test_up_on_sqlite_runs_a_job_with_nothing_configured(tmp_path, redis_url):
+def test_up_on_sqlite_runs_a_job_with_nothing_configured(tmp_path, quiet_redis):
     """``oar-celery up`` with no database configured: SQLite in the state directory."""
     import subprocess
 
-    import redis
-
     from tests.cluster import command_path
 
-    redis.Redis.from_url(redis_url).flushdb()
     env = {key: value for key, value in os.environ.items() if not key.startswith("OAR_")}
-    env.update(OAR_STATE_DIR=str(tmp_path / "state"), OAR_BROKER_URL=redis_url, OAR_CONFIG_FILE=str(tmp_path / "x"),
+    env.update(OAR_STATE_DIR=str(tmp_path / "state"), OAR_BROKER_URL=quiet_redis, OAR_CONFIG_FILE=str(tmp_path / "x"),
                OAR_ALMIGHTY_TICK="1")
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
