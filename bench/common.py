@@ -13,9 +13,10 @@ import datetime
 import os
 import platform
 import statistics
-import uuid
 from collections.abc import Sequence
 from pathlib import Path
+
+from oar_celery.db import scratch
 
 PG_SERVER = os.environ.get("OAR_BENCH_PG", "postgresql://postgres@127.0.0.1:5432")
 REDIS_SERVER = os.environ.get("OAR_BENCH_REDIS", "redis://127.0.0.1:6379")
@@ -23,33 +24,13 @@ REDIS_DB = 13
 REPORT = Path(__file__).resolve().parent.parent / "BENCHMARKS.md"
 
 
-def _admin_connection():  # type: ignore[no-untyped-def]
-    import psycopg2
-
-    connection = psycopg2.connect(f"{PG_SERVER}/postgres")
-    connection.autocommit = True
-    return connection
-
-
 def create_database() -> str:
     """A new empty PostgreSQL database for one benchmark; its SQLAlchemy URL."""
-    name = f"oar_bench_{uuid.uuid4().hex[:10]}"
-    connection = _admin_connection()
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        connection.close()
-    return f"{PG_SERVER.replace('postgresql://', 'postgresql+psycopg2://')}/{name}"
+    return scratch.create_database(PG_SERVER, prefix="oar_bench")
 
 
 def drop_database(url: str) -> None:
-    connection = _admin_connection()
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[-1]}" WITH (FORCE)')
-    finally:
-        connection.close()
+    scratch.drop_database(PG_SERVER, url)
 
 
 def redis_url() -> str:

@@ -18,9 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-import socket
 import time
-import uuid
 from collections.abc import Callable, Iterable
 from functools import lru_cache
 
@@ -28,6 +26,7 @@ import redis
 
 from oar_celery.celery_app import HEAD_QUEUE, app
 from oar_celery.config import settings
+from oar_celery.holders import holder_is_dead, holder_token
 
 logger = logging.getLogger(__name__)
 
@@ -120,7 +119,7 @@ def _scheduler_wait(client: redis.Redis) -> float:
 
 def run_cycle(client: redis.Redis) -> list[str]:
     """One coordinator cycle under the lock; the modules it ran."""
-    token = _lock_token()
+    token = holder_token()
     if not _take_lock(client, token):
         return []
     ran: list[str] = []
@@ -156,11 +155,6 @@ def _record_cycle(client: redis.Redis, started: float, ran: list[str]) -> None:
         logger.debug("almighty: cycle not recorded: %s", error)
 
 
-def _lock_token() -> str:
-    """``host:pid:random``: who holds the lock, so that a dead holder can be recognized."""
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex}"
-
-
 def _take_lock(client: redis.Redis, token: str) -> bool:
     """Take the cycle lock; also take it over from a holder on this host that died.
 
@@ -172,24 +166,10 @@ def _take_lock(client: redis.Redis, token: str) -> bool:
     if client.set(LOCK, token, nx=True, px=ttl):
         return True
     holder = client.get(LOCK)
-    if holder is None or not _holder_is_dead(holder.decode(errors="replace")):
+    if holder is None or not holder_is_dead(holder.decode(errors="replace")):
         return False
     logger.warning("almighty: the cycle lock's holder %s is dead; taking the lock over", holder.decode())
     return bool(client.eval(_TAKE_OVER, 1, LOCK, holder, token, ttl))
-
-
-def _holder_is_dead(holder: str) -> bool:
-    host, _, rest = holder.partition(":")
-    pid = rest.partition(":")[0]
-    if host != socket.gethostname() or not pid.isdigit() or int(pid) == os.getpid():
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
 
 
 def _run_module(name: str, function: Callable[[], object]) -> None:

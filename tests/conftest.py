@@ -10,12 +10,13 @@ Redis server (default ``redis://127.0.0.1:6379``).
 from __future__ import annotations
 
 import os
-import socket
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from oar_celery.db import scratch
+from oar_celery.holders import holder_is_dead, holder_token
 
 PG_SERVER = os.environ.get("OAR_TEST_PG", "postgresql://postgres@127.0.0.1:5432")
 REDIS_SERVER = os.environ.get("OAR_TEST_REDIS", "redis://127.0.0.1:6379")
@@ -26,34 +27,17 @@ LOCK_TTL = 3 * 3600
 _SWAP = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('set', KEYS[1], ARGV[2], 'EX', ARGV[3]) end"
 
 
-def _holder_gone(value: bytes | None) -> bool:
-    """Whether a lock's holder (``host:pid:token``) is a test session on this machine that died."""
-    if value is None:
-        return False
-    host, _, rest = value.decode(errors="replace").partition(":")
-    pid = rest.partition(":")[0]
-    if host != socket.gethostname() or not pid.isdigit():
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
-
-
 def _take_redis_db() -> tuple[int, str]:
     import redis
 
     lock_client = redis.Redis.from_url(f"{REDIS_SERVER}/0")
-    token = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex}"
+    token = holder_token()
     for number in range(1, 16):
         key = f"oar-celery-test-db:{number}"
         taken = lock_client.set(key, token, nx=True, ex=LOCK_TTL)
         if not taken:
             held = lock_client.get(key)
-            if _holder_gone(held):
+            if held is not None and holder_is_dead(held.decode(errors="replace")):
                 taken = held is not None and bool(lock_client.eval(_SWAP, 1, key, held, token, LOCK_TTL))
         if taken:
             redis.Redis.from_url(f"{REDIS_SERVER}/{number}").flushdb()
@@ -73,34 +57,13 @@ def redis_url() -> Iterator[str]:
         lock_client.delete(f"oar-celery-test-db:{number}")
 
 
-def _admin_connection():  # type: ignore[no-untyped-def]
-    import psycopg2
-
-    connection = psycopg2.connect(f"{PG_SERVER}/postgres")
-    connection.autocommit = True
-    return connection
-
-
 def create_pg_database() -> str:
     """A new empty PostgreSQL database; its URL."""
-    name = f"oar_test_{uuid.uuid4().hex[:12]}"
-    connection = _admin_connection()  # not "with connection": psycopg2 2.9 would open a transaction
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        connection.close()
-    return f"{PG_SERVER.replace('postgresql://', 'postgresql+psycopg2://')}/{name}"
+    return scratch.create_database(PG_SERVER, prefix="oar_test")
 
 
 def drop_pg_database(url: str) -> None:
-    name = url.rsplit("/", 1)[-1]
-    connection = _admin_connection()
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        connection.close()
+    scratch.drop_database(PG_SERVER, url)
 
 
 @pytest.fixture(scope="session")
