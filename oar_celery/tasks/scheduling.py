@@ -9,8 +9,11 @@ stored as a prediction in ``gantt_jobs_predictions`` / ``gantt_jobs_resources``.
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from sqlalchemy import select
@@ -51,7 +54,7 @@ def run_scheduler() -> Outcome:
     """One scheduling round on the database; the Almighty cycle calls it."""
     config = settings()
     at = int(now())
-    with session_scope() as session:
+    with _collector_paused(), session_scope() as session:
         resources, columns = load_resources(session)
         placed, reservations = load_placed(session, at)
         waiting, blocked = load_waiting(session)
@@ -77,6 +80,25 @@ def run_scheduler() -> Outcome:
             len(outcome.launched), outcome.predicted, len(outcome.refused),
         )
     return outcome
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """No cyclic garbage collection during the round.
+
+    A round builds tens of thousands of objects (rows, jobs, moldables,
+    placements) that live until its end and die by reference counting. While
+    they live they count as survivors, and push the collector into full
+    passes over the whole process heap (SQLAlchemy, Celery): up to 0.1 s of a
+    10,000-job round. Paused, they are freed without ever being counted.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def _resubmit_killed_besteffort(job_ids: list[int]) -> None:
