@@ -128,18 +128,21 @@ def admission_state(state: str) -> str:
 def load_resources(session: Session) -> tuple[list[sched.Resource], dict[str, str]]:
     """Every resource with its properties, ordered by id, and the column kinds."""
     table = resources_table(session)
-    rows = session.execute(select(table).order_by(table.c.resource_id)).mappings().all()
-    resources = [
-        sched.Resource(
-            id=row["resource_id"],
-            network_address=row["network_address"],
-            state=scheduling_state(row),
-            properties=dict(row),
-            available_upto=int(row["available_upto"] or 0),
-        )
-        for row in rows
-    ]
+    result = session.execute(select(table).order_by(table.c.resource_id))
+    # rows zipped with the column names: ``RowMapping`` access cost a third of the load
+    names = tuple(result.keys())
+    resources = [_resource(dict(zip(names, row, strict=True))) for row in result]
     return resources, column_kinds(table)
+
+
+def _resource(row: dict[str, Any]) -> sched.Resource:
+    return sched.Resource(
+        id=row["resource_id"],
+        network_address=row["network_address"],
+        state=scheduling_state(row),
+        properties=row,
+        available_upto=int(row["available_upto"] or 0),
+    )
 
 
 def check_against_cluster(
