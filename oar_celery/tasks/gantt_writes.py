@@ -29,14 +29,18 @@ def copy_rows(session: Session, table: Any, columns: Sequence[str], rows: Iterab
         return
     connection = session.connection()
     if connection.dialect.name == "postgresql":
-        buffer = io.StringIO("".join("\t".join(map(str, row)) + "\n" for row in rows))
-        cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-        try:
-            cursor.copy_expert(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN", buffer)
-        finally:
-            cursor.close()
+        copy_text(session, table, columns, "".join("\t".join(map(str, row)) + "\n" for row in rows))
         return
     connection.execute(insert(table), [dict(zip(columns, row, strict=True)) for row in rows])
+
+
+def copy_text(session: Session, table: Any, columns: Sequence[str], data: str) -> None:
+    """``COPY FROM STDIN`` of rows already in PostgreSQL's text format (PostgreSQL only)."""
+    cursor = session.connection().connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.copy_expert(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN", io.StringIO(data))
+    finally:
+        cursor.close()
 
 
 def launch(session: Session, allocations: Sequence[sched.Allocation]) -> list[int]:
@@ -168,14 +172,21 @@ def _replace_all(session: Session, wanted: Predictions) -> None:
 
 
 def _copy_predictions(session: Session, rows: Predictions) -> None:
-    copy_rows(
-        session, GanttJobPrediction.__table__, ("moldable_job_id", "start_time"),
-        ((m, start) for m, (start, _) in rows.items()),
-    )
-    copy_rows(
-        session, GanttJobResource.__table__, ("moldable_job_id", "resource_id"),
-        ((m, r) for m, (_, ids) in rows.items() for r in ids),
-    )
+    starts, resources = ("moldable_job_id", "start_time"), ("moldable_job_id", "resource_id")
+    if not rows:
+        return
+    if session.connection().dialect.name == "postgresql":
+        copy_text(session, GanttJobPrediction.__table__, starts, "".join(f"{m}\t{s}\n" for m, (s, _) in rows.items()))
+        copy_text(session, GanttJobResource.__table__, resources, _resource_lines(rows))
+        return
+    copy_rows(session, GanttJobPrediction.__table__, starts, ((m, start) for m, (start, _) in rows.items()))
+    copy_rows(session, GanttJobResource.__table__, resources, ((m, r) for m, (_, ids) in rows.items() for r in ids))
+
+
+def _resource_lines(rows: Predictions) -> str:
+    """``moldable\tresource`` lines, joined a moldable at a time: a row at a time cost
+    three times as much (30 ms for the 70,000 rows of 10,000 jobs)."""
+    return "".join(f"{m}\t" + f"\n{m}\t".join(map(str, ids)) + "\n" for m, (_, ids) in rows.items() if ids)
 
 
 def set_scheduler_info(session: Session, messages: Mapping[int, str]) -> None:
