@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from oar_celery.client.errors import ClientError, NotDelivered
+from oar_celery.client.errors import BrokerUnreachable, ClientError, NoAnswer
 from oar_celery.config import current_user
 
 SUBMIT_TASK = "oar.almighty.submit"
@@ -43,10 +43,10 @@ class Outcome(dict[int, str]):
         return not self.failed
 
 
-def _call(task: str, kwargs: dict[str, Any]) -> dict[str, Any]:
+def _call(task: str, kwargs: dict[str, Any], *, timeout: float | None = None) -> dict[str, Any]:
     from oar_celery.client.transport import call
 
-    answer = call(task, _with_credential(kwargs))
+    answer = call(task, _with_credential(kwargs), timeout=timeout)
     if answer.get("error"):
         raise ClientError(str(answer["error"]))
     return answer
@@ -74,23 +74,30 @@ def _ids(job_ids: Iterable[int]) -> list[int]:
 # ------------------------------------------------------------------------------ writes
 
 
-#: A submission is tried this many times when the head may not have got it.
+#: A submission is sent again this many times when the broker could not be reached.
 SUBMIT_ATTEMPTS = 3
+#: After a lost answer, how long a second try waits: a head that already took the submission answers at once.
+RECHECK_TIMEOUT = 5.0
 
 
 def _submit_call(task: str, kwargs: dict[str, Any]) -> dict[str, Any]:
     """Send a submission, again if it may not have arrived.
 
     Safe because every request carries a ``submission_id``: the head answers a
-    submission it already took with the jobs it made then.
+    submission it already took with the jobs it made then. An unreachable
+    broker is tried again a few times; a lost answer once more, briefly, so
+    that a head that acted just before dying is heard without doubling the
+    user's wait.
     """
     for attempt in range(1, SUBMIT_ATTEMPTS + 1):
         try:
             return _call(task, kwargs)
-        except NotDelivered:
+        except BrokerUnreachable:
             if attempt == SUBMIT_ATTEMPTS:
                 raise
             time.sleep(attempt * 0.5)
+        except NoAnswer:
+            return _call(task, kwargs, timeout=RECHECK_TIMEOUT)
     raise AssertionError("unreachable")
 
 

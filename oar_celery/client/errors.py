@@ -16,7 +16,15 @@ class ClientError(Exception):
 
 
 class NotDelivered(ClientError):
-    """The head may not have got or answered the request: the broker was down, or no answer came in time."""
+    """The head may not have got or answered the request."""
+
+
+class BrokerUnreachable(NotDelivered):
+    """The broker could not be reached: the request most likely never left."""
+
+
+class NoAnswer(NotDelivered):
+    """The request left but no answer came in time: the head may be down, or may have acted."""
 
 
 def reason(exc: BaseException) -> str:

@@ -13,7 +13,7 @@ import contextlib
 import sys
 from typing import Any
 
-from oar_celery.client.errors import ClientError, NotDelivered, reason
+from oar_celery.client.errors import BrokerUnreachable, ClientError, NoAnswer, reason
 from oar_celery.config import mask, settings
 
 HEAD_QUEUE = "oar.head"
@@ -28,7 +28,7 @@ def broker_text() -> str:
 
 
 def _unreachable(exc: BaseException) -> ClientError:
-    return NotDelivered(f"cannot reach the broker at {broker_text()} ({reason(exc)})")
+    return BrokerUnreachable(f"cannot reach the broker at {broker_text()} ({reason(exc)})")
 
 
 def probe(url: str) -> None:
@@ -85,7 +85,7 @@ def call(task_name: str, kwargs: dict[str, Any], *, timeout: float | None = None
     try:
         answer = result.get(timeout=wait, propagate=False, disable_sync_subtasks=False)
     except CeleryTimeout as exc:
-        raise NotDelivered(
+        raise NoAnswer(
             f"no answer from the head worker within {wait:g}s (is it running? broker {broker_text()})"
         ) from exc
     except Exception as exc:
@@ -103,7 +103,7 @@ def _call_wire(task_name: str, kwargs: dict[str, Any], wait: float) -> dict[str,
     try:
         answer = wire.call(config.broker_url, config.backend, task_name, kwargs, HEAD_QUEUE, wait)
     except wire.NoAnswer as exc:
-        raise NotDelivered(
+        raise NoAnswer(
             f"no answer from the head worker within {wait:g}s (is it running? broker {broker_text()})"
         ) from exc
     except wire.TaskFailed as exc:
