@@ -138,6 +138,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     from oar_celery.db.session import session_scope
     from oar_celery.resources import add_resources
 
+    stop = None if args.detach else StopRequest()
     config = settings()
     problem = cluster.check_broker(config)
     if problem:
@@ -161,9 +162,9 @@ def cmd_up(args: argparse.Namespace) -> int:
         cluster.stop_cluster(config)
         return fail(f"worker(s) did not start: {', '.join(silent)} (see {config.logs})")
     _print_welcome(processes, args.flower_port, len(hosts))
-    if args.detach:
+    if stop is None:
         return 0
-    return _wait_until_stopped(config)
+    return _wait_until_stopped(stop)
 
 
 def _print_welcome(processes: list, flower_port: int | None, nodes: int) -> None:
@@ -174,24 +175,28 @@ def _print_welcome(processes: list, flower_port: int | None, nodes: int) -> None
         print(f"Flower: http://{state.flower_address}:{port}/")
     print(f"Submit a job:   oarsub -l /nodes={min(nodes, 2)}/core=1 'hostname; sleep 5'")
     print("Watch it:       oarstat   |   oarnodes")
-    print(f"Stop:           Ctrl-C here, or 'oar-celery down'   (logs in {state.logs})")
+    print(f"Stop:           Ctrl-C here, or 'oar-celery down'   (logs in {state.logs})", flush=True)
 
 
-def _wait_until_stopped(config: object) -> int:
+class StopRequest:
+    """Ctrl-C or SIGTERM, caught from the moment ``up`` starts: a signal during start-up is not lost."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        signal.signal(signal.SIGINT, self._request)
+        signal.signal(signal.SIGTERM, self._request)
+
+    def _request(self, *_: object) -> None:
+        self.requested = True
+
+
+def _wait_until_stopped(stop: StopRequest) -> int:
     from oar_celery import cluster
 
-    stopping = False
-
-    def stop(*_: object) -> None:
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
-    while not stopping and cluster.pid_file(settings()).exists():
-        time.sleep(0.5)
+    while not stop.requested and cluster.pid_file(settings()).exists():
+        time.sleep(0.2)
     cluster.stop_cluster(settings())
-    print("oar-celery cluster stopped")
+    print("oar-celery cluster stopped", flush=True)
     return 0
 
 

@@ -143,5 +143,6 @@ def test_ctrl_c_on_up_stops_every_process(admin_env, quiet_redis):
     finally:
         if up.poll() is None:
             up.kill()
+        admin(env, "down")
     assert not any(_running(pid) for pid in pids)
     assert not os.path.exists(pid_file)
