@@ -64,8 +64,9 @@ def duration(seconds: float | None) -> str:
     """Seconds as ``H:MM:SS``."""
     if seconds is None:
         return ""
-    total = int(seconds)
-    return f"{total // 3600}:{total % 3600 // 60:02d}:{total % 60:02d}"
+    from oar_celery.scheduler.walltime import format_walltime
+
+    return format_walltime(seconds)
 
 
 def state_letter(state: str) -> str:

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from oar_celery.scheduler.walltime import format_walltime
+
 #: Shells that refuse to run commands; an emulated node falls back to /bin/sh.
 _NO_LOGIN = ("nologin", "false")
 _PATH = "/usr/local/bin:/usr/bin:/bin"
@@ -46,12 +48,6 @@ def lookup_account(user: str) -> Account | None:
     if not shell or Path(shell).name in _NO_LOGIN or not os.access(shell, os.X_OK):
         shell = "/bin/sh"
     return Account(entry.pw_name, entry.pw_uid, entry.pw_gid, groups, entry.pw_dir or "/", shell)
-
-
-def format_walltime(seconds: int) -> str:
-    """OAR's ``H:MM:SS`` form of a duration."""
-    seconds = int(seconds)
-    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
 
 
 def _text(value: Any, default: Any = "") -> str:

@@ -21,3 +21,9 @@ def parse_walltime(text: str) -> int:
     if total <= 0:
         raise RequestError(f"bad walltime {raw!r}: it must be greater than zero")
     return total
+
+
+def format_walltime(seconds: float) -> str:
+    """OAR's ``H:MM:SS`` form of a duration (hours past 24), what :func:`parse_walltime` reads back."""
+    total = int(seconds)
+    return f"{total // 3600}:{total % 3600 // 60:02d}:{total % 60:02d}"

@@ -165,11 +165,6 @@ def output_paths(job: Job) -> tuple[str, str]:
     )
 
 
-def format_walltime(seconds: int) -> str:
-    hours, rest = divmod(int(seconds), 3600)
-    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}"
-
-
 def build_specs(session: Session, job_ids: list[int]) -> list[dict[str, Any]]:
     """What a node needs to run each job: command, user, hosts, nodefile, environment."""
     if not job_ids:

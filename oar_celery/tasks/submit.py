@@ -24,6 +24,7 @@ from oar_celery.config import settings
 from oar_celery.db.models import Job, JobSubmission, JobType
 from oar_celery.db.session import now, session_scope
 from oar_celery.scheduler.errors import RequestError
+from oar_celery.scheduler.walltime import format_walltime
 from oar_celery.tasks.authenticated import AuthenticatedTask
 from oar_celery.transitions import add_event
 
@@ -191,7 +192,7 @@ def request_of(session: Any, job: Job) -> dict[str, Any]:
             ).all()
             text = "".join(f"/{lv.res_job_resource_type}={_count(lv.res_job_value)}" for lv in levels)
             parts.append(f"{{{group.res_group_property}}}{text}" if group.res_group_property else text)
-        resources.append("+".join(parts) + f",walltime={_walltime(moldable.moldable_walltime)}")
+        resources.append("+".join(parts) + f",walltime={format_walltime(moldable.moldable_walltime)}")
     return {
         "user": job.job_user,
         "command": job.command,
@@ -218,7 +219,3 @@ def request_of(session: Any, job: Job) -> dict[str, Any]:
 def _count(value: int) -> str:
     return {-1: "ALL", -2: "BEST"}.get(value, str(value))
 
-
-def _walltime(seconds: int) -> str:
-    hours, rest = divmod(seconds, 3600)
-    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}"
