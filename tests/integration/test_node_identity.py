@@ -10,9 +10,9 @@ import pytest
 from oar_celery.config import Settings
 from oar_celery.node import supervisor
 from oar_celery.node.environment import lookup_account
-from oar_celery.scheduler.walltime import format_walltime
 from oar_celery.node.jobdir import JobDir
 from oar_celery.node.supervisor import JobRefused, Supervisor
+from oar_celery.scheduler.walltime import format_walltime
 
 
 def _supervisor(tmp_path: Path, user: str, **config: object) -> Supervisor:
