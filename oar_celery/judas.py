@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import pwd
 import shlex
 import signal
 import smtplib
@@ -147,16 +146,17 @@ def run_as(user: str, argv: list[str]) -> None:
     broker credentials) and a session of its own, so that on timeout its
     whole process group is killed, not just the shell that started it.
     """
-    entry = pwd.getpwnam(user)
-    identity: dict[str, object] = {}
-    if os.geteuid() == 0 and entry.pw_uid != 0:
-        identity = {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": os.getgrouplist(user, entry.pw_gid)}
-    elif entry.pw_uid != os.geteuid():
+    from oar_celery.node.environment import lookup_account
+
+    account = lookup_account(user)
+    if account is None:
+        raise KeyError(f"user {user} is unknown here")
+    if os.geteuid() != 0 and account.uid != os.geteuid():
         raise PermissionError(f"cannot run a script as {user} from a process that is not root")
-    env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": entry.pw_dir or "/", "USER": user, "LOGNAME": user}
+    env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": account.home, "USER": user, "LOGNAME": user}
     process = subprocess.Popen(
         argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd="/", env=env,
-        start_new_session=True, **identity,  # type: ignore[arg-type]
+        start_new_session=True, **account.popen_identity(),  # type: ignore[arg-type]
     )
     try:
         _, errors = process.communicate(timeout=settings().notify_timeout)

@@ -33,6 +33,12 @@ class Account:
     home: str
     shell: str
 
+    def popen_identity(self) -> dict[str, object]:
+        """``subprocess.Popen`` arguments that run as this account (only a root process switches)."""
+        if os.geteuid() == 0 and self.uid != 0:
+            return {"user": self.uid, "group": self.gid, "extra_groups": list(self.groups)}
+        return {}
+
 
 def lookup_account(user: str) -> Account | None:
     """The passwd entry of ``user`` on this node, or None if the node does not know it."""

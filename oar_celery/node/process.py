@@ -33,9 +33,6 @@ def start_job(
 ) -> subprocess.Popen[bytes]:
     """Start ``command`` with the user's shell; the wrapper's own errors go to ``wrapper_errors``."""
     argv = ["/bin/sh", "-c", _WRAPPER, tag, directory, stdout, stderr, account.shell, "-c", command]
-    identity: dict[str, object] = {}
-    if os.geteuid() == 0 and account.uid != 0:
-        identity = {"user": account.uid, "group": account.gid, "extra_groups": list(account.groups)}
     with open(wrapper_errors, "ab") as errors:
         return subprocess.Popen(
             argv,
@@ -46,7 +43,7 @@ def start_job(
             env=env,
             start_new_session=True,
             close_fds=True,
-            **identity,  # type: ignore[arg-type]
+            **account.popen_identity(),  # type: ignore[arg-type]
         )
 
 

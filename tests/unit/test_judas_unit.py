@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import pwd
 import socket
 import subprocess
 import sys
@@ -89,7 +90,7 @@ def test_exec_gets_job_id_name_tag_and_comment(config: Settings, tmp_path: Path)
     script = tmp_path / "notify.sh"
     script.write_text(f'#!/bin/sh\nfor a in "$@"; do echo "$a"; done > {record}\n')
     script.chmod(0o755)
-    me = judas.pwd.getpwuid(os.geteuid()).pw_name
+    me = pwd.getpwuid(os.geteuid()).pw_name
     judas.notify_user(f"exec:{script} first", "node1", me, 7, "calc", "RUNNING", "job started on node1")
     assert record.read_text().splitlines() == ["first", "7", "calc", "RUNNING", "job started on node1"]
 
@@ -99,7 +100,7 @@ def test_exec_is_bounded_in_time_and_leaves_nothing_behind(config: Settings, tmp
     script = tmp_path / "slow.sh"
     script.write_text(f"#!/bin/sh\nsleep 30 &\necho $! > {pids}\nwait\n")
     script.chmod(0o755)
-    me = judas.pwd.getpwuid(os.geteuid()).pw_name
+    me = pwd.getpwuid(os.geteuid()).pw_name
     with pytest.raises(subprocess.TimeoutExpired):
         judas.notify_user(f"exec:{script}", "node1", me, 7, "calc", "END", "done")
     child = Path(f"/proc/{int(pids.read_text())}/stat")
@@ -122,13 +123,13 @@ def test_exec_sees_no_credentials_of_the_head(config: Settings, tmp_path: Path, 
     script = tmp_path / "env.sh"
     script.write_text(f"#!/bin/sh\nenv > {record}\n")
     script.chmod(0o755)
-    me = judas.pwd.getpwuid(os.geteuid()).pw_name
+    me = pwd.getpwuid(os.geteuid()).pw_name
     judas.notify_user(f"exec:{script}", "node1", me, 7, "calc", "END", "done")
     assert "secret" not in record.read_text() and f"USER={me}" in record.read_text()
 
 
 def test_a_failing_script_says_why(config: Settings):
-    me = judas.pwd.getpwuid(os.geteuid()).pw_name
+    me = pwd.getpwuid(os.geteuid()).pw_name
     with pytest.raises(subprocess.CalledProcessError) as failure:
         judas.notify_user("exec:/bin/sh -c 'echo no mailbox >&2; exit 3'", "node1", me, 7, "calc", "END", "done")
     assert failure.value.returncode == 3 and failure.value.stderr == "no mailbox"
