@@ -88,7 +88,7 @@ def notify_task(messages: list[str]) -> None:
     notify(messages)
 
 
-def _modules_module_table() -> dict[str, Callable[[], object]]:
+def _module_functions() -> dict[str, Callable[[], object]]:
     from oar_celery.tasks import finaud, leon, node_change_state, runner, sarko, scheduling
 
     return {
@@ -132,7 +132,7 @@ def run_cycle(client: redis.Redis) -> list[str]:
         if delay > 0:
             wanted.discard("scheduler")
             client.sadd(PENDING, "Scheduling")
-        table = _modules_module_table()
+        table = _module_functions()
         for module in ORDER:
             if module in wanted:
                 if module == "scheduler":
