@@ -14,9 +14,10 @@ import os
 import re
 import subprocess
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from bench.common import markdown_table, report
+from bench.cpu import CpuMeter
 from bench.localcluster import BenchCluster, command
 
 JOBS = 2_000
@@ -33,6 +34,7 @@ class Round:
     submit_seconds: float
     end_seconds: float
     states: dict[str, int]
+    cpu_ms: dict[str, float] = field(default_factory=dict)
 
     @property
     def submit_rate(self) -> float:
@@ -78,12 +80,35 @@ def submit_array(bench: BenchCluster, jobs: int) -> list[int]:
 
 def run_round(bench: BenchCluster, jobs: int, mode: str = "api", timeout: float = 600) -> Round:
     """Submit ``jobs`` jobs and wait until all have ended."""
+    meter = cpu_meter(bench)
+    meter.start()
     started = time.time()
     ids = submit_api(bench, jobs) if mode == "api" else submit_array(bench, jobs)
     submitted = time.time()
     states = bench.wait_final(ids, timeout=timeout)
     ended = bench.last_stop(ids)
-    return Round(mode, len(ids), submitted - started, max(ended, submitted) - started, states)
+    meter.stop()
+    seconds = max(ended, submitted) - started
+    return Round(mode, len(ids), submitted - started, seconds, states, meter.per_job_ms(len(ids)))
+
+
+def cpu_meter(bench: BenchCluster) -> CpuMeter:
+    """The cluster's processes, its nodes as one part, PostgreSQL and Redis."""
+    procs = bench.processes()
+    meter = CpuMeter({name: pid for name, pid in procs.items() if not name.startswith("node")})
+    meter.groups.update({name: pid for name, pid in procs.items() if name.startswith("node")})
+    return meter
+
+
+def cpu_table(rounds: list[Round]) -> str:
+    """Milliseconds of CPU per job by part (the nodes summed), one row per round."""
+    parts = [p for p in rounds[0].cpu_ms if not p.startswith("node") and p != "total"]
+    header = ["submission", *parts, "nodes", "total"]
+    rows = []
+    for r in rounds:
+        nodes = sum(v for k, v in r.cpu_ms.items() if k.startswith("node"))
+        rows.append([r.mode, *(f"{r.cpu_ms[p]:.2f}" for p in parts), f"{nodes:.2f}", f"{r.cpu_ms['total']:.2f}"])
+    return markdown_table(header, rows)
 
 
 def rows_of(rounds: list[Round], memory: dict[str, float] | None = None) -> list[list[object]]:
@@ -114,6 +139,8 @@ def main(args: list[str], *, write: bool = True) -> None:
         f"4 nodes × 4 cores (`oar-celery up`), one-core jobs of `true`, {os.cpu_count()} CPUs shared by "
         "every process.\n\n"
         + markdown_table(HEADER, rows_of(rounds))
+        + "\n\nCPU per job in milliseconds, by process (from `/proc`, children they reaped included):\n\n"
+        + cpu_table(rounds)
         + "\n\nPeak memory during the run:\n\n"
         + memory_table(peaks)
     )

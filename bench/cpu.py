@@ -1,0 +1,70 @@
+"""CPU time spent by each part of a cluster over a benchmark run, from ``/proc``.
+
+A part is a set of processes: a cluster process with its pool children (one
+process group), or every process of a service by name (``postgres``,
+``redis-server``). Each process counts its own time and that of the children
+it has reaped, so the jobs a node worker started and reaped count with that
+node, and PostgreSQL's finished backends with the postmaster.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from dataclasses import dataclass, field
+
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def process_seconds(pid: int) -> float:
+    """User + system time of ``pid`` and of its reaped children, in seconds (0 if it is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            fields = handle.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    utime, stime, cutime, cstime = (int(x) for x in fields[11:15])
+    return (utime + stime + cutime + cstime) / TICKS
+
+
+def pids_of_group(leader: int) -> list[int]:
+    found = subprocess.run(["pgrep", "-g", str(leader)], capture_output=True, text=True).stdout.split()
+    return sorted({leader, *(int(pid) for pid in found)})
+
+
+def pids_named(name: str) -> list[int]:
+    found = subprocess.run(["pgrep", "-x", name], capture_output=True, text=True).stdout.split()
+    return [int(pid) for pid in found]
+
+
+@dataclass
+class CpuMeter:
+    """CPU seconds of each part between :meth:`start` and :meth:`stop`.
+
+    ``groups`` maps a part's name to a process-group leader; ``services``
+    maps a part's name to a process name.
+    """
+
+    groups: dict[str, int]
+    services: dict[str, str] = field(default_factory=lambda: {"postgresql": "postgres", "redis": "redis-server"})
+    spent: dict[str, float] = field(default_factory=dict)
+
+    def _read(self) -> dict[str, float]:
+        seen = {name: sum(map(process_seconds, pids_of_group(leader))) for name, leader in self.groups.items()}
+        for name, process in self.services.items():
+            seen[name] = sum(map(process_seconds, pids_named(process)))
+        return seen
+
+    def start(self) -> None:
+        self._start = self._read()
+
+    def stop(self) -> dict[str, float]:
+        end = self._read()
+        self.spent = {name: max(0.0, end[name] - self._start.get(name, 0.0)) for name in end}
+        return self.spent
+
+    def per_job_ms(self, jobs: int) -> dict[str, float]:
+        """Milliseconds of CPU per job for each part, ``total`` included."""
+        per_job = {name: 1000 * seconds / jobs for name, seconds in self.spent.items()}
+        per_job["total"] = sum(per_job.values())
+        return per_job
