@@ -2,17 +2,22 @@
 
 The job runs in a session of its own, so its pid is also its process group id
 and one ``killpg`` reaches every process it started (short of those that start
-a session of their own). The redirections and the ``cd`` are done by a small
-``sh`` wrapper that already runs as the job's user, so output files are
-created by that user and root never opens a path the user controls.
+a session of their own). When the worker switches to the job's user, the
+redirections and the ``cd`` are done by a small ``sh`` wrapper that already
+runs as that user, so output files are created by the user and root never
+opens a path the user controls. A worker that already is the job's user
+opens them itself and starts the user's shell directly: the wrapper's own
+start cost as much as a short job's shell.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import select
 import signal
 import subprocess
+import time
 from pathlib import Path
 
 from oar_celery.node.environment import Account
@@ -31,20 +36,35 @@ def start_job(
     wrapper_errors: Path,
     tag: str,
 ) -> subprocess.Popen[bytes]:
-    """Start ``command`` with the user's shell; the wrapper's own errors go to ``wrapper_errors``."""
-    argv = ["/bin/sh", "-c", _WRAPPER, tag, directory, stdout, stderr, account.shell, "-c", command]
+    """Start ``command`` with the user's shell; the wrapper's own errors go to ``wrapper_errors``.
+
+    Without a change of user, a directory or output file that cannot be used
+    raises :class:`OSError` here, as the wrapper's exit 126 would have told.
+    """
+    identity = account.popen_identity()
+    shell = [account.shell, "-c", command]
+    if not identity:
+        with open(stdout, "ab") as out, open(stderr, "ab") as err:
+            return _popen(shell, directory, env, out, err)
+    argv = ["/bin/sh", "-c", _WRAPPER, tag, directory, stdout, stderr, *shell]
     with open(wrapper_errors, "ab") as errors:
-        return subprocess.Popen(
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=errors,
-            cwd="/",
-            env=env,
-            start_new_session=True,
-            close_fds=True,
-            **account.popen_identity(),  # type: ignore[arg-type]
-        )
+        return _popen(argv, "/", env, subprocess.DEVNULL, errors, **identity)
+
+
+def _popen(
+    argv: list[str], cwd: str, env: dict[str, str], stdout: object, stderr: object, **identity: object
+) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(  # type: ignore[call-overload, no-any-return]
+        argv,
+        stdin=subprocess.DEVNULL,
+        stdout=stdout,
+        stderr=stderr,
+        cwd=cwd,
+        env=env,
+        start_new_session=True,
+        close_fds=True,
+        **identity,
+    )
 
 
 def signal_number(value: int | str | None, default: int = signal.SIGUSR2) -> int:
@@ -90,6 +110,35 @@ def has_exited(pid: int) -> bool:
     except ChildProcessError:
         return True
     return result is not None
+
+
+class ExitWaiter:
+    """Sleeps until a child exits or a timeout passes, whichever comes first.
+
+    A pidfd (Linux 5.3 and later) becomes readable when the process exits,
+    so a supervisor sees a short job's end at once instead of polling for it;
+    where there is no pidfd, :meth:`wait` simply sleeps.
+    """
+
+    def __init__(self, pid: int) -> None:
+        try:
+            self.fd: int | None = os.pidfd_open(pid)
+        except (AttributeError, OSError):
+            self.fd = None
+
+    def wait(self, timeout: float) -> None:
+        if self.fd is None:
+            time.sleep(timeout)
+        else:
+            select.select([self.fd], [], [], timeout)
+
+    def __enter__(self) -> ExitWaiter:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
 
 
 def exit_code(returncode: int) -> int:

@@ -30,10 +30,8 @@ from oar_celery.node.jobdir import JobDir
 
 logger = logging.getLogger(__name__)
 
+#: Seconds between two checks of a running job's kill request and walltime; its end is seen at once.
 POLL = 0.1
-#: First poll interval of a job's watch; it doubles up to ``POLL``, so a short job's end is seen
-#: within milliseconds (its cores are free again sooner) while a long job costs ten polls a second.
-FIRST_POLL = 0.002
 HOOK_TIMEOUT = 60.0
 
 
@@ -164,27 +162,27 @@ class Supervisor(threading.Thread):
         walltime = float(self.spec.get("walltime") or 0)
         reason = "exited"
         hard_kill_at: float | None = None
-        pause = FIRST_POLL
-        while not process.has_exited(job.pid):
-            now = time.monotonic()
-            elapsed = now - started - self.job.suspended_seconds()
-            kill = self.job.kill_request
-            if kill is not None and reason != "killed":
-                reason = "killed"
-                if not kill.get("signalled"):
+        with process.ExitWaiter(job.pid) as waiter:
+            waiter.wait(POLL)
+            while not process.has_exited(job.pid):
+                now = time.monotonic()
+                elapsed = now - started - self.job.suspended_seconds()
+                kill = self.job.kill_request
+                if kill is not None and reason != "killed":
+                    reason = "killed"
+                    if not kill.get("signalled"):
+                        process.terminate_group(pgid)
+                    hard_kill_at = now + max(0.0, kill["time"] + kill["grace"] - time.time())
+                if reason == "exited" and walltime > 0 and elapsed >= walltime + self.grace:
+                    reason = "walltime"
+                    logger.info("job %s: walltime backstop, SIGTERM", self.job.job_id)
                     process.terminate_group(pgid)
-                hard_kill_at = now + max(0.0, kill["time"] + kill["grace"] - time.time())
-            if reason == "exited" and walltime > 0 and elapsed >= walltime + self.grace:
-                reason = "walltime"
-                logger.info("job %s: walltime backstop, SIGTERM", self.job.job_id)
-                process.terminate_group(pgid)
-                hard_kill_at = now + self.grace
-            if hard_kill_at is not None and now >= hard_kill_at:
-                logger.info("job %s: still alive after the grace time, SIGKILL", self.job.job_id)
-                process.signal_group(pgid, signal.SIGKILL)
-                hard_kill_at = None
-            time.sleep(pause)
-            pause = min(POLL, pause * 2)
+                    hard_kill_at = now + self.grace
+                if hard_kill_at is not None and now >= hard_kill_at:
+                    logger.info("job %s: still alive after the grace time, SIGKILL", self.job.job_id)
+                    process.signal_group(pgid, signal.SIGKILL)
+                    hard_kill_at = None
+                waiter.wait(POLL)
         if reason == "exited" and self.job.kill_request is not None:
             reason = "killed"  # the job died of the kill before the loop saw the request
         return reason

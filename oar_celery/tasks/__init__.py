@@ -36,8 +36,9 @@ Head queue ``oar.head``:
 
 Node queue ``oar.node.<hostname>`` (``tasks/bipbip.py``, no database access):
 
-- ``oar.node.launch(spec)``: start a job and return at once; refused if this node
-  already launched that job id.
+- ``oar.node.launch_many(specs)``: start the jobs a round sends this node and return
+  at once; each job is refused if this node already launched that job id.
+  ``oar.node.launch(spec)`` does the same for one job.
 - ``oar.node.kill(job_id, grace)``, ``oar.node.signal(job_id, signum)``,
   ``oar.node.suspend(job_id)``, ``oar.node.resume(job_id)`` (which answers with
   ``oar.head.job_resumed``).

@@ -33,6 +33,26 @@ def _job(job_id: int) -> JobDir:
 @app.task(name="oar.node.launch")
 def launch(spec: dict[str, Any]) -> dict[str, Any]:
     """Claim the job's directory and start its supervisor; refuse a second launch."""
+    return start(spec)
+
+
+@app.task(name="oar.node.launch_many")
+def launch_many(specs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every job a scheduling round starts on this node, in one message.
+
+    A round often starts several jobs per node; one task for all of them
+    costs the node one receive, one acknowledgement and one set of task
+    events instead of one per job. Each job is still claimed on its own, so
+    a job already launched is refused without refusing the others.
+    """
+    if not isinstance(specs, list):
+        logger.error("launch_many on %s refused: %r is not a list of specs", node_hostname(), specs)
+        return [{"error": "launch_many needs a list of specs"}]
+    return [start(spec) for spec in specs]
+
+
+def start(spec: dict[str, Any]) -> dict[str, Any]:
+    """Claim one job's directory and start its supervisor; what happened, for the task's result."""
     host = node_hostname()
     if not isinstance(spec, dict) or any(spec.get(key) in (None, "") for key in REQUIRED):
         logger.error("launch on %s refused: incomplete spec %r", host, spec)

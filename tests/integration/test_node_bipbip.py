@@ -111,6 +111,28 @@ def test_second_launch_of_a_job_is_refused(node: NodeWorker, head: Head, workdir
     assert (workdir / "count.txt").read_text() == "run\n"
 
 
+def test_launch_many_starts_each_job_and_refuses_only_the_one_already_launched(
+    node: NodeWorker, head: Head, workdir: Path
+):
+    first, second, third = ids = [next(job_ids) for _ in range(3)]
+    specs = {job_id: make_spec(job_id, f"echo {job_id} >> runs.txt", workdir, HOST) for job_id in ids}
+    head.send(HOST, "oar.node.launch", spec=specs[first])
+    head.inbox.wait("oar.head.job_ended", job_id=first)
+    head.send(HOST, "oar.node.launch_many", specs=list(specs.values()))
+    for job_id in (second, third):
+        ended = head.inbox.wait("oar.head.job_ended", job_id=job_id)
+        assert (ended["exit_code"], ended["reason"]) == (0, "exited")
+    assert head.inbox.count("oar.head.job_ended", settle=1.0, job_id=first) == 2  # refused, its end re-sent
+    assert sorted((workdir / "runs.txt").read_text().split()) == sorted(str(j) for j in ids)
+
+
+def test_output_file_that_cannot_be_opened_is_a_launch_error(node: NodeWorker, head: Head, workdir: Path):
+    job_id = launch(head, "echo never", workdir, stdout=str(workdir / "absent" / "out"))
+    ended = head.inbox.wait("oar.head.job_ended", job_id=job_id)
+    assert (ended["reason"], ended["exit_code"]) == ("launch_error", None)
+    assert "could not start the job" in ended["message"]
+
+
 def test_kill_stops_a_job_that_traps_sigterm(node: NodeWorker, head: Head, workdir: Path):
     command = "sleep 1000 & echo $! > child.pid; trap 'echo term' TERM; while :; do sleep 0.1; done"
     job_id = launch(head, command, workdir)
