@@ -51,7 +51,7 @@ MODULES_FOR = {
     "Finaud": ("finaud",),
 }
 #: The order in which a cycle runs modules; the Runner closes every cycle.
-ORDER = ("node_change_state", "finaud", "sarko", "leon", "scheduler", "runner")
+ORDER = ("node_change_state", "finaud", "sarko", "leon", "scheduler", "quick_scheduler", "runner")
 
 _RELEASE = """
 if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end
@@ -89,7 +89,7 @@ def notify_task(messages: list[str]) -> None:
 
 
 def _module_functions() -> dict[str, Callable[[], object]]:
-    from oar_celery.tasks import finaud, leon, node_change_state, runner, sarko, scheduling
+    from oar_celery.tasks import finaud, leon, node_change_state, quick_round, runner, sarko, scheduling
 
     return {
         "node_change_state": node_change_state.run_node_change_state,
@@ -97,6 +97,7 @@ def _module_functions() -> dict[str, Callable[[], object]]:
         "sarko": sarko.run_sarko,
         "leon": leon.run_leon,
         "scheduler": scheduling.run_scheduler,
+        "quick_scheduler": quick_round.run_quick_round,
         "runner": runner.run_runner,
     }
 
@@ -130,7 +131,9 @@ def run_cycle(client: redis.Redis) -> list[str]:
         wanted.add("runner")
         delay = _scheduler_wait(client) if "scheduler" in wanted else 0.0
         if delay > 0:
+            # too soon for a full round: fill the free resources now, plan the rest after the delay
             wanted.discard("scheduler")
+            wanted.add("quick_scheduler")
             client.sadd(PENDING, "Scheduling")
         table = _module_functions()
         for module in ORDER:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from sqlalchemy import and_, select
+from sqlalchemy import ColumnElement, and_, select
 from sqlalchemy.orm import Session
 
 from oar_celery.db.models import (
@@ -29,9 +29,13 @@ SPECIAL_COUNTS: dict[int, sched.Count] = {-1: "ALL", -2: "BEST"}
 WAITING = and_(Job.state == "Waiting", Job.reservation != "Scheduled")
 
 
-def load_waiting(session: Session) -> tuple[list[sched.Job], dict[int, str]]:
-    """Waiting jobs with their alternatives; and the ids held back by a dependency, with why."""
-    rows = session.execute(
+def load_waiting(session: Session, *, first: int | None = None) -> tuple[list[sched.Job], dict[int, str]]:
+    """Waiting jobs with their alternatives; and the ids held back by a dependency, with why.
+
+    ``first`` keeps only that many jobs, the first in the scheduler's order
+    (queue priority, then submission): the quick round's prefix of the queue.
+    """
+    query = (
         select(
             Job.job_id, Job.queue_name, Queue.priority, Job.submission_time, Job.job_user,
             Job.properties, Job.reservation, Job.start_time, Job.job_name,
@@ -39,12 +43,14 @@ def load_waiting(session: Session) -> tuple[list[sched.Job], dict[int, str]]:
         .join(Queue, Queue.queue_name == Job.queue_name)
         .where(WAITING, Queue.state == "Active")
         .order_by(Queue.priority.desc(), Job.submission_time, Job.job_id)
-    ).all()
+    )
+    rows = session.execute(query if first is None else query.limit(first)).all()
     if not rows:
         return [], {}
-    moldables = load_moldables(session)
-    types = load_types(session)
-    dependencies, blocked = load_dependencies(session)
+    selected = WAITING if first is None else Job.job_id.in_([row[0] for row in rows])
+    moldables = load_moldables(session, selected)
+    types = load_types(session, selected)
+    dependencies, blocked = load_dependencies(session, selected)
     no_types: dict[str, str] = {}
     jobs = [
         sched.Job(
@@ -59,8 +65,8 @@ def load_waiting(session: Session) -> tuple[list[sched.Job], dict[int, str]]:
     return jobs, blocked
 
 
-def load_moldables(session: Session) -> dict[int, list[sched.Moldable]]:
-    """Every waiting job's alternatives, in moldable order."""
+def load_moldables(session: Session, selected: ColumnElement[bool] = WAITING) -> dict[int, list[sched.Moldable]]:
+    """The alternatives of every waiting job (or of the ``selected`` ones), in moldable order."""
     rows = session.execute(
         select(
             MoldableJobDescription.moldable_job_id, MoldableJobDescription.moldable_id,
@@ -71,7 +77,7 @@ def load_moldables(session: Session) -> dict[int, list[sched.Moldable]]:
         .join(Job, Job.job_id == MoldableJobDescription.moldable_job_id)
         .join(JobResourceGroup, JobResourceGroup.res_group_moldable_id == MoldableJobDescription.moldable_id)
         .join(JobResourceDescription, JobResourceDescription.res_job_group_id == JobResourceGroup.res_group_id)
-        .where(WAITING, MoldableJobDescription.moldable_index == "CURRENT")
+        .where(selected, MoldableJobDescription.moldable_index == "CURRENT")
         .order_by(
             MoldableJobDescription.moldable_id, JobResourceGroup.res_group_id, JobResourceDescription.res_job_order
         )
@@ -117,12 +123,12 @@ def _level(levels: dict[tuple[str, int], sched.Level], pair: tuple[str, int]) ->
     return level
 
 
-def load_types(session: Session) -> dict[int, dict[str, str]]:
+def load_types(session: Session, selected: ColumnElement[bool] = WAITING) -> dict[int, dict[str, str]]:
     """``-t`` types of the waiting jobs: ``timesharing=user,*`` → ``{"timesharing": "user,*"}``."""
     rows = session.execute(
         select(JobType.job_id, JobType.type)
         .join(Job, Job.job_id == JobType.job_id)
-        .where(WAITING, JobType.types_index == "CURRENT")
+        .where(selected, JobType.types_index == "CURRENT")
     )
     types: dict[int, dict[str, str]] = defaultdict(dict)
     for job_id, text in rows:
@@ -131,7 +137,9 @@ def load_types(session: Session) -> dict[int, dict[str, str]]:
     return types
 
 
-def load_dependencies(session: Session) -> tuple[dict[int, list[int]], dict[int, str]]:
+def load_dependencies(
+    session: Session, selected: ColumnElement[bool] = WAITING
+) -> tuple[dict[int, list[int]], dict[int, str]]:
     """Unfinished dependencies to wait for, and jobs that cannot be scheduled because of one.
 
     As OAR 2.5: a job whose required job ended in error is not scheduled, and
@@ -142,7 +150,7 @@ def load_dependencies(session: Session) -> tuple[dict[int, list[int]], dict[int,
         select(JobDependency.job_id, JobDependency.job_id_required, required.c.state, required.c.exit_code)
         .join(Job, Job.job_id == JobDependency.job_id)
         .join(required, required.c.job_id == JobDependency.job_id_required)
-        .where(WAITING, JobDependency.job_dependency_index == "CURRENT")
+        .where(selected, JobDependency.job_dependency_index == "CURRENT")
     ).all()
     pending: dict[int, list[int]] = defaultdict(list)
     blocked: dict[int, str] = {}

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import io
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -124,6 +124,24 @@ def replace_predictions(session: Session, allocations: Sequence[sched.Allocation
             return
     _replace_all(session, wanted)
     _last = _Written(wanted, _fingerprint_of(wanted))
+
+
+def forget_predictions(session: Session, moldable_ids: Collection[int]) -> None:
+    """Delete the stored predictions of jobs started outside a full round (the quick round).
+
+    The rows this process remembers lose the same moldables, so the next full
+    round still finds the tables as it left them, less these, and rewrites
+    only what moved.
+    """
+    global _last
+    if not moldable_ids:
+        return
+    gone = set(moldable_ids)
+    session.execute(delete(GanttJobResource).where(GanttJobResource.moldable_job_id.in_(gone)))
+    session.execute(delete(GanttJobPrediction).where(GanttJobPrediction.moldable_job_id.in_(gone)))
+    if _last is not None:
+        rows = {m: row for m, row in _last.rows.items() if m not in gone}
+        _last = _Written(rows, _fingerprint_of(rows))
 
 
 def _fingerprint_of(rows: Predictions) -> tuple[int, int, float, int, int]:
