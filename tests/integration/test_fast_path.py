@@ -1,7 +1,7 @@
 """The fast path from submission to the node stays correct.
 
-Batches (``oar.almighty.submit_many``), arrays and the Runner's pipelined
-launches change how many jobs move per statement and per message, never what
+Batches (``oar.almighty.submit_many``), arrays, quick rounds between two full
+rounds and the Runner's one launch message per node change how many jobs move per statement and per message, never what
 happens to each job: every job is inserted once with its details, launched
 once (one ``Launching`` in its state log, one job directory on one node), and
 no resource ever holds two running jobs. Times are measured by ``bench/``,
@@ -95,6 +95,15 @@ def test_a_batch_of_200_runs_each_job_exactly_once(fast_cluster) -> None:  # typ
     assert set(states.values()) == {"Terminated"}
     launched_once(fast_cluster, job_ids)
     no_shared_resource(fast_cluster, job_ids)
+    assert "quick_scheduler" in cycle_modules(fast_cluster), "freed cores waited for full rounds only"
+
+
+def cycle_modules(cluster) -> set[str]:  # type: ignore[no-untyped-def]
+    """The modules Almighty's recorded cycles ran."""
+    import redis
+
+    entries = redis.Redis.from_url(cluster.env["OAR_BROKER_URL"]).lrange("oar:almighty:cycles", 0, -1)
+    return {module for raw in entries for module in json.loads(raw)["modules"]}
 
 
 def test_a_batch_keeps_each_jobs_details(fast_cluster) -> None:  # type: ignore[no-untyped-def]

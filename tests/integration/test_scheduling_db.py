@@ -283,3 +283,60 @@ def same_gantt(one: dict[int, tuple[float, int]], other: dict[int, tuple[float, 
     return one.keys() == other.keys() and all(
         one[j][1] == other[j][1] and abs(one[j][0] - other[j][0]) <= 2 for j in one
     )
+
+
+def quick() -> Any:
+    from oar_celery.tasks.quick_round import run_quick_round
+
+    return run_quick_round()
+
+
+def test_quick_round_starts_the_first_waiting_jobs_on_the_free_resources(db: str) -> None:
+    running = submit(resources=["/resource_id=1,walltime=1:00:00"])
+    schedule()
+    set_state(running, "Running")
+    waiting = [submit(resources=["/resource_id=1,walltime=0:10:00"]) for _ in range(5)]
+    schedule()
+    assert set(predictions()) == set(waiting[3:])
+    outcome = quick()
+    assert outcome.launched == []  # the three free cores are already taken by the full round
+    for job_id in waiting[:3]:
+        set_state(job_id, "Terminated")
+    rows("UPDATE assigned_resources SET assigned_resource_index = 'LOG' WHERE moldable_job_id IN "
+         "(SELECT assigned_moldable_job FROM jobs WHERE state = 'Terminated')")
+    assert sorted(quick().launched) == waiting[3:]
+    assert predictions() == {}  # the started jobs' predictions are gone
+    assert {state(job_id) for job_id in waiting[3:]} == {"toLaunch"}
+
+
+def test_quick_round_never_lets_a_later_job_delay_an_earlier_one(db: str) -> None:
+    running = submit(resources=["/resource_id=2,walltime=1:00:00"])
+    schedule()
+    set_state(running, "Running")
+    wide = submit(resources=["/resource_id=4,walltime=1:00:00"])  # waits for the running job
+    long = submit(resources=["/resource_id=1,walltime=2:00:00"])  # would delay it: must not start
+    short = submit(resources=["/resource_id=1,walltime=0:10:00"])  # outside the prefix of two
+    assert quick().launched == []
+    assert {state(j) for j in (wide, long, short)} == {"Waiting"}
+    assert schedule().launched == [short]  # the full round backfills what the quick one left
+
+
+def test_quick_round_leaves_reservations_besteffort_and_dependencies_to_the_full_round(db: str) -> None:
+    start = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(time.time() + 600))
+    reservation = submit(resources=["/nodes=1,walltime=0:20:00"], reservation=start)
+    assert quick() is None
+    schedule()
+    rows("UPDATE jobs SET state = 'Error' WHERE job_id = :id", id=reservation)
+    first = submit(resources=["/nodes=1,walltime=1:00:00"])
+    dependent = submit(dependencies=[first])
+    schedule()
+    set_state(first, "Running")
+    assert quick() is None  # a node is free, but the dependent job needs the full round
+    rows("UPDATE jobs SET state = 'Terminated' WHERE job_id = :id", id=first)
+    rows("UPDATE assigned_resources SET assigned_resource_index = 'LOG'")
+    besteffort = submit(resources=["/nodes=1,walltime=1:00:00"], types=["besteffort"])
+    rows("UPDATE jobs SET state = 'Error' WHERE job_id = :id", id=dependent)
+    schedule()
+    set_state(besteffort, "Running")
+    submit(resources=["/nodes=2,walltime=0:10:00"])
+    assert quick() is None  # a besteffort job may have to be killed: the full round decides
