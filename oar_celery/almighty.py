@@ -37,11 +37,13 @@ LAST_SCHEDULER_RUN = "oar:almighty:last_scheduler"
 DELAYED = "oar:almighty:delayed"
 CYCLES = "oar:almighty:cycles"
 CYCLES_KEPT = 500
+#: Node reports waiting for a cycle (see :mod:`oar_celery.tasks.reports`).
+QUEUED_REPORTS = "oar:reports"
 
 #: Which modules each message calls for.
 MODULES_FOR = {
     "Qsub": ("scheduler",),
-    "Term": ("scheduler",),
+    "Term": ("reports", "scheduler"),
     "Scheduling": ("scheduler",),
     "Qresume": ("scheduler",),
     "Qhold": ("scheduler",),
@@ -51,7 +53,7 @@ MODULES_FOR = {
     "Finaud": ("finaud",),
 }
 #: The order in which a cycle runs modules; the Runner closes every cycle.
-ORDER = ("node_change_state", "finaud", "sarko", "leon", "scheduler", "quick_scheduler", "runner")
+ORDER = ("reports", "node_change_state", "finaud", "sarko", "leon", "scheduler", "quick_scheduler", "runner")
 
 _RELEASE = """
 if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end
@@ -89,9 +91,10 @@ def notify_task(messages: list[str]) -> None:
 
 
 def _module_functions() -> dict[str, Callable[[], object]]:
-    from oar_celery.tasks import finaud, leon, node_change_state, quick_round, runner, sarko, scheduling
+    from oar_celery.tasks import finaud, leon, node_change_state, quick_round, reports, runner, sarko, scheduling
 
     return {
+        "reports": reports.apply_queued,
         "node_change_state": node_change_state.run_node_change_state,
         "finaud": finaud.run_finaud,
         "sarko": sarko.run_sarko,
@@ -127,6 +130,8 @@ def run_cycle(client: redis.Redis) -> list[str]:
     started = time.time()
     try:
         messages = _take_pending(client)
+        if client.exists(QUEUED_REPORTS):
+            messages.add("Term")  # reports left by a cycle that died, or by a lost message
         wanted = {module for message in messages for module in MODULES_FOR.get(message, ())}
         wanted.add("runner")
         delay = _scheduler_wait(client) if "scheduler" in wanted else 0.0

@@ -1,17 +1,26 @@
 """The head's side of bipbip: what nodes report about the jobs they run.
 
-Nodes send their reports in batches (``oar.head.reports``): a batch is one
-transaction of bulk conditional updates (``Launching`` → ``Running`` for the
-jobs that started, ``STARTED_STATES`` → ``Terminated``/``Error`` for those that
-ended), then the notifications and one Almighty message. The conditional
-updates make every report idempotent, so the task is acknowledged late and a
-redelivered or re-sent batch changes nothing the second time. The one-report
-tasks of older nodes (``oar.head.job_running``, ``oar.head.job_ended``) run the
-same code with a batch of one.
+Nodes send their reports in batches (``oar.head.reports``). The task only
+queues its batch in Redis (:data:`QUEUED_REPORTS`) and sends Almighty a
+``Term``; the next Almighty cycle applies every batch queued since the last
+one, from all nodes at once (:func:`apply_queued`), then schedules and
+launches in the same cycle. The busier the cluster, the more batches a cycle
+takes in one transaction, instead of one transaction per node per batch.
+
+Applying is one transaction of bulk conditional updates (``Launching`` →
+``Running`` for the jobs that started, ``STARTED_STATES`` →
+``Terminated``/``Error`` for those that ended), then the notifications. The
+queued batches are removed only once that transaction has committed, and the
+conditional updates make every report idempotent: a head killed in the
+middle applies the same batches again, and a re-sent batch changes nothing
+the second time. The one-report tasks of older nodes
+(``oar.head.job_running``, ``oar.head.job_ended``) apply a batch of one at
+once.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,7 +29,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from oar_celery import judas
-from oar_celery.almighty import notify
+from oar_celery.almighty import QUEUED_REPORTS, broker_redis, notify
 from oar_celery.celery_app import app, node_queue
 from oar_celery.db.models import STARTED_STATES, FragJob, Job
 from oar_celery.db.session import now, session_scope
@@ -72,10 +81,33 @@ class Applied:
     methods: dict[int, str | None] = field(default_factory=dict)
 
 
+#: Most batches one cycle applies; the rest wait for the next cycle.
+CYCLE_BATCHES = 1000
+
+
 @app.task(name="oar.head.reports", acks_late=True, ignore_result=True)
 def reports_task(reports: list[dict[str, Any]]) -> None:
-    """A node's batch of ``running`` / ``ended`` reports."""
-    process(reports)
+    """A node's batch of ``running`` / ``ended`` reports: queued for the next Almighty cycle."""
+    client = broker_redis()
+    client.rpush(QUEUED_REPORTS, json.dumps(reports))
+    notify(["Term"], client=client)
+
+
+def apply_queued() -> Applied:
+    """Almighty's ``reports`` module: apply every queued batch in one transaction, then drop them."""
+    client = broker_redis()
+    batches = client.lrange(QUEUED_REPORTS, 0, CYCLE_BATCHES - 1)
+    if not batches:
+        return Applied()
+    reports: list[dict[str, Any]] = []
+    for raw in batches:
+        try:
+            reports.extend(json.loads(raw))
+        except (TypeError, ValueError) as error:
+            logger.error("report batch %r dropped: %s", raw[:200], error)
+    applied = process(reports, in_cycle=True)
+    client.ltrim(QUEUED_REPORTS, len(batches), -1)
+    return applied
 
 
 @app.task(name="oar.head.job_running", acks_late=True, ignore_result=True)
@@ -91,14 +123,18 @@ def job_ended(job_id: int, host: str, exit_code: int | None, reason: str = "exit
               "message": message}])
 
 
-def process(reports: list[dict[str, Any]]) -> Applied:
-    """Apply a batch of reports in one transaction, then notify once."""
+def process(reports: list[dict[str, Any]], *, in_cycle: bool = False) -> Applied:
+    """Apply a batch of reports in one transaction, then notify once.
+
+    ``in_cycle``: called by an Almighty cycle, which schedules right after,
+    so no ``Term`` message is needed for the jobs that ended.
+    """
     running, ended = _read(reports)
     if not running and not ended:
         return Applied()
     with session_scope() as session:
         applied = _apply(session, running, ended)
-    _after_commit(applied)
+    _after_commit(applied, in_cycle=in_cycle)
     return applied
 
 
@@ -126,10 +162,9 @@ def _read(reports: list[dict[str, Any]]) -> tuple[dict[int, str], dict[int, Ende
 def _apply(session: Session, running: dict[int, str], ended: dict[int, Ended]) -> Applied:
     at = now()
     applied = Applied()
-    moved = set_state(session, list(running), "Running", expected=("Launching",), start_time=at)
     # the end report may overtake the running one: the job ran all the same
     ran_ids = [e.job_id for e in ended.values() if ran(e.exit_code, e.reason)]
-    moved += set_state(session, ran_ids, "Running", expected=("Launching",), start_time=at)
+    moved = set_state(session, {*running, *ran_ids}, "Running", expected=("Launching",), start_time=at)
     hosts = {**{e.job_id: e.host for e in ended.values()}, **running}
     applied.running = {job_id: hosts[job_id] for job_id in moved}
     done = set(_finish(session, ended, ok=True)) | set(_finish(session, ended, ok=False))
@@ -164,7 +199,7 @@ def _record_ends(session: Session, ended: list[Ended]) -> None:
         )
 
 
-def _after_commit(applied: Applied) -> None:
+def _after_commit(applied: Applied, *, in_cycle: bool = False) -> None:
     """Notifications as tasks of their own, kills of jobs reported running too late, one Almighty message."""
     for job_id, host in applied.running.items():
         logger.info("job %s running on %s", job_id, host)
@@ -178,7 +213,7 @@ def _after_commit(applied: Applied) -> None:
         after_end(end.job_id, end.exit_code, end.reason)
     if applied.ended:
         node_trouble = any(e.reason in EVENT_FOR_REASON and e.reason != "walltime" for e in applied.ended)
-        notify(["Term"] + (["ChState"] if node_trouble else []))
+        notify(([] if in_cycle else ["Term"]) + (["ChState"] if node_trouble else []))
 
 
 def after_end(job_id: int, exit_code: int | None, reason: str = "exited") -> None:

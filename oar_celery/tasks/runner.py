@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import time
 from collections import defaultdict
 from typing import Any
 
@@ -113,7 +114,21 @@ def launch_jobs() -> None:
     send_launches(specs)
 
 
+#: When this process looks for launches to send again next (``time.monotonic()``).
+_next_resend_check = 0.0
+
+
 def _launches_to_resend(session: Session) -> list[int]:
+    """``Launching`` jobs whose launch mark expired: their message may be lost.
+
+    A mark lives :data:`LAUNCH_RESEND` seconds, so looking a few times per
+    period is enough; every cycle did it, at the cost of a query and a round
+    trip to Redis per cycle.
+    """
+    global _next_resend_check
+    if time.monotonic() < _next_resend_check:
+        return []
+    _next_resend_check = time.monotonic() + LAUNCH_RESEND / 4
     launching = list(session.scalars(select(Job.job_id).where(Job.state == "Launching")))
     if not launching:
         return []
