@@ -1,7 +1,7 @@
 """Almighty, OAR's coordinator: client messages become coordinator cycles.
 
-A message (``Qsub``, ``Term``, ``Qdel``, ``ChState``, ``Villains``, ``Finaud``,
-``Scheduling``) is added to a pending set in Redis and, unless a cycle is
+A message (``Qsub``, ``Term``, ``Reports``, ``Qdel``, ``ChState``, ``Villains``,
+``Finaud``, ``Scheduling``) is added to a pending set in Redis and, unless a cycle is
 already on its way, a ``oar.almighty.cycle`` task is sent. A cycle takes the
 cluster-wide lock, takes every pending message at once and runs the modules
 they call for, in OAR's order. So a burst of a thousand ``Qsub`` messages
@@ -44,6 +44,7 @@ QUEUED_REPORTS = "oar:reports"
 MODULES_FOR = {
     "Qsub": ("scheduler",),
     "Term": ("reports", "scheduler"),
+    "Reports": ("reports",),
     "Scheduling": ("scheduler",),
     "Qresume": ("scheduler",),
     "Qhold": ("scheduler",),
@@ -131,7 +132,7 @@ def run_cycle(client: redis.Redis) -> list[str]:
     try:
         messages = _take_pending(client)
         if client.exists(QUEUED_REPORTS):
-            messages.add("Term")  # reports left by a cycle that died, or by a lost message
+            messages.add("Reports")  # left by a cycle that died, or by a lost message
         wanted = {module for message in messages for module in MODULES_FOR.get(message, ())}
         wanted.add("runner")
         delay = _scheduler_wait(client) if "scheduler" in wanted else 0.0

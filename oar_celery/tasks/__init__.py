@@ -11,8 +11,8 @@ Head queue ``oar.head``:
   (list), ``properties, dependencies`` (list of ids), ``reservation`` (date
   text), ``notify, checkpoint, signal, array, array_params`` (list of lines),
   ``project``.
-- ``oar.almighty.notify(messages)``: Almighty messages (``Qsub``, ``Term``, ``Qdel``,
-  ``ChState``, ``Villains``, ``Finaud``, ``Scheduling``) start coordinator cycles.
+- ``oar.almighty.notify(messages)``: Almighty messages (``Qsub``, ``Term``, ``Reports``,
+  ``Qdel``, ``ChState``, ``Villains``, ``Finaud``, ``Scheduling``) start coordinator cycles.
 - ``oar.control.delete(user, job_ids, signal=None, checkpoint=False)``,
   ``oar.control.hold(user, job_ids, running=False)``, ``oar.control.resume(user, job_ids)``
   → ``{"results": {job_id: "one line"}}`` (``tasks/control.py``).

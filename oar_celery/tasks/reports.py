@@ -2,7 +2,7 @@
 
 Nodes send their reports in batches (``oar.head.reports``). The task only
 queues its batch in Redis (:data:`QUEUED_REPORTS`) and sends Almighty a
-``Term``; the next Almighty cycle applies every batch queued since the last
+``Term`` (or ``Reports`` when no job ended); the next Almighty cycle applies every batch queued since the last
 one, from all nodes at once (:func:`apply_queued`), then schedules and
 launches in the same cycle. The busier the cluster, the more batches a cycle
 takes in one transaction, instead of one transaction per node per batch.
@@ -90,7 +90,8 @@ def reports_task(reports: list[dict[str, Any]]) -> None:
     """A node's batch of ``running`` / ``ended`` reports: queued for the next Almighty cycle."""
     client = broker_redis()
     client.rpush(QUEUED_REPORTS, json.dumps(reports))
-    notify(["Term"], client=client)
+    ended = any(isinstance(r, dict) and r.get("kind") == "ended" for r in reports or [])
+    notify(["Term" if ended else "Reports"], client=client)  # only an end frees resources to schedule
 
 
 def apply_queued() -> Applied:
