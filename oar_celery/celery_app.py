@@ -14,6 +14,7 @@ from celery import Celery, signals
 from kombu import Queue
 
 from oar_celery.beat_schedule import build_schedule
+from oar_celery.broker import TRANSPORT
 from oar_celery.config import Settings, settings
 
 HEAD_QUEUE = "oar.head"
@@ -40,6 +41,9 @@ def node_queue(hostname: str) -> str:
 
 
 def configure(app: Celery, config: Settings) -> None:
+    if config.broker_url.startswith("redis://"):
+        # plain Redis: kombu's transport with the reconnection fix of oar_celery.broker
+        app.conf.broker_transport = TRANSPORT
     app.conf.update(
         broker_url=config.broker_url,
         result_backend=config.backend,

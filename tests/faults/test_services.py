@@ -33,6 +33,31 @@ def test_redis_restarted_mid_flood(cluster_factory, private_redis: PrivateRedis,
     counts.check()
 
 
+def test_restoring_unacknowledged_messages_while_redis_is_down_does_not_fail(private_redis: PrivateRedis) -> None:
+    """The step where Celery's worker shut down instead of reconnecting, when Redis was still down.
+
+    On a connection error the worker collects its connection, then closes its
+    channel, which puts the messages it had not acknowledged back on their
+    queue; kombu's own transport raised there.
+    """
+    from kombu import Connection, Queue
+
+    from oar_celery.broker import TRANSPORT
+
+    with Connection(private_redis.url, transport=TRANSPORT) as connection:
+        queue = Queue("oar.test.close", routing_key="oar.test.close")
+        connection.SimpleQueue(queue).put({"job": 1})
+        channel = connection.default_channel
+        received: list[object] = []
+        channel.Consumer(queue, callbacks=[lambda body, message: received.append(message)]).consume()
+        connection.drain_events(timeout=5)
+        assert len(received) == 1 and len(channel.qos._delivered) == 1
+        private_redis.stop()
+        connection.collect(socket_timeout=1)
+        channel.qos.restore_unacked()  # logged, left to the visibility timeout
+    private_redis.start()
+
+
 def test_postgres_restarted_while_jobs_run(cluster_factory, private_postgres: PrivatePostgres,  # type: ignore[no-untyped-def]
                                            launches: Path) -> None:
     cluster = cluster_factory(nodes=2, cores=4, OAR_DATABASE_URL=private_postgres.url, **FAST)
