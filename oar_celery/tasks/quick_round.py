@@ -22,22 +22,20 @@ import logging
 from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
-from oar_celery.config import settings
 from oar_celery.db.models import Job
 from oar_celery.db.session import now, session_scope
 from oar_celery.resources import load_resources
-from oar_celery.scheduler import is_besteffort, schedule
+from oar_celery.scheduler import is_besteffort
 from oar_celery.scheduler import types as sched
 from oar_celery.tasks import gantt_writes
 from oar_celery.tasks.gantt_loads import load_waiting
-from oar_celery.tasks.scheduling import Outcome, load_placed
+from oar_celery.tasks.scheduling import Outcome, load_placed, plan
 
 logger = logging.getLogger(__name__)
 
 
 def run_quick_round() -> Outcome | None:
     """Start what can start now among the first waiting jobs; None when only a full round may decide."""
-    config = settings()
     at = int(now())
     with session_scope() as session:
         if _reservations_to_answer(session):
@@ -52,13 +50,7 @@ def run_quick_round() -> Outcome | None:
             return None
         if not waiting:
             return Outcome()
-        result = schedule(
-            at, resources, placed, waiting,
-            security_time=config.security_time,
-            hierarchy_labels=config.labels,
-            resource_order=tuple(config.scheduler_resource_order.split(",")),
-            columns=columns,
-        )
+        result = plan(at, resources, placed, waiting, columns)
         launched = gantt_writes.launch(session, [p for p in result.placements if p.start <= at])
         started = set(launched)
         moldables = {m.moldable_id for job in waiting if job.id in started for m in job.moldables}

@@ -52,22 +52,12 @@ class Outcome:
 
 def run_scheduler() -> Outcome:
     """One scheduling round on the database; the Almighty cycle calls it."""
-    config = settings()
     at = int(now())
     with _collector_paused(), session_scope() as session:
         resources, columns = load_resources(session)
         placed, reservations = load_placed(session, at)
         waiting, blocked = load_waiting(session)
-        result = schedule(
-            at,
-            resources,
-            placed,
-            waiting,
-            security_time=config.security_time,
-            hierarchy_labels=config.labels,
-            resource_order=tuple(config.scheduler_resource_order.split(",")),
-            columns=columns,
-        )
+        result = plan(at, resources, placed, waiting, columns)
         placed_by_id = {a.job_id: a for a in placed}
         outcome = apply(session, at, result, waiting, reservations, blocked, placed_by_id)
     _resubmit_killed_besteffort(outcome.besteffort_killed)
@@ -80,6 +70,27 @@ def run_scheduler() -> Outcome:
             len(outcome.launched), outcome.predicted, len(outcome.refused),
         )
     return outcome
+
+
+def plan(
+    at: int,
+    resources: list[sched.Resource],
+    placed: list[sched.Allocation],
+    waiting: list[sched.Job],
+    columns: dict[str, str],
+) -> sched.SchedulingResult:
+    """The pure scheduler with this cluster's settings (security time, hierarchy, resource order)."""
+    config = settings()
+    return schedule(
+        at,
+        resources,
+        placed,
+        waiting,
+        security_time=config.security_time,
+        hierarchy_labels=config.labels,
+        resource_order=tuple(config.scheduler_resource_order.split(",")),
+        columns=columns,
+    )
 
 
 @contextmanager
