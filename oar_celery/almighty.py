@@ -37,8 +37,6 @@ LAST_SCHEDULER_RUN = "oar:almighty:last_scheduler"
 DELAYED = "oar:almighty:delayed"
 CYCLES = "oar:almighty:cycles"
 CYCLES_KEPT = 500
-#: Node reports waiting for a cycle (see :mod:`oar_celery.tasks.reports`).
-QUEUED_REPORTS = "oar:reports"
 
 #: Which modules each message calls for.
 MODULES_FOR = {
@@ -53,7 +51,7 @@ MODULES_FOR = {
     "Villains": ("sarko",),
     "Finaud": ("finaud",),
 }
-#: The order in which a cycle runs modules; the Runner closes every cycle.
+#: The order in which a cycle runs modules; node reports open every cycle, the Runner closes it.
 ORDER = ("reports", "node_change_state", "finaud", "sarko", "leon", "scheduler", "quick_scheduler", "runner")
 
 _RELEASE = """
@@ -131,10 +129,9 @@ def run_cycle(client: redis.Redis) -> list[str]:
     started = time.time()
     try:
         messages = _take_pending(client)
-        if client.exists(QUEUED_REPORTS):
-            messages.add("Reports")  # left by a cycle that died, or by a lost message
         wanted = {module for message in messages for module in MODULES_FOR.get(message, ())}
-        wanted.add("runner")
+        # always: reports left by a cycle that died, or whose message was lost, and launches
+        wanted.update(("reports", "runner"))
         delay = _scheduler_wait(client) if "scheduler" in wanted else 0.0
         if delay > 0:
             # too soon for a full round: fill the free resources now, plan the rest after the delay

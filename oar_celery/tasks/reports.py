@@ -2,9 +2,9 @@
 
 Nodes send their reports in batches (``oar.head.reports``). The task only
 queues its batch in Redis (:data:`QUEUED_REPORTS`) and sends Almighty a
-``Term`` (or ``Reports`` when no job ended); the next Almighty cycle applies every batch queued since the last
-one, from all nodes at once (:func:`apply_queued`), then schedules and
-launches in the same cycle. The busier the cluster, the more batches a cycle
+``Term`` (or ``Reports`` when no job ended); the next Almighty cycle applies
+every batch queued since the last one, from all nodes at once
+(:func:`apply_queued`), then schedules and launches in the same cycle. The busier the cluster, the more batches a cycle
 takes in one transaction, instead of one transaction per node per batch.
 
 Applying is one transaction of bulk conditional updates (``Launching`` →
@@ -29,7 +29,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from oar_celery import judas
-from oar_celery.almighty import QUEUED_REPORTS, broker_redis, notify
+from oar_celery.almighty import broker_redis, notify
 from oar_celery.celery_app import app, node_queue
 from oar_celery.db.models import STARTED_STATES, FragJob, Job
 from oar_celery.db.session import now, session_scope
@@ -81,6 +81,8 @@ class Applied:
     methods: dict[int, str | None] = field(default_factory=dict)
 
 
+#: Redis list of the report batches waiting for an Almighty cycle (JSON lists of reports).
+QUEUED_REPORTS = "oar:reports"
 #: Most batches one cycle applies; the rest wait for the next cycle.
 CYCLE_BATCHES = 1000
 

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.timeout(120)
 
 @pytest.fixture
 def queue(db: str, redis_url: str) -> Iterator[redis.Redis]:  # noqa: F811 - the fixture, imported above
-    from oar_celery.almighty import QUEUED_REPORTS
+    from oar_celery.tasks.reports import QUEUED_REPORTS
 
     client = redis.Redis.from_url(redis_url)
     client.delete(QUEUED_REPORTS)
@@ -43,8 +43,7 @@ def ran(job_id: int, code: int = 0) -> list[dict[str, object]]:
 
 
 def test_every_queued_batch_is_applied_by_one_cycle_then_dropped(queue: redis.Redis) -> None:
-    from oar_celery.almighty import QUEUED_REPORTS
-    from oar_celery.tasks.reports import apply_queued
+    from oar_celery.tasks.reports import QUEUED_REPORTS, apply_queued
 
     first, second, third = launching(3)
     for job_id, code in ((first, 0), (second, 0), (third, 3)):
@@ -58,8 +57,7 @@ def test_every_queued_batch_is_applied_by_one_cycle_then_dropped(queue: redis.Re
 
 
 def test_a_batch_applied_twice_changes_nothing_and_a_bad_one_blocks_nothing(queue: redis.Redis) -> None:
-    from oar_celery.almighty import QUEUED_REPORTS
-    from oar_celery.tasks.reports import apply_queued
+    from oar_celery.tasks.reports import QUEUED_REPORTS, apply_queued
 
     (job_id,) = launching(1)
     queue.rpush(QUEUED_REPORTS, json.dumps(ran(job_id)))
@@ -74,8 +72,8 @@ def test_a_batch_applied_twice_changes_nothing_and_a_bad_one_blocks_nothing(queu
 
 
 def test_batches_stay_queued_when_the_transaction_fails(queue: redis.Redis, monkeypatch: pytest.MonkeyPatch) -> None:
-    from oar_celery.almighty import QUEUED_REPORTS
     from oar_celery.tasks import reports
+    from oar_celery.tasks.reports import QUEUED_REPORTS
 
     (job_id,) = launching(1)
     queue.rpush(QUEUED_REPORTS, json.dumps(ran(job_id)))
