@@ -10,31 +10,27 @@ from __future__ import annotations
 import uuid
 
 
-def _admin_connection(server: str):  # type: ignore[no-untyped-def]
+def _administer(server: str, statement: str) -> None:
+    """Run one statement on the server's ``postgres`` database, outside a transaction
+    (``CREATE`` and ``DROP DATABASE`` refuse to run inside one)."""
     import psycopg2
 
     connection = psycopg2.connect(f"{server}/postgres")
     connection.autocommit = True
-    return connection
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(statement)
+    finally:
+        connection.close()
 
 
 def create_database(server: str, *, prefix: str = "oar_scratch") -> str:
     """A new empty database on ``server`` (``postgresql://user@host:port``); its SQLAlchemy URL."""
     name = f"{prefix}_{uuid.uuid4().hex[:12]}"
-    connection = _admin_connection(server)
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        connection.close()
+    _administer(server, f'CREATE DATABASE "{name}"')
     return f"{server.replace('postgresql://', 'postgresql+psycopg2://')}/{name}"
 
 
 def drop_database(server: str, url: str) -> None:
     """Drop a database made by :func:`create_database`, even with sessions still open on it."""
-    connection = _admin_connection(server)
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[-1]}" WITH (FORCE)')
-    finally:
-        connection.close()
+    _administer(server, f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[-1]}" WITH (FORCE)')
