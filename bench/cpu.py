@@ -13,6 +13,8 @@ import os
 import subprocess
 from dataclasses import dataclass, field
 
+from bench.localcluster import group_pids
+
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -25,11 +27,6 @@ def process_seconds(pid: int) -> float:
         return 0.0
     utime, stime, cutime, cstime = (int(x) for x in fields[11:15])
     return (utime + stime + cutime + cstime) / TICKS
-
-
-def pids_of_group(leader: int) -> list[int]:
-    found = subprocess.run(["pgrep", "-g", str(leader)], capture_output=True, text=True).stdout.split()
-    return sorted({leader, *(int(pid) for pid in found)})
 
 
 def pids_named(name: str) -> list[int]:
@@ -50,7 +47,7 @@ class CpuMeter:
     spent: dict[str, float] = field(default_factory=dict)
 
     def _read(self) -> dict[str, float]:
-        seen = {name: sum(map(process_seconds, pids_of_group(leader))) for name, leader in self.groups.items()}
+        seen = {name: sum(map(process_seconds, group_pids(leader))) for name, leader in self.groups.items()}
         for name, process in self.services.items():
             seen[name] = sum(map(process_seconds, pids_named(process)))
         return seen
