@@ -7,6 +7,12 @@ cluster-wide lock, takes every pending message at once and runs the modules
 they call for, in OAR's order. So a burst of a thousand ``Qsub`` messages
 costs one or two cycles, never a thousand.
 
+A cycle task that finds messages again when its cycle ends runs the next
+cycle itself, for up to :data:`CYCLE_TASK_SECONDS`: under a stream of node
+reports, each cycle would otherwise cost one more task through the broker,
+and the reports of its jobs would wait for it. While it runs, ``QUEUED``
+stays set, so messages only join the pending set.
+
 Nothing here is the truth: every module re-reads the database, and beat sends
 ``Scheduling`` on a tick, so a message lost to a broker restart only delays
 work. The lock expires if its holder dies, so a killed head worker never
@@ -25,6 +31,7 @@ from functools import lru_cache
 import redis
 
 from oar_celery.celery_app import HEAD_QUEUE, app
+from oar_celery.client.wire import task_message
 from oar_celery.config import settings
 from oar_celery.holders import holder_is_dead, holder_token
 
@@ -37,6 +44,10 @@ LAST_SCHEDULER_RUN = "oar:almighty:last_scheduler"
 DELAYED = "oar:almighty:delayed"
 CYCLES = "oar:almighty:cycles"
 CYCLES_KEPT = 500
+#: Seconds one cycle task may go on running cycles while messages keep coming.
+CYCLE_TASK_SECONDS = 1.0
+#: Seconds ``QUEUED`` outlives a cycle task that was lost or died without clearing it (each cycle renews it).
+QUEUED_TTL = 5
 
 #: Which modules each message calls for.
 MODULES_FOR = {
@@ -57,6 +68,15 @@ ORDER = ("reports", "node_change_state", "finaud", "sarko", "leon", "scheduler",
 _RELEASE = """
 if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end
 """
+#: Add the messages; push the cycle task unless one is on its way. One round trip for both.
+_NOTIFY = """
+redis.call('sadd', KEYS[1], unpack(ARGV, 3))
+if redis.call('set', KEYS[2], '1', 'NX', 'EX', ARGV[2]) then
+  redis.call('lpush', KEYS[3], ARGV[1])
+  return 1
+end
+return 0
+"""
 _TAKE_OVER = """
 if redis.call('get', KEYS[1]) ~= ARGV[1] then return 0 end
 return redis.call('set', KEYS[1], ARGV[2], 'PX', ARGV[3])
@@ -69,18 +89,25 @@ def broker_redis() -> redis.Redis:
     return redis.Redis.from_url(settings().broker_url, socket_timeout=10, health_check_interval=30)
 
 
-def notify(messages: Iterable[str], *, client: redis.Redis | None = None) -> None:
-    """Tell Almighty something happened; sends at most one cycle message."""
+def notify(messages: Iterable[str], *, client: redis.Redis | None = None) -> bool:
+    """Tell Almighty something happened; whether a cycle task was sent (at most one is on its way)."""
     names = [name for name in messages if name in MODULES_FOR]
     if not names:
-        return
+        return False
     client = client or broker_redis()
-    pipe = client.pipeline(transaction=False)
-    pipe.sadd(PENDING, *names)
-    pipe.set(QUEUED, "1", nx=True, ex=30)
-    _, first = pipe.execute()
-    if first:
-        cycle.apply_async(queue=HEAD_QUEUE)
+    cycle_task = task_message("oar.almighty.cycle", {}, HEAD_QUEUE, ignore_result=True)
+    return bool(client.eval(_NOTIFY, 3, PENDING, QUEUED, HEAD_QUEUE, cycle_task, QUEUED_TTL, *names))
+
+
+def send_head_task(client: redis.Redis, task: str, kwargs: dict[str, object] | None = None,
+                   *, countdown: float | None = None) -> None:
+    """Push a head task in Celery's own format, with the Redis client Almighty already holds.
+
+    One ``LPUSH``, where ``apply_async`` would also take a producer from
+    Celery's pool and send a task-sent event: Almighty sends a cycle task for
+    nearly every batch of node reports.
+    """
+    client.lpush(HEAD_QUEUE, task_message(task, kwargs or {}, HEAD_QUEUE, ignore_result=True, countdown=countdown))
 
 
 @app.task(name="oar.almighty.notify", ignore_result=True)
@@ -121,40 +148,52 @@ def _scheduler_wait(client: redis.Redis) -> float:
 
 
 def run_cycle(client: redis.Redis) -> list[str]:
-    """One coordinator cycle under the lock; the modules it ran."""
+    """One coordinator cycle under the lock; the modules it ran (none if another cycle holds the lock)."""
     token = holder_token()
     if not _take_lock(client, token):
         return []
-    ran: list[str] = []
+    ran: dict[str, float] = {}
     started = time.time()
     try:
         messages = _take_pending(client)
         wanted = {module for message in messages for module in MODULES_FOR.get(message, ())}
         # always: reports left by a cycle that died, or whose message was lost, and launches
         wanted.update(("reports", "runner"))
-        delay = _scheduler_wait(client) if "scheduler" in wanted else 0.0
-        if delay > 0:
-            # too soon for a full round: fill the free resources now, plan the rest after the delay
-            wanted.discard("scheduler")
-            wanted.add("quick_scheduler")
-            client.sadd(PENDING, "Scheduling")
+        if "scheduler" in wanted:
+            delay = _scheduler_wait(client)
+            if delay > 0:
+                # too soon for a full round: fill the free resources now, ask for the round after the delay
+                wanted.discard("scheduler")
+                wanted.add("quick_scheduler")
+                _ask_for_scheduling_in(client, delay)
         table = _module_functions()
         for module in ORDER:
             if module in wanted:
                 if module == "scheduler":
                     client.set(LAST_SCHEDULER_RUN, repr(time.time()))
-                _run_module(module, table[module])
-                ran.append(module)
+                ran[module] = _run_module(module, table[module])
     finally:
         _record_cycle(client, started, ran)
         client.eval(_RELEASE, 1, LOCK, token)
-    _follow_up(client, delay)
-    return ran
+    return list(ran)
 
 
-def _record_cycle(client: redis.Redis, started: float, ran: list[str]) -> None:
-    """Keep the last cycles' times, still under the lock: the metrics and the fault tests read them."""
-    entry = json.dumps({"start": started, "end": time.time(), "modules": ran, "pid": os.getpid()})
+def _ask_for_scheduling_in(client: redis.Redis, delay: float) -> None:
+    """Send ``Scheduling`` once OAR's minimum time has passed (one delayed message at a time).
+
+    Lost with a restart of the head, it is replaced by beat's next ``Scheduling`` tick.
+    """
+    if client.set(DELAYED, "1", nx=True, px=int(delay * 1000) + 50):
+        send_head_task(client, "oar.almighty.notify", {"messages": ["Scheduling"]}, countdown=delay)
+
+
+def _record_cycle(client: redis.Redis, started: float, ran: dict[str, float]) -> None:
+    """Keep the last cycles' times, still under the lock: the metrics and the fault tests read them.
+
+    ``modules`` lists the modules in the order they ran; ``took`` gives each one's seconds.
+    """
+    took = {module: round(seconds, 6) for module, seconds in ran.items()}
+    entry = json.dumps({"start": started, "end": time.time(), "modules": list(ran), "took": took, "pid": os.getpid()})
     try:
         client.pipeline(transaction=False).lpush(CYCLES, entry).ltrim(CYCLES, 0, CYCLES_KEPT - 1).execute()
     except redis.RedisError as error:
@@ -178,29 +217,47 @@ def _take_lock(client: redis.Redis, token: str) -> bool:
     return bool(client.eval(_TAKE_OVER, 1, LOCK, holder, token, ttl))
 
 
-def _run_module(name: str, function: Callable[[], object]) -> None:
+def _run_module(name: str, function: Callable[[], object]) -> float:
+    """Run one module, logging rather than raising its failure; the seconds it took."""
     started = time.perf_counter()
     try:
         function()
     except Exception:
         logger.exception("module %s failed; the next cycle will retry", name)
-    logger.debug("module %s took %.3f s", name, time.perf_counter() - started)
+    took = time.perf_counter() - started
+    logger.debug("module %s took %.3f s", name, took)
+    return took
 
 
-def _follow_up(client: redis.Redis, delay: float) -> None:
-    """Start one more cycle if messages came in while this one ran."""
-    if not client.scard(PENDING):
-        return
-    if delay > 0:
-        if client.set(DELAYED, "1", nx=True, px=int(delay * 1000) + 50):
-            cycle.apply_async(queue=HEAD_QUEUE, countdown=delay)
-    elif client.set(QUEUED, "1", nx=True, ex=30):
-        cycle.apply_async(queue=HEAD_QUEUE)
+def _follow_up(client: redis.Redis) -> None:
+    """Send one more cycle task if messages came after the last cycle looked."""
+    if client.scard(PENDING) and client.set(QUEUED, "1", nx=True, ex=QUEUED_TTL):
+        send_head_task(client, "oar.almighty.cycle")
+
+
+def run_cycles(client: redis.Redis, *, seconds: float = CYCLE_TASK_SECONDS) -> int:
+    """Run cycles while messages keep coming, for up to ``seconds``; how many ran.
+
+    ``QUEUED`` stays set meanwhile, so a message only joins the pending set.
+    A cycle that finds the lock taken stops there: the holder owns ``QUEUED``
+    and looks for messages again when its own cycle ends. Otherwise, once
+    done, a message that came after the last look gets a cycle task of its own.
+    """
+    deadline = time.monotonic() + seconds
+    count = 0
+    while True:
+        client.set(QUEUED, "1", ex=QUEUED_TTL)
+        if not run_cycle(client):
+            return count
+        count += 1
+        if time.monotonic() >= deadline or not client.scard(PENDING):
+            break
+    client.delete(QUEUED)
+    _follow_up(client)
+    return count
 
 
 @app.task(name="oar.almighty.cycle", ignore_result=True)
 def cycle() -> None:
-    """Run a coordinator cycle; a cycle already under way will start the next one."""
-    client = broker_redis()
-    client.delete(QUEUED)
-    run_cycle(client)
+    """Almighty's task: coordinator cycles, as long as messages keep coming (:func:`run_cycles`)."""
+    run_cycles(broker_redis())

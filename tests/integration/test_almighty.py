@@ -1,0 +1,144 @@
+"""Almighty's cycle tasks against a real Redis: one task runs cycles while messages keep coming.
+
+The modules a cycle runs are replaced by functions that record their calls
+(each module has tests of its own); what is checked here is the coordination:
+the pending set, the ``QUEUED`` flag, the lock, and the messages pushed on the
+head's queue in Celery's format.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import redis
+
+from oar_celery import almighty
+from oar_celery.celery_app import HEAD_QUEUE
+
+KEYS = (almighty.PENDING, almighty.QUEUED, almighty.LOCK, almighty.LAST_SCHEDULER_RUN, almighty.DELAYED,
+        almighty.CYCLES, HEAD_QUEUE)
+
+
+@pytest.fixture
+def client(redis_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[redis.Redis]:
+    from oar_celery.config import settings
+
+    monkeypatch.setenv("OAR_BROKER_URL", redis_url)
+    monkeypatch.setenv("OAR_SCHEDULER_MIN_TIME", "30")
+    settings.cache_clear()
+    almighty.broker_redis.cache_clear()
+    connection = redis.Redis.from_url(redis_url)
+    connection.delete(*KEYS)
+    yield connection
+    connection.delete(*KEYS)
+    settings.cache_clear()
+    almighty.broker_redis.cache_clear()
+
+
+def use_modules(monkeypatch: pytest.MonkeyPatch, **behaviour: Callable[[], object]) -> list[str]:
+    """Replace every module by a recorder (plus ``behaviour``); the names of the modules run, in order."""
+    ran: list[str] = []
+
+    def recorder(name: str) -> Callable[[], object]:
+        def run() -> object:
+            ran.append(name)
+            return behaviour[name]() if name in behaviour else None
+
+        return run
+
+    monkeypatch.setattr(almighty, "_module_functions", lambda: {name: recorder(name) for name in almighty.ORDER})
+    return ran
+
+
+def head_tasks(client: redis.Redis) -> list[tuple[str, dict[str, Any], str | None]]:
+    """The tasks waiting on the head's queue, oldest first: name, keyword arguments, ETA."""
+    tasks = []
+    for raw in reversed(client.lrange(HEAD_QUEUE, 0, -1)):
+        message = json.loads(raw)
+        _, kwargs, _ = json.loads(base64.b64decode(message["body"]))
+        tasks.append((message["headers"]["task"], kwargs, message["headers"]["eta"]))
+    return tasks
+
+
+def test_a_notify_sends_one_cycle_task_until_a_cycle_task_starts(client: redis.Redis) -> None:
+    assert almighty.notify(["Qsub"]) is True
+    assert almighty.notify(["Term", "NotAMessage"]) is False
+    assert almighty.notify(["NotAMessage"]) is False
+    assert [name for name, _, _ in head_tasks(client)] == ["oar.almighty.cycle"]
+    assert {m.decode() for m in client.smembers(almighty.PENDING)} == {"Qsub", "Term"}
+
+
+def test_messages_that_come_during_a_cycle_are_run_by_the_same_task(
+    client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sent_during_cycle: list[bool] = []
+
+    def a_node_reports_twice() -> None:
+        if len(sent_during_cycle) < 2:
+            sent_during_cycle.append(almighty.notify(["Term"]))
+
+    ran = use_modules(monkeypatch, reports=a_node_reports_twice)
+    almighty.notify(["Qsub"])
+    client.delete(HEAD_QUEUE)
+    assert almighty.run_cycles(client) == 3
+    assert sent_during_cycle == [False, False]  # the running task held QUEUED: no task was sent
+    assert ran.count("reports") == 3 and ran.count("runner") == 3
+    assert ran.count("scheduler") == 1 and ran.count("quick_scheduler") == 2
+    assert not client.exists(almighty.QUEUED) and not client.scard(almighty.PENDING)
+
+
+def test_too_soon_for_a_full_round_a_quick_round_runs_and_scheduling_is_asked_for_later(
+    client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ran = use_modules(monkeypatch)
+    client.set(almighty.LAST_SCHEDULER_RUN, "0")
+    assert almighty.run_cycle(client) == ["reports", "runner"]
+    client.sadd(almighty.PENDING, "Term")
+    client.set(almighty.LAST_SCHEDULER_RUN, repr(time.time()))
+    assert almighty.run_cycle(client) == ["reports", "quick_scheduler", "runner"]
+    client.sadd(almighty.PENDING, "Term")
+    assert almighty.run_cycle(client) == ["reports", "quick_scheduler", "runner"]
+    (delayed,) = head_tasks(client)  # one delayed message for both deferrals
+    assert delayed[:2] == ("oar.almighty.notify", {"messages": ["Scheduling"]}) and delayed[2] is not None
+    assert "scheduler" not in ran
+
+
+def test_a_task_out_of_time_hands_the_rest_to_a_new_cycle_task(
+    client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    use_modules(monkeypatch, runner=lambda: almighty.notify(["Qdel"]))
+    almighty.notify(["Qsub"])
+    client.delete(HEAD_QUEUE)
+    assert almighty.run_cycles(client, seconds=0) == 1
+    assert [name for name, _, _ in head_tasks(client)] == ["oar.almighty.cycle"]
+    assert client.exists(almighty.QUEUED)
+    assert {m.decode() for m in client.smembers(almighty.PENDING)} == {"Qdel"}
+
+
+def test_a_task_that_finds_the_lock_taken_leaves_the_messages_to_the_holder(
+    client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from oar_celery.holders import holder_token
+
+    ran = use_modules(monkeypatch)
+    client.set(almighty.LOCK, holder_token())  # a live holder: this very process
+    almighty.notify(["Qsub"])
+    client.delete(HEAD_QUEUE)
+    assert almighty.run_cycles(client) == 0
+    assert ran == [] and head_tasks(client) == []
+    assert {m.decode() for m in client.smembers(almighty.PENDING)} == {"Qsub"}
+
+
+def test_every_cycle_records_the_time_each_module_took(client: redis.Redis, monkeypatch: pytest.MonkeyPatch) -> None:
+    use_modules(monkeypatch)
+    almighty.notify(["Villains"])
+    almighty.run_cycles(client)
+    entry = json.loads(client.lindex(almighty.CYCLES, 0))
+    assert entry["modules"] == ["reports", "sarko", "runner"]
+    assert set(entry["took"]) == {"reports", "sarko", "runner"}
+    assert all(seconds >= 0 for seconds in entry["took"].values())
