@@ -12,6 +12,11 @@ comes within :data:`GATHER` seconds) into one ``oar.head.reports`` task: a
 node running many short jobs then costs the head one transaction per batch
 instead of two per job. Re-sent reports are harmless, the head's updates
 being conditional.
+
+On a Redis broker the message is pushed with one ``LPUSH`` in Celery's own
+format (:func:`oar_celery.client.wire.task_message`), as the Runner sends
+launches: ``send_task`` cost the node more than the rest of a short job's
+report.
 """
 
 from __future__ import annotations
@@ -22,11 +27,14 @@ import os
 import queue
 import threading
 import time
+from functools import lru_cache
 from typing import Any
 
+import redis
 from celery import Celery
 
 from oar_celery.celery_app import HEAD_QUEUE
+from oar_celery.client.wire import task_message
 from oar_celery.node.jobdir import JobDir
 
 logger = logging.getLogger(__name__)
@@ -48,12 +56,25 @@ def send(app: Celery, task: str, kwargs: dict[str, Any]) -> None:
 
 def _try_send(app: Celery, task: str, kwargs: dict[str, Any]) -> bool:
     try:
-        app.send_task(task, kwargs=kwargs, queue=HEAD_QUEUE)
+        _send(app, task, kwargs)
     except Exception as error:  # noqa: BLE001 - any failure means "try again later"
         logger.warning("could not send %s %s: %s", task, kwargs, error)
         return False
     logger.info("sent %s %s", task, kwargs)
     return True
+
+
+def _send(app: Celery, task: str, kwargs: dict[str, Any]) -> None:
+    url = str(app.conf.broker_url or "")
+    if url.startswith(("redis://", "rediss://", "unix://")):
+        _broker(url).lpush(HEAD_QUEUE, task_message(task, kwargs, HEAD_QUEUE, ignore_result=True))
+    else:
+        app.send_task(task, kwargs=kwargs, queue=HEAD_QUEUE)
+
+
+@lru_cache(maxsize=4)
+def _broker(url: str) -> redis.Redis:
+    return redis.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=10, health_check_interval=30)
 
 
 def _retry(app: Celery, task: str, kwargs: dict[str, Any]) -> None:

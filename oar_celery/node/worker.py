@@ -1,10 +1,13 @@
 """How a node worker is started, for the admin CLI (``oar-celery worker node``).
 
-The options are the design's, not tuning: a thread pool (jobs are threads
-watching processes, tasks are short), prefetch one with the fair strategy so a
-busy worker never holds messages, and only the node's own queue. Gossip and
-mingle are off: with hundreds of nodes their broadcasts cost the broker much
-and give a node nothing (it shares no state with its peers).
+The options are the design's, not tuning. The ``solo`` pool runs each task
+in the worker's own thread: every node task returns at once (jobs are watched
+by supervisor threads, not by tasks), and a pool of threads only added
+hand-offs of the interpreter lock, a third of a short job's cost on the node.
+Prefetch one with the fair strategy, so a busy worker never holds messages,
+and only the node's own queue. Gossip and mingle are off: with hundreds of
+nodes their broadcasts cost the broker much and give a node nothing (it
+shares no state with its peers).
 """
 
 from __future__ import annotations
@@ -30,9 +33,7 @@ def node_worker_argv(hostname: str, config: Settings) -> list[str]:
         "-n",
         f"node@{hostname}-{uuid.uuid4().hex[:8]}",
         "--pool",
-        "threads",
-        "--concurrency",
-        str(config.node_concurrency),
+        "solo",
         "--prefetch-multiplier",
         "1",
         "-O",

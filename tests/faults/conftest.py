@@ -14,7 +14,6 @@ from tests.faults.services import PrivatePostgres, PrivateRedis
 FAST = {
     "OAR_CLIENT_TIMEOUT": "15",
     "OAR_HEAD_CONCURRENCY": "4",
-    "OAR_NODE_CONCURRENCY": "8",
 }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from oar_celery.node import reports
@@ -12,7 +13,12 @@ from oar_celery.node.jobdir import JobDir
 
 
 class FlakyApp:
-    """Stands for a Celery app whose broker is down for the first ``failures`` sends."""
+    """Stands for a Celery app whose broker is down for the first ``failures`` sends.
+
+    Its broker is not Redis, so the reports go through ``send_task``.
+    """
+
+    conf = SimpleNamespace(broker_url="memory://")
 
     def __init__(self, failures: int) -> None:
         self.failures = failures
@@ -67,3 +73,26 @@ def test_reports_still_waiting_are_sent_at_exit() -> None:
     assert [[r["job_id"] for r in kwargs["reports"]] for _, kwargs, _ in app.sent] == [[1, 2]]
     sender.flush()
     assert len(app.sent) == 1
+
+
+def test_on_a_redis_broker_a_batch_is_one_celery_message_on_the_head_queue(redis_url: str) -> None:
+    import base64
+    import json
+
+    import redis
+
+    from oar_celery.celery_app import create_app
+    from oar_celery.config import Settings
+
+    app = create_app(Settings(broker_url=redis_url, result_backend=redis_url))
+    client = redis.Redis.from_url(redis_url)
+    client.delete("oar.head")
+    batch = [{"kind": "running", "job_id": 3, "host": "n1", "pid": 42}]
+    reports.send(app, reports.REPORTS_TASK, {"reports": batch})
+    (raw,) = client.lrange("oar.head", 0, -1)
+    client.delete("oar.head")
+    message = json.loads(raw)
+    assert message["headers"]["task"] == "oar.head.reports"
+    assert message["properties"]["delivery_info"]["routing_key"] == "oar.head"
+    args, kwargs, _ = json.loads(base64.b64decode(message["body"]))
+    assert (args, kwargs) == ([], {"reports": batch})
