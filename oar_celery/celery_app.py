@@ -58,8 +58,10 @@ def configure(app: Celery, config: Settings) -> None:
         task_routes={"oar.node.*": {"queue": "oar.node.unrouted"}, "oar.*": {"queue": HEAD_QUEUE}},
         worker_prefetch_multiplier=1,
         worker_hijack_root_logger=False,
-        worker_send_task_events=True,
-        task_send_sent_event=True,
+        # Celery's default: Flower turns task events on while it runs (a few hundred
+        # microseconds per task on every worker); OAR_TASK_EVENTS keeps them always on.
+        worker_send_task_events=config.task_events,
+        task_send_sent_event=config.task_events,
         task_track_started=False,
         result_expires=3600,
         broker_connection_retry_on_startup=True,

@@ -47,6 +47,7 @@ class Settings:
     admin_user: str = "oar"
     allow_root_jobs: bool = False
     run_as_submitter: bool = False
+    task_events: bool = False
     default_walltime: int = 7200
     default_queue: str = "default"
     hierarchy_labels: str = "resource_id,network_address,host,cpu,core,switch"
@@ -66,7 +67,6 @@ class Settings:
     reservation_answer_timeout: float = 30.0
     client_timeout: float = 30.0
     node_state_dir: str = ""
-    node_concurrency: int = 4
     head_concurrency: int = 2
     prologue: str = ""
     epilogue: str = ""
