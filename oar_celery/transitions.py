@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping, Sequence
+from functools import lru_cache
 
-from sqlalchemy import case, insert, select, update
+from sqlalchemy import TextClause, case, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from oar_celery.db.models import AssignedResource, EventLog, EventLogHostname, Job, JobStateLog
@@ -27,13 +28,27 @@ def set_state(
     *,
     expected: Sequence[str],
     at: float | None = None,
+    each: Mapping[str, Mapping[int, object]] | None = None,
+    release: bool = False,
     **columns: object,
 ) -> list[int]:
-    """Move the jobs still in one of ``expected`` to ``new_state``; the ids that moved."""
-    ids = list(job_ids)
+    """Move the jobs still in one of ``expected`` to ``new_state``; the ids that moved.
+
+    ``columns`` are set on every job that moves; ``each`` gives a column a
+    value per job (``exit_code`` ``None`` keeps the old one). ``release``
+    also frees the jobs' resources.
+    """
+    ids = list(dict.fromkeys(job_ids))
     if not ids:
         return []
     at = now() if at is None else at
+    each = {name: values for name, values in (each or {}).items() if values}
+    if session.get_bind().dialect.name == "postgresql":
+        return _move_in_one_statement(session, ids, new_state, expected, at, each, release, columns)
+    for name, values in each.items():
+        given = {job_id: value for job_id, value in values.items() if value is not None}
+        if given:
+            columns[name] = case(given, value=Job.job_id, else_=getattr(Job, name))
     statement = (
         update(Job)
         .where(Job.job_id.in_(ids), Job.state.in_(expected))
@@ -44,18 +59,80 @@ def set_state(
     moved = list(session.scalars(statement))
     if moved:
         log_states(session, moved, new_state, at)
+        if release:
+            release_resources(session, moved)
     return moved
 
 
+#: The SQL type of a column given per job, and what a job's value sets (``exit_code``: ``None`` keeps it).
+_PER_JOB = {
+    "message": ("text[]", "each.message"),
+    "exit_code": ("integer[]", "COALESCE(each.exit_code, jobs.exit_code)"),
+    "assigned_moldable_job": ("integer[]", "each.assigned_moldable_job"),
+}
+
+
+def _move_in_one_statement(
+    session: Session,
+    ids: list[int],
+    new_state: str,
+    expected: Sequence[str],
+    at: float,
+    each: Mapping[str, Mapping[int, object]],
+    release: bool,
+    columns: Mapping[str, object],
+) -> list[int]:
+    """PostgreSQL: the update, the state log and the release in one statement.
+
+    Three to four statements per move, each built by SQLAlchemy, were most
+    of the head's cost per job; this text is built once per shape.
+    """
+    statement = _move_statement(tuple(sorted(columns)), tuple(sorted(each)), release)
+    parameters = {
+        "job_ids": ids, "expected": list(expected), "new_state": new_state, "at": at, **columns,
+        **{f"{name}_each": [values.get(job_id) for job_id in ids] for name, values in each.items()},
+    }
+    return list(session.scalars(statement, parameters))
+
+
+@lru_cache(maxsize=64)
+def _move_statement(columns: tuple[str, ...], per_job: tuple[str, ...], release: bool) -> TextClause:
+    """``UPDATE jobs`` with data-modifying CTEs: the state log closes the old entries and opens new ones.
+
+    All parts see the same snapshot, so the log update cannot touch the rows
+    the insert adds.
+    """
+    unknown = [name for name in (*columns, *per_job) if name not in Job.__table__.c or name == "state"]
+    if unknown:
+        raise ValueError(f"not a column a state change may set: {', '.join(unknown)}")
+    sets = ["state = :new_state", *(f"{c} = :{c}" for c in columns), *(f"{c} = {_PER_JOB[c][1]}" for c in per_job)]
+    arrays = ", ".join(["CAST(:job_ids AS integer[])", *(f"CAST(:{c}_each AS {_PER_JOB[c][0]})" for c in per_job)])
+    parts = [
+        f"each AS (SELECT * FROM unnest({arrays}) AS each({', '.join(['job_id', *per_job])}))",
+        f"moved AS (UPDATE jobs SET {', '.join(sets)} FROM each WHERE jobs.job_id = each.job_id"
+        " AND jobs.state = ANY(CAST(:expected AS text[])) RETURNING jobs.job_id, jobs.assigned_moldable_job)",
+        "closed AS (UPDATE job_state_logs SET date_stop = :at"
+        " WHERE date_stop = 0 AND job_id IN (SELECT job_id FROM moved))",
+        "opened AS (INSERT INTO job_state_logs (job_id, job_state, date_start, date_stop)"
+        " SELECT job_id, :new_state, :at, 0 FROM moved)",
+    ]
+    if release:
+        parts.append(
+            "released AS (UPDATE assigned_resources SET assigned_resource_index = 'LOG'"
+            " WHERE assigned_resource_index = 'CURRENT'"
+            " AND moldable_job_id IN (SELECT assigned_moldable_job FROM moved))"
+        )
+    return text(f"WITH {', '.join(parts)} SELECT job_id FROM moved")
+
+
 def log_states(session: Session, job_ids: Sequence[int], new_state: str, at: float) -> None:
-    """Close the jobs' current state log entries and open new ones."""
+    """Close the jobs' current state log entries and open new ones (the path of other databases)."""
     session.execute(
         update(JobStateLog)
         .where(JobStateLog.job_id.in_(job_ids), JobStateLog.date_stop == 0)
         .values(date_stop=at)
         .execution_options(synchronize_session=False)
     )
-    # a Core multi-row insert: the ORM's unit of work cost more than the updates themselves
     session.execute(
         insert(JobStateLog),
         [{"job_id": job_id, "job_state": new_state, "date_start": at, "date_stop": 0.0} for job_id in job_ids],
@@ -112,9 +189,7 @@ def finish(
         columns["message"] = message
     if exit_code is not None:
         columns["exit_code"] = exit_code
-    moved = set_state(session, job_ids, new_state, expected=expected, at=at, **columns)
-    release_resources(session, moved)
-    return moved
+    return set_state(session, job_ids, new_state, expected=expected, at=at, release=True, **columns)
 
 
 def finish_each(
@@ -126,17 +201,14 @@ def finish_each(
 ) -> list[int]:
     """End many jobs in one statement, each with its own message and exit code (``None`` keeps it).
 
-    A batch of node reports ends jobs with different texts; ``CASE`` on the
-    job id keeps it one conditional ``UPDATE`` whatever the batch's size.
+    A batch of node reports ends jobs with different texts, each given per
+    job: one conditional ``UPDATE`` whatever the batch's size.
     """
     if not ends:
         return []
     at = now()
-    messages = case({job_id: message for job_id, (message, _) in ends.items()}, value=Job.job_id)
-    codes = {job_id: code for job_id, (_, code) in ends.items() if code is not None}
-    columns: dict[str, object] = {"stop_time": at, "message": messages}
-    if codes:
-        columns["exit_code"] = case(codes, value=Job.job_id, else_=Job.exit_code)
-    moved = set_state(session, list(ends), new_state, expected=expected, at=at, **columns)
-    release_resources(session, moved)
-    return moved
+    each: dict[str, Mapping[int, object]] = {
+        "message": {job_id: message for job_id, (message, _) in ends.items()},
+        "exit_code": {job_id: code for job_id, (_, code) in ends.items()},
+    }
+    return set_state(session, list(ends), new_state, expected=expected, at=at, each=each, release=True, stop_time=at)

@@ -14,7 +14,7 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import case, delete, insert, text, update
+from sqlalchemy import delete, insert, text, update
 from sqlalchemy.orm import Session
 
 from oar_celery.db.models import AssignedResource, GanttJobPrediction, GanttJobResource, Job
@@ -44,14 +44,17 @@ def copy_text(session: Session, table: Any, columns: Sequence[str], data: str) -
 
 
 def launch(session: Session, allocations: Sequence[sched.Allocation]) -> list[int]:
-    """Move the jobs still ``Waiting`` to ``toLaunch`` with their resources; the ids that moved."""
+    """Move the jobs still ``Waiting`` to ``toLaunch`` with their moldable and resources; the ids that moved."""
     if not allocations:
         return []
     by_job = {a.job_id: a for a in allocations}
-    moved = set_state(session, list(by_job), "toLaunch", expected=("Waiting",), scheduler_info="")
+    moldable_of = {job_id: a.moldable_id for job_id, a in by_job.items()}
+    moved = set_state(
+        session, list(by_job), "toLaunch", expected=("Waiting",), each={"assigned_moldable_job": moldable_of},
+        scheduler_info="",
+    )
     if moved:
-        assign_moldables(session, {job_id: by_job[job_id].moldable_id for job_id in moved})
-        moldables = [by_job[job_id].moldable_id for job_id in moved]
+        moldables = [moldable_of[job_id] for job_id in moved]
         session.execute(delete(AssignedResource).where(AssignedResource.moldable_job_id.in_(moldables)))
         copy_rows(
             session,
@@ -60,32 +63,6 @@ def launch(session: Session, allocations: Sequence[sched.Allocation]) -> list[in
             ((by_job[j].moldable_id, r, "CURRENT") for j in moved for r in by_job[j].resource_ids),
         )
     return moved
-
-
-#: One statement whatever the number of jobs, its text the same every round (compiled once).
-_ASSIGN_MOLDABLES = text(
-    "UPDATE jobs SET assigned_moldable_job = chosen.moldable_id"
-    " FROM unnest(CAST(:job_ids AS integer[]), CAST(:moldable_ids AS integer[])) AS chosen(job_id, moldable_id)"
-    " WHERE jobs.job_id = chosen.job_id"
-)
-
-
-def assign_moldables(session: Session, chosen: Mapping[int, int]) -> None:
-    """Record the moldable each launched job runs with.
-
-    A separate statement from the state change, in the same transaction and
-    only on the jobs that moved: a ``CASE`` with one branch per job cost more
-    to build and compile (8 ms for 200 jobs, every round) than the update.
-    """
-    if session.connection().dialect.name == "postgresql":
-        session.execute(_ASSIGN_MOLDABLES, {"job_ids": list(chosen), "moldable_ids": list(chosen.values())})
-        return
-    session.execute(
-        update(Job)
-        .where(Job.job_id.in_(list(chosen)))
-        .values(assigned_moldable_job=case(dict(chosen), value=Job.job_id))
-        .execution_options(synchronize_session=False)
-    )
 
 
 #: ``moldable_id → (start, resource ids)``: a stored prediction.
