@@ -1,8 +1,11 @@
 """Loading the waiting jobs for a scheduling round: four queries whatever their number.
 
-Each query selects the waiting jobs' rows by joining on ``jobs`` (no list of
-ids is sent back to the database), and identical levels and groups are built
-once and shared, since most jobs of a queue ask for the same few shapes.
+For a full round each query selects the waiting jobs' rows by joining on
+``jobs`` (no list of ids is sent back to the database). The quick round's few
+jobs are picked by id on each table's own job column, whose index finds them
+directly: through the join, PostgreSQL read every waiting job's rows to keep
+sixteen. Identical levels and groups are built once and shared, since most
+jobs of a queue ask for the same few shapes.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, select
+from sqlalchemy import ColumnElement, Select, and_, select
 from sqlalchemy.orm import Session
 
 from oar_celery.db.models import (
@@ -47,10 +50,10 @@ def load_waiting(session: Session, *, first: int | None = None) -> tuple[list[sc
     rows = session.execute(query if first is None else query.limit(first)).all()
     if not rows:
         return [], {}
-    selected = WAITING if first is None else Job.job_id.in_([row[0] for row in rows])
-    moldables = load_moldables(session, selected)
-    types = load_types(session, selected)
-    dependencies, blocked = load_dependencies(session, selected)
+    job_ids = None if first is None else [row[0] for row in rows]
+    moldables = load_moldables(session, job_ids)
+    types = load_types(session, job_ids)
+    dependencies, blocked = load_dependencies(session, job_ids)
     no_types: dict[str, str] = {}
     jobs = [
         sched.Job(
@@ -65,24 +68,30 @@ def load_waiting(session: Session, *, first: int | None = None) -> tuple[list[sc
     return jobs, blocked
 
 
-def load_moldables(session: Session, selected: ColumnElement[bool] = WAITING) -> dict[int, list[sched.Moldable]]:
-    """The alternatives of every waiting job (or of the ``selected`` ones), in moldable order."""
-    rows = session.execute(
+def _of_jobs(query: Select[Any], job_column: ColumnElement[int], job_ids: list[int] | None) -> Select[Any]:
+    """Rows of every waiting job (a join on ``jobs``), or of ``job_ids`` only (the table's own index)."""
+    if job_ids is None:
+        return query.join(Job, Job.job_id == job_column).where(WAITING)
+    return query.where(job_column.in_(job_ids))
+
+
+def load_moldables(session: Session, job_ids: list[int] | None = None) -> dict[int, list[sched.Moldable]]:
+    """The alternatives of every waiting job (or of ``job_ids``), in moldable order."""
+    query = (
         select(
             MoldableJobDescription.moldable_job_id, MoldableJobDescription.moldable_id,
             MoldableJobDescription.moldable_walltime, JobResourceGroup.res_group_id,
             JobResourceGroup.res_group_property, JobResourceDescription.res_job_resource_type,
             JobResourceDescription.res_job_value,
         )
-        .join(Job, Job.job_id == MoldableJobDescription.moldable_job_id)
         .join(JobResourceGroup, JobResourceGroup.res_group_moldable_id == MoldableJobDescription.moldable_id)
         .join(JobResourceDescription, JobResourceDescription.res_job_group_id == JobResourceGroup.res_group_id)
-        .where(selected, MoldableJobDescription.moldable_index == "CURRENT")
+        .where(MoldableJobDescription.moldable_index == "CURRENT")
         .order_by(
             MoldableJobDescription.moldable_id, JobResourceGroup.res_group_id, JobResourceDescription.res_job_order
         )
     )
-    return _build_moldables(rows)
+    return _build_moldables(session.execute(_of_jobs(query, MoldableJobDescription.moldable_job_id, job_ids)))
 
 
 def _build_moldables(rows: Any) -> dict[int, list[sched.Moldable]]:
@@ -123,13 +132,10 @@ def _level(levels: dict[tuple[str, int], sched.Level], pair: tuple[str, int]) ->
     return level
 
 
-def load_types(session: Session, selected: ColumnElement[bool] = WAITING) -> dict[int, dict[str, str]]:
+def load_types(session: Session, job_ids: list[int] | None = None) -> dict[int, dict[str, str]]:
     """``-t`` types of the waiting jobs: ``timesharing=user,*`` → ``{"timesharing": "user,*"}``."""
-    rows = session.execute(
-        select(JobType.job_id, JobType.type)
-        .join(Job, Job.job_id == JobType.job_id)
-        .where(selected, JobType.types_index == "CURRENT")
-    )
+    query = select(JobType.job_id, JobType.type).where(JobType.types_index == "CURRENT")
+    rows = session.execute(_of_jobs(query, JobType.job_id, job_ids))
     types: dict[int, dict[str, str]] = defaultdict(dict)
     for job_id, text in rows:
         name, _, value = text.partition("=")
@@ -138,7 +144,7 @@ def load_types(session: Session, selected: ColumnElement[bool] = WAITING) -> dic
 
 
 def load_dependencies(
-    session: Session, selected: ColumnElement[bool] = WAITING
+    session: Session, job_ids: list[int] | None = None
 ) -> tuple[dict[int, list[int]], dict[int, str]]:
     """Unfinished dependencies to wait for, and jobs that cannot be scheduled because of one.
 
@@ -146,12 +152,12 @@ def load_dependencies(
     says why (``Cannot determine scheduling time due to dependency with the job N``).
     """
     required = Job.__table__.alias("required")
-    rows = session.execute(
+    query = (
         select(JobDependency.job_id, JobDependency.job_id_required, required.c.state, required.c.exit_code)
-        .join(Job, Job.job_id == JobDependency.job_id)
         .join(required, required.c.job_id == JobDependency.job_id_required)
-        .where(selected, JobDependency.job_dependency_index == "CURRENT")
-    ).all()
+        .where(JobDependency.job_dependency_index == "CURRENT")
+    )
+    rows = session.execute(_of_jobs(query, JobDependency.job_id, job_ids)).all()
     pending: dict[int, list[int]] = defaultdict(list)
     blocked: dict[int, str] = {}
     for job_id, required_id, state, exit_code in rows:

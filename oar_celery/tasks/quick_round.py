@@ -13,6 +13,10 @@ round starts never delays a job that was ahead of it. What needs the whole
 queue is left to the full round, which follows within the minimum time:
 reservations to answer or to start, besteffort jobs to kill, timesharing and
 dependencies. Predictions of the jobs that wait are left as they were.
+
+The jobs it starts go on to ``Launching`` in the same transaction and are
+sent to their nodes once it commits, as the Runner would have done: the
+Runner's own transaction, right after, then finds nothing to do.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from oar_celery.db.session import now, session_scope
 from oar_celery.resources import load_resources
 from oar_celery.scheduler import is_besteffort
 from oar_celery.scheduler import types as sched
-from oar_celery.tasks import gantt_writes
+from oar_celery.tasks import gantt_writes, runner
 from oar_celery.tasks.gantt_loads import load_waiting
 from oar_celery.tasks.scheduling import Outcome, load_placed, plan
 
@@ -55,6 +59,8 @@ def run_quick_round() -> Outcome | None:
         started = set(launched)
         moldables = {m.moldable_id for job in waiting if job.id in started for m in job.moldables}
         gantt_writes.forget_predictions(session, moldables)
+        specs = runner.start_launching(session, launched)
+    runner.send_launches(specs)
     if launched:
         logger.info("quick round: %d to launch of %d considered", len(launched), len(waiting))
     return Outcome(launched=launched)

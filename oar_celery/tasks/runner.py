@@ -55,7 +55,7 @@ def run_runner() -> None:
         answer_errors()
     if "toAckReservation" in present:
         answer_reservations()
-    if present & {"toLaunch", "Launching"}:
+    if "toLaunch" in present or ("Launching" in present and _resend_due()):
         launch_jobs()
 
 
@@ -107,15 +107,27 @@ def answer_reservations() -> None:
 def launch_jobs() -> None:
     with session_scope() as session:
         to_launch = list(session.scalars(select(Job.job_id).where(Job.state == "toLaunch")))
-        moved = set_state(session, to_launch, "Launching", expected=("toLaunch",))
-        specs = build_specs(session, moved)
-        resend = [job_id for job_id in _launches_to_resend(session) if job_id not in moved]
-        specs += build_specs(session, resend)
+        specs = start_launching(session, to_launch)
+        launching = {spec["job_id"] for spec in specs}
+        specs += build_specs(session, [job_id for job_id in _launches_to_resend(session) if job_id not in launching])
     send_launches(specs)
+
+
+def start_launching(session: Session, job_ids: list[int]) -> list[dict[str, Any]]:
+    """``toLaunch`` → ``Launching`` (a conditional update); the launch specs of the jobs that moved.
+
+    The caller sends them with :func:`send_launches` once its transaction has
+    committed, never before: a job is launched at most once.
+    """
+    return build_specs(session, set_state(session, job_ids, "Launching", expected=("toLaunch",)))
 
 
 #: When this process looks for launches to send again next (``time.monotonic()``).
 _next_resend_check = 0.0
+
+
+def _resend_due() -> bool:
+    return time.monotonic() >= _next_resend_check
 
 
 def _launches_to_resend(session: Session) -> list[int]:
@@ -126,7 +138,7 @@ def _launches_to_resend(session: Session) -> list[int]:
     trip to Redis per cycle.
     """
     global _next_resend_check
-    if time.monotonic() < _next_resend_check:
+    if not _resend_due():
         return []
     _next_resend_check = time.monotonic() + LAUNCH_RESEND / 4
     launching = list(session.scalars(select(Job.job_id).where(Job.state == "Launching")))
@@ -171,13 +183,21 @@ def send_launches(specs: list[dict[str, Any]]) -> None:
         logger.info("job %s sent to %s", spec["job_id"], spec["hosts"][0])
 
 
-def _resolve(template: str | None, default: str, job: Job) -> str:
+#: What a launch spec needs of a job, its walltime included (a row of columns, not an ORM entity).
+_LAUNCH_COLUMNS = (
+    Job.job_id, Job.job_user, Job.command, Job.launching_directory, Job.job_name, Job.stdout_file,
+    Job.stderr_file, Job.job_env, Job.array_id, Job.array_index, Job.checkpoint, Job.checkpoint_signal,
+    Job.project, MoldableJobDescription.moldable_walltime,
+)
+
+
+def _resolve(template: str | None, default: str, job: Any) -> str:
     path = (template or default).replace("%jobid%", str(job.job_id))
     path = path.replace("%jobname%", job.job_name or "")
     return path if os.path.isabs(path) else os.path.join(job.launching_directory, path)
 
 
-def output_paths(job: Job) -> tuple[str, str]:
+def output_paths(job: Any) -> tuple[str, str]:
     """The job's stdout and stderr files: ``OAR.<name>.<id>.stdout`` unless ``-O``/``-E``."""
     stem = f"OAR.{job.job_name}.%jobid%" if job.job_name else "OAR.%jobid%"
     return (
@@ -190,14 +210,14 @@ def build_specs(session: Session, job_ids: list[int]) -> list[dict[str, Any]]:
     """What a node needs to run each job: command, user, hosts, nodefile, environment."""
     if not job_ids:
         return []
-    jobs = {job.job_id: job for job in session.scalars(select(Job).where(Job.job_id.in_(job_ids)))}
-    walltimes = dict(
-        session.execute(
-            select(MoldableJobDescription.moldable_job_id, MoldableJobDescription.moldable_walltime).where(
-                MoldableJobDescription.moldable_id.in_([j.assigned_moldable_job for j in jobs.values()])
-            )
-        ).all()
-    )
+    jobs = {
+        row.job_id: row
+        for row in session.execute(
+            select(*_LAUNCH_COLUMNS)
+            .outerjoin(MoldableJobDescription, MoldableJobDescription.moldable_id == Job.assigned_moldable_job)
+            .where(Job.job_id.in_(job_ids))
+        )
+    }
     hosts_of: dict[int, list[tuple[int, str]]] = defaultdict(list)
     rows = session.execute(
         select(Job.job_id, Resource.resource_id, Resource.network_address)
@@ -213,17 +233,15 @@ def build_specs(session: Session, job_ids: list[int]) -> list[dict[str, Any]]:
         select(JobType.job_id, JobType.type).where(JobType.job_id.in_(job_ids), JobType.types_index == "CURRENT")
     ):
         types[job_id].append(kind)
-    return [
-        _spec(jobs[job_id], walltimes.get(job_id, settings().default_walltime), hosts_of[job_id], types[job_id])
-        for job_id in job_ids
-        if hosts_of.get(job_id)
-    ]
+    return [_spec(jobs[job_id], hosts_of[job_id], types[job_id]) for job_id in job_ids if hosts_of.get(job_id)]
 
 
-def _spec(job: Job, walltime: int, resources: list[tuple[int, str]], types: list[str]) -> dict[str, Any]:
+def _spec(job: Any, resources: list[tuple[int, str]], types: list[str]) -> dict[str, Any]:
+    """``job`` is a row of :data:`_LAUNCH_COLUMNS`."""
     hosts = list(dict.fromkeys(address for _, address in resources))
     lines = sorted((address for _, address in resources), key=hosts.index)
     stdout, stderr = output_paths(job)
+    walltime = job.moldable_walltime if job.moldable_walltime is not None else settings().default_walltime
     return {
         "job_id": job.job_id,
         "user": job.job_user,

@@ -9,12 +9,15 @@ besteffort jobs fragged before the job that needs their place starts.
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import redis
 from sqlalchemy import event, text
 
 from tests.conftest import create_pg_database, drop_pg_database
@@ -304,9 +307,14 @@ def test_quick_round_starts_the_first_waiting_jobs_on_the_free_resources(db: str
         set_state(job_id, "Terminated")
     rows("UPDATE assigned_resources SET assigned_resource_index = 'LOG' WHERE moldable_job_id IN "
          "(SELECT assigned_moldable_job FROM jobs WHERE state = 'Terminated')")
+    node_queues = redis.Redis.from_url(os.environ["OAR_BROKER_URL"])
+    node_queues.delete("oar.node.node1", "oar.node.node2")
     assert sorted(quick().launched) == waiting[3:]
     assert predictions() == {}  # the started jobs' predictions are gone
-    assert {state(job_id) for job_id in waiting[3:]} == {"toLaunch"}
+    assert {state(job_id) for job_id in waiting[3:]} == {"Launching"}  # the Runner's step, in the same transaction
+    sent = [json.loads(base64.b64decode(json.loads(raw)["body"]))[1]["specs"]
+            for queue in ("oar.node.node1", "oar.node.node2") for raw in node_queues.lrange(queue, 0, -1)]
+    assert sorted(spec["job_id"] for specs in sent for spec in specs) == waiting[3:]
 
 
 def test_quick_round_never_lets_a_later_job_delay_an_earlier_one(db: str) -> None:
