@@ -12,7 +12,7 @@ import logging
 from collections.abc import Iterable, Mapping, Sequence
 from functools import lru_cache
 
-from sqlalchemy import TextClause, case, insert, select, text, update
+from sqlalchemy import ClauseElement, TextClause, case, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from oar_celery.db.models import AssignedResource, EventLog, EventLogHostname, Job, JobStateLog
@@ -34,16 +34,18 @@ def set_state(
 ) -> list[int]:
     """Move the jobs still in one of ``expected`` to ``new_state``; the ids that moved.
 
-    ``columns`` are set on every job that moves; ``each`` gives a column a
-    value per job (``exit_code`` ``None`` keeps the old one). ``release``
-    also frees the jobs' resources.
+    ``columns`` are set on every job that moves (a value, or a SQL expression
+    such as ``Job.suspended_time + 3``); ``each`` gives a column a value per
+    job (``exit_code`` ``None`` keeps the old one). ``release`` also frees
+    the jobs' resources.
     """
     ids = list(dict.fromkeys(job_ids))
     if not ids:
         return []
     at = now() if at is None else at
     each = {name: values for name, values in (each or {}).items() if values}
-    if session.get_bind().dialect.name == "postgresql":
+    in_one_statement = not any(isinstance(value, ClauseElement) for value in columns.values())
+    if in_one_statement and session.get_bind().dialect.name == "postgresql":
         return _move_in_one_statement(session, ids, new_state, expected, at, each, release, columns)
     for name, values in each.items():
         given = {job_id: value for job_id, value in values.items() if value is not None}
