@@ -8,7 +8,7 @@ Times are seconds since the epoch, kept as floats so that sub-second ordering
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import BigInteger, Float, ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 JOB_STATES = (
@@ -44,6 +44,11 @@ class Job(Base):
         Index("ix_jobs_state", "state"),
         Index("ix_jobs_user", "job_user"),
         Index("ix_jobs_array", "array_id"),
+        # the quick round's first waiting jobs of each queue, in submission order
+        Index(
+            "ix_jobs_waiting", "queue_name", "submission_time", "job_id",
+            postgresql_where=text("state = 'Waiting'"), sqlite_where=text("state = 'Waiting'"),
+        ),
     )
 
     job_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, select
+from sqlalchemy import ColumnElement, Select, and_, bindparam, select, true
 from sqlalchemy.orm import Session
 
 from oar_celery.db.models import (
@@ -32,22 +32,65 @@ SPECIAL_COUNTS: dict[int, sched.Count] = {-1: "ALL", -2: "BEST"}
 WAITING = and_(Job.state == "Waiting", Job.reservation != "Scheduled")
 
 
+#: The waiting jobs in the scheduler's order (queue priority, then submission). Statements that
+#: run every cycle are built once: building them cost more than running them.
+_WAITING_IN_ORDER = (
+    select(
+        Job.job_id, Job.queue_name, Queue.priority, Job.submission_time, Job.job_user,
+        Job.properties, Job.reservation, Job.start_time, Job.job_name,
+    )
+    .join(Queue, Queue.queue_name == Job.queue_name)
+    .where(WAITING, Queue.state == "Active")
+    .order_by(Queue.priority.desc(), Job.submission_time, Job.job_id)
+)
+_FIRST_WAITING = _WAITING_IN_ORDER.limit(bindparam("first"))
+
+
+def _first_waiting_of_each_queue() -> Select[Any]:
+    """PostgreSQL: the first waiting jobs of each queue (``ix_jobs_waiting``), then the first overall.
+
+    The first jobs overall are among the first of their queue, so the round
+    reads a few index entries per queue instead of sorting the whole queue
+    (2 ms for 2,000 waiting jobs, every cycle).
+    """
+    firsts = (
+        select(
+            Job.job_id, Job.queue_name, Job.submission_time, Job.job_user,
+            Job.properties, Job.reservation, Job.start_time, Job.job_name,
+        )
+        .where(Job.queue_name == Queue.queue_name, WAITING)
+        .order_by(Job.submission_time, Job.job_id)
+        .limit(bindparam("first"))
+        .lateral("firsts")
+    )
+    c = firsts.c
+    return (
+        select(
+            c.job_id, c.queue_name, Queue.priority, c.submission_time, c.job_user,
+            c.properties, c.reservation, c.start_time, c.job_name,
+        )
+        .select_from(Queue)
+        .join(firsts, true())
+        .where(Queue.state == "Active")
+        .order_by(Queue.priority.desc(), c.submission_time, c.job_id)
+        .limit(bindparam("first"))
+    )
+
+
+_FIRST_WAITING_BY_QUEUE = _first_waiting_of_each_queue()
+
+
 def load_waiting(session: Session, *, first: int | None = None) -> tuple[list[sched.Job], dict[int, str]]:
     """Waiting jobs with their alternatives; and the ids held back by a dependency, with why.
 
     ``first`` keeps only that many jobs, the first in the scheduler's order
     (queue priority, then submission): the quick round's prefix of the queue.
     """
-    query = (
-        select(
-            Job.job_id, Job.queue_name, Queue.priority, Job.submission_time, Job.job_user,
-            Job.properties, Job.reservation, Job.start_time, Job.job_name,
-        )
-        .join(Queue, Queue.queue_name == Job.queue_name)
-        .where(WAITING, Queue.state == "Active")
-        .order_by(Queue.priority.desc(), Job.submission_time, Job.job_id)
-    )
-    rows = session.execute(query if first is None else query.limit(first)).all()
+    if first is None:
+        rows = session.execute(_WAITING_IN_ORDER).all()
+    else:
+        by_queue = session.get_bind().dialect.name == "postgresql"
+        rows = session.execute(_FIRST_WAITING_BY_QUEUE if by_queue else _FIRST_WAITING, {"first": first}).all()
     if not rows:
         return [], {}
     job_ids = None if first is None else [row[0] for row in rows]
@@ -68,30 +111,49 @@ def load_waiting(session: Session, *, first: int | None = None) -> tuple[list[sc
     return jobs, blocked
 
 
-def _of_jobs(query: Select[Any], job_column: ColumnElement[int], job_ids: list[int] | None) -> Select[Any]:
-    """Rows of every waiting job (a join on ``jobs``), or of ``job_ids`` only (the table's own index)."""
-    if job_ids is None:
-        return query.join(Job, Job.job_id == job_column).where(WAITING)
-    return query.where(job_column.in_(job_ids))
+class _Loader:
+    """A loader's statement in its two forms, built once: for every waiting job, or for some job ids.
+
+    Every waiting job: a join on ``jobs``. Some jobs: ``job_column IN`` the
+    ids, on the table's own index.
+    """
+
+    def __init__(self, query: Select[Any], job_column: ColumnElement[int]) -> None:
+        self.of_waiting = query.join(Job, Job.job_id == job_column).where(WAITING)
+        self.of_ids = query.where(job_column.in_(bindparam("job_ids", expanding=True)))
+
+    def rows(self, session: Session, job_ids: list[int] | None) -> Any:
+        if job_ids is None:
+            return session.execute(self.of_waiting)
+        return session.execute(self.of_ids, {"job_ids": job_ids})
+
+
+_MOLDABLES = _Loader(
+    select(
+        MoldableJobDescription.moldable_job_id, MoldableJobDescription.moldable_id,
+        MoldableJobDescription.moldable_walltime, JobResourceGroup.res_group_id,
+        JobResourceGroup.res_group_property, JobResourceDescription.res_job_resource_type,
+        JobResourceDescription.res_job_value,
+    )
+    .join(JobResourceGroup, JobResourceGroup.res_group_moldable_id == MoldableJobDescription.moldable_id)
+    .join(JobResourceDescription, JobResourceDescription.res_job_group_id == JobResourceGroup.res_group_id)
+    .where(MoldableJobDescription.moldable_index == "CURRENT")
+    .order_by(MoldableJobDescription.moldable_id, JobResourceGroup.res_group_id, JobResourceDescription.res_job_order),
+    MoldableJobDescription.moldable_job_id,
+)
+_TYPES = _Loader(select(JobType.job_id, JobType.type).where(JobType.types_index == "CURRENT"), JobType.job_id)
+_REQUIRED = Job.__table__.alias("required")
+_DEPENDENCIES = _Loader(
+    select(JobDependency.job_id, JobDependency.job_id_required, _REQUIRED.c.state, _REQUIRED.c.exit_code)
+    .join(_REQUIRED, _REQUIRED.c.job_id == JobDependency.job_id_required)
+    .where(JobDependency.job_dependency_index == "CURRENT"),
+    JobDependency.job_id,
+)
 
 
 def load_moldables(session: Session, job_ids: list[int] | None = None) -> dict[int, list[sched.Moldable]]:
     """The alternatives of every waiting job (or of ``job_ids``), in moldable order."""
-    query = (
-        select(
-            MoldableJobDescription.moldable_job_id, MoldableJobDescription.moldable_id,
-            MoldableJobDescription.moldable_walltime, JobResourceGroup.res_group_id,
-            JobResourceGroup.res_group_property, JobResourceDescription.res_job_resource_type,
-            JobResourceDescription.res_job_value,
-        )
-        .join(JobResourceGroup, JobResourceGroup.res_group_moldable_id == MoldableJobDescription.moldable_id)
-        .join(JobResourceDescription, JobResourceDescription.res_job_group_id == JobResourceGroup.res_group_id)
-        .where(MoldableJobDescription.moldable_index == "CURRENT")
-        .order_by(
-            MoldableJobDescription.moldable_id, JobResourceGroup.res_group_id, JobResourceDescription.res_job_order
-        )
-    )
-    return _build_moldables(session.execute(_of_jobs(query, MoldableJobDescription.moldable_job_id, job_ids)))
+    return _build_moldables(_MOLDABLES.rows(session, job_ids))
 
 
 def _build_moldables(rows: Any) -> dict[int, list[sched.Moldable]]:
@@ -134,8 +196,7 @@ def _level(levels: dict[tuple[str, int], sched.Level], pair: tuple[str, int]) ->
 
 def load_types(session: Session, job_ids: list[int] | None = None) -> dict[int, dict[str, str]]:
     """``-t`` types of the waiting jobs: ``timesharing=user,*`` → ``{"timesharing": "user,*"}``."""
-    query = select(JobType.job_id, JobType.type).where(JobType.types_index == "CURRENT")
-    rows = session.execute(_of_jobs(query, JobType.job_id, job_ids))
+    rows = _TYPES.rows(session, job_ids)
     types: dict[int, dict[str, str]] = defaultdict(dict)
     for job_id, text in rows:
         name, _, value = text.partition("=")
@@ -151,13 +212,7 @@ def load_dependencies(
     As OAR 2.5: a job whose required job ended in error is not scheduled, and
     says why (``Cannot determine scheduling time due to dependency with the job N``).
     """
-    required = Job.__table__.alias("required")
-    query = (
-        select(JobDependency.job_id, JobDependency.job_id_required, required.c.state, required.c.exit_code)
-        .join(required, required.c.job_id == JobDependency.job_id_required)
-        .where(JobDependency.job_dependency_index == "CURRENT")
-    )
-    rows = session.execute(_of_jobs(query, JobDependency.job_id, job_ids)).all()
+    rows = _DEPENDENCIES.rows(session, job_ids).all()
     pending: dict[int, list[int]] = defaultdict(list)
     blocked: dict[int, str] = {}
     for job_id, required_id, state, exit_code in rows:

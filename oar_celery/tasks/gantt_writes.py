@@ -14,7 +14,7 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, insert, text, update
+from sqlalchemy import bindparam, delete, insert, text, update
 from sqlalchemy.orm import Session
 
 from oar_celery.db.models import AssignedResource, GanttJobPrediction, GanttJobResource, Job
@@ -43,6 +43,17 @@ def copy_text(session: Session, table: Any, columns: Sequence[str], data: str) -
         cursor.close()
 
 
+_MOLDABLES = bindparam("moldables", expanding=True)
+_UNASSIGN = delete(AssignedResource).where(AssignedResource.moldable_job_id.in_(_MOLDABLES))
+_FORGET_RESOURCES = delete(GanttJobResource).where(GanttJobResource.moldable_job_id.in_(_MOLDABLES))
+_FORGET_STARTS = delete(GanttJobPrediction).where(GanttJobPrediction.moldable_job_id.in_(_MOLDABLES))
+
+
+def _delete_predictions(session: Session, moldables: list[int]) -> None:
+    session.execute(_FORGET_RESOURCES, {"moldables": moldables})
+    session.execute(_FORGET_STARTS, {"moldables": moldables})
+
+
 def launch(session: Session, allocations: Sequence[sched.Allocation]) -> list[int]:
     """Move the jobs still ``Waiting`` to ``toLaunch`` with their moldable and resources; the ids that moved."""
     if not allocations:
@@ -55,7 +66,7 @@ def launch(session: Session, allocations: Sequence[sched.Allocation]) -> list[in
     )
     if moved:
         moldables = [moldable_of[job_id] for job_id in moved]
-        session.execute(delete(AssignedResource).where(AssignedResource.moldable_job_id.in_(moldables)))
+        session.execute(_UNASSIGN, {"moldables": moldables})
         copy_rows(
             session,
             AssignedResource.__table__,
@@ -114,8 +125,7 @@ def forget_predictions(session: Session, moldable_ids: Collection[int]) -> None:
     if not moldable_ids:
         return
     gone = set(moldable_ids)
-    session.execute(delete(GanttJobResource).where(GanttJobResource.moldable_job_id.in_(gone)))
-    session.execute(delete(GanttJobPrediction).where(GanttJobPrediction.moldable_job_id.in_(gone)))
+    _delete_predictions(session, list(gone))
     if _last is not None:
         rows = {m: row for m, row in _last.rows.items() if m not in gone}
         _last = _Written(rows, _fingerprint_of(rows))
@@ -138,8 +148,7 @@ def _fingerprint(session: Session) -> tuple[int, int, float, int, int]:
 
 def _rewrite(session: Session, wanted: Predictions, stale: list[int], changed: list[int]) -> None:
     if stale:
-        session.execute(delete(GanttJobResource).where(GanttJobResource.moldable_job_id.in_(stale)))
-        session.execute(delete(GanttJobPrediction).where(GanttJobPrediction.moldable_job_id.in_(stale)))
+        _delete_predictions(session, stale)
     _copy_predictions(session, {m: wanted[m] for m in changed})
 
 

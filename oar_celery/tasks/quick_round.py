@@ -77,5 +77,8 @@ def _needs_full_round(item: sched.Allocation | sched.Job) -> bool:
     return is_besteffort(item.types, item.queue) or "timesharing" in item.types
 
 
+_RESERVATION_TO_ANSWER = select(exists().where(Job.state == "Waiting", Job.reservation == "toSchedule"))
+
+
 def _reservations_to_answer(session: Session) -> bool:
-    return bool(session.scalar(select(exists().where(Job.state == "Waiting", Job.reservation == "toSchedule"))))
+    return bool(session.scalar(_RESERVATION_TO_ANSWER))

@@ -25,7 +25,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from oar_celery import judas
@@ -173,13 +173,26 @@ def _apply(session: Session, running: dict[int, str], ended: dict[int, Ended]) -
     done = set(_finish(session, ended, ok=True)) | set(_finish(session, ended, ok=False))
     applied.ended = [e for e in ended.values() if e.job_id in done]
     _record_ends(session, applied.ended)
-    rows = session.execute(select(Job.job_id, Job.state, Job.notify).where(Job.job_id.in_(hosts))).all()
+    rows = session.execute(_STATES_OF, {"job_ids": list(hosts)}).all()
     applied.methods = {job_id: method for job_id, _, method in rows}
     applied.stale = {
         job_id: running[job_id] for job_id, state, _ in rows
         if job_id in running and job_id not in ended and state in ("Error", "Terminated")
     }
     return applied
+
+
+#: Statements of every batch, built once.
+_STATES_OF = select(Job.job_id, Job.state, Job.notify).where(Job.job_id.in_(bindparam("job_ids", expanding=True)))
+_FRAGS_DONE = (
+    update(FragJob)
+    .where(
+        FragJob.frag_id_job.in_(bindparam("job_ids", expanding=True)),
+        FragJob.frag_state.in_(("LEON", "TIMER_ARMED")),
+    )
+    .values(frag_state="FRAGGED")
+    .execution_options(synchronize_session=False)
+)
 
 
 def _finish(session: Session, ended: dict[int, Ended], *, ok: bool) -> list[int]:
@@ -194,12 +207,7 @@ def _record_ends(session: Session, ended: list[Ended]) -> None:
         if event:
             add_event(session, event, end.job_id, end.text, hosts=[end.host], to_check=end.reason != "walltime")
     if ended:
-        session.execute(
-            update(FragJob)
-            .where(FragJob.frag_id_job.in_([e.job_id for e in ended]), FragJob.frag_state.in_(("LEON", "TIMER_ARMED")))
-            .values(frag_state="FRAGGED")
-            .execution_options(synchronize_session=False)
-        )
+        session.execute(_FRAGS_DONE, {"job_ids": [e.job_id for e in ended]})
 
 
 def _after_commit(applied: Applied, *, in_cycle: bool = False) -> None:

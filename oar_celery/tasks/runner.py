@@ -21,7 +21,7 @@ import time
 from collections import defaultdict
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from oar_celery.almighty import broker_redis
@@ -41,6 +41,9 @@ CLIENT_GRACE = 10.0
 
 #: The states the Runner acts on.
 RUNNER_STATES = ("toError", "toAckReservation", "toLaunch", "Launching")
+#: Statements of every cycle, built once (building them cost more than running them).
+_PRESENT = select(Job.state).where(Job.state.in_(RUNNER_STATES)).distinct()
+_TO_LAUNCH = select(Job.job_id).where(Job.state == "toLaunch")
 
 
 def run_runner() -> None:
@@ -50,7 +53,7 @@ def run_runner() -> None:
     ``toAckReservation`` jobs: each step costs a transaction of its own.
     """
     with session_scope() as session:
-        present = set(session.scalars(select(Job.state).where(Job.state.in_(RUNNER_STATES)).distinct()))
+        present = set(session.scalars(_PRESENT))
     if "toError" in present:
         answer_errors()
     if "toAckReservation" in present:
@@ -106,7 +109,7 @@ def answer_reservations() -> None:
 
 def launch_jobs() -> None:
     with session_scope() as session:
-        to_launch = list(session.scalars(select(Job.job_id).where(Job.state == "toLaunch")))
+        to_launch = list(session.scalars(_TO_LAUNCH))
         specs = start_launching(session, to_launch)
         launching = {spec["job_id"] for spec in specs}
         specs += build_specs(session, [job_id for job_id in _launches_to_resend(session) if job_id not in launching])
@@ -191,6 +194,23 @@ _LAUNCH_COLUMNS = (
 )
 
 
+_LAUNCH_JOBS = (
+    select(*_LAUNCH_COLUMNS)
+    .outerjoin(MoldableJobDescription, MoldableJobDescription.moldable_id == Job.assigned_moldable_job)
+    .where(Job.job_id.in_(bindparam("job_ids", expanding=True)))
+)
+_LAUNCH_HOSTS = (
+    select(Job.job_id, Resource.resource_id, Resource.network_address)
+    .join(AssignedResource, AssignedResource.moldable_job_id == Job.assigned_moldable_job)
+    .join(Resource, Resource.resource_id == AssignedResource.resource_id)
+    .where(Job.job_id.in_(bindparam("job_ids", expanding=True)))
+    .order_by(Resource.resource_id)
+)
+_LAUNCH_TYPES = select(JobType.job_id, JobType.type).where(
+    JobType.job_id.in_(bindparam("job_ids", expanding=True)), JobType.types_index == "CURRENT"
+)
+
+
 def _resolve(template: str | None, default: str, job: Any) -> str:
     path = (template or default).replace("%jobid%", str(job.job_id))
     path = path.replace("%jobname%", job.job_name or "")
@@ -210,28 +230,12 @@ def build_specs(session: Session, job_ids: list[int]) -> list[dict[str, Any]]:
     """What a node needs to run each job: command, user, hosts, nodefile, environment."""
     if not job_ids:
         return []
-    jobs = {
-        row.job_id: row
-        for row in session.execute(
-            select(*_LAUNCH_COLUMNS)
-            .outerjoin(MoldableJobDescription, MoldableJobDescription.moldable_id == Job.assigned_moldable_job)
-            .where(Job.job_id.in_(job_ids))
-        )
-    }
+    jobs = {row.job_id: row for row in session.execute(_LAUNCH_JOBS, {"job_ids": job_ids})}
     hosts_of: dict[int, list[tuple[int, str]]] = defaultdict(list)
-    rows = session.execute(
-        select(Job.job_id, Resource.resource_id, Resource.network_address)
-        .join(AssignedResource, AssignedResource.moldable_job_id == Job.assigned_moldable_job)
-        .join(Resource, Resource.resource_id == AssignedResource.resource_id)
-        .where(Job.job_id.in_(job_ids))
-        .order_by(Resource.resource_id)
-    )
-    for job_id, resource_id, address in rows:
+    for job_id, resource_id, address in session.execute(_LAUNCH_HOSTS, {"job_ids": job_ids}):
         hosts_of[job_id].append((resource_id, address))
     types: dict[int, list[str]] = defaultdict(list)
-    for job_id, kind in session.execute(
-        select(JobType.job_id, JobType.type).where(JobType.job_id.in_(job_ids), JobType.types_index == "CURRENT")
-    ):
+    for job_id, kind in session.execute(_LAUNCH_TYPES, {"job_ids": job_ids}):
         types[job_id].append(kind)
     return [_spec(jobs[job_id], hosts_of[job_id], types[job_id]) for job_id in job_ids if hosts_of.get(job_id)]
 

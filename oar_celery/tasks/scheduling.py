@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from oar_celery.config import settings
@@ -125,13 +125,34 @@ def _resubmit_killed_besteffort(job_ids: list[int]) -> None:
             logger.exception("resubmission of besteffort job %s failed", job_id)
 
 
+_TYPES_OF = select(JobType.job_id, JobType.type).where(
+    JobType.job_id.in_(bindparam("job_ids", expanding=True)), JobType.types_index == "CURRENT"
+)
+#: Running jobs with their resources, and the accepted reservations with theirs: built once, run every cycle.
+_PLACED = (
+    select(
+        Job.job_id, Job.job_user, Job.start_time, Job.suspended_time, Job.assigned_moldable_job,
+        MoldableJobDescription.moldable_walltime, AssignedResource.resource_id,
+    )
+    .join(MoldableJobDescription, MoldableJobDescription.moldable_id == Job.assigned_moldable_job)
+    .join(AssignedResource, AssignedResource.moldable_job_id == Job.assigned_moldable_job)
+    .where(Job.state.in_(ACTIVE_STATES), AssignedResource.assigned_resource_index == "CURRENT")
+)
+_RESERVATIONS = (
+    select(
+        Job.job_id, Job.job_user, Job.start_time, Job.assigned_moldable_job,
+        MoldableJobDescription.moldable_walltime, GanttJobResource.resource_id,
+    )
+    .join(MoldableJobDescription, MoldableJobDescription.moldable_id == Job.assigned_moldable_job)
+    .join(GanttJobResource, GanttJobResource.moldable_job_id == Job.assigned_moldable_job)
+    .where(Job.state.in_(("Waiting", "toAckReservation")), Job.reservation == "Scheduled")
+)
+
+
 def _types_of(session: Session, job_ids: list[int]) -> dict[int, dict[str, str]]:
     types: dict[int, dict[str, str]] = defaultdict(dict)
     if job_ids:
-        rows = session.execute(
-            select(JobType.job_id, JobType.type).where(JobType.job_id.in_(job_ids), JobType.types_index == "CURRENT")
-        )
-        for job_id, text in rows:
+        for job_id, text in session.execute(_TYPES_OF, {"job_ids": job_ids}):
             name, _, value = text.partition("=")
             types[job_id][name] = value
     return types
@@ -139,17 +160,8 @@ def _types_of(session: Session, job_ids: list[int]) -> dict[int, dict[str, str]]
 
 def load_placed(session: Session, at: int) -> tuple[list[sched.Allocation], dict[int, sched.Allocation]]:
     """Running jobs and accepted reservations, as fixed allocations on the Gantt."""
-    rows = session.execute(
-        select(
-            Job.job_id, Job.job_user, Job.start_time, Job.suspended_time, Job.assigned_moldable_job,
-            MoldableJobDescription.moldable_walltime, AssignedResource.resource_id,
-        )
-        .join(MoldableJobDescription, MoldableJobDescription.moldable_id == Job.assigned_moldable_job)
-        .join(AssignedResource, AssignedResource.moldable_job_id == Job.assigned_moldable_job)
-        .where(Job.state.in_(ACTIVE_STATES), AssignedResource.assigned_resource_index == "CURRENT")
-    ).all()
     allocations: dict[int, sched.Allocation] = {}
-    for job_id, user, start, suspended, moldable, walltime, resource_id in rows:
+    for job_id, user, start, suspended, moldable, walltime, resource_id in session.execute(_PLACED):
         allocation = allocations.get(job_id)
         if allocation is None:
             begin = int(start) if start else at
@@ -165,17 +177,8 @@ def load_placed(session: Session, at: int) -> tuple[list[sched.Allocation], dict
 
 
 def _load_reservations(session: Session) -> dict[int, sched.Allocation]:
-    rows = session.execute(
-        select(
-            Job.job_id, Job.job_user, Job.start_time, Job.assigned_moldable_job,
-            MoldableJobDescription.moldable_walltime, GanttJobResource.resource_id,
-        )
-        .join(MoldableJobDescription, MoldableJobDescription.moldable_id == Job.assigned_moldable_job)
-        .join(GanttJobResource, GanttJobResource.moldable_job_id == Job.assigned_moldable_job)
-        .where(Job.state.in_(("Waiting", "toAckReservation")), Job.reservation == "Scheduled")
-    ).all()
     reservations: dict[int, sched.Allocation] = {}
-    for job_id, user, start, moldable, walltime, resource_id in rows:
+    for job_id, user, start, moldable, walltime, resource_id in session.execute(_RESERVATIONS):
         allocation = reservations.setdefault(
             job_id, sched.Allocation(job_id, moldable, int(start), int(walltime), [], user=user)
         )
