@@ -37,18 +37,24 @@ def launch(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 @app.task(name="oar.node.launch_many")
-def launch_many(specs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def launch_many(specs: list[dict[str, Any]]) -> dict[str, Any]:
     """Every job a scheduling round starts on this node, in one message.
 
     A round often starts several jobs per node; one task for all of them
     costs the node one receive, one acknowledgement and one set of task
     events instead of one per job. Each job is still claimed on its own, so
-    a job already launched is refused without refusing the others.
+    a job already launched is refused without refusing the others. The
+    result is a short summary (``launched`` ids, ``refused`` id → why): the
+    worker writes it to its log line, and no one stores it.
     """
     if not isinstance(specs, list):
         logger.error("launch_many on %s refused: %r is not a list of specs", node_hostname(), specs)
-        return [{"error": "launch_many needs a list of specs"}]
-    return [start(spec) for spec in specs]
+        return {"error": "launch_many needs a list of specs"}
+    outcomes = [start(spec) for spec in specs]
+    return {
+        "launched": [o["job_id"] for o in outcomes if o.get("launched")],
+        "refused": {str(o.get("job_id")): o["error"] for o in outcomes if "error" in o},
+    }
 
 
 def start(spec: dict[str, Any]) -> dict[str, Any]:
