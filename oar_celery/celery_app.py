@@ -9,6 +9,7 @@ name, never by a default queue that could send node work to the head.
 from __future__ import annotations
 
 import os
+import sys
 
 from celery import Celery, signals
 from kombu import Queue
@@ -98,10 +99,14 @@ def _setup_logging(**_: object) -> None:
 
 @signals.worker_process_init.connect
 def _forget_parent_connections(**_: object) -> None:
-    """A forked pool process must open its own database connections."""
-    from oar_celery.db.session import dispose_engines
+    """A forked pool process must open its own database connections.
 
-    dispose_engines()
+    Only a process that loaded the database layer has any: importing it here
+    would cost a node worker, which never touches the database, 17 MB.
+    """
+    session = sys.modules.get("oar_celery.db.session")
+    if session is not None:
+        session.dispose_engines()
 
 
 @signals.worker_ready.connect

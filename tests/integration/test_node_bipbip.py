@@ -264,3 +264,18 @@ def test_kill_of_a_job_this_node_does_not_run(node: NodeWorker, head: Head):
     kwargs = {"job_id": 424242, "grace": 1}
     result = head.app.send_task("oar.node.kill", kwargs=kwargs, queue=node_queue(HOST))
     assert result.get(timeout=10) == {"job_id": 424242, "killed": False, "state": "unknown"}
+
+
+def test_a_node_worker_never_loads_the_database_layer() -> None:
+    """A node has no database access; SQLAlchemy alone would cost its worker 17 MB of memory."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from celery import signals; import oar_celery.celery_app, oar_celery.tasks.bipbip;"
+        " signals.worker_process_init.send(sender=None);"
+        " loaded = sorted(m for m in sys.modules if m.split('.')[0] in ('sqlalchemy', 'psycopg2'));"
+        " sys.exit(' '.join(loaded[:5]) or None)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
