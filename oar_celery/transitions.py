@@ -104,7 +104,8 @@ def _move_statement(columns: tuple[str, ...], per_job: tuple[str, ...], release:
     All parts see the same snapshot, so the log update cannot touch the rows
     the insert adds.
     """
-    unknown = [name for name in (*columns, *per_job) if name not in Job.__table__.c or name == "state"]
+    unknown = [name for name in columns if name not in Job.__table__.c or name == "state"]
+    unknown += [name for name in per_job if name not in _PER_JOB]
     if unknown:
         raise ValueError(f"not a column a state change may set: {', '.join(unknown)}")
     sets = ["state = :new_state", *(f"{c} = :{c}" for c in columns), *(f"{c} = {_PER_JOB[c][1]}" for c in per_job)]
