@@ -14,10 +14,8 @@ from __future__ import annotations
 
 import contextlib
 import os
-import select
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 from oar_celery.node.environment import Account
@@ -110,35 +108,6 @@ def has_exited(pid: int) -> bool:
     except ChildProcessError:
         return True
     return result is not None
-
-
-class ExitWaiter:
-    """Sleeps until a child exits or a timeout passes, whichever comes first.
-
-    A pidfd (Linux 5.3 and later) becomes readable when the process exits,
-    so a supervisor sees a short job's end at once instead of polling for it;
-    where there is no pidfd, :meth:`wait` simply sleeps.
-    """
-
-    def __init__(self, pid: int) -> None:
-        try:
-            self.fd: int | None = os.pidfd_open(pid)
-        except (AttributeError, OSError):
-            self.fd = None
-
-    def wait(self, timeout: float) -> None:
-        if self.fd is None:
-            time.sleep(timeout)
-        else:
-            select.select([self.fd], [], [], timeout)
-
-    def __enter__(self) -> ExitWaiter:
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        if self.fd is not None:
-            os.close(self.fd)
-            self.fd = None
 
 
 def exit_code(returncode: int) -> int:

@@ -1,9 +1,9 @@
 """What a node worker does with the jobs a previous worker left behind.
 
-Supervisors are threads: when a worker dies, its jobs lose their watcher
-(they run in sessions of their own, so they live on). Nobody would enforce
-their walltime or report their end, so a new worker kills them and reports
-them ``killed``. A job whose watching worker is still alive (two workers
+Jobs are watched by a thread of their worker: when the worker dies, its jobs
+lose their watcher (they run in sessions of their own, so they live on).
+Nobody would enforce their walltime or report their end, so a new worker
+kills them and reports them ``killed``. A job whose watching worker is still alive (two workers
 serving one host) is left alone.
 """
 

@@ -1,11 +1,15 @@
-"""One thread per job: prologue, the job, epilogue, then the end report.
+"""A job's life on its node: prologue, the job, epilogue, then the end report.
 
 A running job is not a running Celery task: the Redis transport would deliver
 an unacknowledged task again after its visibility timeout. So the launch task
-only claims the job directory and starts this thread, which lives as long as
-the job. The thread polls rather than blocks, because it must also act on
-kill requests written by other tasks and on the walltime backstop. The
-checkpoint signal is Sarko's alone (a ``CHECKPOINT`` event makes it happen
+claims the job directory and starts the job's process, and one watcher thread
+per worker process (:class:`Watcher`) sees every job end through its pidfd,
+and acts on kill requests written by other tasks and on the walltime
+backstop every :data:`POLL` seconds. A thread per job cost a short job more
+in hand-offs of the interpreter lock than its launch itself. Work that may
+take long, the prologue and the epilogue, runs in a thread of its own.
+
+The checkpoint signal is Sarko's alone (a ``CHECKPOINT`` event makes it happen
 once); the backstop only fires ``grace`` seconds after the walltime, when the
 head should already have killed the job.
 """
@@ -15,10 +19,12 @@ from __future__ import annotations
 import logging
 import os
 import pwd
+import select
 import signal
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from celery import Celery
@@ -44,11 +50,10 @@ class JobRefused(Exception):
         self.message = message
 
 
-class Supervisor(threading.Thread):
+class Supervisor:
     """Runs and watches one job until its end is reported."""
 
     def __init__(self, app: Celery, config: Settings, host: str, job: JobDir, spec: dict[str, Any]) -> None:
-        super().__init__(name=f"oar-job-{job.job_id}", daemon=True)
         self.app = app
         self.config = config
         self.host = host
@@ -57,10 +62,27 @@ class Supervisor(threading.Thread):
         self.grace = float(spec.get("kill_grace") or config.kill_grace)
         self.times: dict[str, float | None] = {"launched_at": time.time(), "started_at": None}
         self.pgid: int | None = None
+        self.process: subprocess.Popen[bytes] | None = None
+        self.env: dict[str, str] = {}
+        self.started = 0.0  # time.monotonic() when the job's process started
+        self.reason = "exited"
+        self.hard_kill_at: float | None = None
 
-    def run(self) -> None:
+    def start(self) -> None:
+        """Start the job now, or in a thread of its own when a prologue must run first."""
+        self._run_step(self._launch, in_thread=bool(self.config.prologue))
+
+    def _run_step(self, step: Callable[[], None], *, in_thread: bool) -> None:
+        if in_thread:
+            name = f"oar-job-{self.job.job_id}-{step.__name__.strip('_')}"
+            threading.Thread(target=self._guarded, args=(step,), name=name, daemon=True).start()
+        else:
+            self._guarded(step)
+
+    def _guarded(self, step: Callable[[], None]) -> None:
+        """Run a step of the job's life; whatever fails, the head hears how the job ended."""
         try:
-            self._run()
+            step()
         except JobRefused as refused:
             self._end(None, refused.reason, refused.message)
         except Exception as error:
@@ -70,25 +92,57 @@ class Supervisor(threading.Thread):
             if self.job.status is None:
                 self._end(None, "launch_error", f"node error: {error}")
 
-    def _run(self) -> None:
+    def _launch(self) -> None:
         account = self._account()
         self._check_directory(account)
         self.job.write("nodefile", self.spec.get("nodefile") or f"{self.host}\n", durable=False)
-        env = job_environment(self.spec, account, self.job.nodefile)
-        failure = self._hook(self.config.prologue, env)
+        self.env = job_environment(self.spec, account, self.job.nodefile)
+        failure = self._hook(self.config.prologue, self.env)
         if failure:
             raise JobRefused("prologue_error", f"prologue failed: {failure}")
         if self.job.kill_request is not None:
             raise JobRefused("killed", "killed before it started")
-        job = self._start(account, env)
-        self.pgid = job.pid
+        self.process = self._start(account, self.env)
+        self.pgid = self.process.pid
+        self.started = time.monotonic()
         self.times["started_at"] = time.time()
-        self.job.write("pid", str(job.pid), durable=False)
-        reports.job_running(self.app, self.host, self.job.job_id, job.pid)
-        reason = self._watch(job)
-        code = process.reap(job)
-        reason, message = self._outcome(reason, code)
-        failure = self._hook(self.config.epilogue, env)
+        self.job.write("pid", str(self.pgid), durable=False)
+        reports.job_running(self.app, self.host, self.job.job_id, self.pgid)
+        watcher().watch(self)
+
+    def check(self, now: float) -> None:
+        """Every :data:`POLL` seconds while the job runs: act on a kill request and on the walltime."""
+        pgid = self.pgid
+        assert pgid is not None
+        kill = self.job.kill_request
+        if kill is not None and self.reason != "killed":
+            self.reason = "killed"
+            if not kill.get("signalled"):
+                process.terminate_group(pgid)
+            self.hard_kill_at = now + max(0.0, kill["time"] + kill["grace"] - time.time())
+        walltime = float(self.spec.get("walltime") or 0)
+        elapsed = now - self.started - self.job.suspended_seconds()
+        if self.reason == "exited" and walltime > 0 and elapsed >= walltime + self.grace:
+            self.reason = "walltime"
+            logger.info("job %s: walltime backstop, SIGTERM", self.job.job_id)
+            process.terminate_group(pgid)
+            self.hard_kill_at = now + self.grace
+        if self.hard_kill_at is not None and now >= self.hard_kill_at:
+            logger.info("job %s: still alive after the grace time, SIGKILL", self.job.job_id)
+            process.signal_group(pgid, signal.SIGKILL)
+            self.hard_kill_at = None
+
+    def exited(self) -> None:
+        """The job's shell has exited: reap it, run the epilogue (in a thread of its own) and report."""
+        self._run_step(self._finish, in_thread=bool(self.config.epilogue))
+
+    def _finish(self) -> None:
+        assert self.process is not None
+        if self.reason == "exited" and self.job.kill_request is not None:
+            self.reason = "killed"  # the job died of the kill before a check saw the request
+        code = process.reap(self.process)
+        reason, message = self._outcome(self.reason, code)
+        failure = self._hook(self.config.epilogue, self.env)
         if failure:
             reason, message = "epilogue_error", f"epilogue failed: {failure} ({message})"
         self._end(code, reason, message)
@@ -155,38 +209,6 @@ class Supervisor(threading.Thread):
         except OSError as error:
             raise JobRefused("launch_error", f"could not start the job: {error}") from error
 
-    def _watch(self, job: subprocess.Popen[bytes]) -> str:
-        """Wait for the job's shell to exit, enforcing kills and the walltime; the reason."""
-        pgid = job.pid
-        started = time.monotonic()
-        walltime = float(self.spec.get("walltime") or 0)
-        reason = "exited"
-        hard_kill_at: float | None = None
-        with process.ExitWaiter(job.pid) as waiter:
-            waiter.wait(POLL)
-            while not process.has_exited(job.pid):
-                now = time.monotonic()
-                elapsed = now - started - self.job.suspended_seconds()
-                kill = self.job.kill_request
-                if kill is not None and reason != "killed":
-                    reason = "killed"
-                    if not kill.get("signalled"):
-                        process.terminate_group(pgid)
-                    hard_kill_at = now + max(0.0, kill["time"] + kill["grace"] - time.time())
-                if reason == "exited" and walltime > 0 and elapsed >= walltime + self.grace:
-                    reason = "walltime"
-                    logger.info("job %s: walltime backstop, SIGTERM", self.job.job_id)
-                    process.terminate_group(pgid)
-                    hard_kill_at = now + self.grace
-                if hard_kill_at is not None and now >= hard_kill_at:
-                    logger.info("job %s: still alive after the grace time, SIGKILL", self.job.job_id)
-                    process.signal_group(pgid, signal.SIGKILL)
-                    hard_kill_at = None
-                waiter.wait(POLL)
-        if reason == "exited" and self.job.kill_request is not None:
-            reason = "killed"  # the job died of the kill before the loop saw the request
-        return reason
-
     def _outcome(self, reason: str, code: int) -> tuple[str, str]:
         wrapper_said = _read_tail(self.job.launch_errors)
         if wrapper_said:
@@ -215,3 +237,96 @@ def _read_tail(path: os.PathLike[str] | str) -> str:
     except FileNotFoundError:
         return ""
     return lines[-1] if lines else ""
+
+
+class Watcher(threading.Thread):
+    """Sees the jobs of this process end through their pidfds; checks kills and walltimes every POLL s.
+
+    Where there is no pidfd (before Linux 5.3), an end is seen at the next check.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(name="oar-job-watcher", daemon=True)
+        self._poll = select.poll()
+        self._wake_read, self._wake_write = os.pipe()
+        os.set_blocking(self._wake_read, False)
+        self._poll.register(self._wake_read, select.POLLIN)
+        self._lock = threading.Lock()
+        self._arriving: list[Supervisor] = []
+        self._by_fd: dict[int, Supervisor] = {}
+        self._without_fd: list[Supervisor] = []
+
+    def watch(self, supervisor: Supervisor) -> None:
+        """Watch a job whose process has started; thread-safe."""
+        with self._lock:
+            self._arriving.append(supervisor)
+        os.write(self._wake_write, b"x")
+
+    def run(self) -> None:
+        next_check = time.monotonic() + POLL
+        while True:
+            ready = self._poll.poll(max(0.0, next_check - time.monotonic()) * 1000)
+            self._take_arrivals()
+            for fd, _ in ready:
+                if fd == self._wake_read:
+                    _drain(fd)
+                elif fd in self._by_fd:
+                    self._exited(self._by_fd.pop(fd), fd)
+            now = time.monotonic()
+            if now >= next_check:
+                self._check_all(now)
+                next_check = now + POLL
+
+    def _take_arrivals(self) -> None:
+        with self._lock:
+            arriving, self._arriving = self._arriving, []
+        for supervisor in arriving:
+            assert supervisor.pgid is not None
+            try:
+                fd = os.pidfd_open(supervisor.pgid)
+            except (AttributeError, OSError):
+                self._without_fd.append(supervisor)
+                continue
+            self._by_fd[fd] = supervisor
+            self._poll.register(fd, select.POLLIN)
+
+    def _exited(self, supervisor: Supervisor, fd: int | None) -> None:
+        if fd is not None:
+            self._poll.unregister(fd)
+            os.close(fd)
+        try:
+            supervisor.exited()
+        except Exception:
+            logger.exception("job %s: its end could not be handled", supervisor.job.job_id)
+
+    def _check_all(self, now: float) -> None:
+        for supervisor in [*self._by_fd.values(), *self._without_fd]:
+            try:
+                supervisor.check(now)
+            except Exception:
+                logger.exception("job %s: check failed", supervisor.job.job_id)
+        for supervisor in [s for s in self._without_fd if process.has_exited(s.pgid or 0)]:
+            self._without_fd.remove(supervisor)
+            self._exited(supervisor, None)
+
+
+def _drain(fd: int) -> None:
+    try:
+        while os.read(fd, 4096):
+            pass
+    except BlockingIOError:
+        pass
+
+
+_watchers: dict[int, Watcher] = {}
+_watchers_lock = threading.Lock()
+
+
+def watcher() -> Watcher:
+    """This process's watcher (a forked child starts its own)."""
+    with _watchers_lock:
+        found = _watchers.get(os.getpid())
+        if found is None or not found.is_alive():
+            found = _watchers[os.getpid()] = Watcher()
+            found.start()
+        return found

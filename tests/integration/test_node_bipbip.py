@@ -126,6 +126,23 @@ def test_launch_many_starts_each_job_and_refuses_only_the_one_already_launched(
     assert sorted((workdir / "runs.txt").read_text().split()) == sorted(str(j) for j in ids)
 
 
+def test_one_thread_watches_every_running_job_of_a_worker(node: NodeWorker, head: Head, workdir: Path):
+    assert node.process is not None
+    threads = Path(f"/proc/{node.process.pid}/task")
+    ids = [next(job_ids) for _ in range(12)]
+    head.send(HOST, "oar.node.launch_many", specs=[make_spec(job_id, "sleep 1", workdir, HOST) for job_id in ids[:2]])
+    for job_id in ids[:2]:
+        head.inbox.wait("oar.head.job_running", job_id=job_id)
+    with_two = len(list(threads.iterdir()))
+    head.send(HOST, "oar.node.launch_many", specs=[make_spec(job_id, "sleep 1", workdir, HOST) for job_id in ids[2:]])
+    for job_id in ids[2:]:
+        head.inbox.wait("oar.head.job_running", job_id=job_id)
+    assert len(list(threads.iterdir())) == with_two  # twelve jobs running, no thread more than with two
+    for job_id in ids:
+        ended = head.inbox.wait("oar.head.job_ended", job_id=job_id)
+        assert (ended["exit_code"], ended["reason"]) == (0, "exited")
+
+
 def test_output_file_that_cannot_be_opened_is_a_launch_error(node: NodeWorker, head: Head, workdir: Path):
     job_id = launch(head, "echo never", workdir, stdout=str(workdir / "absent" / "out"))
     ended = head.inbox.wait("oar.head.job_ended", job_id=job_id)
