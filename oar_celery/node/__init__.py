@@ -1,7 +1,7 @@
 """The compute-node side of OAR (bipbip): runs jobs, has no database access.
 
-A node worker consumes ``oar.node.<host>``. Its tasks return at once; each job
-is watched by a supervisor thread of the worker process, and every outcome is
+A node worker consumes ``oar.node.<host>``. Its tasks return at once; its jobs
+are watched by one watcher thread of the worker process, and every outcome is
 reported to the head with tasks on ``oar.head``. Several emulated nodes may run
 on one machine, so the node's name comes from ``OAR_NODE_HOSTNAME``.
 """

@@ -2,7 +2,7 @@
 
 The options are the design's, not tuning. The ``solo`` pool runs each task
 in the worker's own thread: every node task returns at once (jobs are watched
-by supervisor threads, not by tasks), and a pool of threads only added
+by a watcher thread, not by tasks), and a pool of threads only added
 hand-offs of the interpreter lock, a third of a short job's cost on the node.
 Prefetch one with the fair strategy, so a busy worker never holds messages,
 and only the node's own queue. Gossip and mingle are off: with hundreds of

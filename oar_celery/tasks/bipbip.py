@@ -1,8 +1,8 @@
 """Node tasks (OAR's bipbip), consumed from ``oar.node.<host>``; no database access.
 
-Every task returns at once: the job itself is watched by a supervisor thread
-(``oar_celery.node.supervisor``), so no task stays unacknowledged while a job
-runs. Kill, signal, suspend and resume act on the job's process group, whose
+Every task returns at once: the job itself is watched by the worker's watcher
+thread (``oar_celery.node.supervisor``), so no task stays unacknowledged while
+a job runs. Kill, signal, suspend and resume act on the job's process group, whose
 id the job directory records.
 """
 
