@@ -71,6 +71,7 @@ def configure(app: Celery, config: Settings) -> None:
             "visibility_timeout": config.visibility_timeout,
             "fanout_prefix": True,
             "fanout_patterns": True,
+            "ack_emulation": not is_node_worker(),
         },
         result_backend_transport_options={"retry_policy": {"timeout": 5.0}},
         timezone="UTC",
@@ -78,6 +79,19 @@ def configure(app: Celery, config: Settings) -> None:
         beat_schedule=build_schedule(config),
         beat_max_loop_interval=1.0,
     )
+
+
+def is_node_worker() -> bool:
+    """Whether this process is a compute node's worker (``oar-celery worker node`` sets its kind).
+
+    A node's tasks are all acknowledged when they start and none runs long,
+    so the Redis transport's emulation of acknowledgements (two round trips
+    per message, to keep it in an unacknowledged set until then) protects
+    nothing on a node but the instant between receiving a message and
+    starting it. A message lost there is sent again like any lost message:
+    launches by the Runner, kills by Leon, pings by Finaud.
+    """
+    return os.environ.get("OAR_PROCESS_KIND", "").startswith("node-")
 
 
 def create_app(config: Settings | None = None) -> Celery:

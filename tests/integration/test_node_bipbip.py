@@ -296,3 +296,15 @@ def test_a_node_worker_never_loads_the_database_layer() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.parametrize(("kind", "emulated"), [("node-node7", False), ("head", True)])
+def test_only_the_head_emulates_acknowledgements_on_redis(kind: str, emulated: bool) -> None:
+    """A node acknowledges every task as it starts it: keeping each message in Redis until then buys nothing."""
+    import subprocess
+    import sys
+
+    code = "from oar_celery.celery_app import app; print(app.conf.broker_transport_options['ack_emulation'])"
+    env = {**os.environ, "OAR_PROCESS_KIND": kind}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
+    assert done.stdout.strip() == str(emulated), done.stderr
