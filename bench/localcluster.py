@@ -48,17 +48,27 @@ def rss_kib(pid: int) -> int:
 
 @dataclass
 class MemorySampler:
-    """Peak resident memory of named process groups, sampled every ``period`` seconds."""
+    """Peak resident memory of named process groups, sampled every ``period`` seconds.
+
+    A group member counts from its second sample on: a child the worker has
+    just ``vfork``ed shares the worker's memory, and is still in its group,
+    for the microseconds before it leaves the group and runs the job; caught
+    there, it doubled the node worker's figure.
+    """
 
     leaders: dict[str, int]
     period: float = 0.25
     peaks: dict[str, int] = field(default_factory=dict)
+    _members: dict[str, set[int]] = field(default_factory=dict)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
     def sample(self) -> None:
         for name, leader in self.leaders.items():
-            total = sum(rss_kib(pid) for pid in group_pids(leader))
+            members = set(group_pids(leader))
+            lasting = {leader} | (members & self._members.get(name, members))
+            self._members[name] = members
+            total = sum(rss_kib(pid) for pid in lasting)
             self.peaks[name] = max(self.peaks.get(name, 0), total)
 
     def _loop(self) -> None:
