@@ -159,13 +159,23 @@ def make_spec(job_id: int, command: str, directory: Path | str, host: str, **ext
     return spec
 
 
-def process_gone(pid: int) -> bool:
-    """Whether no process ``pid`` exists (zombies count as gone)."""
+def proc_state(pid: int) -> str:
+    """The one-letter state of ``pid`` in /proc (``T`` when stopped), ``gone`` if it has ended.
+
+    A process reaped between the open and the read of its stat file fails
+    the read with ``ESRCH``: it is gone too.
+    """
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return True
-    return stat.rsplit(")", 1)[1].split()[0] == "Z"
+    except (FileNotFoundError, ProcessLookupError):
+        return "gone"
+    state = stat.rsplit(")", 1)[1].split()[0]
+    return "gone" if state == "Z" else state
+
+
+def process_gone(pid: int) -> bool:
+    """Whether no process ``pid`` exists (zombies count as gone)."""
+    return proc_state(pid) == "gone"
 
 
 def process_state(pid: int) -> str:

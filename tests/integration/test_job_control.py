@@ -12,12 +12,12 @@ import json
 import signal
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from sqlalchemy import text
 
 from tests.cluster import LocalCluster
+from tests.integration.nodehelpers import proc_state
 from tests.integration.users import run_command_as, throwaway_user
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(120)]
@@ -49,16 +49,6 @@ def job_pid(cluster: LocalCluster, job_id: int) -> int:
         return None
 
     return cluster.wait_until(read, timeout=20, message=f"pid of job {job_id}")
-
-
-def proc_state(pid: int) -> str:
-    """The one-letter state of ``pid`` in /proc (``T`` when stopped), ``gone`` if it has ended."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return "gone"
-    state = stat.rsplit(")", 1)[1].split()[0]
-    return "gone" if state == "Z" else state
 
 
 def running(cluster: LocalCluster, *args: str) -> tuple[int, int]:
