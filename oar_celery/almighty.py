@@ -31,7 +31,7 @@ from functools import lru_cache
 import redis
 
 from oar_celery.celery_app import HEAD_QUEUE, app
-from oar_celery.client.wire import task_message
+from oar_celery.client.wire import push, task_message
 from oar_celery.config import settings
 from oar_celery.holders import holder_is_dead, holder_token
 
@@ -107,7 +107,7 @@ def send_head_task(client: redis.Redis, task: str, kwargs: dict[str, object] | N
     Celery's pool and send a task-sent event: Almighty sends a cycle task for
     nearly every batch of node reports.
     """
-    client.lpush(HEAD_QUEUE, task_message(task, kwargs or {}, HEAD_QUEUE, ignore_result=True, countdown=countdown))
+    push(client, task, kwargs or {}, HEAD_QUEUE, ignore_result=True, countdown=countdown)
 
 
 @app.task(name="oar.almighty.notify", ignore_result=True)

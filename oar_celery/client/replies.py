@@ -39,9 +39,8 @@ def wake_runner(client: Any) -> None:
     from oar_celery.client import wire
     from oar_celery.client.transport import HEAD_QUEUE
 
-    message = wire.task_message("oar.almighty.notify", {"messages": ["Scheduling"]}, HEAD_QUEUE, expires=60)
     with contextlib.suppress(Exception):  # best effort: beat's tick answers anyway
-        client.lpush(HEAD_QUEUE, message)
+        wire.push(client, "oar.almighty.notify", {"messages": ["Scheduling"]}, HEAD_QUEUE, expires=60)
 
 
 def parse_reply(raw: bytes | str) -> dict[str, Any]:

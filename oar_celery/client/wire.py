@@ -84,6 +84,15 @@ def task_message(
     return json.dumps(envelope).encode()
 
 
+def push(client: Any, task: str, kwargs: dict[str, Any], queue: str, **options: Any) -> None:
+    """Send ``task`` to ``queue`` as ``app.send_task`` would: one ``LPUSH`` of its message.
+
+    ``client`` is a redis-py client or pipeline, or a :mod:`resp` client;
+    ``options`` are :func:`task_message`'s.
+    """
+    client.lpush(queue, task_message(task, kwargs, queue, **options))
+
+
 def _from_now(seconds: float) -> str:
     return (datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=seconds)).isoformat()
 
@@ -105,7 +114,7 @@ def call(broker_url: str, backend_url: str, task: str, kwargs: dict[str, Any], q
     key = result_key(task_id)
     try:
         pubsub.subscribe(key)
-        broker.lpush(queue, task_message(task, kwargs, queue, task_id=task_id, expires=wait))
+        push(broker, task, kwargs, queue, task_id=task_id, expires=wait)
         return _await(backend, pubsub, key, time.monotonic() + wait)
     finally:
         _close(backend, pubsub, key)

@@ -34,7 +34,7 @@ import redis
 from celery import Celery
 
 from oar_celery.celery_app import HEAD_QUEUE
-from oar_celery.client.wire import task_message
+from oar_celery.client.wire import push
 from oar_celery.node.jobdir import JobDir
 
 logger = logging.getLogger(__name__)
@@ -67,7 +67,7 @@ def _try_send(app: Celery, task: str, kwargs: dict[str, Any]) -> bool:
 def _send(app: Celery, task: str, kwargs: dict[str, Any]) -> None:
     url = str(app.conf.broker_url or "")
     if url.startswith(("redis://", "rediss://", "unix://")):
-        _broker(url).lpush(HEAD_QUEUE, task_message(task, kwargs, HEAD_QUEUE, ignore_result=True))
+        push(_broker(url), task, kwargs, HEAD_QUEUE, ignore_result=True)
     else:
         app.send_task(task, kwargs=kwargs, queue=HEAD_QUEUE)
 

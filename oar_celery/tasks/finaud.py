@@ -176,7 +176,7 @@ def send_pings(hosts: dict[str, Watched], jobs: dict[str, list[int]]) -> None:
     ``app.send_task`` costs a round trip and a task-sent event per host,
     which on 200 nodes made a round cost the head a tenth of a second.
     """
-    from oar_celery.client.wire import task_message
+    from oar_celery.client.wire import push
 
     client = broker_redis()
     sent = {k.decode(): json.loads(v) for k, v in client.hgetall(SENT).items()}
@@ -193,7 +193,7 @@ def send_pings(hosts: dict[str, Watched], jobs: dict[str, list[int]]) -> None:
         queue = node_queue(host)
         pipe.hset(SENT, host, json.dumps({"token": token, "at": at}))
         kwargs = {"token": token, "job_ids": jobs.get(host, [])}
-        pipe.lpush(queue, task_message("oar.node.ping", kwargs, queue, expires=expires, ignore_result=True))
+        push(pipe, "oar.node.ping", kwargs, queue, expires=expires, ignore_result=True)
     pipe.execute()
 
 

@@ -170,7 +170,7 @@ def send_launches(specs: list[dict[str, Any]]) -> None:
     """
     if not specs:
         return
-    from oar_celery.client.wire import task_message
+    from oar_celery.client.wire import push
 
     by_node: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for spec in specs:
@@ -180,7 +180,7 @@ def send_launches(specs: list[dict[str, Any]]) -> None:
         queue = node_queue(host)
         for spec in node_specs:
             pipe.set(f"oar:launch:{spec['job_id']}", "1", ex=LAUNCH_RESEND)
-        pipe.lpush(queue, task_message("oar.node.launch_many", {"specs": node_specs}, queue, ignore_result=True))
+        push(pipe, "oar.node.launch_many", {"specs": node_specs}, queue, ignore_result=True)
     pipe.execute()
     for spec in specs:
         logger.info("job %s sent to %s", spec["job_id"], spec["hosts"][0])
