@@ -10,6 +10,8 @@ import itertools
 import os
 import pwd
 import signal
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -283,28 +285,26 @@ def test_kill_of_a_job_this_node_does_not_run(node: NodeWorker, head: Head):
     assert result.get(timeout=10) == {"job_id": 424242, "killed": False, "state": "unknown"}
 
 
+def fresh_python(code: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """Run ``code`` in a new interpreter, as a worker would start: nothing imported yet."""
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, **env})
+
+
 def test_a_node_worker_never_loads_the_database_layer() -> None:
     """A node has no database access; SQLAlchemy alone would cost its worker 17 MB of memory."""
-    import subprocess
-    import sys
-
-    code = (
+    done = fresh_python(
         "import sys; from celery import signals; import oar_celery.celery_app, oar_celery.tasks.bipbip;"
         " signals.worker_process_init.send(sender=None);"
         " loaded = sorted(m for m in sys.modules if m.split('.')[0] in ('sqlalchemy', 'psycopg2'));"
         " sys.exit(' '.join(loaded[:5]) or None)"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
 
 
 @pytest.mark.parametrize(("kind", "emulated"), [("node-node7", False), ("head", True)])
 def test_only_the_head_emulates_acknowledgements_on_redis(kind: str, emulated: bool) -> None:
     """A node acknowledges every task as it starts it: keeping each message in Redis until then buys nothing."""
-    import subprocess
-    import sys
-
     code = "from oar_celery.celery_app import app; print(app.conf.broker_transport_options['ack_emulation'])"
-    env = {**os.environ, "OAR_PROCESS_KIND": kind}
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
+    done = fresh_python(code, OAR_PROCESS_KIND=kind)
     assert done.stdout.strip() == str(emulated), done.stderr
