@@ -27,6 +27,7 @@ import os
 import time
 from collections.abc import Callable, Iterable
 from functools import lru_cache
+from typing import Any
 
 import redis
 
@@ -68,15 +69,23 @@ ORDER = ("reports", "node_change_state", "finaud", "sarko", "leon", "scheduler",
 _RELEASE = """
 if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end
 """
-#: Add the messages; push the cycle task unless one is on its way. One round trip for both.
-_NOTIFY = """
-redis.call('sadd', KEYS[1], unpack(ARGV, 3))
+#: Redis list of the node report batches waiting for a cycle (JSON lists of reports).
+QUEUED_REPORTS = "oar:reports"
+
+#: Push the cycle task (ARGV[1]) unless one is on its way (``QUEUED`` set for ARGV[2] seconds).
+_CYCLE_UNLESS_QUEUED = """
 if redis.call('set', KEYS[2], '1', 'NX', 'EX', ARGV[2]) then
   redis.call('lpush', KEYS[3], ARGV[1])
   return 1
 end
 return 0
 """
+#: Add the messages, then the cycle task: one round trip for both.
+_NOTIFY = "redis.call('sadd', KEYS[1], unpack(ARGV, 3))" + _CYCLE_UNLESS_QUEUED
+#: Queue a report batch (ARGV[3]) too, in the same round trip.
+_QUEUE_REPORTS = (
+    "redis.call('rpush', KEYS[4], ARGV[3])\nredis.call('sadd', KEYS[1], unpack(ARGV, 4))" + _CYCLE_UNLESS_QUEUED
+)
 _TAKE_OVER = """
 if redis.call('get', KEYS[1]) ~= ARGV[1] then return 0 end
 return redis.call('set', KEYS[1], ARGV[2], 'PX', ARGV[3])
@@ -97,6 +106,23 @@ def notify(messages: Iterable[str], *, client: redis.Redis | None = None) -> boo
     client = client or broker_redis()
     cycle_task = task_message("oar.almighty.cycle", {}, HEAD_QUEUE, ignore_result=True)
     return bool(client.eval(_NOTIFY, 3, PENDING, QUEUED, HEAD_QUEUE, cycle_task, QUEUED_TTL, *names))
+
+
+def queue_reports(reports: list[dict[str, Any]], *, client: redis.Redis | None = None) -> bool:
+    """Queue a node's batch of job reports for the next cycle, and tell Almighty, in one round trip.
+
+    Nodes on a Redis broker call this themselves: a batch then reaches the
+    cycle without a head task of its own in between. Only an end frees
+    resources, so only a batch with one asks for the scheduler (``Term``).
+    The batch stays in :data:`QUEUED_REPORTS` until a cycle has committed it;
+    whether a cycle task was sent.
+    """
+    client = client or broker_redis()
+    ended = any(isinstance(r, dict) and r.get("kind") == "ended" for r in reports)
+    cycle_task = task_message("oar.almighty.cycle", {}, HEAD_QUEUE, ignore_result=True)
+    keys = (PENDING, QUEUED, HEAD_QUEUE, QUEUED_REPORTS)
+    message = "Term" if ended else "Reports"
+    return bool(client.eval(_QUEUE_REPORTS, 4, *keys, cycle_task, QUEUED_TTL, json.dumps(reports), message))
 
 
 def send_head_task(client: redis.Redis, task: str, kwargs: dict[str, object] | None = None,

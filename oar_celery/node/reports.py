@@ -8,15 +8,17 @@ again from a ping answer or a duplicate launch.
 
 Job reports (``running``, ``ended``) go through one sender thread per
 process, which groups what is waiting (up to :data:`BATCH` reports, or what
-comes within :data:`GATHER` seconds) into one ``oar.head.reports`` task: a
-node running many short jobs then costs the head one transaction per batch
-instead of two per job. Re-sent reports are harmless, the head's updates
-being conditional.
+comes within :data:`GATHER` seconds) into one batch: a node running many
+short jobs then costs the head one transaction per batch instead of two per
+job. Re-sent reports are harmless, the head's updates being conditional.
 
-On a Redis broker the message is pushed with one ``LPUSH`` in Celery's own
-format (:func:`oar_celery.client.wire.task_message`), as the Runner sends
-launches: ``send_task`` cost the node more than the rest of a short job's
-report.
+On a Redis broker the node queues the batch for Almighty's next cycle itself
+(:func:`oar_celery.almighty.queue_reports`, one round trip), where a head
+task would only have queued it there, one more hop through the broker and
+the head's pool for every batch. Other messages are pushed with one
+``LPUSH`` in Celery's own format (:func:`oar_celery.client.wire.push`). On
+another broker everything goes through ``send_task``, the batch as an
+``oar.head.reports`` task.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from typing import Any
 import redis
 from celery import Celery
 
+from oar_celery.almighty import queue_reports
 from oar_celery.celery_app import HEAD_QUEUE
 from oar_celery.client.wire import push
 from oar_celery.node.jobdir import JobDir
@@ -40,7 +43,7 @@ from oar_celery.node.jobdir import JobDir
 logger = logging.getLogger(__name__)
 
 MAX_DELAY = 60.0
-#: Most reports in one ``oar.head.reports`` task.
+#: Most reports in one batch.
 BATCH = 100
 #: Seconds the sender waits for more reports after the first one of a batch.
 GATHER = 0.015
@@ -66,10 +69,12 @@ def _try_send(app: Celery, task: str, kwargs: dict[str, Any]) -> bool:
 
 def _send(app: Celery, task: str, kwargs: dict[str, Any]) -> None:
     url = str(app.conf.broker_url or "")
-    if url.startswith(("redis://", "rediss://", "unix://")):
-        push(_broker(url), task, kwargs, HEAD_QUEUE, ignore_result=True)
-    else:
+    if not url.startswith(("redis://", "rediss://", "unix://")):
         app.send_task(task, kwargs=kwargs, queue=HEAD_QUEUE)
+    elif task == REPORTS_TASK:
+        queue_reports(kwargs["reports"], client=_broker(url))
+    else:
+        push(_broker(url), task, kwargs, HEAD_QUEUE, ignore_result=True)
 
 
 @lru_cache(maxsize=4)
@@ -87,7 +92,7 @@ def _retry(app: Celery, task: str, kwargs: dict[str, Any]) -> None:
 
 
 class Sender(threading.Thread):
-    """Groups queued job reports into ``oar.head.reports`` tasks; retries a batch until it is sent."""
+    """Groups queued job reports into batches for the head; retries a batch until it is sent."""
 
     def __init__(self, app: Celery) -> None:
         super().__init__(name="oar-report-sender", daemon=True)

@@ -19,11 +19,13 @@ Head queue ``oar.head``:
 - ``oar.almighty.submit_many(requests)`` → ``{"results": [...]}``, one entry per
   request in order: ``{"job_ids": [...]}`` or ``{"error": "one line"}``; a batch of
   ``submit`` requests in one message and one transaction per batch (``tasks/submit.py``).
-- ``oar.head.reports(reports)``: a batch of reports from a node's supervisors, sent
-  by the node's report sender (up to 100, or what came within ~15 ms), queued in Redis
+- Node reports: a batch of reports from a node's supervisors, gathered by the
+  node's report sender (up to 100, or what came within ~15 ms), queued in Redis
   (``oar:reports``) and applied by the next Almighty cycle together with every other
-  batch queued since the last one, in one transaction (``tasks/reports.py``). Each
-  report is a dict:
+  batch queued since the last one, in one transaction (``tasks/reports.py``). On a
+  Redis broker the node queues the batch and notifies Almighty itself
+  (``almighty.queue_reports``, one Lua script); on another broker it sends
+  ``oar.head.reports(reports)``, which does that on the head. Each report is a dict:
   ``{"kind": "running", "job_id", "host", "pid"}`` or
   ``{"kind": "ended", "job_id", "host", "exit_code", "reason", "message"}``.
   ``reason`` is one of ``exited``, ``walltime``, ``killed``, ``prologue_error``,

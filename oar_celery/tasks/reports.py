@@ -1,8 +1,10 @@
 """The head's side of bipbip: what nodes report about the jobs they run.
 
-Nodes send their reports in batches (``oar.head.reports``). The task only
-queues its batch in Redis (:data:`QUEUED_REPORTS`) and sends Almighty a
-``Term`` (or ``Reports`` when no job ended); the next Almighty cycle applies
+Nodes send their reports in batches. On a Redis broker a node queues its
+batch in Redis itself (:data:`QUEUED_REPORTS`, :func:`almighty.queue_reports`)
+and sends Almighty a ``Term`` (or ``Reports`` when no job ended) in the same
+round trip; on another broker the ``oar.head.reports`` task does that on the
+head. The next Almighty cycle applies
 every batch queued since the last one, from all nodes at once
 (:func:`apply_queued`), then schedules and launches in the same cycle. The busier the cluster, the more batches a cycle
 takes in one transaction, instead of one transaction per node per batch.
@@ -29,7 +31,7 @@ from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from oar_celery import judas
-from oar_celery.almighty import broker_redis, notify
+from oar_celery.almighty import QUEUED_REPORTS, broker_redis, notify, queue_reports
 from oar_celery.celery_app import app, node_queue
 from oar_celery.db.models import STARTED_STATES, FragJob, Job
 from oar_celery.db.session import now, session_scope
@@ -81,8 +83,6 @@ class Applied:
     methods: dict[int, str | None] = field(default_factory=dict)
 
 
-#: Redis list of the report batches waiting for an Almighty cycle (JSON lists of reports).
-QUEUED_REPORTS = "oar:reports"
 #: Most batches one cycle applies; the rest wait for the next cycle.
 CYCLE_BATCHES = 1000
 
@@ -90,10 +90,7 @@ CYCLE_BATCHES = 1000
 @app.task(name="oar.head.reports", acks_late=True, ignore_result=True)
 def reports_task(reports: list[dict[str, Any]]) -> None:
     """A node's batch of ``running`` / ``ended`` reports: queued for the next Almighty cycle."""
-    client = broker_redis()
-    client.rpush(QUEUED_REPORTS, json.dumps(reports))
-    ended = any(isinstance(r, dict) and r.get("kind") == "ended" for r in reports or [])
-    notify(["Term" if ended else "Reports"], client=client)  # only an end frees resources to schedule
+    queue_reports(reports if isinstance(reports, list) else [])
 
 
 def apply_queued() -> Applied:

@@ -1,11 +1,14 @@
 """Helpers for tests of the node side: a real node worker, and the head's inbox.
 
 The tests play the head: they send node tasks with a Celery app on the test
-broker and read the node's reports straight from the ``oar.head`` queue.
+broker and read the node's reports straight from Redis, where the head would:
+the batches a node queues for Almighty (``oar:reports``) and the tasks on the
+``oar.head`` queue.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -14,9 +17,11 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import redis
 from celery import Celery
 from kombu import Connection
 
+from oar_celery.almighty import QUEUED_REPORTS
 from oar_celery.celery_app import HEAD_QUEUE, create_app, node_queue
 from oar_celery.config import load_settings
 from oar_celery.node.worker import node_worker_argv, node_worker_env
@@ -41,6 +46,7 @@ class HeadInbox:
     """The ``oar.head`` queue, read as the head would: (task name, kwargs) pairs."""
 
     def __init__(self, redis_url: str) -> None:
+        self.client = redis.Redis.from_url(redis_url)
         self.connection = Connection(redis_url)
         self.queue = self.connection.SimpleQueue(HEAD_QUEUE)
         self.seen: list[tuple[str, dict[str, Any]]] = []
@@ -48,8 +54,11 @@ class HeadInbox:
     def close(self) -> None:
         self.queue.close()
         self.connection.release()
+        self.client.close()
 
     def _drain(self, timeout: float) -> None:
+        while (batch := self.client.lpop(QUEUED_REPORTS)) is not None:
+            self._add_batch(json.loads(batch))
         try:
             message = self.queue.get(block=True, timeout=timeout)
         except self.queue.Empty:
@@ -57,12 +66,16 @@ class HeadInbox:
         message.ack()
         _args, kwargs, _embed = message.decode()
         task = message.headers["task"]
-        if task == "oar.head.reports":  # a batch: seen as the one-report tasks it stands for
-            for report in kwargs["reports"]:
-                fields = {k: v for k, v in report.items() if k != "kind"}
-                self.seen.append((f"oar.head.job_{report['kind']}", fields))
-            return
-        self.seen.append((task, kwargs))
+        if task == "oar.head.reports":
+            self._add_batch(kwargs["reports"])
+        else:
+            self.seen.append((task, kwargs))
+
+    def _add_batch(self, reports: list[dict[str, Any]]) -> None:
+        """A batch is seen as the one-report tasks it stands for."""
+        for report in reports:
+            fields = {k: v for k, v in report.items() if k != "kind"}
+            self.seen.append((f"oar.head.job_{report['kind']}", fields))
 
     def find(self, task: str, **match: Any) -> list[dict[str, Any]]:
         return [

@@ -75,7 +75,35 @@ def test_reports_still_waiting_are_sent_at_exit() -> None:
     assert len(app.sent) == 1
 
 
-def test_on_a_redis_broker_a_batch_is_one_celery_message_on_the_head_queue(redis_url: str) -> None:
+def test_on_a_redis_broker_a_batch_is_queued_for_almighty_with_one_cycle_task(redis_url: str) -> None:
+    import base64
+    import json
+
+    import redis
+
+    from oar_celery.almighty import PENDING, QUEUED, QUEUED_REPORTS
+    from oar_celery.celery_app import create_app
+    from oar_celery.config import Settings
+
+    app = create_app(Settings(broker_url=redis_url, result_backend=redis_url))
+    client = redis.Redis.from_url(redis_url)
+    client.delete("oar.head", QUEUED, PENDING, QUEUED_REPORTS)
+    started = [{"kind": "running", "job_id": 3, "host": "n1", "pid": 42}]
+    ended = [{"kind": "ended", "job_id": 3, "host": "n1", "exit_code": 0, "reason": "exited", "message": ""}]
+    reports.send(app, reports.REPORTS_TASK, {"reports": started})
+    reports.send(app, reports.REPORTS_TASK, {"reports": ended})
+    assert [json.loads(raw) for raw in client.lrange(QUEUED_REPORTS, 0, -1)] == [started, ended]
+    assert client.smembers(PENDING) == {b"Reports", b"Term"}  # only the end asks for the scheduler
+    (raw,) = client.lrange("oar.head", 0, -1)  # one cycle task: the second batch found it on its way
+    client.delete("oar.head", QUEUED, PENDING, QUEUED_REPORTS)
+    message = json.loads(raw)
+    assert message["headers"]["task"] == "oar.almighty.cycle"
+    assert message["properties"]["delivery_info"]["routing_key"] == "oar.head"
+    args, kwargs, _ = json.loads(base64.b64decode(message["body"]))
+    assert (args, kwargs) == ([], {})
+
+
+def test_other_node_messages_on_a_redis_broker_are_celery_tasks_on_the_head_queue(redis_url: str) -> None:
     import base64
     import json
 
@@ -87,12 +115,10 @@ def test_on_a_redis_broker_a_batch_is_one_celery_message_on_the_head_queue(redis
     app = create_app(Settings(broker_url=redis_url, result_backend=redis_url))
     client = redis.Redis.from_url(redis_url)
     client.delete("oar.head")
-    batch = [{"kind": "running", "job_id": 3, "host": "n1", "pid": 42}]
-    reports.send(app, reports.REPORTS_TASK, {"reports": batch})
+    reports.send(app, "oar.head.job_running", {"job_id": 3, "host": "n1", "pid": 42})
     (raw,) = client.lrange("oar.head", 0, -1)
     client.delete("oar.head")
     message = json.loads(raw)
-    assert message["headers"]["task"] == "oar.head.reports"
-    assert message["properties"]["delivery_info"]["routing_key"] == "oar.head"
+    assert message["headers"]["task"] == "oar.head.job_running"
     args, kwargs, _ = json.loads(base64.b64decode(message["body"]))
-    assert (args, kwargs) == ([], {"reports": batch})
+    assert (args, kwargs) == ([], {"job_id": 3, "host": "n1", "pid": 42})
