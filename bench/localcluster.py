@@ -18,7 +18,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.common import adopt, bench_env, create_database, drop_database, flush_redis
+from bench.common import adopt, bench_env, create_database, drop_database, flush_redis, state_root
 
 BIN = Path(sys.executable).parent
 FINAL = ("Terminated", "Error")
@@ -96,7 +96,7 @@ class BenchCluster:
 
     def __init__(self, nodes: int = 4, cores: int = 4, *, start: bool = True, **overrides: str) -> None:
         self.nodes, self.cores = nodes, cores
-        self.tmp = tempfile.TemporaryDirectory(prefix="oar-bench-")
+        self.tmp = tempfile.TemporaryDirectory(prefix="oar-bench-", dir=state_root())
         self.state = Path(self.tmp.name)
         self.workdir = self.state / "work"
         self.workdir.mkdir()
