@@ -21,6 +21,7 @@ from oar_celery import admission
 from oar_celery.almighty import notify
 from oar_celery.celery_app import app
 from oar_celery.config import settings
+from oar_celery.db import statistics
 from oar_celery.db.models import Job, JobSubmission, JobType
 from oar_celery.db.session import now, session_scope
 from oar_celery.scheduler.errors import RequestError
@@ -119,6 +120,7 @@ def _submit_once(requests: list[dict[str, Any]]) -> list[dict[str, Any]]:
             for (request, _), ids in zip(fresh, inserted, strict=True)
             if (sid := _submission_id(request))
         )
+    statistics.refresh_after_burst(sum(len(ids) for ids in inserted))
     new_ids = iter(inserted)
     answers = [
         {"job_ids": outcome}

@@ -1,0 +1,45 @@
+"""A burst of submissions refreshes PostgreSQL's statistics of the jobs table at once."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.integration.test_scheduling_db import database, db, rows  # noqa: F401
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def analyzed() -> tuple[int, float]:
+    """How many times ``jobs`` was analyzed by hand, and the row count the planner believes."""
+    (count,) = rows("SELECT analyze_count FROM pg_stat_user_tables WHERE relname = 'jobs'")[0]
+    (tuples,) = rows("SELECT reltuples FROM pg_class WHERE relname = 'jobs'")[0]
+    return count, tuples
+
+
+def submit_array(size: int) -> list[int]:
+    from oar_celery.tasks.submit import submit_requests
+
+    (answer,) = submit_requests([{"user": "alice", "command": "true", "directory": "/tmp", "array": size}])
+    return answer["job_ids"]
+
+
+def test_a_burst_of_submissions_analyzes_the_jobs_table_and_a_few_do_not(db: str, monkeypatch) -> None:  # noqa: F811
+    from oar_celery.db import statistics
+
+    monkeypatch.setattr(statistics, "_last_refresh", float("-inf"))
+    before, _ = analyzed()
+    assert len(submit_array(statistics.BURST - 1)) == statistics.BURST - 1
+    assert analyzed()[0] == before
+    assert len(submit_array(statistics.BURST)) == statistics.BURST
+    count, tuples = analyzed()
+    assert count == before + 1 and tuples >= 2 * statistics.BURST - 1
+
+
+def test_bursts_in_quick_succession_analyze_once(db: str, monkeypatch) -> None:  # noqa: F811
+    from oar_celery.db import statistics
+
+    monkeypatch.setattr(statistics, "_last_refresh", float("-inf"))
+    before, _ = analyzed()
+    submit_array(statistics.BURST)
+    submit_array(statistics.BURST)
+    assert analyzed()[0] == before + 1
