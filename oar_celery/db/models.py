@@ -38,6 +38,9 @@ class Base(DeclarativeBase):
     pass
 
 
+_TO_SCHEDULE = "state = 'Waiting' AND reservation = 'toSchedule'"
+
+
 class Job(Base):
     __tablename__ = "jobs"
     __table_args__ = (
@@ -48,6 +51,11 @@ class Job(Base):
         Index(
             "ix_jobs_waiting", "queue_name", "submission_time", "job_id",
             postgresql_where=text("state = 'Waiting'"), sqlite_where=text("state = 'Waiting'"),
+        ),
+        # the reservations still to answer: every quick round asks whether there are any
+        Index(
+            "ix_jobs_reservations_to_schedule", "job_id",
+            postgresql_where=text(_TO_SCHEDULE), sqlite_where=text(_TO_SCHEDULE),
         ),
     )
 

@@ -1,8 +1,15 @@
 """Engines and sessions, one engine per process.
 
 Worker pools fork: an engine created before the fork must not be shared with
-the children, so the engine is keyed by the process id. ``pool_pre_ping``
-lets every process reconnect by itself after PostgreSQL restarts.
+the children, so the engine is keyed by the process id.
+
+Every process reconnects by itself after PostgreSQL restarts: a pooled
+connection that sat idle for more than :data:`PING_AFTER_IDLE` seconds is
+pinged before use and replaced if it is dead. A busy head checks out a
+connection several times per Almighty cycle, a few milliseconds apart;
+pinging each time (``pool_pre_ping``) cost a round trip per transaction. A
+connection that breaks between two such close uses fails one transaction,
+which makes the pool drop every connection; the module's next run reconnects.
 """
 
 from __future__ import annotations
@@ -11,14 +18,19 @@ import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
-from sqlalchemy import create_engine, event
+from sqlalchemy import create_engine, event, exc
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import ConnectionPoolEntry
 
 from oar_celery.config import settings
 
 _engines: dict[tuple[int, str], Engine] = {}
+
+#: Seconds a pooled connection may sit idle before it is pinged at checkout.
+PING_AFTER_IDLE = 1.0
 
 
 def _make_engine(url: str) -> Engine:
@@ -37,7 +49,29 @@ def _make_engine(url: str) -> Engine:
             cursor.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5, pool_recycle=1800)
+    engine = create_engine(url, pool_size=5, max_overflow=5, pool_recycle=1800)
+    event.listen(engine, "checkin", _note_idle_since)
+    event.listen(engine, "checkout", _ping_if_idle)
+    return engine
+
+
+def _note_idle_since(_dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+    record.info["idle_since"] = time.monotonic()
+
+
+def _ping_if_idle(dbapi_connection: Any, record: ConnectionPoolEntry, _proxy: Any) -> None:
+    """Ping a connection that sat idle; a dead one makes the pool connect again (up to three tries)."""
+    idle_since = record.info.pop("idle_since", None)
+    if idle_since is None or time.monotonic() - idle_since < PING_AFTER_IDLE:
+        return
+    try:
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute("SELECT 1")
+        finally:
+            cursor.close()
+    except Exception as error:  # noqa: BLE001 - any failure means the connection is unusable
+        raise exc.DisconnectionError(f"stale connection: {error}") from error
 
 
 def get_engine(url: str | None = None) -> Engine:
