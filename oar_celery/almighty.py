@@ -63,12 +63,9 @@ MODULES_FOR = {
     "Villains": ("sarko",),
     "Finaud": ("finaud",),
 }
-#: The order in which a cycle runs modules; node reports open every cycle, the Runner closes it.
+#: The order in which a cycle runs modules; node reports open every cycle, the Runner closes those it runs in.
 ORDER = ("reports", "node_change_state", "finaud", "sarko", "leon", "scheduler", "quick_scheduler", "runner")
 
-_RELEASE = """
-if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end
-"""
 #: Redis list of the node report batches waiting for a cycle (JSON lists of reports).
 QUEUED_REPORTS = "oar:reports"
 
@@ -86,6 +83,24 @@ _NOTIFY = "redis.call('sadd', KEYS[1], unpack(ARGV, 3))" + _CYCLE_UNLESS_QUEUED
 _QUEUE_REPORTS = (
     "redis.call('rpush', KEYS[4], ARGV[3])\nredis.call('sadd', KEYS[1], unpack(ARGV, 4))" + _CYCLE_UNLESS_QUEUED
 )
+#: Start a cycle: take the lock (or find it ours, just taken over; else nil), renew ``QUEUED``
+#: if asked, take the pending messages.
+_BEGIN = """
+if not redis.call('set', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) and redis.call('get', KEYS[1]) ~= ARGV[1] then
+  return false
+end
+if tonumber(ARGV[3]) > 0 then redis.call('set', KEYS[4], '1', 'EX', ARGV[3]) end
+local messages = redis.call('smembers', KEYS[2])
+redis.call('del', KEYS[2])
+return {messages, redis.call('get', KEYS[3]) or ''}
+"""
+#: End a cycle: record it, release the lock if still ours, count what is pending.
+_END = """
+redis.call('lpush', KEYS[1], ARGV[1])
+redis.call('ltrim', KEYS[1], 0, ARGV[2])
+if redis.call('get', KEYS[2]) == ARGV[3] then redis.call('del', KEYS[2]) end
+return redis.call('scard', KEYS[3])
+"""
 _TAKE_OVER = """
 if redis.call('get', KEYS[1]) ~= ARGV[1] then return 0 end
 return redis.call('set', KEYS[1], ARGV[2], 'PX', ARGV[3])
@@ -157,41 +172,79 @@ def _module_functions() -> dict[str, Callable[[], object]]:
     }
 
 
-def _take_pending(client: redis.Redis) -> set[str]:
-    pipe = client.pipeline(transaction=True)
-    pipe.smembers(PENDING)
-    pipe.delete(PENDING)
-    members, _ = pipe.execute()
-    return {m.decode() for m in members}
+def _begin(client: redis.Redis, token: str, *, renew_queued: bool) -> tuple[set[str], float] | None:
+    """Take the lock and every pending message in one round trip: the messages and the last full round.
+
+    None if another cycle holds the lock (or its holder died: then the lock is taken over first).
+    """
+    ttl = int(settings().almighty_lock_ttl * 1000)
+    keys = (LOCK, PENDING, LAST_SCHEDULER_RUN, QUEUED)
+    begun = client.eval(_BEGIN, 4, *keys, token, ttl, QUEUED_TTL if renew_queued else 0)
+    if not begun and _take_over(client, token, ttl):
+        begun = client.eval(_BEGIN, 4, *keys, token, ttl, 0)
+    if not begun:
+        return None
+    members, last = begun
+    return {m.decode() for m in members}, float(last) if last else 0.0
 
 
-def _scheduler_wait(client: redis.Redis) -> float:
+def _scheduler_wait(last_run: float) -> float:
     """Seconds before the scheduler may run again (OAR's minimum time between two calls)."""
-    last = client.get(LAST_SCHEDULER_RUN)
-    if last is None:
+    if not last_run:
         return 0.0
-    return max(0.0, float(last) + settings().scheduler_min_time - time.time())
+    return max(0.0, last_run + settings().scheduler_min_time - time.time())
 
 
-def run_cycle(client: redis.Redis) -> list[str]:
-    """One coordinator cycle under the lock; the modules it ran (none if another cycle holds the lock)."""
+#: Seconds between two Runner checks in cycles without a full round (this process's own clock).
+RUNNER_EVERY = 1.0
+_next_runner_check = 0.0
+
+
+def _runner_wanted(modules: set[str]) -> bool:
+    """The Runner after every full round, else once a second at most.
+
+    Only a full round leaves jobs ``toLaunch``, ``toError`` or
+    ``toAckReservation`` (a quick round launches its own jobs); the periodic
+    check finds what a cycle killed before its Runner left, and the launches
+    to send again.
+    """
+    global _next_runner_check
+    if "scheduler" not in modules and time.monotonic() < _next_runner_check:
+        return False
+    _next_runner_check = time.monotonic() + RUNNER_EVERY
+    return True
+
+
+def run_cycle(client: redis.Redis, *, renew_queued: bool = False) -> list[str]:
+    """One coordinator cycle under the lock; the modules it ran (none if another cycle holds the lock).
+
+    ``renew_queued``: also keep ``QUEUED`` set for another :data:`QUEUED_TTL` seconds.
+    """
+    return _cycle(client, renew_queued=renew_queued)[0]
+
+
+def _cycle(client: redis.Redis, *, renew_queued: bool = False) -> tuple[list[str], int]:
+    """:func:`run_cycle`, and how many messages are pending once it has ended."""
     token = holder_token()
-    if not _take_lock(client, token):
-        return []
+    begun = _begin(client, token, renew_queued=renew_queued)
+    if begun is None:
+        return [], 0
+    messages, last_scheduler_run = begun
     ran: dict[str, float] = {}
     started = time.time()
+    pending = 0
     try:
-        messages = _take_pending(client)
         wanted = {module for message in messages for module in MODULES_FOR.get(message, ())}
-        # always: reports left by a cycle that died, or whose message was lost, and launches
-        wanted.update(("reports", "runner"))
+        wanted.add("reports")  # always: reports left by a cycle that died, or whose message was lost
         if "scheduler" in wanted:
-            delay = _scheduler_wait(client)
+            delay = _scheduler_wait(last_scheduler_run)
             if delay > 0:
                 # too soon for a full round: fill the free resources now, ask for the round after the delay
                 wanted.discard("scheduler")
                 wanted.add("quick_scheduler")
                 _ask_for_scheduling_in(client, delay)
+        if _runner_wanted(wanted):
+            wanted.add("runner")
         table = _module_functions()
         for module in ORDER:
             if module in wanted:
@@ -199,9 +252,8 @@ def run_cycle(client: redis.Redis) -> list[str]:
                     client.set(LAST_SCHEDULER_RUN, repr(time.time()))
                 ran[module] = _run_module(module, table[module])
     finally:
-        _record_cycle(client, started, ran)
-        client.eval(_RELEASE, 1, LOCK, token)
-    return list(ran)
+        pending = _end(client, token, started, ran)
+    return list(ran), pending
 
 
 def _ask_for_scheduling_in(client: redis.Redis, delay: float) -> None:
@@ -213,29 +265,29 @@ def _ask_for_scheduling_in(client: redis.Redis, delay: float) -> None:
         send_head_task(client, "oar.almighty.notify", {"messages": ["Scheduling"]}, countdown=delay)
 
 
-def _record_cycle(client: redis.Redis, started: float, ran: dict[str, float]) -> None:
-    """Keep the last cycles' times, still under the lock: the metrics and the fault tests read them.
+def _end(client: redis.Redis, token: str, started: float, ran: dict[str, float]) -> int:
+    """Record the cycle, release the lock and count the pending messages, in one round trip.
 
-    ``modules`` lists the modules in the order they ran; ``took`` gives each one's seconds.
+    The record keeps the last cycles' times, for the metrics and the fault
+    tests: ``modules`` lists the modules in the order they ran, ``took`` gives
+    each one's seconds.
     """
     took = {module: round(seconds, 6) for module, seconds in ran.items()}
     entry = json.dumps({"start": started, "end": time.time(), "modules": list(ran), "took": took, "pid": os.getpid()})
     try:
-        client.pipeline(transaction=False).lpush(CYCLES, entry).ltrim(CYCLES, 0, CYCLES_KEPT - 1).execute()
+        return int(client.eval(_END, 3, CYCLES, LOCK, PENDING, entry, CYCLES_KEPT - 1, token))
     except redis.RedisError as error:
-        logger.debug("almighty: cycle not recorded: %s", error)
+        logger.warning("almighty: cycle end not recorded: %s", error)
+        return 0
 
 
-def _take_lock(client: redis.Redis, token: str) -> bool:
-    """Take the cycle lock; also take it over from a holder on this host that died.
+def _take_over(client: redis.Redis, token: str, ttl: int) -> bool:
+    """Take the lock over from a holder on this host that died.
 
     The lock's TTL bounds a dead holder's hold, but a head worker killed in
     the middle of a cycle and restarted at once would otherwise wait out the
     whole TTL before scheduling anything again.
     """
-    ttl = int(settings().almighty_lock_ttl * 1000)
-    if client.set(LOCK, token, nx=True, px=ttl):
-        return True
     holder = client.get(LOCK)
     if holder is None or not holder_is_dead(holder.decode(errors="replace")):
         return False
@@ -272,11 +324,11 @@ def run_cycles(client: redis.Redis, *, seconds: float = CYCLE_TASK_SECONDS) -> i
     deadline = time.monotonic() + seconds
     count = 0
     while True:
-        client.set(QUEUED, "1", ex=QUEUED_TTL)
-        if not run_cycle(client):
+        ran, pending = _cycle(client, renew_queued=True)
+        if not ran:
             return count
         count += 1
-        if time.monotonic() >= deadline or not client.scard(PENDING):
+        if time.monotonic() >= deadline or not pending:
             break
     client.delete(QUEUED)
     _follow_up(client)

@@ -15,8 +15,9 @@ reservations to answer or to start, besteffort jobs to kill, timesharing and
 dependencies. Predictions of the jobs that wait are left as they were.
 
 The jobs it starts go on to ``Launching`` in the same transaction and are
-sent to their nodes once it commits, as the Runner would have done: the
-Runner's own transaction, right after, then finds nothing to do.
+sent to their nodes once it commits, as the Runner would have done: a cycle
+with a quick round and no full round needs no Runner (Almighty still runs it
+once a second, for the launches to send again).
 """
 
 from __future__ import annotations

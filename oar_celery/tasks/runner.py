@@ -49,7 +49,7 @@ _TO_LAUNCH = select(Job.job_id).where(Job.state == "toLaunch")
 def run_runner() -> None:
     """Run only the steps that have jobs to act on: one indexed query tells which.
 
-    Every cycle closes with the Runner, and most find neither ``toError`` nor
+    The Runner closes every full round's cycle, and most find neither ``toError`` nor
     ``toAckReservation`` jobs: each step costs a transaction of its own.
     """
     with session_scope() as session:

@@ -32,6 +32,7 @@ def client(redis_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[redis.Re
     monkeypatch.setenv("OAR_SCHEDULER_MIN_TIME", "30")
     settings.cache_clear()
     almighty.broker_redis.cache_clear()
+    monkeypatch.setattr(almighty, "_next_runner_check", 0.0)
     connection = redis.Redis.from_url(redis_url)
     connection.delete(*KEYS)
     yield connection
@@ -87,8 +88,9 @@ def test_messages_that_come_during_a_cycle_are_run_by_the_same_task(
     client.delete(HEAD_QUEUE)
     assert almighty.run_cycles(client) == 3
     assert sent_during_cycle == [False, False]  # the running task held QUEUED: no task was sent
-    assert ran.count("reports") == 3 and ran.count("runner") == 3
+    assert ran.count("reports") == 3
     assert ran.count("scheduler") == 1 and ran.count("quick_scheduler") == 2
+    assert ran.count("runner") == 1  # after the full round; the quick rounds launch their own jobs
     assert not client.exists(almighty.QUEUED) and not client.scard(almighty.PENDING)
 
 
@@ -100,9 +102,9 @@ def test_too_soon_for_a_full_round_a_quick_round_runs_and_scheduling_is_asked_fo
     assert almighty.run_cycle(client) == ["reports", "runner"]
     client.sadd(almighty.PENDING, "Term")
     client.set(almighty.LAST_SCHEDULER_RUN, repr(time.time()))
-    assert almighty.run_cycle(client) == ["reports", "quick_scheduler", "runner"]
+    assert almighty.run_cycle(client) == ["reports", "quick_scheduler"]
     client.sadd(almighty.PENDING, "Term")
-    assert almighty.run_cycle(client) == ["reports", "quick_scheduler", "runner"]
+    assert almighty.run_cycle(client) == ["reports", "quick_scheduler"]
     (delayed,) = head_tasks(client)  # one delayed message for both deferrals
     assert delayed[:2] == ("oar.almighty.notify", {"messages": ["Scheduling"]}) and delayed[2] is not None
     assert "scheduler" not in ran
@@ -111,7 +113,7 @@ def test_too_soon_for_a_full_round_a_quick_round_runs_and_scheduling_is_asked_fo
 def test_a_task_out_of_time_hands_the_rest_to_a_new_cycle_task(
     client: redis.Redis, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    use_modules(monkeypatch, runner=lambda: almighty.notify(["Qdel"]))
+    use_modules(monkeypatch, reports=lambda: almighty.notify(["Qdel"]))
     almighty.notify(["Qsub"])
     client.delete(HEAD_QUEUE)
     assert almighty.run_cycles(client, seconds=0) == 1
@@ -139,6 +141,33 @@ def test_every_cycle_records_the_time_each_module_took(client: redis.Redis, monk
     almighty.notify(["Villains"])
     almighty.run_cycles(client)
     entry = json.loads(client.lindex(almighty.CYCLES, 0))
-    assert entry["modules"] == ["reports", "sarko", "runner"]
+    assert entry["modules"] == ["reports", "sarko", "runner"]  # the first cycle of the process checks the Runner
     assert set(entry["took"]) == {"reports", "sarko", "runner"}
     assert all(seconds >= 0 for seconds in entry["took"].values())
+
+
+def test_the_runner_runs_after_a_full_round_and_otherwise_once_a_second(
+    client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ran = use_modules(monkeypatch)
+    assert "runner" in almighty.run_cycle(client)  # the process's first check
+    client.sadd(almighty.PENDING, "Reports")
+    assert almighty.run_cycle(client) == ["reports"]
+    client.sadd(almighty.PENDING, "Scheduling")  # OAR_SCHEDULER_MIN_TIME is 30 s, but no round ran yet
+    assert almighty.run_cycle(client) == ["reports", "scheduler", "runner"]
+    monkeypatch.setattr(almighty, "_next_runner_check", time.monotonic() - 0.001)  # a second later
+    assert almighty.run_cycle(client) == ["reports", "runner"]
+    assert ran.count("runner") == 3
+
+
+def test_a_cycle_takes_over_the_lock_of_a_dead_holder_on_this_host(
+    client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import socket
+
+    use_modules(monkeypatch)
+    dead = f"{socket.gethostname()}:999999:0"  # no such pid
+    client.set(almighty.LOCK, dead)
+    almighty.notify(["Qsub"])
+    assert almighty.run_cycle(client) == ["reports", "scheduler", "runner"]
+    assert not client.exists(almighty.LOCK)  # released at the end, as any cycle's
