@@ -22,7 +22,7 @@ from typing import Any
 
 from sqlalchemy import create_engine, event, exc
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from oar_celery.config import settings
@@ -94,8 +94,7 @@ def dispose_engines() -> None:
 @contextmanager
 def session_scope(url: str | None = None) -> Iterator[Session]:
     """A short transaction: committed on success, rolled back on error."""
-    factory = sessionmaker(bind=get_engine(url), expire_on_commit=False)
-    with factory() as session, session.begin():
+    with Session(bind=get_engine(url), expire_on_commit=False) as session, session.begin():
         yield session
 
 
