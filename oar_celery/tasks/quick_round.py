@@ -23,6 +23,7 @@ once a second, for the launches to send again).
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
@@ -56,15 +57,46 @@ def run_quick_round() -> Outcome | None:
         if not waiting:
             return Outcome()
         result = plan(at, resources, placed, waiting, columns)
-        launched = gantt_writes.launch(session, [p for p in result.placements if p.start <= at])
-        started = set(launched)
-        moldables = {m.moldable_id for job in waiting if job.id in started for m in job.moldables}
-        gantt_writes.forget_predictions(session, moldables)
-        specs = runner.start_launching(session, launched)
+        starting = [p for p in result.placements if p.start <= at]
+        if session.get_bind().dialect.name == "postgresql":
+            specs = _start_at_once(session, starting, waiting, resources)
+        else:
+            specs = _start(session, starting, waiting)
+        launched = [spec["job_id"] for spec in specs]
     runner.send_launches(specs)
     if launched:
         logger.info("quick round: %d to launch of %d considered", len(launched), len(waiting))
     return Outcome(launched=launched)
+
+
+def _start(session: Session, starting: list[sched.Allocation], waiting: list[sched.Job]) -> list[dict[str, Any]]:
+    """``Waiting`` → ``toLaunch`` → ``Launching`` as a full round and the Runner would; the launch specs."""
+    started = set(gantt_writes.launch(session, starting))
+    moldables = {m.moldable_id for job in waiting if job.id in started for m in job.moldables}
+    gantt_writes.forget_predictions(session, moldables)
+    return runner.start_launching(session, [a.job_id for a in starting if a.job_id in started])
+
+
+def _start_at_once(
+    session: Session,
+    starting: list[sched.Allocation],
+    waiting: list[sched.Job],
+    resources: list[sched.Resource],
+) -> list[dict[str, Any]]:
+    """PostgreSQL: :func:`_start` in one statement, the specs built from what the round already holds."""
+    alternatives = {job.id: [m.moldable_id for m in job.moldables] for job in waiting}
+    rows = {row.job_id: row for row in gantt_writes.start_at_once(session, starting, alternatives, now())}
+    host_of = {r.id: r.network_address for r in resources}
+    return [
+        runner.launch_spec(
+            rows[a.job_id],
+            [(r, host_of[r]) for r in sorted(a.resource_ids)],
+            [f"{name}={value}" if value else name for name, value in a.types.items()],
+            a.walltime,
+        )
+        for a in starting
+        if a.job_id in rows
+    ]
 
 
 def free_now(resources: list[sched.Resource], placed: list[sched.Allocation], at: int) -> int:

@@ -237,15 +237,19 @@ def build_specs(session: Session, job_ids: list[int]) -> list[dict[str, Any]]:
     types: dict[int, list[str]] = defaultdict(list)
     for job_id, kind in session.execute(_LAUNCH_TYPES, {"job_ids": job_ids}):
         types[job_id].append(kind)
-    return [_spec(jobs[job_id], hosts_of[job_id], types[job_id]) for job_id in job_ids if hosts_of.get(job_id)]
+    return [
+        launch_spec(jobs[job_id], hosts_of[job_id], types[job_id], jobs[job_id].moldable_walltime)
+        for job_id in job_ids
+        if hosts_of.get(job_id)
+    ]
 
 
-def _spec(job: Any, resources: list[tuple[int, str]], types: list[str]) -> dict[str, Any]:
-    """``job`` is a row of :data:`_LAUNCH_COLUMNS`."""
+def launch_spec(job: Any, resources: list[tuple[int, str]], types: list[str], walltime: int | None) -> dict[str, Any]:
+    """What the node gets: ``job`` has the columns of :data:`_LAUNCH_COLUMNS`, ``resources`` are (id, host) by id."""
     hosts = list(dict.fromkeys(address for _, address in resources))
     lines = sorted((address for _, address in resources), key=hosts.index)
     stdout, stderr = output_paths(job)
-    walltime = job.moldable_walltime if job.moldable_walltime is not None else settings().default_walltime
+    walltime = walltime if walltime is not None else settings().default_walltime
     return {
         "job_id": job.job_id,
         "user": job.job_user,
