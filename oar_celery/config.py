@@ -53,7 +53,7 @@ class Settings:
     hierarchy_labels: str = "resource_id,network_address,host,cpu,core,switch"
     scheduler_resource_order: str = "resource_id"
     security_time: int = 60
-    scheduler_min_time: float = 0.2
+    scheduler_min_time: float = 1.0  # OAR3's default (OAR 2.5: 5 s); quick rounds fill free cores meanwhile
     almighty_tick: float = 5.0
     almighty_lock_ttl: float = 60.0
     sarko_period: float = 5.0
