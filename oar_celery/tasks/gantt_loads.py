@@ -5,7 +5,9 @@ For a full round each query selects the waiting jobs' rows by joining on
 jobs are picked by id on each table's own job column, whose index finds them
 directly: through the join, PostgreSQL read every waiting job's rows to keep
 sixteen. Identical levels and groups are built once and shared, since most
-jobs of a queue ask for the same few shapes.
+jobs of a queue ask for the same few shapes. A quick round reads types and
+dependencies only for the jobs that have any (most have neither), which the
+first query tells.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, bindparam, select, true
+from sqlalchemy import ColumnElement, Select, and_, bindparam, exists, select, true
 from sqlalchemy.orm import Session
 
 from oar_celery.db.models import (
@@ -43,7 +45,13 @@ _WAITING_IN_ORDER = (
     .where(WAITING, Queue.state == "Active")
     .order_by(Queue.priority.desc(), Job.submission_time, Job.job_id)
 )
-_FIRST_WAITING = _WAITING_IN_ORDER.limit(bindparam("first"))
+#: Whether a job has ``-t`` types, or dependencies: the quick round reads those tables only for the jobs that do.
+_TYPED = exists().where(JobType.job_id == Job.job_id, JobType.types_index == "CURRENT").label("typed")
+_DEPENDENT = (
+    exists().where(JobDependency.job_id == Job.job_id, JobDependency.job_dependency_index == "CURRENT")
+    .label("dependent")
+)
+_FIRST_WAITING = _WAITING_IN_ORDER.add_columns(_TYPED, _DEPENDENT).limit(bindparam("first"))
 
 
 def _first_waiting_of_each_queue() -> Select[Any]:
@@ -56,7 +64,7 @@ def _first_waiting_of_each_queue() -> Select[Any]:
     firsts = (
         select(
             Job.job_id, Job.queue_name, Job.submission_time, Job.job_user,
-            Job.properties, Job.reservation, Job.start_time, Job.job_name,
+            Job.properties, Job.reservation, Job.start_time, Job.job_name, _TYPED, _DEPENDENT,
         )
         .where(Job.queue_name == Queue.queue_name, WAITING)
         .order_by(Job.submission_time, Job.job_id)
@@ -67,7 +75,7 @@ def _first_waiting_of_each_queue() -> Select[Any]:
     return (
         select(
             c.job_id, c.queue_name, Queue.priority, c.submission_time, c.job_user,
-            c.properties, c.reservation, c.start_time, c.job_name,
+            c.properties, c.reservation, c.start_time, c.job_name, c.typed, c.dependent,
         )
         .select_from(Queue)
         .join(firsts, true())
@@ -93,10 +101,14 @@ def load_waiting(session: Session, *, first: int | None = None) -> tuple[list[sc
         rows = session.execute(_FIRST_WAITING_BY_QUEUE if by_queue else _FIRST_WAITING, {"first": first}).all()
     if not rows:
         return [], {}
-    job_ids = None if first is None else [row[0] for row in rows]
+    job_ids = typed = dependent = None
+    if first is not None:
+        job_ids = [row.job_id for row in rows]
+        typed = [row.job_id for row in rows if row.typed]
+        dependent = [row.job_id for row in rows if row.dependent]
     moldables = load_moldables(session, job_ids)
-    types = load_types(session, job_ids)
-    dependencies, blocked = load_dependencies(session, job_ids)
+    types = load_types(session, typed) if typed != [] else {}
+    dependencies, blocked = load_dependencies(session, dependent) if dependent != [] else ({}, {})
     no_types: dict[str, str] = {}
     jobs = [
         sched.Job(
@@ -105,7 +117,7 @@ def load_waiting(session: Session, *, first: int | None = None) -> tuple[list[sc
             types=types.get(job_id, no_types), dependencies=dependencies.get(job_id, []),
             reservation_start=int(start) if reservation == "toSchedule" else None, name=name or "",
         )
-        for job_id, queue, priority, submitted, user, properties, reservation, start, name in rows
+        for job_id, queue, priority, submitted, user, properties, reservation, start, name, *_ in rows
         if job_id not in blocked
     ]
     return jobs, blocked
