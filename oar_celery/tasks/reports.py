@@ -27,7 +27,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, select, text, update
 from sqlalchemy.orm import Session
 
 from oar_celery import judas
@@ -160,6 +160,13 @@ def _read(reports: list[dict[str, Any]]) -> tuple[dict[int, str], dict[int, Ende
 
 
 def _apply(session: Session, running: dict[int, str], ended: dict[int, Ended]) -> Applied:
+    if session.get_bind().dialect.name == "postgresql":
+        return _apply_in_one_statement(session, running, ended)
+    return _apply_statement_by_statement(session, running, ended)
+
+
+def _apply_statement_by_statement(session: Session, running: dict[int, str], ended: dict[int, Ended]) -> Applied:
+    """Other databases: the starts, the ends of each final state, the frags, then the states read back."""
     at = now()
     applied = Applied()
     # the end report may overtake the running one: the job ran all the same
@@ -176,6 +183,83 @@ def _apply(session: Session, running: dict[int, str], ended: dict[int, Ended]) -
         job_id: running[job_id] for job_id, state, _ in rows
         if job_id in running and job_id not in ended and state in ("Error", "Terminated")
     }
+    return applied
+
+
+#: PostgreSQL: a whole batch in one statement. ``Running`` rows move ``Launching`` jobs; end rows move
+#: started jobs to ``Terminated`` or ``Error``, through ``Running`` (logged, start time set) for a job
+#: whose end report came with or before its start report and whose command ran. ``old`` locks the rows
+#: and gives their state before the move, which the update checks again.
+_APPLY = text("""
+WITH each AS (
+  SELECT * FROM unnest(CAST(:job_ids AS integer[]), CAST(:states AS text[]), CAST(:ran AS boolean[]),
+                       CAST(:exit_codes AS integer[]), CAST(:messages AS text[]))
+    AS each(job_id, new_state, ran, exit_code, message)
+), old AS (
+  SELECT jobs.job_id, jobs.state FROM jobs JOIN each ON each.job_id = jobs.job_id
+  WHERE CASE WHEN each.new_state = 'Running' THEN jobs.state = 'Launching'
+             ELSE jobs.state = ANY(CAST(:started AS text[])) END
+  FOR UPDATE OF jobs
+), moved AS (
+  UPDATE jobs SET
+    state = each.new_state,
+    start_time = CASE WHEN old.state = 'Launching' AND each.ran THEN :at ELSE jobs.start_time END,
+    stop_time = CASE WHEN each.new_state = 'Running' THEN jobs.stop_time ELSE :at END,
+    exit_code = COALESCE(each.exit_code, jobs.exit_code),
+    message = COALESCE(each.message, jobs.message)
+  FROM each JOIN old ON old.job_id = each.job_id
+  WHERE jobs.job_id = each.job_id AND jobs.state = old.state
+  RETURNING jobs.job_id, old.state AS old_state, each.new_state, each.ran, jobs.assigned_moldable_job, jobs.notify
+), closed AS (
+  UPDATE job_state_logs SET date_stop = :at WHERE date_stop = 0 AND job_id IN (SELECT job_id FROM moved)
+), opened AS (
+  INSERT INTO job_state_logs (job_id, job_state, date_start, date_stop)
+  SELECT job_id, 'Running', :at, :at FROM moved WHERE old_state = 'Launching' AND ran AND new_state <> 'Running'
+  UNION ALL SELECT job_id, new_state, :at, 0 FROM moved
+), released AS (
+  UPDATE assigned_resources SET assigned_resource_index = 'LOG'
+  WHERE assigned_resource_index = 'CURRENT'
+    AND moldable_job_id IN (SELECT assigned_moldable_job FROM moved WHERE new_state <> 'Running')
+), fragged AS (
+  UPDATE frag_jobs SET frag_state = 'FRAGGED'
+  WHERE frag_state IN ('LEON', 'TIMER_ARMED') AND frag_id_job IN (SELECT job_id FROM moved WHERE new_state <> 'Running')
+)
+SELECT job_id, old_state, new_state, ran, notify FROM moved
+""")
+
+
+def _apply_in_one_statement(session: Session, running: dict[int, str], ended: dict[int, Ended]) -> Applied:
+    """PostgreSQL: what :func:`_apply_statement_by_statement` does in four to six statements, in one.
+
+    A batch cost a statement for the starts, one per final state, one for
+    the frags and one to read the jobs' states back: most of an Almighty
+    cycle's report work was their round trips.
+    """
+    rows = {job_id: ("Running", True, None, None) for job_id in running if job_id not in ended}
+    for end in ended.values():
+        final = "Terminated" if end.ok else "Error"
+        rows[end.job_id] = (final, ran(end.exit_code, end.reason), end.exit_code, end.text)
+    ids = list(rows)
+    moved = session.execute(_APPLY, {
+        "job_ids": ids, "states": [rows[j][0] for j in ids], "ran": [rows[j][1] for j in ids],
+        "exit_codes": [rows[j][2] for j in ids], "messages": [rows[j][3] for j in ids],
+        "started": list(STARTED_STATES), "at": now(),
+    }).all()
+    applied = Applied()
+    hosts = {**{e.job_id: e.host for e in ended.values()}, **running}
+    done: set[int] = set()
+    for job_id, old_state, new_state, job_ran, method in moved:
+        applied.methods[job_id] = method
+        if old_state == "Launching" and job_ran:
+            applied.running[job_id] = hosts[job_id]
+        if new_state != "Running":
+            done.add(job_id)
+    applied.ended = [e for e in ended.values() if e.job_id in done]
+    _record_events(session, applied.ended)
+    unmoved = [job_id for job_id in running if job_id not in ended and job_id not in applied.methods]
+    if unmoved:  # reported running, not moved: ended already (killed by the head), or reported twice
+        states = session.execute(_STATES_OF, {"job_ids": unmoved}).all()
+        applied.stale = {job_id: running[job_id] for job_id, state, _ in states if state in ("Error", "Terminated")}
     return applied
 
 
@@ -199,12 +283,17 @@ def _finish(session: Session, ended: dict[int, Ended], *, ok: bool) -> list[int]
 
 def _record_ends(session: Session, ended: list[Ended]) -> None:
     """Events for the ends that are not the job's own exit, and frags that are now done."""
+    _record_events(session, ended)
+    if ended:
+        session.execute(_FRAGS_DONE, {"job_ids": [e.job_id for e in ended]})
+
+
+def _record_events(session: Session, ended: list[Ended]) -> None:
+    """An event for each end that is not the job's own exit (walltime, prologue, launch...)."""
     for end in ended:
         event = EVENT_FOR_REASON.get(end.reason)
         if event:
             add_event(session, event, end.job_id, end.text, hosts=[end.host], to_check=end.reason != "walltime")
-    if ended:
-        session.execute(_FRAGS_DONE, {"job_ids": [e.job_id for e in ended]})
 
 
 def _after_commit(applied: Applied, *, in_cycle: bool = False) -> None:

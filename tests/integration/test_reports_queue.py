@@ -1,6 +1,6 @@
 """Node reports queued for the Almighty cycle: applied all at once, kept until committed, idempotent.
 
-The head's ``oar.head.reports`` task only queues a batch in Redis; the next
+Nodes (or the head's ``oar.head.reports`` task) queue batches in Redis; the next
 cycle applies every queued batch in one transaction (``apply_queued``). These
 tests play that cycle in-process against real PostgreSQL and Redis.
 """
