@@ -38,7 +38,7 @@ class Base(DeclarativeBase):
     pass
 
 
-_TO_SCHEDULE = "state = 'Waiting' AND reservation = 'toSchedule'"
+_RESERVATIONS = "reservation <> 'None'"
 
 
 class Job(Base):
@@ -52,10 +52,10 @@ class Job(Base):
             "ix_jobs_waiting", "queue_name", "submission_time", "job_id",
             postgresql_where=text("state = 'Waiting'"), sqlite_where=text("state = 'Waiting'"),
         ),
-        # the reservations still to answer: every quick round asks whether there are any
+        # the advance reservations (to answer, or accepted): every cycle looks for them among the waiting jobs
         Index(
-            "ix_jobs_reservations_to_schedule", "job_id",
-            postgresql_where=text(_TO_SCHEDULE), sqlite_where=text(_TO_SCHEDULE),
+            "ix_jobs_reservations", "reservation", "state",
+            postgresql_where=text(_RESERVATIONS), sqlite_where=text(_RESERVATIONS),
         ),
     )
 
