@@ -40,6 +40,9 @@ class Settings:
 
     state_dir: str = field(default_factory=_default_state_dir)
     database_url: str = ""
+    #: PostgreSQL's cost of a random page read for this project's connections (0: the server's own).
+    #: The default 4 prices a disk seek; the tables a cycle reads by key sit in memory.
+    db_random_page_cost: float = 1.1
     broker_url: str = "redis://127.0.0.1:6379/0"
     result_backend: str = ""
     log_dir: str = ""

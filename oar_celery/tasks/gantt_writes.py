@@ -106,11 +106,13 @@ WITH each AS (
   JOIN moved ON moved.assigned_moldable_job = picked.moldable
   ON CONFLICT (moldable_job_id, resource_id) DO UPDATE SET assigned_resource_index = 'CURRENT'
 ), alternatives AS (
-  SELECT moldable_id FROM moldable_job_descriptions WHERE moldable_job_id IN (SELECT job_id FROM moved)
+  SELECT alternative.moldable FROM unnest(CAST(:alternatives AS integer[]), CAST(:alternative_jobs AS integer[]))
+    AS alternative(moldable, job_id)
+  WHERE alternative.job_id IN (SELECT job_id FROM moved)
 ), forgot_starts AS (
-  DELETE FROM gantt_jobs_predictions WHERE moldable_job_id IN (SELECT moldable_id FROM alternatives)
+  DELETE FROM gantt_jobs_predictions WHERE moldable_job_id IN (SELECT moldable FROM alternatives)
 ), forgot_resources AS (
-  DELETE FROM gantt_jobs_resources WHERE moldable_job_id IN (SELECT moldable_id FROM alternatives)
+  DELETE FROM gantt_jobs_resources WHERE moldable_job_id IN (SELECT moldable FROM alternatives)
 )
 SELECT {", ".join(LAUNCH_COLUMNS)} FROM moved
 """)
@@ -128,16 +130,21 @@ def start_at_once(
     quick round's cost. The update stays conditional (``Waiting`` only), so
     a job deleted meanwhile is not started, and each job's state log still
     shows ``toLaunch`` then ``Launching``. ``alternatives`` gives each job's
-    moldable ids, whose predictions this process forgets as well.
+    moldable ids, whose stored predictions are deleted (and forgotten by this
+    process): given here, they let PostgreSQL find the rows by their key
+    whatever its statistics say of the tables' sizes.
     """
     if not allocations:
         return []
     picked = [(a.moldable_id, r) for a in allocations for r in a.resource_ids]
+    others = [(m, a.job_id) for a in allocations for m in alternatives.get(a.job_id, ())]
     rows = session.execute(_START_AT_ONCE, {
         "job_ids": [a.job_id for a in allocations],
         "moldables": [a.moldable_id for a in allocations],
         "picked_moldables": [m for m, _ in picked],
         "picked_resources": [r for _, r in picked],
+        "alternatives": [m for m, _ in others],
+        "alternative_jobs": [j for _, j in others],
         "at": at,
     }).all()
     _forget_remembered({m for row in rows for m in alternatives.get(row.job_id, ())})
