@@ -18,6 +18,7 @@ from sqlalchemy import bindparam, delete, insert, text, update
 from sqlalchemy.orm import Session
 
 from oar_celery.db.models import AssignedResource, GanttJobPrediction, GanttJobResource, Job
+from oar_celery.db.prepared import Prepared
 from oar_celery.scheduler import types as sched
 from oar_celery.transitions import set_state
 
@@ -83,7 +84,7 @@ LAUNCH_COLUMNS = (
 )
 #: PostgreSQL: the jobs to start now go from ``Waiting`` to ``Launching`` (``toLaunch`` logged on the way)
 #: with their moldable and resources, and their predictions are deleted: one statement.
-_START_AT_ONCE = text(f"""
+_START_AT_ONCE = Prepared("oar_start_at_once", f"""
 WITH each AS (
   SELECT * FROM unnest(CAST(:job_ids AS integer[]), CAST(:moldables AS integer[])) AS each(job_id, moldable)
 ), picked AS (
@@ -115,7 +116,11 @@ WITH each AS (
   DELETE FROM gantt_jobs_resources WHERE moldable_job_id IN (SELECT moldable FROM alternatives)
 )
 SELECT {", ".join(LAUNCH_COLUMNS)} FROM moved
-""")
+""", [
+    ("job_ids", "integer[]"), ("moldables", "integer[]"), ("picked_moldables", "integer[]"),
+    ("picked_resources", "integer[]"), ("alternatives", "integer[]"), ("alternative_jobs", "integer[]"),
+    ("at", "double precision"),
+])
 
 
 def start_at_once(
@@ -138,7 +143,7 @@ def start_at_once(
         return []
     picked = [(a.moldable_id, r) for a in allocations for r in a.resource_ids]
     others = [(m, a.job_id) for a in allocations for m in alternatives.get(a.job_id, ())]
-    rows = session.execute(_START_AT_ONCE, {
+    rows = _START_AT_ONCE.execute(session, {
         "job_ids": [a.job_id for a in allocations],
         "moldables": [a.moldable_id for a in allocations],
         "picked_moldables": [m for m, _ in picked],

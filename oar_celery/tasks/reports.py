@@ -27,13 +27,14 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import bindparam, select, text, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from oar_celery import judas
 from oar_celery.almighty import QUEUED_REPORTS, broker_redis, notify, queue_reports
 from oar_celery.celery_app import app, node_queue
 from oar_celery.db.models import STARTED_STATES, FragJob, Job
+from oar_celery.db.prepared import Prepared
 from oar_celery.db.session import now, session_scope
 from oar_celery.transitions import add_event, finish_each, set_state
 
@@ -190,7 +191,7 @@ def _apply_statement_by_statement(session: Session, running: dict[int, str], end
 #: started jobs to ``Terminated`` or ``Error``, through ``Running`` (logged, start time set) for a job
 #: whose end report came with or before its start report and whose command ran. ``old`` locks the rows
 #: and gives their state before the move, which the update checks again.
-_APPLY = text("""
+_APPLY = Prepared("oar_apply_reports", """
 WITH each AS (
   SELECT * FROM unnest(CAST(:job_ids AS integer[]), CAST(:states AS text[]), CAST(:ran AS boolean[]),
                        CAST(:exit_codes AS integer[]), CAST(:messages AS text[]))
@@ -225,7 +226,10 @@ WITH each AS (
   WHERE frag_state IN ('LEON', 'TIMER_ARMED') AND frag_id_job IN (SELECT job_id FROM moved WHERE new_state <> 'Running')
 )
 SELECT job_id, old_state, new_state, ran, notify FROM moved
-""")
+""", [
+    ("job_ids", "integer[]"), ("states", "text[]"), ("ran", "boolean[]"), ("exit_codes", "integer[]"),
+    ("messages", "text[]"), ("started", "text[]"), ("at", "double precision"),
+])
 
 
 def _apply_in_one_statement(session: Session, running: dict[int, str], ended: dict[int, Ended]) -> Applied:
@@ -240,7 +244,7 @@ def _apply_in_one_statement(session: Session, running: dict[int, str], ended: di
         final = "Terminated" if end.ok else "Error"
         rows[end.job_id] = (final, ran(end.exit_code, end.reason), end.exit_code, end.text)
     ids = list(rows)
-    moved = session.execute(_APPLY, {
+    moved = _APPLY.execute(session, {
         "job_ids": ids, "states": [rows[j][0] for j in ids], "ran": [rows[j][1] for j in ids],
         "exit_codes": [rows[j][2] for j in ids], "messages": [rows[j][3] for j in ids],
         "started": list(STARTED_STATES), "at": now(),

@@ -44,3 +44,24 @@ def test_a_connection_dropped_between_two_close_uses_fails_once_then_the_pool_re
     with pytest.raises(OperationalError):
         backend_pid()  # reused at once: not pinged
     assert backend_pid() != first
+
+
+def test_a_prepared_statement_is_prepared_once_per_connection_and_again_on_a_new_one(database: str) -> None:  # noqa: F811
+    from oar_celery.db.prepared import Prepared
+    from oar_celery.db.session import session_scope
+
+    statement = Prepared("oar_test_sum", "SELECT CAST(:a AS integer) + :b", [("a", "integer"), ("b", "integer")])
+
+    def run(a: int, b: int) -> tuple[int, int]:
+        with session_scope() as session:
+            value = statement.execute(session, {"a": a, "b": b}).scalar_one()
+            prepared = session.execute(text(
+                "SELECT count(*) FROM pg_prepared_statements WHERE name = 'oar_test_sum'")).scalar_one()
+            return value, prepared
+
+    assert run(1, 2) == (3, 1)
+    assert run(4, 5) == (9, 1)
+    terminate(backend_pid(), database)
+    with pytest.raises(OperationalError):
+        run(0, 0)  # the dead connection: the pool is dropped
+    assert run(6, 7) == (13, 1)  # a new connection, prepared again
