@@ -179,9 +179,10 @@ def _begin(client: redis.Redis, token: str, *, renew_queued: bool) -> tuple[set[
     """
     ttl = int(settings().almighty_lock_ttl * 1000)
     keys = (LOCK, PENDING, LAST_SCHEDULER_RUN, QUEUED)
-    begun = client.eval(_BEGIN, 4, *keys, token, ttl, QUEUED_TTL if renew_queued else 0)
+    renew = QUEUED_TTL if renew_queued else 0
+    begun = client.eval(_BEGIN, 4, *keys, token, ttl, renew)
     if not begun and _take_over(client, token, ttl):
-        begun = client.eval(_BEGIN, 4, *keys, token, ttl, 0)
+        begun = client.eval(_BEGIN, 4, *keys, token, ttl, renew)
     if not begun:
         return None
     members, last = begun
