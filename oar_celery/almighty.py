@@ -119,8 +119,7 @@ def notify(messages: Iterable[str], *, client: redis.Redis | None = None) -> boo
     if not names:
         return False
     client = client or broker_redis()
-    cycle_task = task_message("oar.almighty.cycle", {}, HEAD_QUEUE, ignore_result=True)
-    return bool(client.eval(_NOTIFY, 3, PENDING, QUEUED, HEAD_QUEUE, cycle_task, QUEUED_TTL, *names))
+    return bool(client.eval(_NOTIFY, 3, PENDING, QUEUED, HEAD_QUEUE, _cycle_task(), QUEUED_TTL, *names))
 
 
 def queue_reports(reports: list[dict[str, Any]], *, client: redis.Redis | None = None) -> bool:
@@ -134,10 +133,14 @@ def queue_reports(reports: list[dict[str, Any]], *, client: redis.Redis | None =
     """
     client = client or broker_redis()
     ended = any(isinstance(r, dict) and r.get("kind") == "ended" for r in reports)
-    cycle_task = task_message("oar.almighty.cycle", {}, HEAD_QUEUE, ignore_result=True)
     keys = (PENDING, QUEUED, HEAD_QUEUE, QUEUED_REPORTS)
     message = "Term" if ended else "Reports"
-    return bool(client.eval(_QUEUE_REPORTS, 4, *keys, cycle_task, QUEUED_TTL, json.dumps(reports), message))
+    return bool(client.eval(_QUEUE_REPORTS, 4, *keys, _cycle_task(), QUEUED_TTL, json.dumps(reports), message))
+
+
+def _cycle_task() -> bytes:
+    """An ``oar.almighty.cycle`` task message, for the scripts that push it unless one is on its way."""
+    return task_message("oar.almighty.cycle", {}, HEAD_QUEUE, ignore_result=True)
 
 
 def send_head_task(client: redis.Redis, task: str, kwargs: dict[str, object] | None = None,
@@ -216,16 +219,16 @@ def _runner_wanted(modules: set[str]) -> bool:
     return True
 
 
-def run_cycle(client: redis.Redis, *, renew_queued: bool = False) -> list[str]:
-    """One coordinator cycle under the lock; the modules it ran (none if another cycle holds the lock).
-
-    ``renew_queued``: also keep ``QUEUED`` set for another :data:`QUEUED_TTL` seconds.
-    """
-    return _cycle(client, renew_queued=renew_queued)[0]
+def run_cycle(client: redis.Redis) -> list[str]:
+    """One coordinator cycle under the lock; the modules it ran (none if another cycle holds the lock)."""
+    return _cycle(client)[0]
 
 
 def _cycle(client: redis.Redis, *, renew_queued: bool = False) -> tuple[list[str], int]:
-    """:func:`run_cycle`, and how many messages are pending once it has ended."""
+    """:func:`run_cycle`, and how many messages are pending once it has ended.
+
+    ``renew_queued``: also keep ``QUEUED`` set for another :data:`QUEUED_TTL` seconds.
+    """
     token = holder_token()
     begun = _begin(client, token, renew_queued=renew_queued)
     if begun is None:
@@ -233,7 +236,6 @@ def _cycle(client: redis.Redis, *, renew_queued: bool = False) -> tuple[list[str
     messages, last_scheduler_run = begun
     ran: dict[str, float] = {}
     started = time.time()
-    pending = 0
     try:
         wanted = {module for message in messages for module in MODULES_FOR.get(message, ())}
         wanted.add("reports")  # always: reports left by a cycle that died, or whose message was lost
