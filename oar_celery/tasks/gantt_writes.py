@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from oar_celery.db.models import AssignedResource, GanttJobPrediction, GanttJobResource, Job
 from oar_celery.db.prepared import Prepared
 from oar_celery.scheduler import types as sched
+from oar_celery.tasks.runner import LAUNCH_COLUMNS
 from oar_celery.transitions import set_state
 
 
@@ -77,11 +78,6 @@ def launch(session: Session, allocations: Sequence[sched.Allocation]) -> list[in
     return moved
 
 
-#: Columns of a job that :func:`start_at_once` returns, what a launch spec needs (``runner.launch_spec``).
-LAUNCH_COLUMNS = (
-    "job_id", "job_user", "command", "launching_directory", "job_name", "stdout_file", "stderr_file",
-    "job_env", "array_id", "array_index", "checkpoint", "checkpoint_signal", "project",
-)
 #: PostgreSQL: the jobs to start now go from ``Waiting`` to ``Launching`` (``toLaunch`` logged on the way)
 #: with their moldable and resources, and their predictions are deleted: one statement.
 _START_AT_ONCE = Prepared("oar_start_at_once", f"""
@@ -126,7 +122,7 @@ SELECT {", ".join(LAUNCH_COLUMNS)} FROM moved
 def start_at_once(
     session: Session, allocations: Sequence[sched.Allocation], alternatives: Mapping[int, Collection[int]], at: float
 ) -> list[Any]:
-    """PostgreSQL: start jobs now in one statement; a row of :data:`LAUNCH_COLUMNS` per job that moved.
+    """PostgreSQL: start jobs now in one statement; a row of ``runner.LAUNCH_COLUMNS`` per job that moved.
 
     The quick round's launches took eight statements: :func:`launch`, the
     old assignments' and the predictions' deletes, the ``COPY`` of the

@@ -186,16 +186,15 @@ def send_launches(specs: list[dict[str, Any]]) -> None:
         logger.info("job %s sent to %s", spec["job_id"], spec["hosts"][0])
 
 
-#: What a launch spec needs of a job, its walltime included (a row of columns, not an ORM entity).
-_LAUNCH_COLUMNS = (
-    Job.job_id, Job.job_user, Job.command, Job.launching_directory, Job.job_name, Job.stdout_file,
-    Job.stderr_file, Job.job_env, Job.array_id, Job.array_index, Job.checkpoint, Job.checkpoint_signal,
-    Job.project, MoldableJobDescription.moldable_walltime,
+#: The columns of ``jobs`` a launch spec needs (:func:`launch_spec`; its walltime comes from the moldable).
+LAUNCH_COLUMNS = (
+    "job_id", "job_user", "command", "launching_directory", "job_name", "stdout_file", "stderr_file",
+    "job_env", "array_id", "array_index", "checkpoint", "checkpoint_signal", "project",
 )
 
 
 _LAUNCH_JOBS = (
-    select(*_LAUNCH_COLUMNS)
+    select(*(Job.__table__.c[name] for name in LAUNCH_COLUMNS), MoldableJobDescription.moldable_walltime)
     .outerjoin(MoldableJobDescription, MoldableJobDescription.moldable_id == Job.assigned_moldable_job)
     .where(Job.job_id.in_(bindparam("job_ids", expanding=True)))
 )
@@ -245,7 +244,7 @@ def build_specs(session: Session, job_ids: list[int]) -> list[dict[str, Any]]:
 
 
 def launch_spec(job: Any, resources: list[tuple[int, str]], types: list[str], walltime: int | None) -> dict[str, Any]:
-    """What the node gets: ``job`` has the columns of :data:`_LAUNCH_COLUMNS`, ``resources`` are (id, host) by id."""
+    """What the node gets: ``job`` has the :data:`LAUNCH_COLUMNS`, ``resources`` are (id, host) by id."""
     hosts = list(dict.fromkeys(address for _, address in resources))
     lines = sorted((address for _, address in resources), key=hosts.index)
     stdout, stderr = output_paths(job)
