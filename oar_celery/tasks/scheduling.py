@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import gc
 import logging
-from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from oar_celery.config import settings
@@ -26,7 +25,6 @@ from oar_celery.db.models import (
     FragJob,
     GanttJobResource,
     Job,
-    JobType,
     MoldableJobDescription,
 )
 from oar_celery.db.session import now, session_scope
@@ -34,7 +32,7 @@ from oar_celery.resources import load_resources
 from oar_celery.scheduler import is_besteffort, schedule
 from oar_celery.scheduler import types as sched
 from oar_celery.tasks import gantt_writes
-from oar_celery.tasks.gantt_loads import load_waiting
+from oar_celery.tasks.gantt_loads import load_types, load_waiting
 from oar_celery.transitions import add_event, set_state
 
 logger = logging.getLogger(__name__)
@@ -125,9 +123,6 @@ def _resubmit_killed_besteffort(job_ids: list[int]) -> None:
             logger.exception("resubmission of besteffort job %s failed", job_id)
 
 
-_TYPES_OF = select(JobType.job_id, JobType.type).where(
-    JobType.job_id.in_(bindparam("job_ids", expanding=True)), JobType.types_index == "CURRENT"
-)
 #: Running jobs with their resources, and the accepted reservations with theirs: built once, run every cycle.
 _PLACED = (
     select(
@@ -149,15 +144,6 @@ _RESERVATIONS = (
 )
 
 
-def _types_of(session: Session, job_ids: list[int]) -> dict[int, dict[str, str]]:
-    types: dict[int, dict[str, str]] = defaultdict(dict)
-    if job_ids:
-        for job_id, text in session.execute(_TYPES_OF, {"job_ids": job_ids}):
-            name, _, value = text.partition("=")
-            types[job_id][name] = value
-    return types
-
-
 def load_placed(session: Session, at: int) -> tuple[list[sched.Allocation], dict[int, sched.Allocation]]:
     """Running jobs and accepted reservations, as fixed allocations on the Gantt."""
     allocations: dict[int, sched.Allocation] = {}
@@ -170,7 +156,8 @@ def load_placed(session: Session, at: int) -> tuple[list[sched.Allocation], dict
             )
         allocation.resource_ids.append(resource_id)
     reservations = _load_reservations(session)
-    types = _types_of(session, list(allocations) + list(reservations))
+    placed_ids = list(allocations) + list(reservations)
+    types = load_types(session, placed_ids) if placed_ids else {}
     for allocation in [*allocations.values(), *reservations.values()]:
         allocation.types = types.get(allocation.job_id, {})
     return list(allocations.values()) + list(reservations.values()), reservations
