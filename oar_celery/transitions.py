@@ -66,6 +66,24 @@ def set_state(
     return moved
 
 
+#: PostgreSQL: a data-modifying CTE closing, at ``:at``, the open state log entries of the jobs in a
+#: ``moved`` CTE (``job_id``, ``assigned_moldable_job``). Every statement that changes states uses it.
+CLOSE_LOG_ENTRIES = (
+    "closed AS (UPDATE job_state_logs SET date_stop = :at"
+    " WHERE date_stop = 0 AND job_id IN (SELECT job_id FROM moved))"
+)
+
+
+def release_cte(only: str = "") -> str:
+    """PostgreSQL: a CTE freeing the resources of the jobs in ``moved`` (``only``: a condition on its rows)."""
+    condition = f" WHERE {only}" if only else ""
+    return (
+        "released AS (UPDATE assigned_resources SET assigned_resource_index = 'LOG'"
+        " WHERE assigned_resource_index = 'CURRENT'"
+        f" AND moldable_job_id IN (SELECT assigned_moldable_job FROM moved{condition}))"
+    )
+
+
 #: The SQL type of a column given per job, and what a job's value sets (``exit_code``: ``None`` keeps it).
 _PER_JOB = {
     "message": ("text[]", "each.message"),
@@ -114,17 +132,12 @@ def _move_statement(columns: tuple[str, ...], per_job: tuple[str, ...], release:
         f"each AS (SELECT * FROM unnest({arrays}) AS each({', '.join(['job_id', *per_job])}))",
         f"moved AS (UPDATE jobs SET {', '.join(sets)} FROM each WHERE jobs.job_id = each.job_id"
         " AND jobs.state = ANY(CAST(:expected AS text[])) RETURNING jobs.job_id, jobs.assigned_moldable_job)",
-        "closed AS (UPDATE job_state_logs SET date_stop = :at"
-        " WHERE date_stop = 0 AND job_id IN (SELECT job_id FROM moved))",
+        CLOSE_LOG_ENTRIES,
         "opened AS (INSERT INTO job_state_logs (job_id, job_state, date_start, date_stop)"
         " SELECT job_id, :new_state, :at, 0 FROM moved)",
     ]
     if release:
-        parts.append(
-            "released AS (UPDATE assigned_resources SET assigned_resource_index = 'LOG'"
-            " WHERE assigned_resource_index = 'CURRENT'"
-            " AND moldable_job_id IN (SELECT assigned_moldable_job FROM moved))"
-        )
+        parts.append(release_cte())
     return text(f"WITH {', '.join(parts)} SELECT job_id FROM moved")
 
 

@@ -21,7 +21,7 @@ from oar_celery.db.models import AssignedResource, GanttJobPrediction, GanttJobR
 from oar_celery.db.prepared import Prepared
 from oar_celery.scheduler import types as sched
 from oar_celery.tasks.runner import LAUNCH_COLUMNS
-from oar_celery.transitions import set_state
+from oar_celery.transitions import CLOSE_LOG_ENTRIES, set_state
 
 
 def copy_rows(session: Session, table: Any, columns: Sequence[str], rows: Iterable[Sequence[object]]) -> None:
@@ -90,9 +90,7 @@ WITH each AS (
   UPDATE jobs SET state = 'Launching', assigned_moldable_job = each.moldable, scheduler_info = ''
   FROM each WHERE jobs.job_id = each.job_id AND jobs.state = 'Waiting'
   RETURNING jobs.assigned_moldable_job, {", ".join(f"jobs.{c}" for c in LAUNCH_COLUMNS)}
-), closed AS (
-  UPDATE job_state_logs SET date_stop = :at WHERE date_stop = 0 AND job_id IN (SELECT job_id FROM moved)
-), opened AS (
+), {CLOSE_LOG_ENTRIES}, opened AS (
   INSERT INTO job_state_logs (job_id, job_state, date_start, date_stop)
   SELECT job_id, 'toLaunch', :at, :at FROM moved UNION ALL SELECT job_id, 'Launching', :at, 0 FROM moved
 ), unassigned AS (

@@ -36,7 +36,7 @@ from oar_celery.celery_app import app, node_queue
 from oar_celery.db.models import STARTED_STATES, FragJob, Job
 from oar_celery.db.prepared import Prepared
 from oar_celery.db.session import now, session_scope
-from oar_celery.transitions import add_event, finish_each, set_state
+from oar_celery.transitions import CLOSE_LOG_ENTRIES, add_event, finish_each, release_cte, set_state
 
 logger = logging.getLogger(__name__)
 #: Events recorded when a node ends a job for a reason other than its own exit.
@@ -191,7 +191,7 @@ def _apply_statement_by_statement(session: Session, running: dict[int, str], end
 #: started jobs to ``Terminated`` or ``Error``, through ``Running`` (logged, start time set) for a job
 #: whose end report came with or before its start report and whose command ran. ``old`` locks the rows
 #: and gives their state before the move, which the update checks again.
-_APPLY = Prepared("oar_apply_reports", """
+_APPLY = Prepared("oar_apply_reports", f"""
 WITH each AS (
   SELECT * FROM unnest(CAST(:job_ids AS integer[]), CAST(:states AS text[]), CAST(:ran AS boolean[]),
                        CAST(:exit_codes AS integer[]), CAST(:messages AS text[]))
@@ -211,17 +211,11 @@ WITH each AS (
   FROM each JOIN old ON old.job_id = each.job_id
   WHERE jobs.job_id = each.job_id AND jobs.state = old.state
   RETURNING jobs.job_id, old.state AS old_state, each.new_state, each.ran, jobs.assigned_moldable_job, jobs.notify
-), closed AS (
-  UPDATE job_state_logs SET date_stop = :at WHERE date_stop = 0 AND job_id IN (SELECT job_id FROM moved)
-), opened AS (
+), {CLOSE_LOG_ENTRIES}, opened AS (
   INSERT INTO job_state_logs (job_id, job_state, date_start, date_stop)
   SELECT job_id, 'Running', :at, :at FROM moved WHERE old_state = 'Launching' AND ran AND new_state <> 'Running'
   UNION ALL SELECT job_id, new_state, :at, 0 FROM moved
-), released AS (
-  UPDATE assigned_resources SET assigned_resource_index = 'LOG'
-  WHERE assigned_resource_index = 'CURRENT'
-    AND moldable_job_id IN (SELECT assigned_moldable_job FROM moved WHERE new_state <> 'Running')
-), fragged AS (
+), {release_cte("new_state <> 'Running'")}, fragged AS (
   UPDATE frag_jobs SET frag_state = 'FRAGGED'
   WHERE frag_state IN ('LEON', 'TIMER_ARMED') AND frag_id_job IN (SELECT job_id FROM moved WHERE new_state <> 'Running')
 )
