@@ -2,8 +2,9 @@
 
 A node worker consumes ``oar.node.<host>``. Its tasks return at once; its jobs
 are watched by one watcher thread of the worker process, and every outcome is
-reported to the head with tasks on ``oar.head``. Several emulated nodes may run
-on one machine, so the node's name comes from ``OAR_NODE_HOSTNAME``.
+reported to the head: job reports in batches queued for Almighty
+(``node/reports.py``), other messages as tasks on ``oar.head``. Several emulated
+nodes may run on one machine, so the node's name comes from ``OAR_NODE_HOSTNAME``.
 """
 
 from __future__ import annotations

@@ -3,8 +3,8 @@
 Jobs are watched by a thread of their worker: when the worker dies, its jobs
 lose their watcher (they run in sessions of their own, so they live on).
 Nobody would enforce their walltime or report their end, so a new worker
-kills them and reports them ``killed``. A job whose watching worker is still alive (two workers
-serving one host) is left alone.
+kills them and reports them ``killed``. A job whose watching worker is still
+alive (two workers serving one host) is left alone.
 """
 
 from __future__ import annotations
