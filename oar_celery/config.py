@@ -164,7 +164,10 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         if raw is None and secret_file:
             raw = Path(secret_file).read_text().strip()
         if raw is not None:
-            values[f.name] = _convert(f.type, raw)
+            try:
+                values[f.name] = _convert(f.type, raw)
+            except ValueError:
+                raise ValueError(f"{key} must be {'an' if f.type == 'int' else 'a'} {f.type}, not {raw!r}") from None
     return Settings(**values)
 
 

@@ -1,0 +1,42 @@
+"""Settings from the environment: a value of the wrong kind is named in a one-line error."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from oar_celery.config import load_settings
+
+
+def environment(tmp_path: Path, **values: str) -> dict[str, str]:
+    return {"OAR_STATE_DIR": str(tmp_path), "OAR_CONFIG_FILE": str(tmp_path / "absent.conf"), **values}
+
+
+def test_numbers_are_read_from_the_environment(tmp_path: Path) -> None:
+    config = load_settings(environment(tmp_path, OAR_DB_RANDOM_PAGE_COST="2.5", OAR_HEAD_CONCURRENCY="3"))
+    assert (config.db_random_page_cost, config.head_concurrency) == (2.5, 3)
+
+
+@pytest.mark.parametrize(("name", "value", "message"), [
+    ("OAR_DB_RANDOM_PAGE_COST", "fast", "OAR_DB_RANDOM_PAGE_COST must be a float, not 'fast'"),
+    ("OAR_HEAD_CONCURRENCY", "2.5", "OAR_HEAD_CONCURRENCY must be an int, not '2.5'"),
+])
+def test_a_value_of_the_wrong_kind_names_its_setting(tmp_path: Path, name: str, value: str, message: str) -> None:
+    with pytest.raises(ValueError) as error:
+        load_settings(environment(tmp_path, **{name: value}))
+    assert str(error.value) == message
+
+
+def test_the_admin_command_says_which_setting_is_wrong_in_one_line(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OAR_")}
+    env.update(environment(tmp_path, OAR_SCHEDULER_MIN_TIME="soon"))
+    done = subprocess.run([sys.executable, "-m", "oar_celery.cli.admin", "config"], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0
+    assert done.stderr.strip().splitlines() == [
+        "oar-celery: error: OAR_SCHEDULER_MIN_TIME must be a float, not 'soon'"
+    ]
