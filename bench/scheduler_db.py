@@ -3,7 +3,7 @@
 ``bench/scheduler.py`` (the scheduler engineers') times ``schedule()`` alone;
 this module runs it from the harness, then loads the same workload
 (:func:`bench.scheduler.build_workload`) into PostgreSQL as waiting jobs and
-times ``oar_celery.tasks.scheduling.run_scheduler()``: the loads, the
+times ``oar_celery.head.scheduling.run_scheduler()``: the loads, the
 placement and the writes (``toLaunch``, assigned resources, the Gantt).
 Also the Runner's ``launch_jobs()`` that follows, without a cluster (the
 launch messages go to Redis db 13 and nobody reads them).
@@ -23,8 +23,8 @@ QUICK_SIZES = [(1_000, 1_000), (2_000, 16)]
 def load_jobs(n_jobs: int, n_resources: int) -> None:
     """The pure benchmark's waiting jobs, inserted with the head's own bulk admission."""
     from bench.scheduler import build_workload
-    from oar_celery import admission
     from oar_celery.db.session import session_scope
+    from oar_celery.head import admission
 
     _, jobs = build_workload(n_jobs, n_resources)
     submissions = [
@@ -49,8 +49,8 @@ def add_resources(bench: BenchCluster, n_resources: int) -> None:
 
 
 def measure(n_jobs: int, n_resources: int) -> list[object]:
-    from oar_celery.tasks.runner import launch_jobs
-    from oar_celery.tasks.scheduling import run_scheduler
+    from oar_celery.head.runner import launch_jobs
+    from oar_celery.head.scheduling import run_scheduler
 
     with BenchCluster(start=False) as bench:
         bench.init_database()

@@ -68,8 +68,8 @@ def main(args: list[str], *, write: bool = True) -> None:
         worker = start_worker(bench, hosts)
         try:
             wait_consuming()
-            from oar_celery.tasks.finaud import run_finaud
-            from oar_celery.tasks.sarko import run_sarko
+            from oar_celery.head.finaud import run_finaud
+            from oar_celery.head.sarko import run_sarko
 
             finaud = time_cycles(run_finaud, CYCLES)
             sarko = time_cycles(run_sarko, CYCLES)

@@ -17,8 +17,9 @@ from kombu import Queue
 from oar_celery.beat_schedule import build_schedule
 from oar_celery.broker import TRANSPORT
 from oar_celery.config import Settings, settings
+from oar_celery.protocol.names import HEAD_QUEUE, node_queue
 
-HEAD_QUEUE = "oar.head"
+__all__ = ["HEAD_QUEUE", "app", "node_queue"]
 
 #: Modules holding the head's tasks; node tasks live in ``oar_celery.tasks.bipbip``.
 HEAD_TASK_MODULES = (
@@ -26,19 +27,11 @@ HEAD_TASK_MODULES = (
     "oar_celery.tasks.submit",
     "oar_celery.tasks.reports",
     "oar_celery.tasks.control",
-    "oar_celery.tasks.suspend",
-    "oar_celery.judas",
-    "oar_celery.tasks.sarko",
     "oar_celery.tasks.finaud",
-    "oar_celery.tasks.node_change_state",
+    "oar_celery.tasks.judas",
     "oar_celery.tasks.node_admin",
 )
 NODE_TASK_MODULES = ("oar_celery.tasks.bipbip",)
-
-
-def node_queue(hostname: str) -> str:
-    """The queue a compute node's worker consumes."""
-    return f"oar.node.{hostname}"
 
 
 def configure(app: Celery, config: Settings) -> None:
@@ -106,7 +99,7 @@ app = create_app()
 @signals.setup_logging.connect
 def _setup_logging(**_: object) -> None:
     """Workers and beat log through Judas, to the file of their process kind."""
-    from oar_celery.judas import setup_logging
+    from oar_celery.logs import setup_logging
 
     setup_logging(os.environ.get("OAR_PROCESS_KIND", "head"))
 
@@ -121,13 +114,3 @@ def _forget_parent_connections(**_: object) -> None:
     session = sys.modules.get("oar_celery.db.session")
     if session is not None:
         session.dispose_engines()
-
-
-@signals.worker_ready.connect
-def _start_metrics(**_: object) -> None:
-    """The head worker serves its Prometheus endpoint when ``OAR_METRICS_PORT`` > 0."""
-    config = settings()
-    if config.metrics_port > 0 and os.environ.get("OAR_PROCESS_KIND", "head") == "head":
-        from oar_celery.metrics import serve
-
-        serve(config)

@@ -104,8 +104,8 @@ def enable_auth(state_dir: Path) -> None:
     The settings go into ``<state dir>/oar.conf`` so that the commands run from
     any shell with the same state directory find authd without more setup.
     """
-    from oar_celery.auth import create_key
     from oar_celery.config import read_conf_file, settings
+    from oar_celery.protocol.auth import create_key
 
     key = state_dir / "auth.key"
     if not key.exists():

@@ -47,9 +47,9 @@ def _parse_properties(pairs: list[str]) -> dict[str, str]:
 
 
 def cmd_resources_add(args: argparse.Namespace) -> int:
-    from oar_celery.almighty import notify
     from oar_celery.db.session import session_scope
-    from oar_celery.resources import add_resources, expand_nodeset
+    from oar_celery.head.resources import add_resources, expand_nodeset
+    from oar_celery.protocol.bus import notify
 
     hosts = expand_nodeset(args.nodeset)
     with session_scope() as session:
@@ -65,7 +65,7 @@ def cmd_resources_add(args: argparse.Namespace) -> int:
 def _exec(argv: list[str], kind: str, extra_env: dict[str, str] | None = None, daemon: bool = False) -> int:
     env = {**os.environ, "OAR_PROCESS_KIND": kind, **(extra_env or {})}
     if daemon:
-        from oar_celery.judas import redirect_everything
+        from oar_celery.logs import redirect_everything
 
         if os.fork():
             return 0
@@ -113,15 +113,15 @@ def allow_jobs_of_starter() -> None:
 
 
 def cmd_authd(args: argparse.Namespace) -> int:
-    """Serve credentials to this machine's users (see oar_celery.auth)."""
-    from oar_celery.auth import read_key, serve
+    """Serve credentials to this machine's users (see oar_celery.protocol.auth)."""
+    from oar_celery.protocol.auth import read_key, serve
 
     config = settings()
     if not config.auth_key_file or not config.auth_socket:
         return fail("authd needs OAR_AUTH_KEY_FILE and OAR_AUTH_SOCKET")
     key = read_key(config.auth_key_file)
     if args.daemon:
-        from oar_celery.judas import redirect_everything
+        from oar_celery.logs import redirect_everything
 
         if os.fork():
             return 0
@@ -136,7 +136,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     from oar_celery.db.models import Resource
     from oar_celery.db.schema import init_database
     from oar_celery.db.session import session_scope
-    from oar_celery.resources import add_resources
+    from oar_celery.head.resources import add_resources
 
     stop = None if args.detach else StopRequest()
     config = settings()

@@ -105,7 +105,7 @@ def check_properties(text: str) -> None:
 
 def check_notify(text: str) -> None:
     """Check a ``--notify`` method the way the head will (tags, method, address)."""
-    from oar_celery.notify_method import parse_notify
+    from oar_celery.protocol.notify_method import parse_notify
 
     parse_notify(text)
 

@@ -59,7 +59,7 @@ def _with_credential(kwargs: dict[str, Any]) -> dict[str, Any]:
     socket_path = settings().auth_socket
     if not socket_path:
         return kwargs
-    from oar_celery.auth import AuthError, fetch_credential
+    from oar_celery.protocol.auth import AuthError, fetch_credential
 
     try:
         return {**kwargs, "credential": fetch_credential(socket_path, kwargs)}

@@ -11,14 +11,15 @@ worker cannot tell the difference; the message is JSON, as every message.
 
 from __future__ import annotations
 
-import base64
-import datetime
 import json
-import os
-import socket
 import time
 import uuid
 from typing import Any
+
+from oar_celery.protocol.names import result_key
+from oar_celery.protocol.wire import push, task_message
+
+__all__ = ["NoAnswer", "TaskFailed", "call", "push", "result_key", "task_message", "usable"]
 
 #: Answers of a task that has not finished yet (the backend may publish them).
 _PENDING_STATES = ("PENDING", "RECEIVED", "STARTED", "RETRY")
@@ -35,71 +36,6 @@ class TaskFailed(Exception):
 def usable(broker_url: str, backend_url: str) -> bool:
     """Whether both ends are plain Redis, which is all this module speaks."""
     return all(url.startswith(("redis://", "rediss://", "unix://")) for url in (broker_url, backend_url))
-
-
-def result_key(task_id: str) -> str:
-    return f"celery-task-meta-{task_id}"
-
-
-def task_message(
-    task: str,
-    kwargs: dict[str, Any],
-    queue: str,
-    *,
-    task_id: str | None = None,
-    expires: float | None = None,
-    ignore_result: bool | None = None,
-    countdown: float | None = None,
-) -> bytes:
-    """The kombu/Redis envelope of a Celery protocol-2 task message, as ``app.send_task`` writes it.
-
-    Push it with ``LPUSH <queue>``: kombu's Redis transport keeps a queue's
-    messages of the default priority in the list named after the queue.
-    ``ignore_result=True`` tells the worker not to store a result nobody reads
-    (a ``SET`` and a ``PUBLISH`` per task saved on the node). ``countdown``
-    delays the task by that many seconds, as Celery's own option does.
-    """
-    task_id = task_id or str(uuid.uuid4())
-    body = json.dumps([[], kwargs, {"callbacks": None, "errbacks": None, "chain": None, "chord": None}])
-    deadline = None if expires is None else _from_now(expires)
-    headers = {
-        "lang": "py", "task": task, "id": task_id, "shadow": None,
-        "eta": None if countdown is None else _from_now(countdown),
-        "expires": deadline, "group": None, "group_index": None, "retries": 0,
-        "timelimit": [None, None], "root_id": task_id, "parent_id": None, "argsrepr": "()",
-        "kwargsrepr": _short(kwargs), "origin": f"gen{os.getpid()}@{socket.gethostname()}",
-        "ignore_result": ignore_result, "replaced_task_nesting": 0, "stamped_headers": None, "stamps": {},
-    }
-    properties: dict[str, Any] = {
-        "correlation_id": task_id, "reply_to": str(uuid.uuid4()), "delivery_mode": 2,
-        "delivery_info": {"exchange": "", "routing_key": queue},
-        "priority": 0, "body_encoding": "base64", "delivery_tag": str(uuid.uuid4()),
-    }
-    if expires is not None:
-        properties["expiration"] = str(int(expires * 1000))
-    envelope = {
-        "body": base64.b64encode(body.encode()).decode(), "content-encoding": "utf-8",
-        "content-type": "application/json", "headers": headers, "properties": properties,
-    }
-    return json.dumps(envelope).encode()
-
-
-def push(client: Any, task: str, kwargs: dict[str, Any], queue: str, **options: Any) -> None:
-    """Send ``task`` to ``queue`` as ``app.send_task`` would: one ``LPUSH`` of its message.
-
-    ``client`` is a redis-py client or pipeline, or a :mod:`resp` client;
-    ``options`` are :func:`task_message`'s.
-    """
-    client.lpush(queue, task_message(task, kwargs, queue, **options))
-
-
-def _from_now(seconds: float) -> str:
-    return (datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=seconds)).isoformat()
-
-
-def _short(kwargs: dict[str, Any]) -> str:
-    text = repr(kwargs)
-    return text if len(text) <= 1024 else text[:1021] + "..."
 
 
 def call(broker_url: str, backend_url: str, task: str, kwargs: dict[str, Any], queue: str, wait: float) -> Any:

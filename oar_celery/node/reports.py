@@ -13,7 +13,7 @@ short jobs then costs the head one transaction per batch instead of two per
 job. Re-sent reports are harmless, the head's updates being conditional.
 
 On a Redis broker the node queues the batch for Almighty's next cycle itself
-(:func:`oar_celery.almighty.queue_reports`, one round trip), where a head
+(:func:`oar_celery.protocol.bus.queue_reports`, one round trip), where a head
 task would only have queued it there, one more hop through the broker and
 the head's pool for every batch. Other messages are pushed with one
 ``LPUSH`` in Celery's own format (:func:`oar_celery.client.wire.push`). On
@@ -35,10 +35,10 @@ from typing import Any
 import redis
 from celery import Celery
 
-from oar_celery.almighty import queue_reports
 from oar_celery.celery_app import HEAD_QUEUE
 from oar_celery.client.wire import push
 from oar_celery.node.jobdir import JobDir
+from oar_celery.protocol.bus import queue_reports
 
 logger = logging.getLogger(__name__)
 

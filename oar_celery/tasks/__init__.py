@@ -6,7 +6,7 @@ Every message is JSON. Head tasks answer clients with a dict: ``{"error":
 Head queue ``oar.head``:
 
 - ``oar.almighty.submit(request)`` → ``{"job_ids": [...]}``; admission and insertion
-  (``tasks/submit.py``). ``request`` keys: ``user, command, resources`` (list of
+  (``head/submit.py``). ``request`` keys: ``user, command, resources`` (list of
   ``-l`` strings), ``name, directory, stdout, stderr, queue, hold, types``
   (list), ``properties, dependencies`` (list of ids), ``reservation`` (date
   text), ``notify, checkpoint, signal, array, array_params`` (list of lines),
@@ -15,14 +15,14 @@ Head queue ``oar.head``:
   ``Qdel``, ``ChState``, ``Villains``, ``Finaud``, ``Scheduling``) start coordinator cycles.
 - ``oar.control.delete(user, job_ids, signal=None, checkpoint=False)``,
   ``oar.control.hold(user, job_ids, running=False)``, ``oar.control.resume(user, job_ids)``
-  → ``{"results": {job_id: "one line"}}`` (``tasks/control.py``).
+  → ``{"results": {job_id: "one line"}}`` (``head/control.py``).
 - ``oar.almighty.submit_many(requests)`` → ``{"results": [...]}``, one entry per
   request in order: ``{"job_ids": [...]}`` or ``{"error": "one line"}``; a batch of
-  ``submit`` requests in one message and one transaction per batch (``tasks/submit.py``).
+  ``submit`` requests in one message and one transaction per batch (``head/submit.py``).
 - Node reports: a batch of reports from a node's supervisors, gathered by the
   node's report sender (up to 100, or what came within ~15 ms), queued in Redis
   (``oar:reports``) and applied by the next Almighty cycle together with every other
-  batch queued since the last one, in one transaction (``tasks/reports.py``). On a
+  batch queued since the last one, in one transaction (``head/reports.py``). On a
   Redis broker the node queues the batch and notifies Almighty itself
   (``almighty.queue_reports``, one Lua script); on another broker it sends
   ``oar.head.reports(reports)``, which does that on the head. Each report is a dict:
@@ -34,7 +34,7 @@ Head queue ``oar.head``:
   ``oar.head.job_ended(job_id, host, exit_code, reason, message)``: one report each
   (older nodes); the same code as a batch of one.
 - ``oar.head.job_resumed(job_id, host)``: the node continued a job after ``oarresume``;
-  ``Resuming`` → ``Running`` (``tasks/suspend.py``).
+  ``Resuming`` → ``Running`` (``head/suspend.py``).
 - ``oar.judas.notify(job_id, tag, comment)`` and ``oar.judas.mail_admin(subject, body)``:
   notifications, sent from tasks of their own so that SMTP never delays a report (``judas.py``).
 

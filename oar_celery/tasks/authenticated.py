@@ -1,7 +1,7 @@
 """The base of every head task that acts for a user: the user is proven, not claimed.
 
 With ``OAR_AUTH_KEY_FILE`` set, a request must carry a credential from
-``oar-celery authd`` (:mod:`oar_celery.auth`); the user it proves replaces
+``oar-celery authd`` (:mod:`oar_celery.protocol.auth`); the user it proves replaces
 whatever user the request names, and a stale, replayed or forged one is
 answered with a one-line error instead of being run.
 """
@@ -14,8 +14,8 @@ from typing import Any
 
 from celery import Task
 
-from oar_celery.auth import LIFETIME, AuthError, read_key, request_digest, verify
 from oar_celery.config import settings
+from oar_celery.protocol.auth import LIFETIME, AuthError, read_key, request_digest, verify
 
 logger = logging.getLogger(__name__)
 
@@ -27,7 +27,7 @@ def _key(path: str) -> bytes:
 
 def proven_user(kwargs: dict[str, Any]) -> str:
     """Check a request's credential: the user it proves. Raises AuthError."""
-    from oar_celery.almighty import broker_redis
+    from oar_celery.protocol.bus import broker_redis
 
     credential = kwargs.get("credential")
     user = verify(_key(settings().auth_key_file), credential, request_digest(kwargs))

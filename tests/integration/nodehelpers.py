@@ -21,10 +21,10 @@ import redis
 from celery import Celery
 from kombu import Connection
 
-from oar_celery.almighty import QUEUED_REPORTS
 from oar_celery.celery_app import HEAD_QUEUE, create_app, node_queue
 from oar_celery.config import load_settings
 from oar_celery.node.worker import node_worker_argv, node_worker_env
+from oar_celery.protocol.names import Key
 
 
 def node_env(redis_url: str, state_dir: Path, **extra: str) -> dict[str, str]:
@@ -57,7 +57,7 @@ class HeadInbox:
         self.client.close()
 
     def _drain(self, timeout: float) -> None:
-        while (batch := self.client.lpop(QUEUED_REPORTS)) is not None:
+        while (batch := self.client.lpop(Key.QUEUED_REPORTS)) is not None:
             self._add_batch(json.loads(batch))
         try:
             message = self.queue.get(block=True, timeout=timeout)

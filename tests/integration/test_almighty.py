@@ -17,8 +17,9 @@ from typing import Any
 import pytest
 import redis
 
-from oar_celery import almighty
 from oar_celery.celery_app import HEAD_QUEUE
+from oar_celery.head import almighty
+from oar_celery.protocol import bus
 
 KEYS = (almighty.PENDING, almighty.QUEUED, almighty.LOCK, almighty.LAST_SCHEDULER_RUN, almighty.DELAYED,
         almighty.CYCLES, HEAD_QUEUE)
@@ -31,19 +32,23 @@ def client(redis_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[redis.Re
     monkeypatch.setenv("OAR_BROKER_URL", redis_url)
     monkeypatch.setenv("OAR_SCHEDULER_MIN_TIME", "30")
     settings.cache_clear()
-    almighty.broker_redis.cache_clear()
     monkeypatch.setattr(almighty, "_next_runner_check", 0.0)
     connection = redis.Redis.from_url(redis_url)
     connection.delete(*KEYS)
     yield connection
     connection.delete(*KEYS)
     settings.cache_clear()
-    almighty.broker_redis.cache_clear()
 
 
-def use_modules(monkeypatch: pytest.MonkeyPatch, **behaviour: Callable[[], object]) -> list[str]:
-    """Replace every module by a recorder (plus ``behaviour``); the names of the modules run, in order."""
-    ran: list[str] = []
+class Recorded(list[str]):
+    """The names of the modules run, in order; ``table`` is the module table that records them."""
+
+    table: almighty.Modules
+
+
+def use_modules(monkeypatch: pytest.MonkeyPatch, **behaviour: Callable[[], object]) -> Recorded:
+    """A module table of recorders (plus ``behaviour``): each module only notes that it ran."""
+    ran = Recorded()
 
     def recorder(name: str) -> Callable[[], object]:
         def run() -> object:
@@ -52,7 +57,7 @@ def use_modules(monkeypatch: pytest.MonkeyPatch, **behaviour: Callable[[], objec
 
         return run
 
-    monkeypatch.setattr(almighty, "_module_functions", lambda: {name: recorder(name) for name in almighty.ORDER})
+    ran.table = {name: recorder(name) for name in almighty.ORDER}
     return ran
 
 
@@ -67,9 +72,9 @@ def head_tasks(client: redis.Redis) -> list[tuple[str, dict[str, Any], str | Non
 
 
 def test_a_notify_sends_one_cycle_task_until_a_cycle_task_starts(client: redis.Redis) -> None:
-    assert almighty.notify(["Qsub"]) is True
-    assert almighty.notify(["Term", "NotAMessage"]) is False
-    assert almighty.notify(["NotAMessage"]) is False
+    assert bus.notify(["Qsub"]) is True
+    assert bus.notify(["Term", "NotAMessage"]) is False
+    assert bus.notify(["NotAMessage"]) is False
     assert [name for name, _, _ in head_tasks(client)] == ["oar.almighty.cycle"]
     assert {m.decode() for m in client.smembers(almighty.PENDING)} == {"Qsub", "Term"}
 
@@ -81,12 +86,12 @@ def test_messages_that_come_during_a_cycle_are_run_by_the_same_task(
 
     def a_node_reports_twice() -> None:
         if len(sent_during_cycle) < 2:
-            sent_during_cycle.append(almighty.notify(["Term"]))
+            sent_during_cycle.append(bus.notify(["Term"]))
 
     ran = use_modules(monkeypatch, reports=a_node_reports_twice)
-    almighty.notify(["Qsub"])
+    bus.notify(["Qsub"])
     client.delete(HEAD_QUEUE)
-    assert almighty.run_cycles(client) == 3
+    assert almighty.run_cycles(client, ran.table) == 3
     assert sent_during_cycle == [False, False]  # the running task held QUEUED: no task was sent
     assert ran.count("reports") == 3
     assert ran.count("scheduler") == 1 and ran.count("quick_scheduler") == 2
@@ -99,12 +104,12 @@ def test_too_soon_for_a_full_round_a_quick_round_runs_and_scheduling_is_asked_fo
 ) -> None:
     ran = use_modules(monkeypatch)
     client.set(almighty.LAST_SCHEDULER_RUN, "0")
-    assert almighty.run_cycle(client) == ["reports", "runner"]
+    assert almighty.run_cycle(client, ran.table) == ["reports", "runner"]
     client.sadd(almighty.PENDING, "Term")
     client.set(almighty.LAST_SCHEDULER_RUN, repr(time.time()))
-    assert almighty.run_cycle(client) == ["reports", "quick_scheduler"]
+    assert almighty.run_cycle(client, ran.table) == ["reports", "quick_scheduler"]
     client.sadd(almighty.PENDING, "Term")
-    assert almighty.run_cycle(client) == ["reports", "quick_scheduler"]
+    assert almighty.run_cycle(client, ran.table) == ["reports", "quick_scheduler"]
     (delayed,) = head_tasks(client)  # one delayed message for both deferrals
     assert delayed[:2] == ("oar.almighty.notify", {"messages": ["Scheduling"]}) and delayed[2] is not None
     assert "scheduler" not in ran
@@ -113,10 +118,10 @@ def test_too_soon_for_a_full_round_a_quick_round_runs_and_scheduling_is_asked_fo
 def test_a_task_out_of_time_hands_the_rest_to_a_new_cycle_task(
     client: redis.Redis, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    use_modules(monkeypatch, reports=lambda: almighty.notify(["Qdel"]))
-    almighty.notify(["Qsub"])
+    modules = use_modules(monkeypatch, reports=lambda: bus.notify(["Qdel"]))
+    bus.notify(["Qsub"])
     client.delete(HEAD_QUEUE)
-    assert almighty.run_cycles(client, seconds=0) == 1
+    assert almighty.run_cycles(client, modules.table, seconds=0) == 1
     assert [name for name, _, _ in head_tasks(client)] == ["oar.almighty.cycle"]
     assert client.exists(almighty.QUEUED)
     assert {m.decode() for m in client.smembers(almighty.PENDING)} == {"Qdel"}
@@ -125,21 +130,21 @@ def test_a_task_out_of_time_hands_the_rest_to_a_new_cycle_task(
 def test_a_task_that_finds_the_lock_taken_leaves_the_messages_to_the_holder(
     client: redis.Redis, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from oar_celery.holders import holder_token
+    from oar_celery.head.holders import holder_token
 
     ran = use_modules(monkeypatch)
     client.set(almighty.LOCK, holder_token())  # a live holder: this very process
-    almighty.notify(["Qsub"])
+    bus.notify(["Qsub"])
     client.delete(HEAD_QUEUE)
-    assert almighty.run_cycles(client) == 0
+    assert almighty.run_cycles(client, ran.table) == 0
     assert ran == [] and head_tasks(client) == []
     assert {m.decode() for m in client.smembers(almighty.PENDING)} == {"Qsub"}
 
 
 def test_every_cycle_records_the_time_each_module_took(client: redis.Redis, monkeypatch: pytest.MonkeyPatch) -> None:
-    use_modules(monkeypatch)
-    almighty.notify(["Villains"])
-    almighty.run_cycles(client)
+    modules = use_modules(monkeypatch)
+    bus.notify(["Villains"])
+    almighty.run_cycles(client, modules.table)
     entry = json.loads(client.lindex(almighty.CYCLES, 0))
     assert entry["modules"] == ["reports", "sarko", "runner"]  # the first cycle of the process checks the Runner
     assert set(entry["took"]) == {"reports", "sarko", "runner"}
@@ -150,13 +155,13 @@ def test_the_runner_runs_after_a_full_round_and_otherwise_once_a_second(
     client: redis.Redis, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     ran = use_modules(monkeypatch)
-    assert "runner" in almighty.run_cycle(client)  # the process's first check
+    assert "runner" in almighty.run_cycle(client, ran.table)  # the process's first check
     client.sadd(almighty.PENDING, "Reports")
-    assert almighty.run_cycle(client) == ["reports"]
+    assert almighty.run_cycle(client, ran.table) == ["reports"]
     client.sadd(almighty.PENDING, "Scheduling")  # OAR_SCHEDULER_MIN_TIME is 30 s, but no round ran yet
-    assert almighty.run_cycle(client) == ["reports", "scheduler", "runner"]
+    assert almighty.run_cycle(client, ran.table) == ["reports", "scheduler", "runner"]
     monkeypatch.setattr(almighty, "_next_runner_check", time.monotonic() - 0.001)  # a second later
-    assert almighty.run_cycle(client) == ["reports", "runner"]
+    assert almighty.run_cycle(client, ran.table) == ["reports", "runner"]
     assert ran.count("runner") == 3
 
 
@@ -165,9 +170,9 @@ def test_a_cycle_takes_over_the_lock_of_a_dead_holder_on_this_host(
 ) -> None:
     import socket
 
-    use_modules(monkeypatch)
+    modules = use_modules(monkeypatch)
     dead = f"{socket.gethostname()}:999999:0"  # no such pid
     client.set(almighty.LOCK, dead)
-    almighty.notify(["Qsub"])
-    assert almighty.run_cycle(client) == ["reports", "scheduler", "runner"]
+    bus.notify(["Qsub"])
+    assert almighty.run_cycle(client, modules.table) == ["reports", "scheduler", "runner"]
     assert not client.exists(almighty.LOCK)  # released at the end, as any cycle's

@@ -81,21 +81,21 @@ def test_on_a_redis_broker_a_batch_is_queued_for_almighty_with_one_cycle_task(re
 
     import redis
 
-    from oar_celery.almighty import PENDING, QUEUED, QUEUED_REPORTS
     from oar_celery.celery_app import create_app
     from oar_celery.config import Settings
+    from oar_celery.protocol.names import Key
 
     app = create_app(Settings(broker_url=redis_url, result_backend=redis_url))
     client = redis.Redis.from_url(redis_url)
-    client.delete("oar.head", QUEUED, PENDING, QUEUED_REPORTS)
+    client.delete("oar.head", Key.QUEUED, Key.PENDING, Key.QUEUED_REPORTS)
     started = [{"kind": "running", "job_id": 3, "host": "n1", "pid": 42}]
     ended = [{"kind": "ended", "job_id": 3, "host": "n1", "exit_code": 0, "reason": "exited", "message": ""}]
     reports.send(app, reports.REPORTS_TASK, {"reports": started})
     reports.send(app, reports.REPORTS_TASK, {"reports": ended})
-    assert [json.loads(raw) for raw in client.lrange(QUEUED_REPORTS, 0, -1)] == [started, ended]
-    assert client.smembers(PENDING) == {b"Reports", b"Term"}  # only the end asks for the scheduler
+    assert [json.loads(raw) for raw in client.lrange(Key.QUEUED_REPORTS, 0, -1)] == [started, ended]
+    assert client.smembers(Key.PENDING) == {b"Reports", b"Term"}  # only the end asks for the scheduler
     (raw,) = client.lrange("oar.head", 0, -1)  # one cycle task: the second batch found it on its way
-    client.delete("oar.head", QUEUED, PENDING, QUEUED_REPORTS)
+    client.delete("oar.head", Key.QUEUED, Key.PENDING, Key.QUEUED_REPORTS)
     message = json.loads(raw)
     assert message["headers"]["task"] == "oar.almighty.cycle"
     assert message["properties"]["delivery_info"]["routing_key"] == "oar.head"

@@ -13,8 +13,8 @@ pytestmark = pytest.mark.timeout(120)
 
 def quick_round(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
     """Run a quick round; the launch specs it sends (captured, not sent)."""
-    from oar_celery.tasks import quick_round as module
-    from oar_celery.tasks import runner
+    from oar_celery.head import quick_round as module
+    from oar_celery.head import runner
 
     sent: list[dict[str, Any]] = []
     monkeypatch.setattr(runner, "send_launches", sent.extend)
@@ -24,7 +24,7 @@ def quick_round(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
 
 def test_jobs_start_with_the_runners_specs_their_resources_and_both_states_logged(db: str, monkeypatch) -> None:  # noqa: F811
     from oar_celery.db.session import session_scope
-    from oar_celery.tasks.runner import build_specs
+    from oar_celery.head.runner import build_specs
 
     wide = submit(resources=["/nodes=2/core=1,walltime=0:05:00"], name="wide", types=["idempotent"])
     small = submit(resources=["/resource_id=1,walltime=0:10:00"], stdout="out.%jobid%")
@@ -46,8 +46,8 @@ def test_jobs_start_with_the_runners_specs_their_resources_and_both_states_logge
 
 def test_a_job_no_longer_waiting_is_not_started(db: str, monkeypatch) -> None:  # noqa: F811
     from oar_celery.db.session import session_scope
+    from oar_celery.head import gantt_writes
     from oar_celery.scheduler import types as sched
-    from oar_celery.tasks import gantt_writes
 
     job_id = submit(resources=["/resource_id=1,walltime=0:10:00"])
     moldable = rows("SELECT moldable_id FROM moldable_job_descriptions WHERE moldable_job_id = :id", id=job_id)[0][0]

@@ -19,12 +19,12 @@ pytestmark = pytest.mark.timeout(120)
 
 @pytest.fixture(params=["one statement", "statement by statement"])
 def apply(request: pytest.FixtureRequest, db: str, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Any]:  # noqa: F811
-    from oar_celery.tasks import reports
+    from oar_celery.head import reports
 
     if request.param == "statement by statement":
         monkeypatch.setattr(reports, "_apply", reports._apply_statement_by_statement)
     killed: list[int] = []
-    monkeypatch.setattr(reports.app, "send_task", lambda name, kwargs, queue: killed.append(kwargs["job_id"]))
+    monkeypatch.setattr(reports.sender, "send", lambda messages: killed.extend(m.kwargs["job_id"] for m in messages))
 
     def run(*batch: dict[str, Any]) -> Any:
         applied = reports.process(list(batch), in_cycle=True)

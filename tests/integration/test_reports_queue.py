@@ -20,12 +20,12 @@ pytestmark = pytest.mark.timeout(120)
 
 @pytest.fixture
 def queue(db: str, redis_url: str) -> Iterator[redis.Redis]:  # noqa: F811 - the fixture, imported above
-    from oar_celery.tasks.reports import QUEUED_REPORTS
+    from oar_celery.protocol.names import Key
 
     client = redis.Redis.from_url(redis_url)
-    client.delete(QUEUED_REPORTS)
+    client.delete(Key.QUEUED_REPORTS)
     yield client
-    client.delete(QUEUED_REPORTS)
+    client.delete(Key.QUEUED_REPORTS)
 
 
 def launching(count: int) -> list[int]:
@@ -43,40 +43,42 @@ def ran(job_id: int, code: int = 0) -> list[dict[str, object]]:
 
 
 def test_every_queued_batch_is_applied_by_one_cycle_then_dropped(queue: redis.Redis) -> None:
-    from oar_celery.tasks.reports import QUEUED_REPORTS, apply_queued
+    from oar_celery.head.reports import apply_queued
+    from oar_celery.protocol.names import Key
 
     first, second, third = launching(3)
     for job_id, code in ((first, 0), (second, 0), (third, 3)):
-        queue.rpush(QUEUED_REPORTS, json.dumps(ran(job_id, code)))
+        queue.rpush(Key.QUEUED_REPORTS, json.dumps(ran(job_id, code)))
     applied = apply_queued()
     assert sorted(e.job_id for e in applied.ended) == [first, second, third]
     assert [state(j) for j in (first, second, third)] == ["Terminated", "Terminated", "Error"]
-    assert queue.llen(QUEUED_REPORTS) == 0
+    assert queue.llen(Key.QUEUED_REPORTS) == 0
     logged = rows("SELECT job_state FROM job_state_logs WHERE job_id = :id ORDER BY date_start, job_state", id=first)
     assert [s for (s,) in logged][-2:] == ["Running", "Terminated"]
 
 
 def test_a_batch_applied_twice_changes_nothing_and_a_bad_one_blocks_nothing(queue: redis.Redis) -> None:
-    from oar_celery.tasks.reports import QUEUED_REPORTS, apply_queued
+    from oar_celery.head.reports import apply_queued
+    from oar_celery.protocol.names import Key
 
     (job_id,) = launching(1)
-    queue.rpush(QUEUED_REPORTS, json.dumps(ran(job_id)))
+    queue.rpush(Key.QUEUED_REPORTS, json.dumps(ran(job_id)))
     apply_queued()
     before = rows("SELECT state, stop_time, (SELECT count(*) FROM job_state_logs WHERE job_id = :id)"
                   " FROM jobs WHERE job_id = :id", id=job_id)
-    queue.rpush(QUEUED_REPORTS, b"{not json", json.dumps(ran(job_id)))
+    queue.rpush(Key.QUEUED_REPORTS, b"{not json", json.dumps(ran(job_id)))
     assert apply_queued().ended == []
-    assert queue.llen(QUEUED_REPORTS) == 0
+    assert queue.llen(Key.QUEUED_REPORTS) == 0
     assert rows("SELECT state, stop_time, (SELECT count(*) FROM job_state_logs WHERE job_id = :id)"
                 " FROM jobs WHERE job_id = :id", id=job_id) == before
 
 
 def test_batches_stay_queued_when_the_transaction_fails(queue: redis.Redis, monkeypatch: pytest.MonkeyPatch) -> None:
-    from oar_celery.tasks import reports
-    from oar_celery.tasks.reports import QUEUED_REPORTS
+    from oar_celery.head import reports
+    from oar_celery.protocol.names import Key
 
     (job_id,) = launching(1)
-    queue.rpush(QUEUED_REPORTS, json.dumps(ran(job_id)))
+    queue.rpush(Key.QUEUED_REPORTS, json.dumps(ran(job_id)))
 
     def database_down(*_: object, **__: object) -> None:
         raise RuntimeError("database down")
@@ -84,7 +86,7 @@ def test_batches_stay_queued_when_the_transaction_fails(queue: redis.Redis, monk
     monkeypatch.setattr(reports, "_apply", database_down)
     with pytest.raises(RuntimeError):
         reports.apply_queued()
-    assert queue.llen(QUEUED_REPORTS) == 1 and state(job_id) == "Launching"
+    assert queue.llen(Key.QUEUED_REPORTS) == 1 and state(job_id) == "Launching"
     monkeypatch.undo()
     reports.apply_queued()
-    assert state(job_id) == "Terminated" and queue.llen(QUEUED_REPORTS) == 0
+    assert state(job_id) == "Terminated" and queue.llen(Key.QUEUED_REPORTS) == 0

@@ -37,7 +37,7 @@ def database(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     from oar_celery.config import settings
     from oar_celery.db.schema import init_database
     from oar_celery.db.session import dispose_engines, session_scope
-    from oar_celery.resources import add_resources, forget_columns
+    from oar_celery.head.resources import add_resources, forget_columns
 
     url = create_pg_database()
     saved = {key: value for key, value in os.environ.items() if key.startswith("OAR_")}
@@ -73,9 +73,9 @@ def db(database: str) -> Iterator[str]:
 
 
 def submit(**request: Any) -> int:
-    from oar_celery import admission
     from oar_celery.config import settings
     from oar_celery.db.session import now, session_scope
+    from oar_celery.head import admission
 
     request = {"user": "alice", "command": "true", "directory": "/tmp", **request}
     with session_scope() as session:
@@ -107,7 +107,7 @@ def predictions() -> dict[int, tuple[float, int]]:
 
 
 def schedule() -> Any:
-    from oar_celery.tasks.scheduling import run_scheduler
+    from oar_celery.head.scheduling import run_scheduler
 
     return run_scheduler()
 
@@ -259,7 +259,7 @@ def test_reservation_starting_on_besteffort_jobs_kills_them_first(db: str) -> No
 
 def test_rewriting_only_the_changed_predictions_stores_the_whole_gantt(db: str) -> None:
     """A round that moves few predictions rewrites only those; what is stored equals a full rewrite."""
-    from oar_celery.tasks import gantt_writes
+    from oar_celery.head import gantt_writes
 
     jobs = [submit(resources=["/nodes=1,walltime=1:00:00"]) for _ in range(8)]
     schedule()
@@ -289,7 +289,7 @@ def same_gantt(one: dict[int, tuple[float, int]], other: dict[int, tuple[float, 
 
 
 def quick() -> Any:
-    from oar_celery.tasks.quick_round import run_quick_round
+    from oar_celery.head.quick_round import run_quick_round
 
     return run_quick_round()
 

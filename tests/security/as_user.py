@@ -30,7 +30,7 @@ def warm_up() -> None:
     result = app.AsyncResult("warm-up")
     result.ready()
     app.backend.forget("warm-up")
-    from oar_celery import auth  # noqa: F401
+    from oar_celery.protocol import auth  # noqa: F401
     from oar_celery.scheduler import filters, request  # noqa: F401
 
 

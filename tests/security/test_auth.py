@@ -47,8 +47,8 @@ def test_a_request_without_credential_is_refused(as_client):  # type: ignore[no-
 
 
 def test_the_proven_user_replaces_the_one_named(as_client):  # type: ignore[no-untyped-def]
-    from oar_celery.auth import fetch_credential
     from oar_celery.client.transport import call
+    from oar_celery.protocol.auth import fetch_credential
 
     payload = _request(as_client, user="somebodyelse")
     answer = call("oar.almighty.submit", {**payload, "credential": fetch_credential(settings().auth_socket, payload)})
@@ -57,8 +57,8 @@ def test_the_proven_user_replaces_the_one_named(as_client):  # type: ignore[no-u
 
 
 def test_a_credential_is_good_for_one_request_once(as_client):  # type: ignore[no-untyped-def]
-    from oar_celery.auth import fetch_credential
     from oar_celery.client.transport import call
+    from oar_celery.protocol.auth import fetch_credential
 
     payload = _request(as_client)
     credential = fetch_credential(settings().auth_socket, payload)
@@ -71,8 +71,8 @@ def test_a_credential_is_good_for_one_request_once(as_client):  # type: ignore[n
 
 
 def test_a_forged_credential_is_refused(as_client):  # type: ignore[no-untyped-def]
-    from oar_celery.auth import request_digest, sign
     from oar_celery.client.transport import call
+    from oar_celery.protocol.auth import request_digest, sign
 
     payload = _request(as_client)
     forged = sign(b"not-the-cluster-key-at-all", "root", request_digest(payload))

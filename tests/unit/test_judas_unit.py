@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 
-from oar_celery import judas
 from oar_celery.config import Settings
+from oar_celery.head import judas
 
 ALL_TAGS = ("RUNNING", "END", "ERROR", "INFO", "SUSPENDED", "RESUMING")
 
@@ -145,9 +145,9 @@ def test_exec_of_an_unknown_user_fails(config: Settings):
 def test_each_process_kind_logs_to_its_own_file_at_oars_levels(tmp_path: Path):
     code = (
         "import logging\n"
-        "from oar_celery import judas\n"
-        "judas.setup_logging('beat', to_stderr=False)\n"
-        "judas.oar_debug('debug %s', 1); judas.oar_warn('warn %s', 2); judas.oar_error('error %s', 3)\n"
+        "from oar_celery import logs\n"
+        "logs.setup_logging('beat', to_stderr=False)\n"
+        "logs.oar_debug('debug %s', 1); logs.oar_warn('warn %s', 2); logs.oar_error('error %s', 3)\n"
     )
     env = {**os.environ, "OAR_STATE_DIR": str(tmp_path), "OAR_LOG_LEVEL": "WARNING",
            "OAR_CONFIG_FILE": str(tmp_path / "absent.conf")}
@@ -160,8 +160,8 @@ def test_each_process_kind_logs_to_its_own_file_at_oars_levels(tmp_path: Path):
 def test_redirect_everything_sends_a_daemons_stdout_and_stderr_to_its_log(tmp_path: Path):
     code = (
         "import sys\n"
-        "from oar_celery import judas\n"
-        "judas.redirect_everything('head')\n"
+        "from oar_celery import logs\n"
+        "logs.redirect_everything('head')\n"
         "print('to stdout', flush=True); print('to stderr', file=sys.stderr, flush=True)\n"
     )
     env = {**os.environ, "OAR_STATE_DIR": str(tmp_path), "OAR_CONFIG_FILE": str(tmp_path / "absent.conf")}
@@ -172,18 +172,18 @@ def test_redirect_everything_sends_a_daemons_stdout_and_stderr_to_its_log(tmp_pa
 
 def test_notify_later_sends_no_message_for_jobs_that_asked_for_none(monkeypatch: pytest.MonkeyPatch):
     sent: list[dict[str, Any]] = []
-    monkeypatch.setattr(judas.notify_task, "apply_async", lambda **kwargs: sent.append(kwargs))
+    monkeypatch.setattr(judas.sender, "send", lambda messages: sent.extend(messages))
     judas.notify_later(1, None, "END", "done")
     judas.notify_later(2, "[ERROR]mail:a@b.org", "END", "done")
     judas.notify_later(3, "[END]mail:a@b.org", "END", "done")
-    assert [call["kwargs"]["job_id"] for call in sent] == [3]
+    assert [message.kwargs["job_id"] for message in sent] == [3]
 
 
 def test_notify_later_never_raises(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture):
-    def broken(**_: Any) -> None:
+    def broken(_: Any) -> None:
         raise ConnectionError("broker down")
 
-    monkeypatch.setattr(judas.notify_task, "apply_async", broken)
+    monkeypatch.setattr(judas.sender, "send", broken)
     with caplog.at_level(logging.ERROR, logger="oar"):
         judas.notify_later(3, "mail:a@b.org", "END", "done")
     assert "broker down" in caplog.text

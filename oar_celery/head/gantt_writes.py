@@ -19,9 +19,9 @@ from sqlalchemy.orm import Session
 
 from oar_celery.db.models import AssignedResource, GanttJobPrediction, GanttJobResource, Job
 from oar_celery.db.prepared import Prepared
+from oar_celery.head.runner import LAUNCH_COLUMNS
+from oar_celery.head.transitions import CLOSE_LOG_ENTRIES, set_state
 from oar_celery.scheduler import types as sched
-from oar_celery.tasks.runner import LAUNCH_COLUMNS
-from oar_celery.transitions import CLOSE_LOG_ENTRIES, set_state
 
 
 def copy_rows(session: Session, table: Any, columns: Sequence[str], rows: Iterable[Sequence[object]]) -> None:

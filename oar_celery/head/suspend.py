@@ -17,15 +17,15 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy import event, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from oar_celery.celery_app import app, node_queue
 from oar_celery.db.models import Job, JobStateLog
 from oar_celery.db.session import now, session_scope
-from oar_celery.tasks.control import Refused
-from oar_celery.tasks.leon import job_hosts
-from oar_celery.transitions import add_event, set_state
+from oar_celery.head import sender
+from oar_celery.head.control import Refused
+from oar_celery.head.leon import job_hosts
+from oar_celery.head.transitions import add_event, set_state
 
 logger = logging.getLogger(__name__)
 
@@ -40,12 +40,7 @@ def send_to_nodes(session: Session, job_id: int, task: str) -> list[str]:
     at once must find the job ``Resuming``, and a rolled back change sends nothing.
     """
     hosts = job_hosts(session, [job_id]).get(job_id, [])
-
-    def send(_: Session) -> None:
-        for host in hosts:
-            app.send_task(task, kwargs={"job_id": job_id}, queue=node_queue(host))
-
-    event.listen(session, "after_commit", send, once=True)
+    sender.after_commit(session, [sender.to_node(host, task, job_id=job_id) for host in hosts])
     return hosts
 
 
@@ -70,7 +65,7 @@ def resume_job(session: Session, job: Job, user: str) -> str:
 
 
 def _notify(job_id: int, method: str | None, tag: str, comment: str) -> None:
-    from oar_celery import judas
+    from oar_celery.head import judas
 
     judas.notify_later(job_id, method, tag, comment)
 
@@ -85,7 +80,6 @@ def suspended_since(session: Session, job_id: int) -> float | None:
     )
 
 
-@app.task(name="oar.head.job_resumed", acks_late=True, ignore_result=True)
 def job_resumed(job_id: int, host: str) -> None:
     """A node continued the job: ``Resuming`` → ``Running``, the stop added to ``suspended_time``.
 
@@ -108,7 +102,7 @@ def resend_resumes(session: Session) -> int:
 
     A Redis key per job spaces the resends, so the job's state history stays true.
     """
-    from oar_celery.almighty import broker_redis
+    from oar_celery.protocol.bus import broker_redis
 
     stale = session.scalars(
         select(Job.job_id)

@@ -14,13 +14,13 @@ from collections import defaultdict
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from oar_celery import judas
-from oar_celery.almighty import notify
-from oar_celery.celery_app import app, node_queue
 from oar_celery.config import settings
 from oar_celery.db.models import FINAL_STATES, STARTED_STATES, AssignedResource, FragJob, Job, Resource
 from oar_celery.db.session import now, session_scope
-from oar_celery.transitions import add_event, finish
+from oar_celery.head import judas, sender
+from oar_celery.head.transitions import add_event, finish
+from oar_celery.protocol.bus import notify
+from oar_celery.protocol.names import Task
 
 logger = logging.getLogger(__name__)
 
@@ -66,11 +66,9 @@ def run_leon() -> None:
             elif state in STARTED_STATES:
                 kills.append((job_id, hosts.get(job_id, [])))
                 _set_frag(session, job_id, "TIMER_ARMED")
+    grace = settings().kill_grace
+    sender.send(sender.to_node(host, Task.NODE_KILL, job_id=job_id, grace=grace) for job_id, on in kills for host in on)
     for job_id, job_hosts_ in kills:
-        for host in job_hosts_:
-            app.send_task(
-                "oar.node.kill", kwargs={"job_id": job_id, "grace": settings().kill_grace}, queue=node_queue(host)
-            )
         logger.info("kill of job %s sent to %s", job_id, ",".join(job_hosts_))
     if freed:
         notify(["Term", "ChState"])

@@ -20,7 +20,6 @@ from sqlalchemy import insert as sa_insert
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from oar_celery import notify_method
 from oar_celery.config import Settings
 from oar_celery.db.models import (
     Job,
@@ -32,6 +31,7 @@ from oar_celery.db.models import (
     MoldableJobDescription,
     Queue,
 )
+from oar_celery.protocol import notify_method
 from oar_celery.scheduler.errors import RequestError
 from oar_celery.scheduler.types import Moldable
 
@@ -138,7 +138,7 @@ def check(session: Session, request: dict[str, Any], config: Settings) -> Submis
     _check_dependencies(session, dependencies)
     reservation = request.get("reservation")
     start = parse_reservation(str(reservation), at=time.time()) if reservation else None
-    from oar_celery.resources import check_against_cluster
+    from oar_celery.head.resources import check_against_cluster
 
     check_against_cluster(session, moldables, request.get("properties"), config)
     return Submission(

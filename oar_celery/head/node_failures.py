@@ -22,11 +22,12 @@ from dataclasses import dataclass, field
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from oar_celery.celery_app import app, node_queue
 from oar_celery.config import settings
 from oar_celery.db.models import ACTIVE_STATES, AssignedResource, FragJob, Job, Resource
-from oar_celery.tasks.leon import job_hosts
-from oar_celery.transitions import add_event, finish
+from oar_celery.head import sender
+from oar_celery.head.leon import job_hosts
+from oar_celery.head.transitions import add_event, finish
+from oar_celery.protocol.names import Task
 
 logger = logging.getLogger(__name__)
 
@@ -46,10 +47,12 @@ class Failures:
     def after_commit(self) -> list[int]:
         """Send the kills and resubmit idempotent jobs; the new job ids."""
         grace = settings().kill_grace
-        for job_id, hosts in self.kills.items():
-            for host in hosts:
-                app.send_task("oar.node.kill", kwargs={"job_id": job_id, "grace": grace}, queue=node_queue(host))
-        from oar_celery.tasks.submit import resubmit_if_idempotent
+        sender.send(
+            sender.to_node(host, Task.NODE_KILL, job_id=job_id, grace=grace)
+            for job_id, hosts in self.kills.items()
+            for host in hosts
+        )
+        from oar_celery.head.submit import resubmit_if_idempotent
 
         resubmitted = []
         for job_id in self.job_ids:

@@ -30,12 +30,12 @@ from sqlalchemy.orm import Session
 
 from oar_celery.db.models import Job
 from oar_celery.db.session import now, session_scope
-from oar_celery.resources import load_resources
+from oar_celery.head import gantt_writes, runner
+from oar_celery.head.gantt_loads import load_waiting
+from oar_celery.head.resources import load_resources
+from oar_celery.head.scheduling import Outcome, load_placed, plan
 from oar_celery.scheduler import is_besteffort
 from oar_celery.scheduler import types as sched
-from oar_celery.tasks import gantt_writes, runner
-from oar_celery.tasks.gantt_loads import load_waiting
-from oar_celery.tasks.scheduling import Outcome, load_placed, plan
 
 logger = logging.getLogger(__name__)
 

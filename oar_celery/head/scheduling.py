@@ -28,12 +28,12 @@ from oar_celery.db.models import (
     MoldableJobDescription,
 )
 from oar_celery.db.session import now, session_scope
-from oar_celery.resources import load_resources
+from oar_celery.head import gantt_writes
+from oar_celery.head.gantt_loads import load_types, load_waiting
+from oar_celery.head.resources import load_resources
+from oar_celery.head.transitions import add_event, set_state
 from oar_celery.scheduler import is_besteffort, schedule
 from oar_celery.scheduler import types as sched
-from oar_celery.tasks import gantt_writes
-from oar_celery.tasks.gantt_loads import load_types, load_waiting
-from oar_celery.transitions import add_event, set_state
 
 logger = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ def run_scheduler() -> Outcome:
         outcome = apply(session, at, result, waiting, reservations, blocked, placed_by_id)
     _resubmit_killed_besteffort(outcome.besteffort_killed)
     if outcome.launched or outcome.refused or outcome.besteffort_killed:
-        from oar_celery.almighty import notify
+        from oar_celery.protocol.bus import notify
 
         notify(["Qdel"] if outcome.besteffort_killed else [])
         logger.info(
@@ -114,7 +114,7 @@ def _resubmit_killed_besteffort(job_ids: list[int]) -> None:
     """OAR resubmits a besteffort job killed for a normal job when it is also ``idempotent``."""
     if not job_ids:
         return
-    from oar_celery.tasks.submit import resubmit_if_idempotent
+    from oar_celery.head.submit import resubmit_if_idempotent
 
     for job_id in job_ids:
         try:

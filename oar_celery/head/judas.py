@@ -1,8 +1,4 @@
-"""Judas: logging for every daemon, and notifications to users and the admin.
-
-OAR's levels map onto Python's logging: ``oar_debug`` is DEBUG, ``oar_warn``
-WARNING, ``oar_error`` ERROR. Each process kind (head, node, beat) writes
-its own file under the log directory.
+"""Judas: notifications to users and the admin (the logging half of OAR's Judas is :mod:`oar_celery.logs`).
 
 Notifications (``oarsub --notify``) are ``[TAGS]mail:address`` or
 ``[TAGS]exec:/path/script args``. A failed notification is logged and
@@ -23,64 +19,15 @@ import signal
 import smtplib
 import socket
 import subprocess
-import sys
 from email.message import EmailMessage
-from logging.handlers import WatchedFileHandler
-from pathlib import Path
 
-from oar_celery.celery_app import HEAD_QUEUE, app
 from oar_celery.config import settings
-from oar_celery.notify_method import parse_notify
+from oar_celery.head import sender
+from oar_celery.protocol.names import Task
+from oar_celery.protocol.notify_method import parse_notify
 from oar_celery.scheduler.errors import RequestError
 
 logger = logging.getLogger("oar")
-
-_FORMAT = "[%(asctime)s] [%(levelname)s] [%(processName)s %(process)d] [%(name)s] %(message)s"
-
-
-def oar_debug(message: str, *args: object) -> None:
-    logger.debug(message, *args)
-
-
-def oar_warn(message: str, *args: object) -> None:
-    logger.warning(message, *args)
-
-
-def oar_error(message: str, *args: object) -> None:
-    logger.error(message, *args)
-
-
-def log_file(kind: str) -> Path:
-    """The log file of one process kind: ``head``, ``node-<host>``, ``beat``, ``flower``."""
-    return settings().logs / f"oar-{kind}.log"
-
-
-def setup_logging(kind: str, *, to_stderr: bool = True) -> Path:
-    """Send this process's logs to its file (and stderr), at the configured level."""
-    path = log_file(kind)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    root = logging.getLogger()
-    root.setLevel(settings().log_level.upper())
-    handler = WatchedFileHandler(path)
-    handler.setFormatter(logging.Formatter(_FORMAT))
-    root.addHandler(handler)
-    if to_stderr and not any(isinstance(h, logging.StreamHandler) and h.stream is sys.stderr for h in root.handlers):
-        stream = logging.StreamHandler(sys.stderr)
-        stream.setFormatter(logging.Formatter(_FORMAT))
-        root.addHandler(stream)
-    return path
-
-
-def redirect_everything(kind: str) -> Path:
-    """OAR's redirect_everything: a daemon's stdout and stderr go to its log file."""
-    path = log_file(kind)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
-    os.dup2(descriptor, 1)
-    os.dup2(descriptor, 2)
-    os.close(descriptor)
-    return path
-
 
 def send_mail(recipient: str, subject: str, body: str, job_id: int = 0) -> None:
     """Send one mail through the configured SMTP server; raises OSError on failure."""
@@ -100,12 +47,11 @@ def mail_admin(subject: str, body: str) -> None:
     if not settings().admin_mail:
         return
     try:
-        mail_admin_task.apply_async(kwargs={"subject": subject, "body": body}, queue=HEAD_QUEUE)
+        sender.send([sender.to_head(Task.JUDAS_MAIL_ADMIN, subject=subject, body=body)])
     except Exception as error:  # noqa: BLE001 - a broker hiccup must not fail the caller's work
         logger.error("mail to the admin could not be queued: %s", error)
 
 
-@app.task(name="oar.judas.mail_admin", ignore_result=True)
 def mail_admin_task(subject: str, body: str) -> None:
     recipient = settings().admin_mail
     if not recipient:
@@ -180,12 +126,11 @@ def notify_later(job_id: int, method: str | None, tag: str, comment: str) -> Non
     if tags is None or tag not in tags:
         return
     try:
-        notify_task.apply_async(kwargs={"job_id": job_id, "tag": tag, "comment": comment}, queue=HEAD_QUEUE)
+        sender.send([sender.to_head(Task.JUDAS_NOTIFY, job_id=job_id, tag=tag, comment=comment)])
     except Exception as error:  # noqa: BLE001 - the job's fate never depends on its notification
         logger.error("job %s: notification %s could not be queued: %s", job_id, tag, error)
 
 
-@app.task(name="oar.judas.notify", ignore_result=True)
 def notify_task(job_id: int, tag: str, comment: str) -> None:
     notify_job(job_id, tag, comment)
 
@@ -194,7 +139,7 @@ def notify_job(job_id: int, tag: str, comment: str) -> None:
     """Send the job's notification for ``tag`` if it asked for one; failures become events."""
     from oar_celery.db.models import Job
     from oar_celery.db.session import session_scope
-    from oar_celery.tasks.leon import job_hosts
+    from oar_celery.head.leon import job_hosts
 
     with session_scope() as session:
         job = session.get(Job, job_id)
@@ -215,7 +160,7 @@ def notify_job(job_id: int, tag: str, comment: str) -> None:
 def record_failure(job_id: int, method: str, tag: str, error: BaseException) -> None:
     """Log a failed notification and keep it as the job's event."""
     from oar_celery.db.session import session_scope
-    from oar_celery.transitions import add_event
+    from oar_celery.head.transitions import add_event
 
     said = str(error).strip().splitlines()
     text = f"notification {tag} failed: {said[0] if said else type(error).__name__}"

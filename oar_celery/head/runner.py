@@ -24,12 +24,13 @@ from typing import Any
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
-from oar_celery.almighty import broker_redis
-from oar_celery.celery_app import node_queue
 from oar_celery.config import settings
 from oar_celery.db.models import AssignedResource, Job, JobType, MoldableJobDescription, Resource
 from oar_celery.db.session import now, session_scope
-from oar_celery.transitions import add_event, finish, set_state
+from oar_celery.head import sender
+from oar_celery.head.transitions import add_event, finish, set_state
+from oar_celery.protocol.bus import broker_redis
+from oar_celery.protocol.names import Task, launch_key
 
 logger = logging.getLogger(__name__)
 
@@ -149,7 +150,7 @@ def _launches_to_resend(session: Session) -> list[int]:
         return []
     pipe = broker_redis().pipeline(transaction=False)
     for job_id in launching:
-        pipe.exists(f"oar:launch:{job_id}")
+        pipe.exists(launch_key(job_id))
     return [job_id for job_id, sent in zip(launching, pipe.execute(), strict=True) if not sent]
 
 
@@ -170,17 +171,13 @@ def send_launches(specs: list[dict[str, Any]]) -> None:
     """
     if not specs:
         return
-    from oar_celery.client.wire import push
-
     by_node: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for spec in specs:
         by_node[spec["hosts"][0]].append(spec)
     pipe = broker_redis().pipeline(transaction=False)
-    for host, node_specs in by_node.items():
-        queue = node_queue(host)
-        for spec in node_specs:
-            pipe.set(f"oar:launch:{spec['job_id']}", "1", ex=LAUNCH_RESEND)
-        push(pipe, "oar.node.launch_many", {"specs": node_specs}, queue, ignore_result=True)
+    for spec in specs:
+        pipe.set(launch_key(spec["job_id"]), "1", ex=LAUNCH_RESEND)
+    sender.send((sender.to_node(host, Task.NODE_LAUNCH_MANY, specs=on) for host, on in by_node.items()), pipe=pipe)
     pipe.execute()
     for spec in specs:
         logger.info("job %s sent to %s", spec["job_id"], spec["hosts"][0])

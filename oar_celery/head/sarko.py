@@ -24,14 +24,15 @@ import logging
 from sqlalchemy import and_, select, update
 from sqlalchemy.orm import Session
 
-from oar_celery.almighty import notify
-from oar_celery.celery_app import app, node_queue
 from oar_celery.config import settings
 from oar_celery.db.models import FINAL_STATES, EventLog, FragJob, Job, MoldableJobDescription, Resource
 from oar_celery.db.session import now, session_scope
-from oar_celery.tasks.leon import job_hosts, request_frag
-from oar_celery.tasks.suspend import resend_resumes
-from oar_celery.transitions import add_event
+from oar_celery.head import sender
+from oar_celery.head.leon import job_hosts, request_frag
+from oar_celery.head.suspend import resend_resumes
+from oar_celery.head.transitions import add_event
+from oar_celery.protocol.bus import notify
+from oar_celery.protocol.names import Task
 
 logger = logging.getLogger(__name__)
 
@@ -100,8 +101,9 @@ def watch_walltimes(session: Session) -> bool:
 
 def checkpoint_job(session: Session, job_id: int, signum: int, checkpoint: int) -> None:
     """Send the job's checkpoint signal to its nodes, recorded by a ``CHECKPOINT`` event."""
-    for host in job_hosts(session, [job_id]).get(job_id, []):
-        app.send_task("oar.node.signal", kwargs={"job_id": job_id, "signum": signum}, queue=node_queue(host))
+    hosts = job_hosts(session, [job_id]).get(job_id, [])
+    signals = [sender.to_node(host, Task.NODE_SIGNAL, job_id=job_id, signum=signum) for host in hosts]
+    sender.after_commit(session, signals)
     add_event(session, "CHECKPOINT", job_id, f"checkpoint signal {signum} sent {checkpoint} s before the walltime")
 
 

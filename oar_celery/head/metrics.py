@@ -53,16 +53,16 @@ def _queues(client) -> dict[str, int]:  # type: ignore[no-untyped-def]
 
 
 def _cycles(client) -> list[dict[str, float]]:  # type: ignore[no-untyped-def]
-    from oar_celery.almighty import CYCLES
+    from oar_celery.protocol.names import Key
 
-    return [json.loads(raw) for raw in client.lrange(CYCLES, 0, -1)]
+    return [json.loads(raw) for raw in client.lrange(Key.CYCLES, 0, -1)]
 
 
 class OarCollector(Collector):
     """Reads the cluster's state at each scrape."""
 
     def collect(self) -> Iterator[Metric]:
-        from oar_celery.almighty import broker_redis
+        from oar_celery.protocol.bus import broker_redis
 
         jobs = GaugeMetricFamily("oar_jobs", "Jobs by state", labels=["state"])
         resources = GaugeMetricFamily("oar_resources", "Resources by state", labels=["state"])

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from oar_celery.almighty import notify
+from oar_celery import logs
 from oar_celery.db.models import (
     ACTIVE_STATES,
     AssignedResource,
@@ -37,9 +37,10 @@ from oar_celery.db.models import (
     ResourceLog,
 )
 from oar_celery.db.session import now, session_scope
-from oar_celery.tasks.leon import request_frag
-from oar_celery.tasks.node_failures import Failures, active_jobs_on, fail_jobs_on
-from oar_celery.transitions import add_event, finish
+from oar_celery.head.leon import request_frag
+from oar_celery.head.node_failures import Failures, active_jobs_on, fail_jobs_on
+from oar_celery.head.transitions import add_event, finish
+from oar_celery.protocol.bus import notify
 
 logger = logging.getLogger(__name__)
 
@@ -221,10 +222,10 @@ def tell_admin(changes: list[Change], failures: Failures) -> None:
     failed = sorted({c.host for c in changes if c.new in LOST_STATES})
     if not failed:
         return
-    from oar_celery import judas
+    from oar_celery.head import judas
 
     lines = [f"{c.host} resource {c.resource_id}: {c.old} -> {c.new}" for c in changes if c.new in LOST_STATES]
     if failures.job_ids:
         lines.append(f"jobs set Error: {' '.join(map(str, failures.job_ids))}")
-    judas.oar_warn("nodes failed: %s", ", ".join(failed))
+    logs.oar_warn("nodes failed: %s", ", ".join(failed))
     judas.mail_admin(f"*OAR* node(s) {','.join(failed)} failed", "\n".join(lines) + "\n")

@@ -1,0 +1,228 @@
+"""Almighty, OAR's coordinator: client messages become coordinator cycles.
+
+A message (``Qsub``, ``Term``, ``Reports``, ``Qdel``, ``ChState``, ``Villains``,
+``Finaud``, ``Scheduling``) is added to a pending set in Redis and, unless a cycle is
+already on its way, a ``oar.almighty.cycle`` task is sent. A cycle takes the
+cluster-wide lock, takes every pending message at once and runs the modules
+they call for, in OAR's order. So a burst of a thousand ``Qsub`` messages
+costs one or two cycles, never a thousand.
+
+A cycle task that finds messages again when its cycle ends runs the next
+cycle itself, for up to :data:`CYCLE_TASK_SECONDS`: under a stream of node
+reports, each cycle would otherwise cost one more task through the broker,
+and the reports of its jobs would wait for it. While it runs, ``QUEUED``
+stays set, so messages only join the pending set.
+
+Nothing here is the truth: every module re-reads the database, and beat sends
+``Scheduling`` on a tick, so a message lost to a broker restart only delays
+work. The lock expires if its holder dies, so a killed head worker never
+blocks the cluster.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import Callable, Mapping
+
+import redis
+
+from oar_celery.config import settings
+from oar_celery.head.holders import holder_is_dead, holder_token
+from oar_celery.protocol import scripts
+from oar_celery.protocol.bus import QUEUED_TTL, send_head_task
+from oar_celery.protocol.names import Key, Message, Task
+
+logger = logging.getLogger(__name__)
+
+PENDING = Key.PENDING
+QUEUED = Key.QUEUED
+LOCK = Key.LOCK
+LAST_SCHEDULER_RUN = Key.LAST_SCHEDULER_RUN
+DELAYED = Key.DELAYED
+CYCLES = Key.CYCLES
+CYCLES_KEPT = 500
+#: Seconds one cycle task may go on running cycles while messages keep coming.
+CYCLE_TASK_SECONDS = 1.0
+
+#: A cycle's modules by name, each a function of no argument: the table Almighty is given.
+Modules = Mapping[str, Callable[[], object]]
+
+#: Which modules each message calls for.
+MODULES_FOR: dict[str, tuple[str, ...]] = {
+    Message.QSUB: ("scheduler",),
+    Message.TERM: ("reports", "scheduler"),
+    Message.REPORTS: ("reports",),
+    Message.SCHEDULING: ("scheduler",),
+    Message.QRESUME: ("scheduler",),
+    Message.QHOLD: ("scheduler",),
+    Message.QDEL: ("leon", "scheduler"),
+    Message.CHSTATE: ("node_change_state", "scheduler"),
+    Message.VILLAINS: ("sarko",),
+    Message.FINAUD: ("finaud",),
+}
+#: The order in which a cycle runs modules; node reports open every cycle, the Runner closes those it runs in.
+ORDER = ("reports", "node_change_state", "finaud", "sarko", "leon", "scheduler", "quick_scheduler", "runner")
+
+def _begin(client: redis.Redis, token: str, *, renew_queued: bool) -> tuple[set[str], float] | None:
+    """Take the lock and every pending message in one round trip: the messages and the last full round.
+
+    None if another cycle holds the lock (or its holder died: then the lock is taken over first).
+    """
+    ttl = int(settings().almighty_lock_ttl * 1000)
+    keys = (LOCK, PENDING, LAST_SCHEDULER_RUN, QUEUED)
+    renew = QUEUED_TTL if renew_queued else 0
+    begun = client.eval(scripts.BEGIN_CYCLE, 4, *keys, token, ttl, renew)
+    if not begun and _take_over(client, token, ttl):
+        begun = client.eval(scripts.BEGIN_CYCLE, 4, *keys, token, ttl, renew)
+    if not begun:
+        return None
+    members, last = begun
+    return {m.decode() for m in members}, float(last) if last else 0.0
+
+
+def _scheduler_wait(last_run: float) -> float:
+    """Seconds before the scheduler may run again (OAR's minimum time between two calls)."""
+    if not last_run:
+        return 0.0
+    return max(0.0, last_run + settings().scheduler_min_time - time.time())
+
+
+#: Seconds between two Runner checks in cycles without a full round (this process's own clock).
+RUNNER_EVERY = 1.0
+_next_runner_check = 0.0
+
+
+def _runner_wanted(modules: set[str]) -> bool:
+    """The Runner after every full round, else once a second at most.
+
+    Only a full round leaves jobs ``toLaunch``, ``toError`` or
+    ``toAckReservation`` (a quick round launches its own jobs); the periodic
+    check finds what a cycle killed before its Runner left, and the launches
+    to send again.
+    """
+    global _next_runner_check
+    if "scheduler" not in modules and time.monotonic() < _next_runner_check:
+        return False
+    _next_runner_check = time.monotonic() + RUNNER_EVERY
+    return True
+
+
+def run_cycle(client: redis.Redis, modules: Modules) -> list[str]:
+    """One coordinator cycle under the lock; the modules it ran (none if another cycle holds the lock)."""
+    return _cycle(client, modules)[0]
+
+
+def _cycle(client: redis.Redis, modules: Modules, *, renew_queued: bool = False) -> tuple[list[str], int]:
+    """:func:`run_cycle`, and how many messages are pending once it has ended.
+
+    ``renew_queued``: also keep ``QUEUED`` set for another :data:`QUEUED_TTL` seconds.
+    """
+    token = holder_token()
+    begun = _begin(client, token, renew_queued=renew_queued)
+    if begun is None:
+        return [], 0
+    messages, last_scheduler_run = begun
+    ran: dict[str, float] = {}
+    started = time.time()
+    try:
+        wanted = {module for message in messages for module in MODULES_FOR.get(message, ())}
+        wanted.add("reports")  # always: reports left by a cycle that died, or whose message was lost
+        if "scheduler" in wanted:
+            delay = _scheduler_wait(last_scheduler_run)
+            if delay > 0:
+                # too soon for a full round: fill the free resources now, ask for the round after the delay
+                wanted.discard("scheduler")
+                wanted.add("quick_scheduler")
+                _ask_for_scheduling_in(client, delay)
+        if _runner_wanted(wanted):
+            wanted.add("runner")
+        for module in ORDER:
+            if module in wanted:
+                if module == "scheduler":
+                    client.set(LAST_SCHEDULER_RUN, repr(time.time()))
+                ran[module] = _run_module(module, modules[module])
+    finally:
+        pending = _end(client, token, started, ran)
+    return list(ran), pending
+
+
+def _ask_for_scheduling_in(client: redis.Redis, delay: float) -> None:
+    """Send ``Scheduling`` once OAR's minimum time has passed (one delayed message at a time).
+
+    Lost with a restart of the head, it is replaced by beat's next ``Scheduling`` tick.
+    """
+    if client.set(DELAYED, "1", nx=True, px=int(delay * 1000) + 50):
+        send_head_task(client, Task.NOTIFY, {"messages": [Message.SCHEDULING]}, countdown=delay)
+
+
+def _end(client: redis.Redis, token: str, started: float, ran: dict[str, float]) -> int:
+    """Record the cycle, release the lock and count the pending messages, in one round trip.
+
+    The record keeps the last cycles' times, for the metrics and the fault
+    tests: ``modules`` lists the modules in the order they ran, ``took`` gives
+    each one's seconds.
+    """
+    took = {module: round(seconds, 6) for module, seconds in ran.items()}
+    entry = json.dumps({"start": started, "end": time.time(), "modules": list(ran), "took": took, "pid": os.getpid()})
+    try:
+        return int(client.eval(scripts.END_CYCLE, 3, CYCLES, LOCK, PENDING, entry, CYCLES_KEPT - 1, token))
+    except redis.RedisError as error:
+        logger.warning("almighty: cycle end not recorded: %s", error)
+        return 0
+
+
+def _take_over(client: redis.Redis, token: str, ttl: int) -> bool:
+    """Take the lock over from a holder on this host that died.
+
+    The lock's TTL bounds a dead holder's hold, but a head worker killed in
+    the middle of a cycle and restarted at once would otherwise wait out the
+    whole TTL before scheduling anything again.
+    """
+    holder = client.get(LOCK)
+    if holder is None or not holder_is_dead(holder.decode(errors="replace")):
+        return False
+    logger.warning("almighty: the cycle lock's holder %s is dead; taking the lock over", holder.decode())
+    return bool(client.eval(scripts.TAKE_OVER, 1, LOCK, holder, token, ttl))
+
+
+def _run_module(name: str, function: Callable[[], object]) -> float:
+    """Run one module, logging rather than raising its failure; the seconds it took."""
+    started = time.perf_counter()
+    try:
+        function()
+    except Exception:
+        logger.exception("module %s failed; the next cycle will retry", name)
+    took = time.perf_counter() - started
+    logger.debug("module %s took %.3f s", name, took)
+    return took
+
+
+def _follow_up(client: redis.Redis) -> None:
+    """Send one more cycle task if messages came after the last cycle looked."""
+    if client.scard(PENDING) and client.set(QUEUED, "1", nx=True, ex=QUEUED_TTL):
+        send_head_task(client, Task.CYCLE)
+
+
+def run_cycles(client: redis.Redis, modules: Modules, *, seconds: float = CYCLE_TASK_SECONDS) -> int:
+    """Run cycles while messages keep coming, for up to ``seconds``; how many ran.
+
+    ``QUEUED`` stays set meanwhile, so a message only joins the pending set.
+    A cycle that finds the lock taken stops there: the holder owns ``QUEUED``
+    and looks for messages again when its own cycle ends. Otherwise, once
+    done, a message that came after the last look gets a cycle task of its own.
+    """
+    deadline = time.monotonic() + seconds
+    count = 0
+    while True:
+        ran, pending = _cycle(client, modules, renew_queued=True)
+        if not ran:
+            return count
+        count += 1
+        if time.monotonic() >= deadline or not pending:
+            break
+    client.delete(QUEUED)
+    _follow_up(client)
+    return count

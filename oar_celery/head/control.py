@@ -1,0 +1,127 @@
+"""What users ask of their jobs and admins of their nodes: oardel, oarhold, oarresume, oarnodesetting.
+
+Each task checks rights on the head (owner, root or the admin user), changes
+the database with conditional updates, answers one line per job, and tells
+Almighty. A request that fails for one job does not stop the others.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from oar_celery.config import settings
+from oar_celery.db.models import FINAL_STATES, Job
+from oar_celery.db.session import session_scope
+from oar_celery.head import sender
+from oar_celery.head.transitions import add_event, set_state
+from oar_celery.protocol.bus import notify
+from oar_celery.protocol.names import Task
+
+logger = logging.getLogger(__name__)
+
+
+class Refused(Exception):
+    """A request about one job that cannot be carried out; its message is the answer."""
+
+
+def owned_job(session: Session, job_id: int, user: str) -> Job:
+    """The job, if ``user`` may act on it."""
+    job = session.get(Job, job_id)
+    if job is None:
+        raise Refused(f"job {job_id} does not exist")
+    if job.job_user != user and not settings().is_admin(user):
+        raise Refused(f"job {job_id} belongs to {job.job_user}, not to {user}")
+    return job
+
+
+def for_each_job(
+    user: str, job_ids: list[int], action: Callable[[Session, Job], str], messages: list[str]
+) -> dict[str, Any]:
+    """Run ``action`` on each job in its own transaction; the answers and the failures."""
+    results: dict[str, str] = {}
+    failed: list[int] = []
+    for job_id in job_ids:
+        try:
+            with session_scope() as session:
+                results[str(job_id)] = action(session, owned_job(session, int(job_id), user))
+        except Refused as refusal:
+            results[str(job_id)] = str(refusal)
+            failed.append(job_id)
+    if len(failed) < len(job_ids):
+        notify(messages)
+    return {"results": results, "failed": failed}
+
+
+def delete(
+    user: str, job_ids: list[int], signal: int | None = None, checkpoint: bool = False, array_id: int | None = None
+) -> dict[str, Any]:
+    from oar_celery.head import leon
+
+    if array_id is not None:
+        job_ids = _array_jobs(array_id) + list(job_ids)
+        if not job_ids:
+            return {"error": f"array {array_id} does not exist"}
+
+    def frag(session: Session, job: Job) -> str:
+        if signal is not None or checkpoint:
+            return send_signal(session, job, signal, checkpoint)
+        if job.state in FINAL_STATES:
+            raise Refused(f"job {job.job_id} is already finished ({job.state})")
+        leon.request_frag(session, job.job_id, user)
+        return f"Deleting the job = {job.job_id} ...REGISTERED."
+
+    return for_each_job(user, job_ids, frag, [] if signal is not None or checkpoint else ["Qdel"])
+
+
+def _array_jobs(array_id: int) -> list[int]:
+    from sqlalchemy import select
+
+    with session_scope() as session:
+        return list(session.scalars(select(Job.job_id).where(Job.array_id == array_id).order_by(Job.job_id)))
+
+
+def send_signal(session: Session, job: Job, signal: int | None, checkpoint: bool) -> str:
+    """``oardel -c`` (the job's checkpoint signal) or ``oardel -s SIG``: signal a running job."""
+    from oar_celery.head.leon import job_hosts
+
+    if job.state != "Running":
+        raise Refused(f"job {job.job_id} is not running ({job.state})")
+    signum = job.checkpoint_signal if checkpoint or signal is None else signal
+    hosts = job_hosts(session, [job.job_id]).get(job.job_id, [])
+    signals = [sender.to_node(host, Task.NODE_SIGNAL, job_id=job.job_id, signum=signum) for host in hosts]
+    sender.after_commit(session, signals)
+    kind = "CHECKPOINT" if checkpoint else "SIGNAL"
+    add_event(session, kind, job.job_id, f"signal {signum} sent to the job")
+    return f"Signal {signum} sent to the job {job.job_id}."
+
+
+def hold(user: str, job_ids: list[int], running: bool = False) -> dict[str, Any]:
+    def hold_one(session: Session, job: Job) -> str:
+        if running:
+            from oar_celery.head.suspend import suspend_job
+
+            return suspend_job(session, job, user)
+        if not set_state(session, [job.job_id], "Hold", expected=("Waiting",)):
+            raise Refused(f"job {job.job_id} is not waiting ({job.state}): use -r to hold a running job")
+        add_event(session, "HOLD_WAITING_JOB", job.job_id, f"user {user} held the job")
+        return f"[{job.job_id}] Hold request was sent to the OAR server."
+
+    return for_each_job(user, job_ids, hold_one, ["Qhold"])
+
+
+def resume(user: str, job_ids: list[int]) -> dict[str, Any]:
+    def resume_one(session: Session, job: Job) -> str:
+        if job.state == "Suspended":
+            from oar_celery.head.suspend import resume_job
+
+            return resume_job(session, job, user)
+        if not set_state(session, [job.job_id], "Waiting", expected=("Hold",)):
+            raise Refused(f"job {job.job_id} is not held ({job.state})")
+        add_event(session, "RESUME_JOB", job.job_id, f"user {user} resumed the job")
+        return f"[{job.job_id}] Resume request was sent to the OAR server."
+
+    return for_each_job(user, job_ids, resume_one, ["Qresume"])

@@ -1,0 +1,143 @@
+"""The shape of every message on the wire, as typed dicts: JSON stays JSON, mypy checks both ends.
+
+A message is a plain JSON object, so a node or client of another version
+still reads it; these types only say which keys each side writes and reads.
+Optional keys are marked ``NotRequired``: a sender may leave them out, and a
+receiver must read them with ``.get``. A new key is always optional, which
+keeps the wire compatible in both directions.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, NotRequired, TypedDict
+
+
+class Credential(TypedDict):
+    """``oar-celery authd``'s proof of who sends a request (:mod:`.auth`)."""
+
+    user: str
+    issued: float
+    nonce: str
+    mac: str
+
+
+class SubmitRequest(TypedDict):
+    """``oarsub``'s request: one submission (an array is one request with ``array`` > 1)."""
+
+    user: str
+    command: str
+    resources: NotRequired[list[str]]
+    name: NotRequired[str | None]
+    directory: NotRequired[str]
+    stdout: NotRequired[str | None]
+    stderr: NotRequired[str | None]
+    queue: NotRequired[str | None]
+    hold: NotRequired[bool]
+    types: NotRequired[list[str]]
+    properties: NotRequired[str | None]
+    dependencies: NotRequired[list[int]]
+    reservation: NotRequired[str | None]
+    notify: NotRequired[str | None]
+    checkpoint: NotRequired[int]
+    signal: NotRequired[int | None]
+    array: NotRequired[int]
+    array_params: NotRequired[list[str] | None]
+    project: NotRequired[str | None]
+    env: NotRequired[dict[str, str]]
+    initial_request: NotRequired[str]
+    submission_id: NotRequired[str]
+    resubmit_job_id: NotRequired[int]
+
+
+class LaunchSpec(TypedDict):
+    """What a node needs to run one job (the Runner writes it, bipbip reads it)."""
+
+    job_id: int
+    user: str
+    command: str
+    directory: str
+    name: str
+    walltime: int
+    hosts: list[str]
+    resources: list[int]
+    nodefile: str
+    stdout: str
+    stderr: str
+    env: dict[str, str]
+    array_id: int | None
+    array_index: int | None
+    checkpoint: int
+    checkpoint_signal: int
+    project: str | None
+    types: list[str]
+    kill_grace: float
+
+
+#: Why a job's process is gone, as the node says it.
+EndReason = Literal[
+    "exited", "walltime", "killed", "prologue_error", "epilogue_error", "launch_error", "user_unknown",
+]
+
+
+class RunningReport(TypedDict):
+    """The node started the job."""
+
+    kind: Literal["running"]
+    job_id: int
+    host: str
+    pid: int | None
+
+
+class EndedReport(TypedDict):
+    """The job's processes are gone; ``exit_code`` is None when it never ran."""
+
+    kind: Literal["ended"]
+    job_id: int
+    host: str
+    exit_code: int | None
+    reason: EndReason
+    message: str
+
+
+Report = RunningReport | EndedReport
+
+
+class JobStatus(TypedDict):
+    """A job's final status as its node records it (``status.json``) and returns it to a ping."""
+
+    exit_code: int | None
+    reason: EndReason
+    message: str
+    ended_at: NotRequired[float]
+
+
+class ErrorAnswer(TypedDict):
+    """A refusal: one line for the user, and a code for programs (:class:`.answers.Refusal`)."""
+
+    error: str
+    code: NotRequired[str]
+
+
+class SubmitAnswer(TypedDict):
+    """The ids of the jobs one submission created (several for an array)."""
+
+    job_ids: list[int]
+
+
+class ManyAnswer(TypedDict):
+    """One answer per request of ``submit_many``, in order."""
+
+    results: list[SubmitAnswer | ErrorAnswer]
+
+
+class ControlAnswer(TypedDict):
+    """``oardel``/``oarhold``/``oarresume``: one line per job id (JSON keys are text)."""
+
+    results: dict[str, str]
+
+
+class LaunchSummary(TypedDict):
+    """What ``launch_many`` did: the node's log line, nobody stores it."""
+
+    launched: list[int]
+    refused: dict[str, str]

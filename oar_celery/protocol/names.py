@@ -1,0 +1,105 @@
+"""Queue names, task names, Redis keys and Almighty's message names: one spelling each.
+
+A queue or key named in two places drifts apart on the first rename; the
+head, the nodes and the clients read them all from here.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+#: The queue the head worker consumes: every task whose name does not start with ``oar.node.``.
+HEAD_QUEUE = "oar.head"
+
+
+def node_queue(hostname: str) -> str:
+    """The queue a compute node's worker consumes."""
+    return f"oar.node.{hostname}"
+
+
+class Task:
+    """Every task name on the wire (all under ``oar.``, routed by that prefix): plain text constants."""
+
+    SUBMIT = "oar.almighty.submit"
+    SUBMIT_MANY = "oar.almighty.submit_many"
+    NOTIFY = "oar.almighty.notify"
+    CYCLE = "oar.almighty.cycle"
+    DELETE = "oar.control.delete"
+    HOLD = "oar.control.hold"
+    RESUME = "oar.control.resume"
+    NODE_SETTING = "oar.control.node_setting"
+    REMOVE_RESOURCES = "oar.control.remove_resources"
+    REPORTS = "oar.head.reports"
+    JOB_RUNNING = "oar.head.job_running"
+    JOB_ENDED = "oar.head.job_ended"
+    JOB_RESUMED = "oar.head.job_resumed"
+    FINAUD_ANSWER = "oar.finaud.answer"
+    JUDAS_NOTIFY = "oar.judas.notify"
+    JUDAS_MAIL_ADMIN = "oar.judas.mail_admin"
+    NODE_LAUNCH = "oar.node.launch"
+    NODE_LAUNCH_MANY = "oar.node.launch_many"
+    NODE_KILL = "oar.node.kill"
+    NODE_SIGNAL = "oar.node.signal"
+    NODE_SUSPEND = "oar.node.suspend"
+    NODE_RESUME = "oar.node.resume"
+    NODE_PING = "oar.node.ping"
+
+
+class Message(StrEnum):
+    """Almighty's messages: what happened, from which the cycle chooses the modules to run."""
+
+    QSUB = "Qsub"
+    TERM = "Term"
+    REPORTS = "Reports"
+    SCHEDULING = "Scheduling"
+    QRESUME = "Qresume"
+    QHOLD = "Qhold"
+    QDEL = "Qdel"
+    CHSTATE = "ChState"
+    VILLAINS = "Villains"
+    FINAUD = "Finaud"
+
+
+class Key:
+    """Redis keys (the broker's database); per-job keys are built by the functions below."""
+
+    PENDING = "oar:almighty:pending"
+    QUEUED = "oar:almighty:queued"
+    LOCK = "oar:almighty:lock"
+    LAST_SCHEDULER_RUN = "oar:almighty:last_scheduler"
+    DELAYED = "oar:almighty:delayed"
+    CYCLES = "oar:almighty:cycles"
+    #: The node report batches waiting for a cycle (JSON lists of reports).
+    QUEUED_REPORTS = "oar:reports"
+    FINAUD_SENT = "oar:finaud:sent"
+    FINAUD_ANSWERED = "oar:finaud:answered"
+
+
+def reply_key(job_id: int) -> str:
+    """The list where the Runner pushes its answer to the ``oarsub`` waiting for the job."""
+    return f"oar:reply:{job_id}"
+
+
+def client_key(job_id: int) -> str:
+    """Set while an ``oarsub`` waits for the job's start or reservation (the client's heartbeat)."""
+    return f"oar:client:{job_id}"
+
+
+def launch_key(job_id: int) -> str:
+    """Set while a launch is recent: the Runner sends it again only once this has expired."""
+    return f"oar:launch:{job_id}"
+
+
+def resume_key(job_id: int) -> str:
+    """Spaces the resends of a resume to a job that stays ``Resuming``."""
+    return f"oar:resume:{job_id}"
+
+
+def nonce_key(nonce: str) -> str:
+    """Marks a request credential as used, so that a replay is refused."""
+    return f"oar:auth:nonce:{nonce}"
+
+
+def result_key(task_id: str) -> str:
+    """Where Celery's Redis backend stores, and publishes, a task's result."""
+    return f"celery-task-meta-{task_id}"

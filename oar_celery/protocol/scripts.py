@@ -1,0 +1,56 @@
+"""Every Lua script the project runs on Redis, kept together.
+
+Each one does in a single round trip what would otherwise take several,
+and atomically: a node's report batch with its message and cycle task, a
+cycle's start and end. Read them side by side: they share keys (``QUEUED``,
+``PENDING``, the head's queue) and their interplay is Almighty's protocol.
+"""
+
+from __future__ import annotations
+
+#: Push the cycle task (ARGV[1]) unless one is on its way (``QUEUED`` set for ARGV[2] seconds).
+_CYCLE_UNLESS_QUEUED = """
+if redis.call('set', KEYS[2], '1', 'NX', 'EX', ARGV[2]) then
+  redis.call('lpush', KEYS[3], ARGV[1])
+  return 1
+end
+return 0
+"""
+
+#: Add the messages (ARGV[3:]), then the cycle task: one round trip for both.
+#: KEYS: pending, queued, head queue.
+NOTIFY = "redis.call('sadd', KEYS[1], unpack(ARGV, 3))" + _CYCLE_UNLESS_QUEUED
+
+#: Queue a report batch (ARGV[3]) too, in the same round trip; ARGV[4:] are the messages.
+#: KEYS: pending, queued, head queue, queued reports.
+QUEUE_REPORTS = (
+    "redis.call('rpush', KEYS[4], ARGV[3])\nredis.call('sadd', KEYS[1], unpack(ARGV, 4))" + _CYCLE_UNLESS_QUEUED
+)
+
+#: Start a cycle: take the lock (or find it ours, just taken over; else nil), renew ``QUEUED``
+#: if asked, take the pending messages. KEYS: lock, pending, last scheduler run, queued;
+#: ARGV: token, lock TTL (ms), QUEUED's TTL (s, 0: leave it).
+BEGIN_CYCLE = """
+if not redis.call('set', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) and redis.call('get', KEYS[1]) ~= ARGV[1] then
+  return false
+end
+if tonumber(ARGV[3]) > 0 then redis.call('set', KEYS[4], '1', 'EX', ARGV[3]) end
+local messages = redis.call('smembers', KEYS[2])
+redis.call('del', KEYS[2])
+return {messages, redis.call('get', KEYS[3]) or ''}
+"""
+
+#: End a cycle: record it, release the lock if still ours, count what is pending.
+#: KEYS: cycles, lock, pending; ARGV: record, last index kept, token.
+END_CYCLE = """
+redis.call('lpush', KEYS[1], ARGV[1])
+redis.call('ltrim', KEYS[1], 0, ARGV[2])
+if redis.call('get', KEYS[2]) == ARGV[3] then redis.call('del', KEYS[2]) end
+return redis.call('scard', KEYS[3])
+"""
+
+#: Replace a dead holder's lock token by ours. KEYS: lock; ARGV: dead token, ours, TTL (ms).
+TAKE_OVER = """
+if redis.call('get', KEYS[1]) ~= ARGV[1] then return 0 end
+return redis.call('set', KEYS[1], ARGV[2], 'PX', ARGV[3])
+"""
