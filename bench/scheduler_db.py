@@ -24,7 +24,7 @@ def load_jobs(n_jobs: int, n_resources: int) -> None:
     """The pure benchmark's waiting jobs, inserted with the head's own bulk admission."""
     from bench.scheduler import build_workload
     from oar_celery.db.session import session_scope
-    from oar_celery.head import admission
+    from oar_celery.head.lib import admission
 
     _, jobs = build_workload(n_jobs, n_resources)
     submissions = [

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from oar_celery.db import scratch
-from oar_celery.head.holders import holder_is_dead, holder_token
+from oar_celery.head.lib.holders import holder_is_dead, holder_token
 
 PG_SERVER = os.environ.get("OAR_TEST_PG", "postgresql://postgres@127.0.0.1:5432")
 REDIS_SERVER = os.environ.get("OAR_TEST_REDIS", "redis://127.0.0.1:6379")

@@ -48,7 +48,7 @@ def _parse_properties(pairs: list[str]) -> dict[str, str]:
 
 def cmd_resources_add(args: argparse.Namespace) -> int:
     from oar_celery.db.session import session_scope
-    from oar_celery.head.resources import add_resources, expand_nodeset
+    from oar_celery.head.lib.resources import add_resources, expand_nodeset
     from oar_celery.protocol.bus import notify
 
     hosts = expand_nodeset(args.nodeset)
@@ -136,7 +136,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     from oar_celery.db.models import Resource
     from oar_celery.db.schema import init_database
     from oar_celery.db.session import session_scope
-    from oar_celery.head.resources import add_resources
+    from oar_celery.head.lib.resources import add_resources
 
     stop = None if args.detach else StopRequest()
     config = settings()

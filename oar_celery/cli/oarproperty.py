@@ -43,7 +43,7 @@ def build_parser() -> Parser:
 def protected_columns() -> frozenset[str]:
     """OAR's own columns of ``resources``: never added again, never deleted."""
     from oar_celery.db.models import Resource
-    from oar_celery.head.resources import SYSTEM_COLUMNS
+    from oar_celery.head.lib.resources import SYSTEM_COLUMNS
 
     return frozenset(Resource.__table__.columns.keys()) | SYSTEM_COLUMNS
 
@@ -64,7 +64,7 @@ def list_properties() -> list[str]:
     from sqlalchemy import inspect
 
     from oar_celery.db.session import get_engine
-    from oar_celery.head.resources import SYSTEM_COLUMNS
+    from oar_celery.head.lib.resources import SYSTEM_COLUMNS
 
     columns = inspect(get_engine()).get_columns("resources")
     hidden = SYSTEM_COLUMNS | BOOKKEEPING
@@ -83,7 +83,7 @@ def alter(adds: list[str], deletes: list[str], *, text: bool) -> list[str]:
     from sqlalchemy import Column, Integer, String
 
     from oar_celery.db.session import get_engine
-    from oar_celery.head.resources import forget_columns
+    from oar_celery.head.lib.resources import forget_columns
 
     existing = added_properties()
     for name in adds:

@@ -30,7 +30,7 @@ from collections.abc import Callable, Mapping
 import redis
 
 from oar_celery.config import settings
-from oar_celery.head.holders import holder_is_dead, holder_token
+from oar_celery.head.lib.holders import holder_is_dead, holder_token
 from oar_celery.protocol import scripts
 from oar_celery.protocol.bus import QUEUED_TTL, send_head_task
 from oar_celery.protocol.names import Key, Message, Task

@@ -16,16 +16,14 @@ from sqlalchemy.orm import Session
 from oar_celery.config import settings
 from oar_celery.db.models import FINAL_STATES, Job
 from oar_celery.db.session import session_scope
-from oar_celery.head import sender
-from oar_celery.head.transitions import add_event, set_state
+from oar_celery.head.lib import sender
+from oar_celery.head.lib.errors import Refused
+from oar_celery.head.lib.jobs import request_frag
+from oar_celery.head.lib.transitions import add_event, set_state
 from oar_celery.protocol.bus import notify
 from oar_celery.protocol.names import Task
 
 logger = logging.getLogger(__name__)
-
-
-class Refused(Exception):
-    """A request about one job that cannot be carried out; its message is the answer."""
 
 
 def owned_job(session: Session, job_id: int, user: str) -> Job:
@@ -59,7 +57,6 @@ def for_each_job(
 def delete(
     user: str, job_ids: list[int], signal: int | None = None, checkpoint: bool = False, array_id: int | None = None
 ) -> dict[str, Any]:
-    from oar_celery.head import leon
 
     if array_id is not None:
         job_ids = _array_jobs(array_id) + list(job_ids)
@@ -71,7 +68,7 @@ def delete(
             return send_signal(session, job, signal, checkpoint)
         if job.state in FINAL_STATES:
             raise Refused(f"job {job.job_id} is already finished ({job.state})")
-        leon.request_frag(session, job.job_id, user)
+        request_frag(session, job.job_id, user)
         return f"Deleting the job = {job.job_id} ...REGISTERED."
 
     return for_each_job(user, job_ids, frag, [] if signal is not None or checkpoint else ["Qdel"])
@@ -86,7 +83,7 @@ def _array_jobs(array_id: int) -> list[int]:
 
 def send_signal(session: Session, job: Job, signal: int | None, checkpoint: bool) -> str:
     """``oardel -c`` (the job's checkpoint signal) or ``oardel -s SIG``: signal a running job."""
-    from oar_celery.head.leon import job_hosts
+    from oar_celery.head.lib.jobs import job_hosts
 
     if job.state != "Running":
         raise Refused(f"job {job.job_id} is not running ({job.state})")
@@ -102,7 +99,7 @@ def send_signal(session: Session, job: Job, signal: int | None, checkpoint: bool
 def hold(user: str, job_ids: list[int], running: bool = False) -> dict[str, Any]:
     def hold_one(session: Session, job: Job) -> str:
         if running:
-            from oar_celery.head.suspend import suspend_job
+            from oar_celery.head.lib.suspension import suspend_job
 
             return suspend_job(session, job, user)
         if not set_state(session, [job.job_id], "Hold", expected=("Waiting",)):
@@ -116,7 +113,7 @@ def hold(user: str, job_ids: list[int], running: bool = False) -> dict[str, Any]
 def resume(user: str, job_ids: list[int]) -> dict[str, Any]:
     def resume_one(session: Session, job: Job) -> str:
         if job.state == "Suspended":
-            from oar_celery.head.suspend import resume_job
+            from oar_celery.head.lib.suspension import resume_job
 
             return resume_job(session, job, user)
         if not set_state(session, [job.job_id], "Waiting", expected=("Hold",)):

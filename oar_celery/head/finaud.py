@@ -31,10 +31,10 @@ from sqlalchemy.orm import Session
 from oar_celery.config import settings
 from oar_celery.db.models import STARTED_STATES, AssignedResource, Job, Resource
 from oar_celery.db.session import session_scope
-from oar_celery.head import sender
-from oar_celery.head.node_failures import Failures, fail_jobs_on
-from oar_celery.head.transitions import add_event
-from oar_celery.protocol.bus import broker_redis, notify
+from oar_celery.head.lib import sender
+from oar_celery.head.lib.failures import Failures, fail_jobs_on
+from oar_celery.head.lib.transitions import add_event
+from oar_celery.protocol.bus import broker_redis, notify, queue_reports
 from oar_celery.protocol.names import Key, Task
 
 logger = logging.getLogger(__name__)
@@ -173,7 +173,7 @@ def send_pings(hosts: dict[str, Watched], jobs: dict[str, list[int]]) -> None:
     """One ping per host, unless the last one is still within its time to answer.
 
     Every ping of the round and its ``SENT`` mark go in one Redis pipeline,
-    as Celery's own messages (:mod:`oar_celery.head.sender`):
+    as Celery's own messages (:mod:`oar_celery.head.lib.sender`):
     ``app.send_task`` costs a round trip and a task-sent event per host,
     which on 200 nodes made a round cost the head a tenth of a second.
     """
@@ -199,8 +199,9 @@ def send_pings(hosts: dict[str, Watched], jobs: dict[str, list[int]]) -> None:
 def answer(host: str, token: str, jobs: dict[str, Any] | None = None) -> None:
     """A node answered its ping; recover the end reports it holds that the head never got.
 
-    The recovered ends are applied as one batch of reports (conditional
-    updates: an end the head already has changes nothing).
+    The recovered ends are queued as one batch of reports for the next cycle,
+    as the node would have queued them (conditional updates: an end the head
+    already has changes nothing).
     """
     broker_redis().hset(ANSWERED, host, token)
     ends = [
@@ -219,6 +220,4 @@ def answer(host: str, token: str, jobs: dict[str, Any] | None = None) -> None:
     for end in lost:
         logger.warning("job %s: end report recovered from %s", end["job_id"], host)
     if lost:
-        from oar_celery.head.reports import process
-
-        process(lost)
+        queue_reports(lost)

@@ -15,9 +15,9 @@ from sqlalchemy import delete, select, update
 from oar_celery.config import settings
 from oar_celery.db.models import GanttJobResource, Resource, ResourceLog
 from oar_celery.db.session import session_scope
-from oar_celery.head.leon import request_frag
-from oar_celery.head.node_failures import active_jobs_on
-from oar_celery.head.resources import add_resources, resources_table
+from oar_celery.head.lib.failures import active_jobs_on
+from oar_celery.head.lib.jobs import request_frag
+from oar_celery.head.lib.resources import add_resources, resources_table
 from oar_celery.protocol.bus import notify
 from oar_celery.scheduler.errors import RequestError
 

@@ -37,9 +37,9 @@ from oar_celery.db.models import (
     ResourceLog,
 )
 from oar_celery.db.session import now, session_scope
-from oar_celery.head.leon import request_frag
-from oar_celery.head.node_failures import Failures, active_jobs_on, fail_jobs_on
-from oar_celery.head.transitions import add_event, finish
+from oar_celery.head.lib.failures import Failures, active_jobs_on, fail_jobs_on
+from oar_celery.head.lib.jobs import request_frag
+from oar_celery.head.lib.transitions import add_event, finish
 from oar_celery.protocol.bus import notify
 
 logger = logging.getLogger(__name__)
@@ -222,7 +222,7 @@ def tell_admin(changes: list[Change], failures: Failures) -> None:
     failed = sorted({c.host for c in changes if c.new in LOST_STATES})
     if not failed:
         return
-    from oar_celery.head import judas
+    from oar_celery.head.lib import judas
 
     lines = [f"{c.host} resource {c.resource_id}: {c.old} -> {c.new}" for c in changes if c.new in LOST_STATES]
     if failures.job_ids:

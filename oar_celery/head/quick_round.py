@@ -30,10 +30,10 @@ from sqlalchemy.orm import Session
 
 from oar_celery.db.models import Job
 from oar_celery.db.session import now, session_scope
-from oar_celery.head import gantt_writes, runner
-from oar_celery.head.gantt_loads import load_waiting
-from oar_celery.head.resources import load_resources
-from oar_celery.head.scheduling import Outcome, load_placed, plan
+from oar_celery.head.lib import gantt_writes, launch
+from oar_celery.head.lib.gantt_loads import load_waiting
+from oar_celery.head.lib.planning import Outcome, load_placed, plan
+from oar_celery.head.lib.resources import load_resources
 from oar_celery.scheduler import is_besteffort
 from oar_celery.scheduler import types as sched
 
@@ -63,7 +63,7 @@ def run_quick_round() -> Outcome | None:
         else:
             specs = _start(session, starting, waiting)
         launched = [spec["job_id"] for spec in specs]
-    runner.send_launches(specs)
+    launch.send_launches(specs)
     if launched:
         logger.info("quick round: %d to launch of %d considered", len(launched), len(waiting))
     return Outcome(launched=launched)
@@ -74,7 +74,7 @@ def _start(session: Session, starting: list[sched.Allocation], waiting: list[sch
     started = set(gantt_writes.launch(session, starting))
     moldables = {m.moldable_id for job in waiting if job.id in started for m in job.moldables}
     gantt_writes.forget_predictions(session, moldables)
-    return runner.start_launching(session, [a.job_id for a in starting if a.job_id in started])
+    return launch.start_launching(session, [a.job_id for a in starting if a.job_id in started])
 
 
 def _start_at_once(
@@ -88,7 +88,7 @@ def _start_at_once(
     rows = {row.job_id: row for row in gantt_writes.start_at_once(session, starting, alternatives, now())}
     host_of = {r.id: r.network_address for r in resources}
     return [
-        runner.launch_spec(
+        launch.launch_spec(
             rows[a.job_id],
             [(r, host_of[r]) for r in sorted(a.resource_ids)],
             [f"{name}={value}" if value else name for name, value in a.types.items()],

@@ -33,8 +33,8 @@ from sqlalchemy.orm import Session
 from oar_celery.db.models import STARTED_STATES, FragJob, Job
 from oar_celery.db.prepared import Prepared
 from oar_celery.db.session import now, session_scope
-from oar_celery.head import judas, sender
-from oar_celery.head.transitions import CLOSE_LOG_ENTRIES, add_event, finish_each, release_cte, set_state
+from oar_celery.head.lib import judas, sender
+from oar_celery.head.lib.transitions import CLOSE_LOG_ENTRIES, add_event, finish_each, release_cte, set_state
 from oar_celery.protocol.bus import broker_redis, notify, queue_reports
 from oar_celery.protocol.names import Key, Task
 
@@ -316,7 +316,7 @@ def after_end(job_id: int, exit_code: int | None, reason: str = "exited") -> Non
     """
     if exit_code != 99 or reason != "exited":
         return
-    from oar_celery.head.submit import resubmit_if_idempotent
+    from oar_celery.head.lib.resubmission import resubmit_if_idempotent
 
     resubmit_if_idempotent(job_id)
 

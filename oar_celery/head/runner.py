@@ -16,25 +16,21 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
-from collections import defaultdict
 from typing import Any
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from oar_celery.config import settings
-from oar_celery.db.models import AssignedResource, Job, JobType, MoldableJobDescription, Resource
+from oar_celery.db.models import Job
 from oar_celery.db.session import now, session_scope
-from oar_celery.head import sender
-from oar_celery.head.transitions import add_event, finish, set_state
+from oar_celery.head.lib.launch import LAUNCH_RESEND, build_specs, send_launches, start_launching
+from oar_celery.head.lib.transitions import add_event, finish, set_state
 from oar_celery.protocol.bus import broker_redis
-from oar_celery.protocol.names import Task, launch_key
+from oar_celery.protocol.names import launch_key
 
 logger = logging.getLogger(__name__)
 
-LAUNCH_RESEND = 20
 REPLY_TTL = 3600
 #: Seconds a new reservation's client has to start listening before the job is fragged.
 CLIENT_GRACE = 10.0
@@ -117,15 +113,6 @@ def launch_jobs() -> None:
     send_launches(specs)
 
 
-def start_launching(session: Session, job_ids: list[int]) -> list[dict[str, Any]]:
-    """``toLaunch`` → ``Launching`` (a conditional update); the launch specs of the jobs that moved.
-
-    The caller sends them with :func:`send_launches` once its transaction has
-    committed, never before: a job is launched at most once.
-    """
-    return build_specs(session, set_state(session, job_ids, "Launching", expected=("toLaunch",)))
-
-
 #: When this process looks for launches to send again next (``time.monotonic()``).
 _next_resend_check = 0.0
 
@@ -154,116 +141,3 @@ def _launches_to_resend(session: Session) -> list[int]:
     return [job_id for job_id, sent in zip(launching, pipe.execute(), strict=True) if not sent]
 
 
-def send_launch(spec: dict[str, Any]) -> None:
-    """Send the launch task to the job's first node and remember when."""
-    send_launches([spec])
-
-
-def send_launches(specs: list[dict[str, Any]]) -> None:
-    """Every launch of a cycle in one round trip to Redis: one message per first node.
-
-    Each node gets one ``oar.node.launch_many`` with all the jobs it is the
-    first node of, so a round that starts four jobs on a node costs that node
-    one task, not four. The messages are Celery's own
-    (:func:`oar_celery.client.wire.task_message`, JSON, protocol 2), pushed
-    in one pipeline with the ``oar:launch`` marks that time the re-sends:
-    ``app.send_task`` costs a round trip and a task-sent event per message.
-    """
-    if not specs:
-        return
-    by_node: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for spec in specs:
-        by_node[spec["hosts"][0]].append(spec)
-    pipe = broker_redis().pipeline(transaction=False)
-    for spec in specs:
-        pipe.set(launch_key(spec["job_id"]), "1", ex=LAUNCH_RESEND)
-    sender.send((sender.to_node(host, Task.NODE_LAUNCH_MANY, specs=on) for host, on in by_node.items()), pipe=pipe)
-    pipe.execute()
-    for spec in specs:
-        logger.info("job %s sent to %s", spec["job_id"], spec["hosts"][0])
-
-
-#: The columns of ``jobs`` a launch spec needs (:func:`launch_spec`; its walltime comes from the moldable).
-LAUNCH_COLUMNS = (
-    "job_id", "job_user", "command", "launching_directory", "job_name", "stdout_file", "stderr_file",
-    "job_env", "array_id", "array_index", "checkpoint", "checkpoint_signal", "project",
-)
-
-
-_LAUNCH_JOBS = (
-    select(*(Job.__table__.c[name] for name in LAUNCH_COLUMNS), MoldableJobDescription.moldable_walltime)
-    .outerjoin(MoldableJobDescription, MoldableJobDescription.moldable_id == Job.assigned_moldable_job)
-    .where(Job.job_id.in_(bindparam("job_ids", expanding=True)))
-)
-_LAUNCH_HOSTS = (
-    select(Job.job_id, Resource.resource_id, Resource.network_address)
-    .join(AssignedResource, AssignedResource.moldable_job_id == Job.assigned_moldable_job)
-    .join(Resource, Resource.resource_id == AssignedResource.resource_id)
-    .where(Job.job_id.in_(bindparam("job_ids", expanding=True)))
-    .order_by(Resource.resource_id)
-)
-_LAUNCH_TYPES = select(JobType.job_id, JobType.type).where(
-    JobType.job_id.in_(bindparam("job_ids", expanding=True)), JobType.types_index == "CURRENT"
-)
-
-
-def _resolve(template: str | None, default: str, job: Any) -> str:
-    path = (template or default).replace("%jobid%", str(job.job_id))
-    path = path.replace("%jobname%", job.job_name or "")
-    return path if os.path.isabs(path) else os.path.join(job.launching_directory, path)
-
-
-def output_paths(job: Any) -> tuple[str, str]:
-    """The job's stdout and stderr files: ``OAR.<name>.<id>.stdout`` unless ``-O``/``-E``."""
-    stem = f"OAR.{job.job_name}.%jobid%" if job.job_name else "OAR.%jobid%"
-    return (
-        _resolve(job.stdout_file, f"{stem}.stdout", job),
-        _resolve(job.stderr_file, f"{stem}.stderr", job),
-    )
-
-
-def build_specs(session: Session, job_ids: list[int]) -> list[dict[str, Any]]:
-    """What a node needs to run each job: command, user, hosts, nodefile, environment."""
-    if not job_ids:
-        return []
-    jobs = {row.job_id: row for row in session.execute(_LAUNCH_JOBS, {"job_ids": job_ids})}
-    hosts_of: dict[int, list[tuple[int, str]]] = defaultdict(list)
-    for job_id, resource_id, address in session.execute(_LAUNCH_HOSTS, {"job_ids": job_ids}):
-        hosts_of[job_id].append((resource_id, address))
-    types: dict[int, list[str]] = defaultdict(list)
-    for job_id, kind in session.execute(_LAUNCH_TYPES, {"job_ids": job_ids}):
-        types[job_id].append(kind)
-    return [
-        launch_spec(jobs[job_id], hosts_of[job_id], types[job_id], jobs[job_id].moldable_walltime)
-        for job_id in job_ids
-        if hosts_of.get(job_id)
-    ]
-
-
-def launch_spec(job: Any, resources: list[tuple[int, str]], types: list[str], walltime: int | None) -> dict[str, Any]:
-    """What the node gets: ``job`` has the :data:`LAUNCH_COLUMNS`, ``resources`` are (id, host) by id."""
-    hosts = list(dict.fromkeys(address for _, address in resources))
-    lines = sorted((address for _, address in resources), key=hosts.index)
-    stdout, stderr = output_paths(job)
-    walltime = walltime if walltime is not None else settings().default_walltime
-    return {
-        "job_id": job.job_id,
-        "user": job.job_user,
-        "command": job.command,
-        "directory": job.launching_directory,
-        "name": job.job_name or "",
-        "walltime": int(walltime),
-        "hosts": hosts,
-        "resources": [resource_id for resource_id, _ in resources],
-        "nodefile": "".join(f"{line}\n" for line in lines),
-        "stdout": stdout,
-        "stderr": stderr,
-        "env": json.loads(job.job_env) if job.job_env else {},
-        "array_id": job.array_id,
-        "array_index": job.array_index,
-        "checkpoint": job.checkpoint,
-        "checkpoint_signal": job.checkpoint_signal,
-        "project": job.project,
-        "types": types,
-        "kill_grace": settings().kill_grace,
-    }

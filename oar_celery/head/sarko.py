@@ -27,10 +27,10 @@ from sqlalchemy.orm import Session
 from oar_celery.config import settings
 from oar_celery.db.models import FINAL_STATES, EventLog, FragJob, Job, MoldableJobDescription, Resource
 from oar_celery.db.session import now, session_scope
-from oar_celery.head import sender
-from oar_celery.head.leon import job_hosts, request_frag
-from oar_celery.head.suspend import resend_resumes
-from oar_celery.head.transitions import add_event
+from oar_celery.head.lib import sender
+from oar_celery.head.lib.jobs import job_hosts, request_frag
+from oar_celery.head.lib.suspension import resend_resumes
+from oar_celery.head.lib.transitions import add_event
 from oar_celery.protocol.bus import notify
 from oar_celery.protocol.names import Task
 

@@ -9,49 +9,29 @@ stored as a prediction in ``gantt_jobs_predictions`` / ``gantt_jobs_resources``.
 
 from __future__ import annotations
 
-import gc
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from oar_celery.config import settings
 from oar_celery.db.models import (
-    ACTIVE_STATES,
-    AssignedResource,
     FragJob,
-    GanttJobResource,
-    Job,
-    MoldableJobDescription,
 )
 from oar_celery.db.session import now, session_scope
-from oar_celery.head import gantt_writes
-from oar_celery.head.gantt_loads import load_types, load_waiting
-from oar_celery.head.resources import load_resources
-from oar_celery.head.transitions import add_event, set_state
-from oar_celery.scheduler import is_besteffort, schedule
+from oar_celery.head.lib import gantt_writes
+from oar_celery.head.lib.gantt_loads import load_waiting
+from oar_celery.head.lib.planning import Outcome, collector_paused, load_placed, plan
+from oar_celery.head.lib.resources import load_resources
+from oar_celery.head.lib.transitions import add_event, set_state
+from oar_celery.scheduler import is_besteffort
 from oar_celery.scheduler import types as sched
 
 logger = logging.getLogger(__name__)
 
 
-@dataclass
-class Outcome:
-    """What one scheduler run decided, for logs and tests."""
-
-    launched: list[int] = field(default_factory=list)
-    predicted: int = 0
-    refused: dict[int, str] = field(default_factory=dict)
-    besteffort_killed: list[int] = field(default_factory=list)
-
-
 def run_scheduler() -> Outcome:
     """One scheduling round on the database; the Almighty cycle calls it."""
     at = int(now())
-    with _collector_paused(), session_scope() as session:
+    with collector_paused(), session_scope() as session:
         resources, columns = load_resources(session)
         placed, reservations = load_placed(session, at)
         waiting, blocked = load_waiting(session)
@@ -70,107 +50,17 @@ def run_scheduler() -> Outcome:
     return outcome
 
 
-def plan(
-    at: int,
-    resources: list[sched.Resource],
-    placed: list[sched.Allocation],
-    waiting: list[sched.Job],
-    columns: dict[str, str],
-) -> sched.SchedulingResult:
-    """The pure scheduler with this cluster's settings (security time, hierarchy, resource order)."""
-    config = settings()
-    return schedule(
-        at,
-        resources,
-        placed,
-        waiting,
-        security_time=config.security_time,
-        hierarchy_labels=config.labels,
-        resource_order=tuple(config.scheduler_resource_order.split(",")),
-        columns=columns,
-    )
-
-
-@contextmanager
-def _collector_paused() -> Iterator[None]:
-    """No cyclic garbage collection during the round.
-
-    A round builds tens of thousands of objects (rows, jobs, moldables,
-    placements) that live until its end and die by reference counting. While
-    they live they count as survivors, and push the collector into full
-    passes over the whole process heap (SQLAlchemy, Celery): up to 0.1 s of a
-    10,000-job round. Paused, they are freed without ever being counted.
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
-
-
 def _resubmit_killed_besteffort(job_ids: list[int]) -> None:
     """OAR resubmits a besteffort job killed for a normal job when it is also ``idempotent``."""
     if not job_ids:
         return
-    from oar_celery.head.submit import resubmit_if_idempotent
+    from oar_celery.head.lib.resubmission import resubmit_if_idempotent
 
     for job_id in job_ids:
         try:
             resubmit_if_idempotent(job_id)
         except Exception:
             logger.exception("resubmission of besteffort job %s failed", job_id)
-
-
-#: Running jobs with their resources, and the accepted reservations with theirs: built once, run every cycle.
-_PLACED = (
-    select(
-        Job.job_id, Job.job_user, Job.start_time, Job.suspended_time, Job.assigned_moldable_job,
-        MoldableJobDescription.moldable_walltime, AssignedResource.resource_id,
-    )
-    .join(MoldableJobDescription, MoldableJobDescription.moldable_id == Job.assigned_moldable_job)
-    .join(AssignedResource, AssignedResource.moldable_job_id == Job.assigned_moldable_job)
-    .where(Job.state.in_(ACTIVE_STATES), AssignedResource.assigned_resource_index == "CURRENT")
-)
-_RESERVATIONS = (
-    select(
-        Job.job_id, Job.job_user, Job.start_time, Job.assigned_moldable_job,
-        MoldableJobDescription.moldable_walltime, GanttJobResource.resource_id,
-    )
-    .join(MoldableJobDescription, MoldableJobDescription.moldable_id == Job.assigned_moldable_job)
-    .join(GanttJobResource, GanttJobResource.moldable_job_id == Job.assigned_moldable_job)
-    .where(Job.state.in_(("Waiting", "toAckReservation")), Job.reservation == "Scheduled")
-)
-
-
-def load_placed(session: Session, at: int) -> tuple[list[sched.Allocation], dict[int, sched.Allocation]]:
-    """Running jobs and accepted reservations, as fixed allocations on the Gantt."""
-    allocations: dict[int, sched.Allocation] = {}
-    for job_id, user, start, suspended, moldable, walltime, resource_id in session.execute(_PLACED):
-        allocation = allocations.get(job_id)
-        if allocation is None:
-            begin = int(start) if start else at
-            allocation = allocations[job_id] = sched.Allocation(
-                job_id, moldable, begin, max(1, int(walltime + suspended)), [], user=user
-            )
-        allocation.resource_ids.append(resource_id)
-    reservations = _load_reservations(session)
-    placed_ids = list(allocations) + list(reservations)
-    types = load_types(session, placed_ids) if placed_ids else {}
-    for allocation in [*allocations.values(), *reservations.values()]:
-        allocation.types = types.get(allocation.job_id, {})
-    return list(allocations.values()) + list(reservations.values()), reservations
-
-
-def _load_reservations(session: Session) -> dict[int, sched.Allocation]:
-    reservations: dict[int, sched.Allocation] = {}
-    for job_id, user, start, moldable, walltime, resource_id in session.execute(_RESERVATIONS):
-        allocation = reservations.setdefault(
-            job_id, sched.Allocation(job_id, moldable, int(start), int(walltime), [], user=user)
-        )
-        allocation.resource_ids.append(resource_id)
-    return reservations
 
 
 def apply(

@@ -1,10 +1,10 @@
-"""What nodes report about their jobs (:mod:`oar_celery.head.reports`, :mod:`oar_celery.head.suspend`)."""
+"""What nodes report about their jobs (:mod:`oar_celery.head.reports`, :mod:`oar_celery.head.lib.suspension`)."""
 
 from __future__ import annotations
 
 from oar_celery.celery_app import app
 from oar_celery.head import reports as head_reports
-from oar_celery.head import suspend as head_suspend
+from oar_celery.head.lib import suspension as head_suspend
 from oar_celery.protocol.names import Task
 
 reports_batch = app.task(name=Task.REPORTS, acks_late=True, ignore_result=True)(head_reports.reports_task)

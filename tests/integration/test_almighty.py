@@ -130,7 +130,7 @@ def test_a_task_out_of_time_hands_the_rest_to_a_new_cycle_task(
 def test_a_task_that_finds_the_lock_taken_leaves_the_messages_to_the_holder(
     client: redis.Redis, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from oar_celery.head.holders import holder_token
+    from oar_celery.head.lib.holders import holder_token
 
     ran = use_modules(monkeypatch)
     client.set(almighty.LOCK, holder_token())  # a live holder: this very process

@@ -14,17 +14,17 @@ pytestmark = pytest.mark.timeout(120)
 def quick_round(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
     """Run a quick round; the launch specs it sends (captured, not sent)."""
     from oar_celery.head import quick_round as module
-    from oar_celery.head import runner
+    from oar_celery.head.lib import launch
 
     sent: list[dict[str, Any]] = []
-    monkeypatch.setattr(runner, "send_launches", sent.extend)
+    monkeypatch.setattr(launch, "send_launches", sent.extend)
     module.run_quick_round()
     return sent
 
 
 def test_jobs_start_with_the_runners_specs_their_resources_and_both_states_logged(db: str, monkeypatch) -> None:  # noqa: F811
     from oar_celery.db.session import session_scope
-    from oar_celery.head.runner import build_specs
+    from oar_celery.head.lib.launch import build_specs
 
     wide = submit(resources=["/nodes=2/core=1,walltime=0:05:00"], name="wide", types=["idempotent"])
     small = submit(resources=["/resource_id=1,walltime=0:10:00"], stdout="out.%jobid%")
@@ -46,7 +46,7 @@ def test_jobs_start_with_the_runners_specs_their_resources_and_both_states_logge
 
 def test_a_job_no_longer_waiting_is_not_started(db: str, monkeypatch) -> None:  # noqa: F811
     from oar_celery.db.session import session_scope
-    from oar_celery.head import gantt_writes
+    from oar_celery.head.lib import gantt_writes
     from oar_celery.scheduler import types as sched
 
     job_id = submit(resources=["/resource_id=1,walltime=0:10:00"])

@@ -37,7 +37,7 @@ def database(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     from oar_celery.config import settings
     from oar_celery.db.schema import init_database
     from oar_celery.db.session import dispose_engines, session_scope
-    from oar_celery.head.resources import add_resources, forget_columns
+    from oar_celery.head.lib.resources import add_resources, forget_columns
 
     url = create_pg_database()
     saved = {key: value for key, value in os.environ.items() if key.startswith("OAR_")}
@@ -75,7 +75,7 @@ def db(database: str) -> Iterator[str]:
 def submit(**request: Any) -> int:
     from oar_celery.config import settings
     from oar_celery.db.session import now, session_scope
-    from oar_celery.head import admission
+    from oar_celery.head.lib import admission
 
     request = {"user": "alice", "command": "true", "directory": "/tmp", **request}
     with session_scope() as session:
@@ -259,7 +259,7 @@ def test_reservation_starting_on_besteffort_jobs_kills_them_first(db: str) -> No
 
 def test_rewriting_only_the_changed_predictions_stores_the_whole_gantt(db: str) -> None:
     """A round that moves few predictions rewrites only those; what is stored equals a full rewrite."""
-    from oar_celery.head import gantt_writes
+    from oar_celery.head.lib import gantt_writes
 
     jobs = [submit(resources=["/nodes=1,walltime=1:00:00"]) for _ in range(8)]
     schedule()

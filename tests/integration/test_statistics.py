@@ -30,7 +30,7 @@ def analyzed_once_more(before: dict[str, int], timeout: float = 10.0) -> bool:
 
 
 def submit_array(size: int) -> list[int]:
-    from oar_celery.head.submit import submit_requests
+    from oar_celery.head.lib.submission import submit_requests
 
     (answer,) = submit_requests([{"user": "alice", "command": "true", "directory": "/tmp", "array": size}])
     return answer["job_ids"]

@@ -18,7 +18,7 @@ def launched(count: int) -> list[int]:
 
 def move(job_ids: list[int], new_state: str, expected: tuple[str, ...], **options: object) -> list[int]:
     from oar_celery.db.session import session_scope
-    from oar_celery.head.transitions import set_state
+    from oar_celery.head.lib.transitions import set_state
 
     with session_scope() as session:
         return set_state(session, job_ids, new_state, expected=expected, **options)
@@ -45,7 +45,7 @@ def test_only_the_jobs_in_an_expected_state_move_and_each_move_is_logged(db: str
 
 def test_ending_jobs_sets_each_its_message_keeps_an_unknown_exit_code_and_frees_resources(db: str) -> None:  # noqa: F811
     from oar_celery.db.session import session_scope
-    from oar_celery.head.transitions import finish_each
+    from oar_celery.head.lib.transitions import finish_each
 
     first, second = launched(2)
     assert current_resources(first) == current_resources(second) == 1

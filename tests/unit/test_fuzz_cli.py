@@ -43,7 +43,7 @@ class Head:
         self.url = f"sqlite:///{path / 'oar.db'}"
         init_database(self.url)
         from oar_celery.db.session import session_scope
-        from oar_celery.head.resources import add_resources
+        from oar_celery.head.lib.resources import add_resources
 
         with session_scope(self.url) as session:
             add_resources(session, ["node1", "node2"], cpus=1, cores=2)
@@ -55,7 +55,7 @@ class Head:
 
     def submit(self, request: dict[str, Any]) -> list[int]:
         from oar_celery.db.session import session_scope
-        from oar_celery.head import admission
+        from oar_celery.head.lib import admission
 
         try:
             with session_scope(self.url) as session:

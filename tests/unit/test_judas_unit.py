@@ -20,7 +20,7 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from oar_celery.config import Settings
-from oar_celery.head import judas
+from oar_celery.head.lib import judas
 
 ALL_TAGS = ("RUNNING", "END", "ERROR", "INFO", "SUSPENDED", "RESUMING")
 

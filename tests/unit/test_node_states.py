@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from oar_celery.head.lib.resources import admission_state, scheduling_state
 from oar_celery.head.node_change_state import NO_LIMIT, _allowed
-from oar_celery.head.resources import admission_state, scheduling_state
 
 NOW = 1_000_000.0
 
@@ -34,9 +34,9 @@ def test_alive_is_refused_once_the_resource_is_no_longer_lent() -> None:
 
 
 def test_admin_is_told_of_failed_nodes_only(monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    from oar_celery.head import judas
+    from oar_celery.head.lib import judas
+    from oar_celery.head.lib.failures import Failures
     from oar_celery.head.node_change_state import Change, tell_admin
-    from oar_celery.head.node_failures import Failures
 
     mails: list[tuple[str, str]] = []
     monkeypatch.setattr(judas, "mail_admin", lambda subject, body: mails.append((subject, body)))

@@ -24,9 +24,9 @@ from sqlalchemy.orm import Session
 
 from oar_celery.config import settings
 from oar_celery.db.models import ACTIVE_STATES, AssignedResource, FragJob, Job, Resource
-from oar_celery.head import sender
-from oar_celery.head.leon import job_hosts
-from oar_celery.head.transitions import add_event, finish
+from oar_celery.head.lib import sender
+from oar_celery.head.lib.jobs import job_hosts
+from oar_celery.head.lib.transitions import add_event, finish
 from oar_celery.protocol.names import Task
 
 logger = logging.getLogger(__name__)
@@ -52,7 +52,7 @@ class Failures:
             for job_id, hosts in self.kills.items()
             for host in hosts
         )
-        from oar_celery.head.submit import resubmit_if_idempotent
+        from oar_celery.head.lib.resubmission import resubmit_if_idempotent
 
         resubmitted = []
         for job_id in self.job_ids:

@@ -22,10 +22,10 @@ from sqlalchemy.orm import Session
 
 from oar_celery.db.models import Job, JobStateLog
 from oar_celery.db.session import now, session_scope
-from oar_celery.head import sender
-from oar_celery.head.control import Refused
-from oar_celery.head.leon import job_hosts
-from oar_celery.head.transitions import add_event, set_state
+from oar_celery.head.lib import sender
+from oar_celery.head.lib.errors import Refused
+from oar_celery.head.lib.jobs import job_hosts
+from oar_celery.head.lib.transitions import add_event, set_state
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ def resume_job(session: Session, job: Job, user: str) -> str:
 
 
 def _notify(job_id: int, method: str | None, tag: str, comment: str) -> None:
-    from oar_celery.head import judas
+    from oar_celery.head.lib import judas
 
     judas.notify_later(job_id, method, tag, comment)
 

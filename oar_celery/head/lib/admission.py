@@ -138,7 +138,7 @@ def check(session: Session, request: dict[str, Any], config: Settings) -> Submis
     _check_dependencies(session, dependencies)
     reservation = request.get("reservation")
     start = parse_reservation(str(reservation), at=time.time()) if reservation else None
-    from oar_celery.head.resources import check_against_cluster
+    from oar_celery.head.lib.resources import check_against_cluster
 
     check_against_cluster(session, moldables, request.get("properties"), config)
     return Submission(

@@ -19,8 +19,8 @@ from sqlalchemy.orm import Session
 
 from oar_celery.db.models import AssignedResource, GanttJobPrediction, GanttJobResource, Job
 from oar_celery.db.prepared import Prepared
-from oar_celery.head.runner import LAUNCH_COLUMNS
-from oar_celery.head.transitions import CLOSE_LOG_ENTRIES, set_state
+from oar_celery.head.lib.launch import LAUNCH_COLUMNS
+from oar_celery.head.lib.transitions import CLOSE_LOG_ENTRIES, set_state
 from oar_celery.scheduler import types as sched
 
 

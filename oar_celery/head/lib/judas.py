@@ -22,7 +22,7 @@ import subprocess
 from email.message import EmailMessage
 
 from oar_celery.config import settings
-from oar_celery.head import sender
+from oar_celery.head.lib import sender
 from oar_celery.protocol.names import Task
 from oar_celery.protocol.notify_method import parse_notify
 from oar_celery.scheduler.errors import RequestError
@@ -139,7 +139,7 @@ def notify_job(job_id: int, tag: str, comment: str) -> None:
     """Send the job's notification for ``tag`` if it asked for one; failures become events."""
     from oar_celery.db.models import Job
     from oar_celery.db.session import session_scope
-    from oar_celery.head.leon import job_hosts
+    from oar_celery.head.lib.jobs import job_hosts
 
     with session_scope() as session:
         job = session.get(Job, job_id)
@@ -160,7 +160,7 @@ def notify_job(job_id: int, tag: str, comment: str) -> None:
 def record_failure(job_id: int, method: str, tag: str, error: BaseException) -> None:
     """Log a failed notification and keep it as the job's event."""
     from oar_celery.db.session import session_scope
-    from oar_celery.head.transitions import add_event
+    from oar_celery.head.lib.transitions import add_event
 
     said = str(error).strip().splitlines()
     text = f"notification {tag} failed: {said[0] if said else type(error).__name__}"

@@ -1,0 +1,111 @@
+"""Admission and insertion of submissions, in batches: what ``oarsub`` and a resubmission both go through.
+
+A batch is checked request by request (identical requests once) and the accepted ones
+are inserted in one transaction. A request's ``submission_id`` makes a retried
+submission answer with the jobs it already made, never with new ones.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from oar_celery.config import settings
+from oar_celery.db import statistics
+from oar_celery.db.models import JobSubmission
+from oar_celery.db.session import now, session_scope
+from oar_celery.head.lib import admission
+from oar_celery.scheduler.errors import RequestError
+
+logger = logging.getLogger(__name__)
+
+
+def submit_request(request: dict[str, Any]) -> list[int]:
+    """Check and insert one request; the new job ids. Raises RequestError."""
+    answer = submit_requests([request])[0]
+    if "error" in answer:
+        raise RequestError(answer["error"])
+    return answer["job_ids"]
+
+
+def _check_one(session: Any, request: Any, cache: dict[str, Any]) -> Any:
+    """Admission of one request of a batch: a Submission, or the one-line refusal.
+
+    Identical requests (a script submitting the same job many times) are
+    checked once: the checks read the same queues and resources anyway.
+    """
+    if not isinstance(request, dict):
+        return f"bad request: expected a dict, got {type(request).__name__}"
+    key = json.dumps({k: v for k, v in request.items() if k != "submission_id"}, sort_keys=True, default=str)
+    if key not in cache:
+        try:
+            cache[key] = admission.check(session, request, settings())
+        except RequestError as error:
+            cache[key] = str(error)
+        except (ValueError, TypeError) as error:
+            cache[key] = f"bad request: {error}"
+    return cache[key]
+
+
+def _submission_id(request: Any) -> str | None:
+    value = request.get("submission_id") if isinstance(request, dict) else None
+    return str(value)[:64] if value else None
+
+
+def known_submissions(session: Any, ids: list[str]) -> dict[str, list[int]]:
+    """The job ids already given to these client submission ids (a retried submission)."""
+    if not ids:
+        return {}
+    rows = session.execute(
+        select(JobSubmission.submission_id, JobSubmission.job_ids).where(JobSubmission.submission_id.in_(ids))
+    )
+    return {submission_id: json.loads(job_ids) for submission_id, job_ids in rows}
+
+
+def submit_requests(requests: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Check every request, insert the accepted ones in one transaction; one answer per request.
+
+    A request carrying a ``submission_id`` already seen is answered with the
+    jobs it created then: a client that got no answer (the head died, the
+    broker restarted) submits again with the same id and no job is doubled.
+    Two copies racing end in a key violation; the second pass answers both.
+    """
+    try:
+        return _submit_once(requests)
+    except IntegrityError:
+        return _submit_once(requests)
+
+
+def _submit_once(requests: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    at = now()
+    with session_scope() as session:
+        known = known_submissions(session, [sid for r in requests if (sid := _submission_id(r))])
+        cache: dict[str, Any] = {}
+        checked = [
+            known[sid] if (sid := _submission_id(request)) in known else _check_one(session, request, cache)
+            for request in requests
+        ]
+        fresh = [(r, c) for r, c in zip(requests, checked, strict=True) if isinstance(c, admission.Submission)]
+        inserted = admission.insert_many(session, [c for _, c in fresh], at=at)
+        session.add_all(
+            JobSubmission(submission_id=sid, job_ids=json.dumps(ids), submitted_at=at)
+            for (request, _), ids in zip(fresh, inserted, strict=True)
+            if (sid := _submission_id(request))
+        )
+    statistics.refresh_after_burst(sum(len(ids) for ids in inserted))
+    new_ids = iter(inserted)
+    answers = [
+        {"job_ids": outcome}
+        if isinstance(outcome, list)
+        else {"job_ids": next(new_ids)}
+        if isinstance(outcome, admission.Submission)
+        else {"error": outcome}
+        for outcome in checked
+    ]
+    logger.info("%d submission(s): %d inserted, %d answered again", len(requests), len(fresh),
+                sum(isinstance(c, list) for c in checked))
+    return answers
