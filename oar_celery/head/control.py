@@ -83,7 +83,7 @@ def _array_jobs(array_id: int) -> list[int]:
 
 def send_signal(session: Session, job: Job, signal: int | None, checkpoint: bool) -> str:
     """``oardel -c`` (the job's checkpoint signal) or ``oardel -s SIG``: signal a running job."""
-    from oar_celery.head.lib.jobs import job_hosts
+    from oar_celery.head.lib.hosts import job_hosts
 
     if job.state != "Running":
         raise Refused(f"job {job.job_id} is not running ({job.state})")

@@ -17,7 +17,7 @@ from oar_celery.config import settings
 from oar_celery.db.models import FINAL_STATES, STARTED_STATES, FragJob, Job, Resource
 from oar_celery.db.session import session_scope
 from oar_celery.head.lib import sender
-from oar_celery.head.lib.jobs import job_hosts
+from oar_celery.head.lib.hosts import job_hosts
 from oar_celery.head.lib.transitions import add_event, finish
 from oar_celery.protocol.bus import notify
 from oar_celery.protocol.names import Task

@@ -28,7 +28,8 @@ from oar_celery.config import settings
 from oar_celery.db.models import FINAL_STATES, EventLog, FragJob, Job, MoldableJobDescription, Resource
 from oar_celery.db.session import now, session_scope
 from oar_celery.head.lib import sender
-from oar_celery.head.lib.jobs import job_hosts, request_frag
+from oar_celery.head.lib.hosts import job_hosts
+from oar_celery.head.lib.jobs import request_frag
 from oar_celery.head.lib.suspension import resend_resumes
 from oar_celery.head.lib.transitions import add_event
 from oar_celery.protocol.bus import notify

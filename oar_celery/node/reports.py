@@ -16,7 +16,7 @@ On a Redis broker the node queues the batch for Almighty's next cycle itself
 (:func:`oar_celery.protocol.bus.queue_reports`, one round trip), where a head
 task would only have queued it there, one more hop through the broker and
 the head's pool for every batch. Other messages are pushed with one
-``LPUSH`` in Celery's own format (:func:`oar_celery.client.wire.push`). On
+``LPUSH`` in Celery's own format (:func:`oar_celery.protocol.wire.push`). On
 another broker everything goes through ``send_task``, the batch as an
 ``oar.head.reports`` task.
 """
@@ -36,9 +36,9 @@ import redis
 from celery import Celery
 
 from oar_celery.celery_app import HEAD_QUEUE
-from oar_celery.client.wire import push
 from oar_celery.node.jobdir import JobDir
 from oar_celery.protocol.bus import queue_reports
+from oar_celery.protocol.wire import push
 
 logger = logging.getLogger(__name__)
 

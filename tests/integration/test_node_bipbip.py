@@ -291,15 +291,34 @@ def fresh_python(code: str, **env: str) -> subprocess.CompletedProcess[str]:
                           env={**os.environ, **env})
 
 
-def test_a_node_worker_never_loads_the_database_layer() -> None:
-    """A node has no database access; SQLAlchemy alone would cost its worker 17 MB of memory."""
-    done = fresh_python(
-        "import sys; from celery import signals; import oar_celery.celery_app, oar_celery.tasks.bipbip;"
-        " signals.worker_process_init.send(sender=None);"
-        " loaded = sorted(m for m in sys.modules if m.split('.')[0] in ('sqlalchemy', 'psycopg2'));"
-        " sys.exit(' '.join(loaded[:5]) or None)"
+def test_a_node_worker_never_loads_the_head_or_the_database_layer(
+    env: dict[str, str], head: Head, state_dir: Path, workdir: Path, tmp_path: Path
+) -> None:
+    """A real node worker, after it ran a job and answered a ping: no head module, no database layer loaded.
+
+    The node has no database access (SQLAlchemy alone would cost its worker
+    17 MB), and the head's modules are not its to run. A ``sitecustomize``
+    on the worker's path writes its ``sys.modules`` when it exits.
+    """
+    listing = tmp_path / "modules.txt"
+    (tmp_path / "sitecustomize.py").write_text(
+        "import atexit, sys\n"
+        f"atexit.register(lambda: open({str(listing)!r}, 'w').write('\\n'.join(sorted(sys.modules))))\n"
     )
-    assert done.returncode == 0, done.stderr
+    host = "nodeimports"
+    path = os.pathsep.join(filter(None, [str(tmp_path), env.get("PYTHONPATH", "")]))
+    worker = NodeWorker(host, {**env, "PYTHONPATH": path}, state_dir / f"{host}.log").start()
+    try:
+        head.ping(host, [])
+        job_id = launch(head, "true", workdir, host=host)
+        head.inbox.wait("oar.head.job_ended", job_id=job_id, exit_code=0)
+        head.ping(host, [job_id])
+    finally:
+        worker.stop()
+    loaded = listing.read_text().split()
+    assert "oar_celery.tasks.bipbip" in loaded  # the listing is the worker's
+    forbidden = ("oar_celery.head", "oar_celery.db", "oar_celery.almighty", "sqlalchemy", "psycopg2")
+    assert [name for name in loaded if name.split(".")[0] in forbidden or name.startswith(forbidden)] == []
 
 
 @pytest.mark.parametrize(("kind", "emulated"), [("node-node7", False), ("head", True)])

@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 from oar_celery.config import settings
 from oar_celery.db.models import ACTIVE_STATES, AssignedResource, FragJob, Job, Resource
 from oar_celery.head.lib import sender
-from oar_celery.head.lib.jobs import job_hosts
+from oar_celery.head.lib.hosts import job_hosts
 from oar_celery.head.lib.transitions import add_event, finish
 from oar_celery.protocol.names import Task
 

@@ -92,7 +92,7 @@ def run_as(user: str, argv: list[str]) -> None:
     broker credentials) and a session of its own, so that on timeout its
     whole process group is killed, not just the shell that started it.
     """
-    from oar_celery.node.environment import lookup_account
+    from oar_celery.accounts import lookup_account
 
     account = lookup_account(user)
     if account is None:
@@ -139,7 +139,7 @@ def notify_job(job_id: int, tag: str, comment: str) -> None:
     """Send the job's notification for ``tag`` if it asked for one; failures become events."""
     from oar_celery.db.models import Job
     from oar_celery.db.session import session_scope
-    from oar_celery.head.lib.jobs import job_hosts
+    from oar_celery.head.lib.hosts import job_hosts
 
     with session_scope() as session:
         job = session.get(Job, job_id)

@@ -24,7 +24,7 @@ from oar_celery.db.models import Job, JobStateLog
 from oar_celery.db.session import now, session_scope
 from oar_celery.head.lib import sender
 from oar_celery.head.lib.errors import Refused
-from oar_celery.head.lib.jobs import job_hosts
+from oar_celery.head.lib.hosts import job_hosts
 from oar_celery.head.lib.transitions import add_event, set_state
 
 logger = logging.getLogger(__name__)
