@@ -36,7 +36,7 @@ class QoS(kombu_redis.QoS):
         except (AttributeError, OSError, redis.RedisError) as error:
             logger.warning(
                 "broker unreachable while closing: %d unacknowledged messages left to the visibility timeout (%s)",
-                len(self._delivered), error,
+                len(self._delivered or ()), error,
             )
 
 

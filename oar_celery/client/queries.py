@@ -162,7 +162,7 @@ def add_details(session: Session, jobs: list[dict[str, Any]], selected: Select[A
         job["state_history"] = history.get(job_id, [])
 
 
-def _grouped(session: Session, query: Select[Any]) -> dict[int, list[Any]]:
+def _grouped(session: Session, query: Select[Any] | Any) -> dict[int, list[Any]]:
     grouped: dict[int, list[Any]] = defaultdict(list)
     for key, value in session.execute(query):
         grouped[key].append(value)
@@ -302,7 +302,7 @@ def list_resources(
 ) -> list[dict[str, Any]]:
     """Every column of the selected resources, properties added by admins included."""
     resources = table("resources", column("resource_id"), column("network_address"))
-    query = select(literal_column("*")).select_from(resources)
+    query: Select[Any] = select(literal_column("*")).select_from(resources)
     if hosts is not None:
         query = query.where(resources.c.network_address.in_(list(hosts)))
     if resource_ids is not None:

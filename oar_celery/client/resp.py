@@ -137,7 +137,7 @@ class Client:
         return int(self.connection.command("LPUSH", key, value))
 
     def get(self, key: str) -> bytes | None:
-        return self.connection.command("GET", key)  # type: ignore[no-any-return]
+        return self.connection.command("GET", key)
 
     def delete(self, key: str) -> int:
         return int(self.connection.command("DEL", key))

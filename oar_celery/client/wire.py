@@ -68,9 +68,9 @@ def _connect(broker_url: str, backend_url: str, timeout: float) -> tuple[Any, An
     from oar_celery.client import resp
 
     if resp.supported(broker_url) and resp.supported(backend_url):
-        broker = resp.Client(broker_url, timeout)
-        backend = broker if backend_url == broker_url else resp.Client(backend_url, timeout)
-        return broker, backend, resp.PubSub(backend_url, timeout)
+        small = resp.Client(broker_url, timeout)
+        small_backend = small if backend_url == broker_url else resp.Client(backend_url, timeout)
+        return small, small_backend, resp.PubSub(backend_url, timeout)
     import redis
 
     broker = redis.Redis.from_url(broker_url, socket_connect_timeout=3, socket_timeout=timeout)

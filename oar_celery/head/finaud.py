@@ -23,7 +23,6 @@ import time
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -35,6 +34,7 @@ from oar_celery.head.lib import sender
 from oar_celery.head.lib.failures import Failures, fail_jobs_on
 from oar_celery.head.lib.transitions import add_event
 from oar_celery.protocol.bus import broker_redis, notify, queue_reports
+from oar_celery.protocol.messages import EndedReport, JobStatus, ended_report
 from oar_celery.protocol.names import Key, Task
 
 logger = logging.getLogger(__name__)
@@ -196,7 +196,7 @@ def send_pings(hosts: dict[str, Watched], jobs: dict[str, list[int]]) -> None:
     pipe.execute()
 
 
-def answer(host: str, token: str, jobs: dict[str, Any] | None = None) -> None:
+def answer(host: str, token: str, jobs: dict[str, JobStatus | str] | None = None) -> None:
     """A node answered its ping; recover the end reports it holds that the head never got.
 
     The recovered ends are queued as one batch of reports for the next cycle,
@@ -204,12 +204,13 @@ def answer(host: str, token: str, jobs: dict[str, Any] | None = None) -> None:
     already has changes nothing).
     """
     broker_redis().hset(ANSWERED, host, token)
-    ends = [
-        {"kind": "ended", "job_id": int(job_id), "host": host, "exit_code": status.get("exit_code"),
-         "reason": status.get("reason", "exited"), "message": status.get("message", "")}
-        for job_id, status in (jobs or {}).items()
-        if isinstance(status, dict)
-    ]
+    ends: list[EndedReport] = []
+    for job_id, status in (jobs or {}).items():
+        if isinstance(status, dict):  # else "running" or "unknown"
+            try:
+                ends.append(ended_report(job_id, host, status))
+            except ValueError as error:
+                logger.error("finaud: %s's status of job %s dropped: %s", host, job_id, error)
     if not ends:
         return
     with session_scope() as session:

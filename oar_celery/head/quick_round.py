@@ -23,7 +23,6 @@ once a second, for the launches to send again).
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
@@ -34,6 +33,7 @@ from oar_celery.head.lib import gantt_writes, launch
 from oar_celery.head.lib.gantt_loads import load_waiting
 from oar_celery.head.lib.planning import Outcome, load_placed, plan
 from oar_celery.head.lib.resources import load_resources
+from oar_celery.protocol.messages import LaunchSpec
 from oar_celery.scheduler import is_besteffort
 from oar_celery.scheduler import types as sched
 
@@ -69,7 +69,7 @@ def run_quick_round() -> Outcome | None:
     return Outcome(launched=launched)
 
 
-def _start(session: Session, starting: list[sched.Allocation], waiting: list[sched.Job]) -> list[dict[str, Any]]:
+def _start(session: Session, starting: list[sched.Allocation], waiting: list[sched.Job]) -> list[LaunchSpec]:
     """``Waiting`` → ``toLaunch`` → ``Launching`` as a full round and the Runner would; the launch specs."""
     started = set(gantt_writes.launch(session, starting))
     moldables = {m.moldable_id for job in waiting if job.id in started for m in job.moldables}
@@ -82,7 +82,7 @@ def _start_at_once(
     starting: list[sched.Allocation],
     waiting: list[sched.Job],
     resources: list[sched.Resource],
-) -> list[dict[str, Any]]:
+) -> list[LaunchSpec]:
     """PostgreSQL: :func:`_start` in one statement, the specs built from what the round already holds."""
     alternatives = {job.id: [m.moldable_id for m in job.moldables] for job in waiting}
     rows = {row.job_id: row for row in gantt_writes.start_at_once(session, starting, alternatives, now())}

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,6 +37,7 @@ from oar_celery.db.session import now, session_scope
 from oar_celery.head.lib import judas, sender
 from oar_celery.head.lib.transitions import CLOSE_LOG_ENTRIES, add_event, finish_each, release_cte, set_state
 from oar_celery.protocol.bus import broker_redis, notify, queue_reports
+from oar_celery.protocol.messages import EndedReport, EndReason, Report, RunningReport, parse_report
 from oar_celery.protocol.names import Key, Task
 
 logger = logging.getLogger(__name__)
@@ -88,7 +90,7 @@ class Applied:
 CYCLE_BATCHES = 1000
 
 
-def reports_task(reports: list[dict[str, Any]]) -> None:
+def reports_task(reports: list[Report]) -> None:
     """A node's batch of ``running`` / ``ended`` reports: queued for the next Almighty cycle."""
     queue_reports(reports if isinstance(reports, list) else [])
 
@@ -99,7 +101,7 @@ def apply_queued() -> Applied:
     batches = client.lrange(Key.QUEUED_REPORTS, 0, CYCLE_BATCHES - 1)
     if not batches:
         return Applied()
-    reports: list[dict[str, Any]] = []
+    reports: list[Report] = []
     for raw in batches:
         try:
             reports.extend(json.loads(raw))
@@ -112,16 +114,15 @@ def apply_queued() -> Applied:
 
 def job_running(job_id: int, host: str, pid: int | None = None) -> None:
     """The node started the job: ``Launching`` → ``Running`` (a batch of one)."""
-    process([{"kind": "running", "job_id": job_id, "host": host, "pid": pid}])
+    process([RunningReport(kind="running", job_id=job_id, host=host, pid=pid)])
 
 
-def job_ended(job_id: int, host: str, exit_code: int | None, reason: str = "exited", message: str = "") -> None:
+def job_ended(job_id: int, host: str, exit_code: int | None, reason: EndReason = "exited", message: str = "") -> None:
     """The job's process is gone: ``Terminated`` on exit 0, ``Error`` (exit code kept) otherwise."""
-    process([{"kind": "ended", "job_id": job_id, "host": host, "exit_code": exit_code, "reason": reason,
-              "message": message}])
+    process([EndedReport(kind="ended", job_id=job_id, host=host, exit_code=exit_code, reason=reason, message=message)])
 
 
-def process(reports: list[dict[str, Any]], *, in_cycle: bool = False) -> Applied:
+def process(reports: Sequence[Report], *, in_cycle: bool = False) -> Applied:
     """Apply a batch of reports in one transaction, then notify once.
 
     ``in_cycle``: called by an Almighty cycle, which schedules right after,
@@ -136,24 +137,22 @@ def process(reports: list[dict[str, Any]], *, in_cycle: bool = False) -> Applied
     return applied
 
 
-def _read(reports: list[dict[str, Any]]) -> tuple[dict[int, str], dict[int, Ended]]:
+def _read(reports: Sequence[object]) -> tuple[dict[int, str], dict[int, Ended]]:
     """Running reports (job → host) and end reports by job; malformed ones are logged and dropped."""
     running: dict[int, str] = {}
     ended: dict[int, Ended] = {}
-    for report in reports if isinstance(reports, list) else []:
+    for raw in reports if isinstance(reports, list) else []:
         try:
-            job_id, host = int(report["job_id"]), str(report.get("host") or "")
-            if report.get("kind") == "ended":
-                code = report.get("exit_code")
-                reason = str(report.get("reason") or "exited")
-                code = None if code is None else int(code)
-                ended[job_id] = Ended(job_id, host, code, reason, report.get("message") or _describe(code, reason))
-            elif report.get("kind") == "running":
-                running[job_id] = host
-            else:
-                raise ValueError(f"unknown kind {report.get('kind')!r}")
-        except (KeyError, TypeError, ValueError, AttributeError) as error:
-            logger.error("report %r dropped: %s", report, error)
+            report = parse_report(raw)
+        except ValueError as error:
+            logger.error("report %r dropped: %s", raw, error)
+            continue
+        if report["kind"] == "ended":
+            code, reason = report["exit_code"], report["reason"]
+            text = report["message"] or _describe(code, reason)
+            ended[report["job_id"]] = Ended(report["job_id"], report["host"], code, reason, text)
+        else:
+            running[report["job_id"]] = report["host"]
     return running, ended
 
 
@@ -230,7 +229,9 @@ def _apply_in_one_statement(session: Session, running: dict[int, str], ended: di
     the frags and one to read the jobs' states back: most of an Almighty
     cycle's report work was their round trips.
     """
-    rows = {job_id: ("Running", True, None, None) for job_id in running if job_id not in ended}
+    rows: dict[int, tuple[str, bool, int | None, str | None]] = {
+        job_id: ("Running", True, None, None) for job_id in running if job_id not in ended
+    }
     for end in ended.values():
         final = "Terminated" if end.ok else "Error"
         rows[end.job_id] = (final, ran(end.exit_code, end.reason), end.exit_code, end.text)
@@ -241,9 +242,10 @@ def _apply_in_one_statement(session: Session, running: dict[int, str], ended: di
         "started": list(STARTED_STATES), "at": now(),
     }).all()
     applied = Applied()
+    moved_rows: Any = moved
     hosts = {**{e.job_id: e.host for e in ended.values()}, **running}
     done: set[int] = set()
-    for job_id, old_state, new_state, job_ran, method in moved:
+    for job_id, old_state, new_state, job_ran, method in moved_rows:
         applied.methods[job_id] = method
         if old_state == "Launching" and job_ran:
             applied.running[job_id] = hosts[job_id]

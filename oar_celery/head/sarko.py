@@ -20,6 +20,8 @@ Every resource change is requested through ``next_state`` and followed by a
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
+from typing import Any
 
 from sqlalchemy import and_, select, update
 from sqlalchemy.orm import Session
@@ -132,7 +134,7 @@ def watch_resources(session: Session) -> bool:
         .values(next_state="Suspected")
         .returning(Resource.resource_id)
     ).all()
-    dead = []
+    dead: Sequence[Any] = []
     if config.dead_switch_time > 0:
         dead = session.execute(
             update(Resource)

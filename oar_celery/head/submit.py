@@ -11,17 +11,17 @@ with the same ``submission_id``, and is answered with the jobs already made.
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
 from oar_celery.head.lib.submission import submit_requests
 from oar_celery.protocol.bus import notify
+from oar_celery.protocol.messages import ErrorAnswer, ManyAnswer, SubmitAnswer, SubmitRequest
 
 logger = logging.getLogger(__name__)
 
 
-def _answer(request: dict[str, Any]) -> dict[str, Any]:
+def _answer(request: SubmitRequest) -> SubmitAnswer | ErrorAnswer:
     try:
         return submit_requests([request])[0]
     except SQLAlchemyError as error:
@@ -29,14 +29,14 @@ def _answer(request: dict[str, Any]) -> dict[str, Any]:
         return {"error": f"the database refused the job: {type(error).__name__}"}
 
 
-def submit(request: dict[str, Any]) -> dict[str, Any]:
+def submit(request: SubmitRequest) -> SubmitAnswer | ErrorAnswer:
     answer = _answer(request)
     if "job_ids" in answer:
         notify(["Qsub"])
     return answer
 
 
-def submit_many(requests: list[dict[str, Any]]) -> dict[str, Any]:
+def submit_many(requests: list[SubmitRequest]) -> ManyAnswer | ErrorAnswer:
     """Many submissions in one message and one transaction: ``{"results": [answer per request]}``.
 
     Each answer is what ``oar.almighty.submit`` would have answered for that

@@ -52,7 +52,7 @@ def start_job(
 def _popen(
     argv: list[str], cwd: str, env: dict[str, str], stdout: object, stderr: object, **identity: object
 ) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(  # type: ignore[call-overload, no-any-return]
+    return subprocess.Popen(  # type: ignore[call-overload]
         argv,
         stdin=subprocess.DEVNULL,
         stdout=stdout,

@@ -38,6 +38,7 @@ from celery import Celery
 from oar_celery.celery_app import HEAD_QUEUE
 from oar_celery.node.jobdir import JobDir
 from oar_celery.protocol.bus import queue_reports
+from oar_celery.protocol.messages import Report, RunningReport, ended_report
 from oar_celery.protocol.wire import push
 
 logger = logging.getLogger(__name__)
@@ -97,7 +98,7 @@ class Sender(threading.Thread):
     def __init__(self, app: Celery) -> None:
         super().__init__(name="oar-report-sender", daemon=True)
         self.app = app
-        self.waiting: queue.SimpleQueue[dict[str, Any]] = queue.SimpleQueue()
+        self.waiting: queue.SimpleQueue[Report] = queue.SimpleQueue()
 
     def run(self) -> None:
         while True:
@@ -109,7 +110,7 @@ class Sender(threading.Thread):
 
     def flush(self) -> None:
         """Send what still waits, once: at exit, a report left here would wait for Finaud's next ping."""
-        batch: list[dict[str, Any]] = []
+        batch: list[Report] = []
         while True:
             try:
                 batch.append(self.waiting.get_nowait())
@@ -118,7 +119,7 @@ class Sender(threading.Thread):
         if batch:
             _try_send(self.app, REPORTS_TASK, {"reports": batch})
 
-    def _gather(self) -> list[dict[str, Any]]:
+    def _gather(self) -> list[Report]:
         """Block for one report, then take what else comes within ``GATHER`` s, up to ``BATCH``."""
         batch = [self.waiting.get()]
         deadline = time.monotonic() + GATHER
@@ -147,14 +148,14 @@ def sender(app: Celery) -> Sender:
         return found
 
 
-def queue_report(app: Celery, report: dict[str, Any]) -> None:
+def queue_report(app: Celery, report: Report) -> None:
     """Hand one job report to the sender; it returns at once."""
     logger.info("report %s", report)
     sender(app).waiting.put(report)
 
 
 def job_running(app: Celery, host: str, job_id: int, pid: int) -> None:
-    queue_report(app, {"kind": "running", "job_id": job_id, "host": host, "pid": pid})
+    queue_report(app, RunningReport(kind="running", job_id=job_id, host=host, pid=pid))
 
 
 def job_ended(
@@ -178,17 +179,8 @@ def job_ended(
 
 
 def resend_end(app: Celery, job: JobDir, host: str, status: dict[str, Any]) -> None:
-    queue_report(
-        app,
-        {
-            "kind": "ended",
-            "job_id": job.job_id,
-            "host": host,
-            "exit_code": status.get("exit_code"),
-            "reason": status.get("reason", "exited"),
-            "message": status.get("message", ""),
-        },
-    )
+    """Queue the end report that ``status`` (the job directory's record) stands for."""
+    queue_report(app, ended_report(job.job_id, host, status))
 
 
 def resend_last(app: Celery, job: JobDir, host: str) -> str:

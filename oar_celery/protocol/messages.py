@@ -9,7 +9,7 @@ keeps the wire compatible in both directions.
 
 from __future__ import annotations
 
-from typing import Literal, NotRequired, TypedDict
+from typing import Literal, NotRequired, TypedDict, cast
 
 
 class Credential(TypedDict):
@@ -141,3 +141,40 @@ class LaunchSummary(TypedDict):
 
     launched: list[int]
     refused: dict[str, str]
+
+
+def parse_report(raw: object) -> Report:
+    """A report as a node sent it, checked: ValueError names what is wrong.
+
+    Reports come from the broker, where anything may be written; the head
+    reads nothing it has not checked here.
+    """
+    if not isinstance(raw, dict):
+        raise ValueError(f"a report is an object, not {type(raw).__name__}")
+    job_id, host = _int(raw.get("job_id"), "job_id"), str(raw.get("host") or "")
+    kind = raw.get("kind")
+    if kind == "running":
+        pid = raw.get("pid")
+        return RunningReport(kind="running", job_id=job_id, host=host, pid=None if pid is None else _int(pid, "pid"))
+    if kind == "ended":
+        code = raw.get("exit_code")
+        reason = str(raw.get("reason") or "exited")  # a reason this head does not know still ends the job
+        exit_code = None if code is None else _int(code, "exit_code")
+        return EndedReport(kind="ended", job_id=job_id, host=host, exit_code=exit_code,
+                           reason=cast(EndReason, reason), message=str(raw.get("message") or ""))
+    raise ValueError(f"unknown kind {kind!r}")
+
+
+def _int(value: object, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise ValueError(f"{name} must be an integer, not {value!r}")
+    return int(value)
+
+
+def ended_report(job_id: object, host: str, status: JobStatus | dict[str, object]) -> EndedReport:
+    """The end report a node's recorded final status stands for (a ping answer carries these)."""
+    raw = {"kind": "ended", "job_id": job_id, "host": host, "exit_code": status.get("exit_code"),
+           "reason": status.get("reason", "exited"), "message": status.get("message", "")}
+    report = parse_report(raw)
+    assert report["kind"] == "ended"
+    return report

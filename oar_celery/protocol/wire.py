@@ -45,7 +45,7 @@ def task_message(
     task_id = task_id or str(uuid.uuid4())
     body = json.dumps([[], kwargs, {"callbacks": None, "errbacks": None, "chain": None, "chord": None}])
     deadline = None if expires is None else _from_now(expires)
-    headers = {
+    headers: dict[str, object] = {
         "lang": "py", "task": task, "id": task_id, "shadow": None,
         "eta": None if countdown is None else _from_now(countdown),
         "expires": deadline, "group": None, "group_index": None, "retries": 0,

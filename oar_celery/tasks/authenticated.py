@@ -16,6 +16,7 @@ from celery import Task
 
 from oar_celery.config import settings
 from oar_celery.protocol.auth import LIFETIME, AuthError, read_key, request_digest, verify
+from oar_celery.protocol.names import nonce_key
 
 logger = logging.getLogger(__name__)
 
@@ -31,7 +32,8 @@ def proven_user(kwargs: dict[str, Any]) -> str:
 
     credential = kwargs.get("credential")
     user = verify(_key(settings().auth_key_file), credential, request_digest(kwargs))
-    if not broker_redis().set(f"oar:auth:nonce:{credential['nonce']}", "1", nx=True, ex=int(2 * LIFETIME)):
+    assert isinstance(credential, dict)  # verify refuses anything else
+    if not broker_redis().set(nonce_key(str(credential["nonce"])), "1", nx=True, ex=int(2 * LIFETIME)):
         raise AuthError("this credential was already used")
     return user
 

@@ -20,6 +20,7 @@ from oar_celery.config import settings
 from oar_celery.node import node_hostname, process, recovery, reports
 from oar_celery.node.jobdir import JobDir
 from oar_celery.node.supervisor import Supervisor
+from oar_celery.protocol.messages import ErrorAnswer, LaunchSpec, LaunchSummary
 
 logger = logging.getLogger(__name__)
 
@@ -31,13 +32,13 @@ def _job(job_id: int) -> JobDir:
 
 
 @app.task(name="oar.node.launch")
-def launch(spec: dict[str, Any]) -> dict[str, Any]:
+def launch(spec: LaunchSpec) -> dict[str, Any]:
     """Claim the job's directory and start its supervisor; refuse a second launch."""
     return start(spec)
 
 
 @app.task(name="oar.node.launch_many")
-def launch_many(specs: list[dict[str, Any]]) -> dict[str, Any]:
+def launch_many(specs: list[LaunchSpec]) -> LaunchSummary | ErrorAnswer:
     """Every job a scheduling round starts on this node, in one message.
 
     A round often starts several jobs per node; one task for all of them
@@ -57,7 +58,7 @@ def launch_many(specs: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def start(spec: dict[str, Any]) -> dict[str, Any]:
+def start(spec: LaunchSpec) -> dict[str, Any]:
     """Claim one job's directory and start its supervisor; what happened, for the task's result."""
     host = node_hostname()
     if not isinstance(spec, dict) or any(spec.get(key) in (None, "") for key in REQUIRED):

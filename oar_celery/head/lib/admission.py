@@ -32,6 +32,7 @@ from oar_celery.db.models import (
     Queue,
 )
 from oar_celery.protocol import notify_method
+from oar_celery.protocol.messages import SubmitRequest
 from oar_celery.scheduler.errors import RequestError
 from oar_celery.scheduler.types import Moldable
 
@@ -48,7 +49,7 @@ class Submission:
     moldables: list[Moldable]
     queue: str
     directory: str
-    request: dict[str, Any]
+    request: SubmitRequest
     types: list[str]
     dependencies: list[int]
     reservation_start: float | None
@@ -88,7 +89,7 @@ def parse_notify(text: str | None) -> str | None:
     return text.strip()
 
 
-def _array_commands(request: dict[str, Any], command: str) -> list[str]:
+def _array_commands(request: SubmitRequest, command: str) -> list[str]:
     params = request.get("array_params")
     if params:
         lines = [line.strip() for line in params if line.strip() and not line.lstrip().startswith("#")]
@@ -101,7 +102,7 @@ def _array_commands(request: dict[str, Any], command: str) -> list[str]:
     return [command] * count
 
 
-def check(session: Session, request: dict[str, Any], config: Settings) -> Submission:
+def check(session: Session, request: SubmitRequest, config: Settings) -> Submission:
     """Validate a request against the cluster; raise RequestError with one line."""
     from oar_celery.scheduler.request import parse_moldables
 
@@ -155,7 +156,7 @@ def check(session: Session, request: dict[str, Any], config: Settings) -> Submis
     )
 
 
-def _check_checkpoint(request: dict[str, Any], moldables: list[Moldable]) -> None:
+def _check_checkpoint(request: SubmitRequest, moldables: list[Moldable]) -> None:
     checkpoint = int(request.get("checkpoint") or 0)
     if checkpoint < 0:
         raise RequestError("--checkpoint takes a positive number of seconds")

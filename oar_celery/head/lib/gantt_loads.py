@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, bindparam, exists, select, true
+from sqlalchemy import Select, and_, bindparam, exists, select, true
 from sqlalchemy.orm import Session
 
 from oar_celery.db.models import (
@@ -130,7 +130,7 @@ class _Loader:
     ids, on the table's own index.
     """
 
-    def __init__(self, query: Select[Any], job_column: ColumnElement[int]) -> None:
+    def __init__(self, query: Any, job_column: Any) -> None:
         self.of_waiting = query.join(Job, Job.job_id == job_column).where(WAITING)
         self.of_ids = query.where(job_column.in_(bindparam("job_ids", expanding=True)))
 

@@ -14,7 +14,7 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, delete, insert, text, update
+from sqlalchemy import BindParameter, bindparam, delete, insert, text, update
 from sqlalchemy.orm import Session
 
 from oar_celery.db.models import AssignedResource, GanttJobPrediction, GanttJobResource, Job
@@ -45,7 +45,7 @@ def copy_text(session: Session, table: Any, columns: Sequence[str], data: str) -
         cursor.close()
 
 
-_MOLDABLES = bindparam("moldables", expanding=True)
+_MOLDABLES: BindParameter[Any] = bindparam("moldables", expanding=True)
 _UNASSIGN = delete(AssignedResource).where(AssignedResource.moldable_job_id.in_(_MOLDABLES))
 _FORGET_RESOURCES = delete(GanttJobResource).where(GanttJobResource.moldable_job_id.in_(_MOLDABLES))
 _FORGET_STARTS = delete(GanttJobPrediction).where(GanttJobPrediction.moldable_job_id.in_(_MOLDABLES))
@@ -120,7 +120,7 @@ SELECT {", ".join(LAUNCH_COLUMNS)} FROM moved
 def start_at_once(
     session: Session, allocations: Sequence[sched.Allocation], alternatives: Mapping[int, Collection[int]], at: float
 ) -> list[Any]:
-    """PostgreSQL: start jobs now in one statement; a row of ``runner.LAUNCH_COLUMNS`` per job that moved.
+    """PostgreSQL: start jobs now in one statement; a row of ``launch.LAUNCH_COLUMNS`` per job that moved.
 
     The quick round's launches took eight statements: :func:`launch`, the
     old assignments' and the predictions' deletes, the ``COPY`` of the
@@ -147,7 +147,7 @@ def start_at_once(
         "at": at,
     }).all()
     _forget_remembered({m for row in rows for m in alternatives.get(row.job_id, ())})
-    return rows
+    return list(rows)
 
 
 #: ``moldable_id → (start, resource ids)``: a stored prediction.

@@ -100,9 +100,9 @@ def run_as(user: str, argv: list[str]) -> None:
     if os.geteuid() != 0 and account.uid != os.geteuid():
         raise PermissionError(f"cannot run a script as {user} from a process that is not root")
     env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": account.home, "USER": user, "LOGNAME": user}
-    process = subprocess.Popen(
+    process = subprocess.Popen(  # type: ignore[call-overload]
         argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd="/", env=env,
-        start_new_session=True, **account.popen_identity(),  # type: ignore[arg-type]
+        start_new_session=True, **account.popen_identity(),
     )
     try:
         _, errors = process.communicate(timeout=settings().notify_timeout)

@@ -21,6 +21,7 @@ from oar_celery.db.models import AssignedResource, Job, JobType, MoldableJobDesc
 from oar_celery.head.lib import sender
 from oar_celery.head.lib.transitions import set_state
 from oar_celery.protocol.bus import broker_redis
+from oar_celery.protocol.messages import LaunchSpec
 from oar_celery.protocol.names import Task, launch_key
 
 logger = logging.getLogger(__name__)
@@ -29,7 +30,7 @@ logger = logging.getLogger(__name__)
 LAUNCH_RESEND = 20
 
 
-def start_launching(session: Session, job_ids: list[int]) -> list[dict[str, Any]]:
+def start_launching(session: Session, job_ids: list[int]) -> list[LaunchSpec]:
     """``toLaunch`` → ``Launching`` (a conditional update); the launch specs of the jobs that moved.
 
     The caller sends them with :func:`send_launches` once its transaction has
@@ -38,12 +39,12 @@ def start_launching(session: Session, job_ids: list[int]) -> list[dict[str, Any]
     return build_specs(session, set_state(session, job_ids, "Launching", expected=("toLaunch",)))
 
 
-def send_launch(spec: dict[str, Any]) -> None:
+def send_launch(spec: LaunchSpec) -> None:
     """Send the launch task to the job's first node and remember when."""
     send_launches([spec])
 
 
-def send_launches(specs: list[dict[str, Any]]) -> None:
+def send_launches(specs: list[LaunchSpec]) -> None:
     """Every launch of a cycle in one round trip to Redis: one message per first node.
 
     Each node gets one ``oar.node.launch_many`` with all the jobs it is the
@@ -55,7 +56,7 @@ def send_launches(specs: list[dict[str, Any]]) -> None:
     """
     if not specs:
         return
-    by_node: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    by_node: dict[str, list[LaunchSpec]] = defaultdict(list)
     for spec in specs:
         by_node[spec["hosts"][0]].append(spec)
     pipe = broker_redis().pipeline(transaction=False)
@@ -110,7 +111,7 @@ def output_paths(job: Any) -> tuple[str, str]:
     )
 
 
-def build_specs(session: Session, job_ids: list[int]) -> list[dict[str, Any]]:
+def build_specs(session: Session, job_ids: list[int]) -> list[LaunchSpec]:
     """What a node needs to run each job: command, user, hosts, nodefile, environment."""
     if not job_ids:
         return []
@@ -128,7 +129,7 @@ def build_specs(session: Session, job_ids: list[int]) -> list[dict[str, Any]]:
     ]
 
 
-def launch_spec(job: Any, resources: list[tuple[int, str]], types: list[str], walltime: int | None) -> dict[str, Any]:
+def launch_spec(job: Any, resources: list[tuple[int, str]], types: list[str], walltime: int | None) -> LaunchSpec:
     """What the node gets: ``job`` has the :data:`LAUNCH_COLUMNS`, ``resources`` are (id, host) by id."""
     hosts = list(dict.fromkeys(address for _, address in resources))
     lines = sorted((address for _, address in resources), key=hosts.index)

@@ -67,7 +67,8 @@ def _table_from_catalog(columns: Sequence[tuple[str, str]]) -> Table:
 
 def resources_table(session: Session) -> Table:
     """The ``resources`` table with every property column, built again when its columns change."""
-    key = str(session.get_bind().url)
+    bind = session.get_bind()
+    key = str(bind.engine.url)
     cached = _reflected.get(key)
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
@@ -201,7 +202,8 @@ def add_resources(
                     "network_address": host, "host": host, "cpu": next_cpu, "core": next_core,
                     "state": "Alive", "state_since": time.time(), **(properties or {}),
                 }
-                ids.append(session.execute(table.insert().values(**values)).inserted_primary_key[0])
+                inserted: Any = session.execute(table.insert().values(**values))
+                ids.append(inserted.inserted_primary_key[0])
                 next_core += 1
             next_cpu += 1
     return ids

@@ -16,6 +16,7 @@ from oar_celery.db.session import session_scope
 from oar_celery.head.lib.submission import submit_request
 from oar_celery.head.lib.transitions import add_event
 from oar_celery.protocol.bus import notify
+from oar_celery.protocol.messages import SubmitRequest
 from oar_celery.scheduler.walltime import format_walltime
 
 logger = logging.getLogger(__name__)
@@ -39,7 +40,7 @@ def resubmit_if_idempotent(job_id: int) -> int | None:
     return new_ids[0]
 
 
-def request_of(session: Any, job: Job) -> dict[str, Any]:
+def request_of(session: Any, job: Job) -> SubmitRequest:
     """A submission request that reproduces an existing job."""
     from oar_celery.db.models import JobDependency, JobResourceDescription, JobResourceGroup, MoldableJobDescription
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -19,20 +19,21 @@ from oar_celery.db import statistics
 from oar_celery.db.models import JobSubmission
 from oar_celery.db.session import now, session_scope
 from oar_celery.head.lib import admission
+from oar_celery.protocol.messages import ErrorAnswer, SubmitAnswer, SubmitRequest
 from oar_celery.scheduler.errors import RequestError
 
 logger = logging.getLogger(__name__)
 
 
-def submit_request(request: dict[str, Any]) -> list[int]:
+def submit_request(request: SubmitRequest) -> list[int]:
     """Check and insert one request; the new job ids. Raises RequestError."""
     answer = submit_requests([request])[0]
     if "error" in answer:
-        raise RequestError(answer["error"])
+        raise RequestError(cast(ErrorAnswer, answer)["error"])
     return answer["job_ids"]
 
 
-def _check_one(session: Any, request: Any, cache: dict[str, Any]) -> Any:
+def _check_one(session: Any, request: object, cache: dict[str, Any]) -> Any:
     """Admission of one request of a batch: a Submission, or the one-line refusal.
 
     Identical requests (a script submitting the same job many times) are
@@ -43,7 +44,7 @@ def _check_one(session: Any, request: Any, cache: dict[str, Any]) -> Any:
     key = json.dumps({k: v for k, v in request.items() if k != "submission_id"}, sort_keys=True, default=str)
     if key not in cache:
         try:
-            cache[key] = admission.check(session, request, settings())
+            cache[key] = admission.check(session, cast(SubmitRequest, request), settings())
         except RequestError as error:
             cache[key] = str(error)
         except (ValueError, TypeError) as error:
@@ -66,7 +67,7 @@ def known_submissions(session: Any, ids: list[str]) -> dict[str, list[int]]:
     return {submission_id: json.loads(job_ids) for submission_id, job_ids in rows}
 
 
-def submit_requests(requests: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def submit_requests(requests: list[SubmitRequest]) -> list[SubmitAnswer | ErrorAnswer]:
     """Check every request, insert the accepted ones in one transaction; one answer per request.
 
     A request carrying a ``submission_id`` already seen is answered with the
@@ -80,7 +81,7 @@ def submit_requests(requests: list[dict[str, Any]]) -> list[dict[str, Any]]:
         return _submit_once(requests)
 
 
-def _submit_once(requests: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _submit_once(requests: list[SubmitRequest]) -> list[SubmitAnswer | ErrorAnswer]:
     at = now()
     with session_scope() as session:
         known = known_submissions(session, [sid for r in requests if (sid := _submission_id(r))])
@@ -98,12 +99,12 @@ def _submit_once(requests: list[dict[str, Any]]) -> list[dict[str, Any]]:
         )
     statistics.refresh_after_burst(sum(len(ids) for ids in inserted))
     new_ids = iter(inserted)
-    answers = [
-        {"job_ids": outcome}
+    answers: list[SubmitAnswer | ErrorAnswer] = [
+        SubmitAnswer(job_ids=outcome)
         if isinstance(outcome, list)
-        else {"job_ids": next(new_ids)}
+        else SubmitAnswer(job_ids=next(new_ids))
         if isinstance(outcome, admission.Submission)
-        else {"error": outcome}
+        else ErrorAnswer(error=outcome)
         for outcome in checked
     ]
     logger.info("%d submission(s): %d inserted, %d answered again", len(requests), len(fresh),

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from functools import lru_cache
+from typing import Any
 
 from sqlalchemy import ClauseElement, TextClause, case, insert, select, text, update
 from sqlalchemy.orm import Session
@@ -200,7 +201,7 @@ def finish(
 ) -> list[int]:
     """End jobs (``Terminated`` or ``Error``): stamp the stop time and free their resources."""
     at = now()
-    columns: dict[str, object] = {"stop_time": at}
+    columns: dict[str, Any] = {"stop_time": at}
     if message is not None:
         columns["message"] = message
     if exit_code is not None:
