@@ -19,15 +19,17 @@ services:
 demo: install services
 	PATH="$(CURDIR)/$(BIN):$$PATH" bash scripts/demo.sh
 
-test: install services
-	$(BIN)/ruff check oar_celery tests bench
+test: lint services
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 unit: install
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests/unit
 
+# ruff, mypy and the import contract of pyproject.toml ([tool.importlinter])
 lint: install
 	$(BIN)/ruff check oar_celery tests bench
+	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 bench: install services
 	$(BIN)/python -m bench

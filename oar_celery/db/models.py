@@ -11,27 +11,19 @@ from __future__ import annotations
 from sqlalchemy import BigInteger, Float, ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-JOB_STATES = (
-    "Waiting",
-    "Hold",
-    "toLaunch",
-    "toError",
-    "toAckReservation",
-    "Launching",
-    "Running",
-    "Suspended",
-    "Resuming",
-    "Finishing",
-    "Terminated",
-    "Error",
+from oar_celery.protocol.states import (  # noqa: F401 - the state groups, also read from here
+    ACTIVE_STATES,
+    FINAL_STATES,
+    STARTED_STATES,
+    FragState,
+    JobState,
+    ResourceState,
 )
-FINAL_STATES = ("Terminated", "Error")
-#: States in which a job holds its resources.
-ACTIVE_STATES = ("toLaunch", "Launching", "Running", "Suspended", "Resuming", "Finishing")
-#: States in which a job has started on its nodes (it must be killed there).
-STARTED_STATES = ("Launching", "Running", "Suspended", "Resuming", "Finishing")
-RESOURCE_STATES = ("Alive", "Absent", "Suspected", "Dead")
-FRAG_STATES = ("LEON", "TIMER_ARMED", "LEON_EXTERMINATE", "FRAGGED")
+
+#: Every state, for the check constraints and the state counts (the states are protocol.states').
+JOB_STATES = tuple(JobState)
+RESOURCE_STATES = tuple(ResourceState)
+FRAG_STATES = tuple(FragState)
 
 
 class Base(DeclarativeBase):
@@ -67,7 +59,7 @@ class Job(Base):
     job_env: Mapped[str | None] = mapped_column(Text)
     job_type: Mapped[str] = mapped_column(String(16), default="PASSIVE")
     info_type: Mapped[str | None] = mapped_column(String(255))
-    state: Mapped[str] = mapped_column(String(16), default="Waiting")
+    state: Mapped[str] = mapped_column(String(16), default=JobState.WAITING)
     reservation: Mapped[str] = mapped_column(String(16), default="None")
     message: Mapped[str] = mapped_column(Text, default="")
     scheduler_info: Mapped[str] = mapped_column(Text, default="")
@@ -138,7 +130,7 @@ class Resource(Base):
     resource_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     type: Mapped[str] = mapped_column(String(100), default="default")
     network_address: Mapped[str] = mapped_column(String(100), default="")
-    state: Mapped[str] = mapped_column(String(9), default="Alive")
+    state: Mapped[str] = mapped_column(String(9), default=ResourceState.ALIVE)
     next_state: Mapped[str] = mapped_column(String(9), default="UnChanged")
     finaud_decision: Mapped[str] = mapped_column(String(3), default="NO")
     next_finaud_decision: Mapped[str] = mapped_column(String(3), default="NO")
@@ -247,7 +239,7 @@ class FragJob(Base):
 
     frag_id_job: Mapped[int] = mapped_column(Integer, primary_key=True)
     frag_date: Mapped[float] = mapped_column(Float, default=0.0)
-    frag_state: Mapped[str] = mapped_column(String(16), default="LEON")
+    frag_state: Mapped[str] = mapped_column(String(16), default=FragState.LEON)
 
 
 class GanttJobPrediction(Base):

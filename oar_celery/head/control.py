@@ -22,6 +22,7 @@ from oar_celery.head.lib.jobs import request_frag
 from oar_celery.head.lib.transitions import add_event, set_state
 from oar_celery.protocol.bus import notify
 from oar_celery.protocol.names import Task
+from oar_celery.protocol.states import JobState
 
 logger = logging.getLogger(__name__)
 
@@ -85,7 +86,7 @@ def send_signal(session: Session, job: Job, signal: int | None, checkpoint: bool
     """``oardel -c`` (the job's checkpoint signal) or ``oardel -s SIG``: signal a running job."""
     from oar_celery.head.lib.hosts import job_hosts
 
-    if job.state != "Running":
+    if job.state != JobState.RUNNING:
         raise Refused(f"job {job.job_id} is not running ({job.state})")
     signum = job.checkpoint_signal if checkpoint or signal is None else signal
     hosts = job_hosts(session, [job.job_id]).get(job.job_id, [])
@@ -102,7 +103,7 @@ def hold(user: str, job_ids: list[int], running: bool = False) -> dict[str, Any]
             from oar_celery.head.lib.suspension import suspend_job
 
             return suspend_job(session, job, user)
-        if not set_state(session, [job.job_id], "Hold", expected=("Waiting",)):
+        if not set_state(session, [job.job_id], JobState.HOLD, expected=(JobState.WAITING,)):
             raise Refused(f"job {job.job_id} is not waiting ({job.state}): use -r to hold a running job")
         add_event(session, "HOLD_WAITING_JOB", job.job_id, f"user {user} held the job")
         return f"[{job.job_id}] Hold request was sent to the OAR server."
@@ -112,11 +113,11 @@ def hold(user: str, job_ids: list[int], running: bool = False) -> dict[str, Any]
 
 def resume(user: str, job_ids: list[int]) -> dict[str, Any]:
     def resume_one(session: Session, job: Job) -> str:
-        if job.state == "Suspended":
+        if job.state == JobState.SUSPENDED:
             from oar_celery.head.lib.suspension import resume_job
 
             return resume_job(session, job, user)
-        if not set_state(session, [job.job_id], "Waiting", expected=("Hold",)):
+        if not set_state(session, [job.job_id], JobState.WAITING, expected=(JobState.HOLD,)):
             raise Refused(f"job {job.job_id} is not held ({job.state})")
         add_event(session, "RESUME_JOB", job.job_id, f"user {user} resumed the job")
         return f"[{job.job_id}] Resume request was sent to the OAR server."

@@ -36,6 +36,7 @@ from oar_celery.head.lib.transitions import add_event
 from oar_celery.protocol.bus import broker_redis, notify, queue_reports
 from oar_celery.protocol.messages import EndedReport, JobStatus, ended_report
 from oar_celery.protocol.names import Key, Task
+from oar_celery.protocol.states import ResourceState
 
 logger = logging.getLogger(__name__)
 
@@ -79,14 +80,15 @@ def _checked_hosts(session: Session) -> dict[str, Watched]:
             Resource.network_address, Resource.resource_id, Resource.state, Resource.finaud_decision,
             Resource.next_state,
         ).where(
-            Resource.state.in_(("Alive", "Suspected")), Resource.next_state.in_(("UnChanged", "Absent", "Dead"))
+            Resource.state.in_((ResourceState.ALIVE, ResourceState.SUSPECTED)),
+            Resource.next_state.in_(("UnChanged", ResourceState.ABSENT, ResourceState.DEAD))
         )
     )
     for host, resource_id, state, decision, next_state in rows:
         watched = hosts.setdefault(host, Watched())
         if next_state != "UnChanged":
             watched.withdrawing.append(resource_id)
-        elif state == "Alive":
+        elif state == ResourceState.ALIVE:
             watched.alive = True
         elif decision == "YES":
             watched.ours = True
@@ -142,8 +144,9 @@ def _suspect(session: Session, host: str) -> bool:
     """Ask for ``Suspected`` on the host's ``Alive`` resources that have no other request."""
     rows = session.execute(
         update(Resource)
-        .where(Resource.network_address == host, Resource.state == "Alive", Resource.next_state == "UnChanged")
-        .values(next_state="Suspected", finaud_decision="YES")
+        .where(Resource.network_address == host, Resource.state == ResourceState.ALIVE,
+               Resource.next_state == "UnChanged")
+        .values(next_state=ResourceState.SUSPECTED, finaud_decision="YES")
         .returning(Resource.resource_id)
         .execution_options(synchronize_session=False)
     ).all()
@@ -157,10 +160,10 @@ def _recover(session: Session, host: str) -> bool:
     rows = session.execute(
         update(Resource)
         .where(
-            Resource.network_address == host, Resource.state == "Suspected",
+            Resource.network_address == host, Resource.state == ResourceState.SUSPECTED,
             Resource.finaud_decision == "YES", Resource.next_state == "UnChanged",
         )
-        .values(next_state="Alive", finaud_decision="NO")
+        .values(next_state=ResourceState.ALIVE, finaud_decision="NO")
         .returning(Resource.resource_id)
         .execution_options(synchronize_session=False)
     ).all()

@@ -21,10 +21,11 @@ from oar_celery.head.lib.hosts import job_hosts
 from oar_celery.head.lib.transitions import add_event, finish
 from oar_celery.protocol.bus import notify
 from oar_celery.protocol.names import Task
+from oar_celery.protocol.states import FragState, JobState, ResourceState
 
 logger = logging.getLogger(__name__)
 
-NOT_STARTED = ("Waiting", "Hold", "toLaunch", "toAckReservation", "toError")
+NOT_STARTED = (JobState.WAITING, JobState.HOLD, JobState.TO_LAUNCH, JobState.TO_ACK_RESERVATION, JobState.TO_ERROR)
 
 
 def run_leon() -> None:
@@ -34,22 +35,22 @@ def run_leon() -> None:
         frags = session.execute(
             select(FragJob.frag_id_job, FragJob.frag_state, Job.state)
             .join(Job, Job.job_id == FragJob.frag_id_job)
-            .where(FragJob.frag_state.in_(("LEON", "LEON_EXTERMINATE")))
+            .where(FragJob.frag_state.in_((FragState.LEON, FragState.LEON_EXTERMINATE)))
         ).all()
         hosts = job_hosts(session, [job_id for job_id, _, _ in frags])
         for job_id, frag_state, state in frags:
-            if frag_state == "LEON_EXTERMINATE":
+            if frag_state == FragState.LEON_EXTERMINATE:
                 exterminate(session, job_id, hosts.get(job_id, []))
                 freed = True
             elif state in FINAL_STATES:
-                _set_frag(session, job_id, "FRAGGED")
+                _set_frag(session, job_id, FragState.FRAGGED)
             elif state in NOT_STARTED:
-                finish(session, [job_id], "Error", expected=NOT_STARTED, message="job killed before it started")
-                _set_frag(session, job_id, "FRAGGED")
+                finish(session, [job_id], JobState.ERROR, expected=NOT_STARTED, message="job killed before it started")
+                _set_frag(session, job_id, FragState.FRAGGED)
                 freed = True
             elif state in STARTED_STATES:
                 kills.append((job_id, hosts.get(job_id, [])))
-                _set_frag(session, job_id, "TIMER_ARMED")
+                _set_frag(session, job_id, FragState.TIMER_ARMED)
     grace = settings().kill_grace
     sender.send(sender.to_node(host, Task.NODE_KILL, job_id=job_id, grace=grace) for job_id, on in kills for host in on)
     for job_id, job_hosts_ in kills:
@@ -65,14 +66,14 @@ def _set_frag(session: Session, job_id: int, state: str) -> None:
 def exterminate(session: Session, job_id: int, hosts: list[str]) -> None:
     """The job's nodes never confirmed the kill: end it and suspect them."""
     message = "job exterminated: its nodes did not answer the kill"
-    finish(session, [job_id], "Error", expected=STARTED_STATES, message=message)
+    finish(session, [job_id], JobState.ERROR, expected=STARTED_STATES, message=message)
     add_event(session, "EXTERMINATE_JOB", job_id, message, hosts=hosts, to_check=True)
     if hosts:
         session.execute(
             update(Resource)
-            .where(Resource.network_address.in_(hosts), Resource.state == "Alive")
-            .values(next_state="Suspected")
+            .where(Resource.network_address.in_(hosts), Resource.state == ResourceState.ALIVE)
+            .values(next_state=ResourceState.SUSPECTED)
         )
-    _set_frag(session, job_id, "FRAGGED")
+    _set_frag(session, job_id, FragState.FRAGGED)
 
 

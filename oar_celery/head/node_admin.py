@@ -19,11 +19,12 @@ from oar_celery.head.lib.failures import active_jobs_on
 from oar_celery.head.lib.jobs import request_frag
 from oar_celery.head.lib.resources import add_resources, resources_table
 from oar_celery.protocol.bus import notify
+from oar_celery.protocol.states import ResourceState
 from oar_celery.scheduler.errors import RequestError
 
 logger = logging.getLogger(__name__)
 
-SETTABLE_STATES = ("Alive", "Absent", "Dead")
+SETTABLE_STATES = (ResourceState.ALIVE, ResourceState.ABSENT, ResourceState.DEAD)
 
 
 def _selected(session: Any, hosts: list[str], resource_ids: list[int]) -> list[int]:
@@ -105,7 +106,7 @@ def setting(
         if drain_flag:
             session.execute(update(Resource).where(Resource.resource_id.in_(ids)).values(drain=drain_flag))
             lines.append(f"drain {drain} on {len(ids)} resource(s)")
-        target = state or ({"YES": "Absent", "NO": "Alive"}.get(maintenance_flag or ""))
+        target = state or ({"YES": ResourceState.ABSENT, "NO": ResourceState.ALIVE}.get(maintenance_flag or ""))
         if target:
             lines += request_state(session, ids, target, no_wait=no_wait)
     messages = (["ChState"] if target or add else []) + (["Qdel"] if target and no_wait else [])
@@ -123,7 +124,7 @@ def request_state(session: Any, ids: list[int], target: str, *, no_wait: bool) -
     session.execute(update(Resource).where(Resource.resource_id.in_(ids)).values(next_state=target))
     lines = [f"{len(ids)} resource(s) will be set {target}"]
     jobs = active_jobs_on(session, ids)
-    if jobs and target in ("Absent", "Dead"):
+    if jobs and target in (ResourceState.ABSENT, ResourceState.DEAD):
         if no_wait:
             for job_id in jobs:
                 request_frag(session, job_id, "oar")
@@ -155,14 +156,14 @@ def remove_resources(user: str, resource_ids: list[int]) -> list[str]:
         for resource_id in resource_ids:
             if resource_id not in states:
                 raise RequestError(f"unknown resource id {resource_id}")
-            if states[resource_id] != "Dead":
+            if states[resource_id] != ResourceState.DEAD:
                 raise RequestError(f"resource {resource_id} is {states[resource_id]}, not Dead: set it Dead first")
         ids = sorted(set(resource_ids))
         session.execute(delete(ResourceLog).where(ResourceLog.resource_id.in_(ids)))
         session.execute(delete(GanttJobResource).where(GanttJobResource.resource_id.in_(ids)))
         removed = session.execute(
             delete(Resource)
-            .where(Resource.resource_id.in_(ids), Resource.state == "Dead")
+            .where(Resource.resource_id.in_(ids), Resource.state == ResourceState.DEAD)
             .returning(Resource.resource_id)
         ).all()
         if len(removed) != len(ids):  # one came back to life meanwhile: change nothing

@@ -41,13 +41,14 @@ from oar_celery.head.lib.failures import Failures, active_jobs_on, fail_jobs_on
 from oar_celery.head.lib.jobs import request_frag
 from oar_celery.head.lib.transitions import add_event, finish
 from oar_celery.protocol.bus import notify
+from oar_celery.protocol.states import JobState, ResourceState
 
 logger = logging.getLogger(__name__)
 
 #: States whose resources lost their jobs.
-LOST_STATES = ("Dead", "Suspected")
+LOST_STATES = (ResourceState.DEAD, ResourceState.SUSPECTED)
 #: Requested states that wait for the resource's jobs to end.
-WITHDRAWN_STATES = ("Absent", "Dead")
+WITHDRAWN_STATES = (ResourceState.ABSENT, ResourceState.DEAD)
 #: Events that put the blame on the node: their hosts are suspected. A launch
 #: error the job caused (a missing directory, an unknown user) is the user's
 #: fault, not the node's, and leaves the node alone.
@@ -116,7 +117,7 @@ def check_events(session: Session) -> list[int]:
 
 def _end_job_of_event(session: Session, job_id: int, kind: str, hosts: list[str]) -> None:
     message = f"{kind} on {','.join(hosts) or 'its node'}"
-    if finish(session, [job_id], "Error", expected=ACTIVE_STATES, message=message):
+    if finish(session, [job_id], JobState.ERROR, expected=ACTIVE_STATES, message=message):
         logger.warning("job %s set Error by event %s", job_id, kind)
 
 
@@ -124,8 +125,9 @@ def suspect_hosts(session: Session, hosts: list[str], why: str) -> None:
     """Ask for ``Suspected`` on the hosts' ``Alive`` resources that have no other request."""
     suspected = session.execute(
         update(Resource)
-        .where(Resource.network_address.in_(hosts), Resource.state == "Alive", Resource.next_state == "UnChanged")
-        .values(next_state="Suspected", finaud_decision="NO")
+        .where(Resource.network_address.in_(hosts), Resource.state == ResourceState.ALIVE,
+               Resource.next_state == "UnChanged")
+        .values(next_state=ResourceState.SUSPECTED, finaud_decision="NO")
         .returning(Resource.network_address)
         .execution_options(synchronize_session=False)
     ).all()
@@ -176,8 +178,8 @@ def _busy(session: Session, resource_ids: list[int]) -> list[int]:
 
 def _allowed(wanted: str, available_upto: float | None, at: float) -> str:
     """``Alive`` only while the resource is still lent to the cluster (desktop computing)."""
-    if wanted == "Alive" and available_upto and 0 < available_upto < min(at, NO_LIMIT):
-        return "Absent"
+    if wanted == ResourceState.ALIVE and available_upto and 0 < available_upto < min(at, NO_LIMIT):
+        return ResourceState.ABSENT
     return wanted
 
 
@@ -186,7 +188,7 @@ def _move(session: Session, resource_id: int, state: str, wanted: str, new: str,
     values: dict[str, object] = {"state": new, "next_state": "UnChanged"}
     if new != state:
         values["state_since"] = at
-    if new == "Alive":
+    if new == ResourceState.ALIVE:
         values["finaud_decision"] = "NO"
     moved = session.execute(
         update(Resource)

@@ -34,6 +34,7 @@ from oar_celery.head.lib.gantt_loads import load_waiting
 from oar_celery.head.lib.planning import Outcome, load_placed, plan
 from oar_celery.head.lib.resources import load_resources
 from oar_celery.protocol.messages import LaunchSpec
+from oar_celery.protocol.states import JobState, ReservationState, ResourceState
 from oar_celery.scheduler import is_besteffort
 from oar_celery.scheduler import types as sched
 
@@ -102,7 +103,7 @@ def _start_at_once(
 def free_now(resources: list[sched.Resource], placed: list[sched.Allocation], at: int) -> int:
     """How many ``Alive`` resources no running job holds at ``at``."""
     busy = {r for a in placed if a.start <= at for r in a.resource_ids}
-    return sum(1 for r in resources if r.state == "Alive" and r.id not in busy)
+    return sum(1 for r in resources if r.state == ResourceState.ALIVE and r.id not in busy)
 
 
 def _needs_full_round(item: sched.Allocation | sched.Job) -> bool:
@@ -110,7 +111,9 @@ def _needs_full_round(item: sched.Allocation | sched.Job) -> bool:
     return is_besteffort(item.types, item.queue) or "timesharing" in item.types
 
 
-_RESERVATION_TO_ANSWER = select(exists().where(Job.state == "Waiting", Job.reservation == "toSchedule"))
+_RESERVATION_TO_ANSWER = select(
+    exists().where(Job.state == JobState.WAITING, Job.reservation == ReservationState.TO_SCHEDULE)
+)
 
 
 def _reservations_to_answer(session: Session) -> bool:

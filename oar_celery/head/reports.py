@@ -31,7 +31,7 @@ from typing import Any
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
-from oar_celery.db.models import STARTED_STATES, FragJob, Job
+from oar_celery.db.models import FINAL_STATES, STARTED_STATES, FragJob, Job
 from oar_celery.db.prepared import Prepared
 from oar_celery.db.session import now, session_scope
 from oar_celery.head.lib import judas, sender
@@ -39,6 +39,7 @@ from oar_celery.head.lib.transitions import CLOSE_LOG_ENTRIES, add_event, finish
 from oar_celery.protocol.bus import broker_redis, notify, queue_reports
 from oar_celery.protocol.messages import EndedReport, EndReason, Report, RunningReport, parse_report
 from oar_celery.protocol.names import Key, Task
+from oar_celery.protocol.states import FragState, JobState
 
 logger = logging.getLogger(__name__)
 #: Events recorded when a node ends a job for a reason other than its own exit.
@@ -168,7 +169,7 @@ def _apply_statement_by_statement(session: Session, running: dict[int, str], end
     applied = Applied()
     # the end report may overtake the running one: the job ran all the same
     ran_ids = [e.job_id for e in ended.values() if ran(e.exit_code, e.reason)]
-    moved = set_state(session, {*running, *ran_ids}, "Running", expected=("Launching",), start_time=at)
+    moved = set_state(session, {*running, *ran_ids}, JobState.RUNNING, expected=(JobState.LAUNCHING,), start_time=at)
     hosts = {**{e.job_id: e.host for e in ended.values()}, **running}
     applied.running = {job_id: hosts[job_id] for job_id in moved}
     done = set(_finish(session, ended, ok=True)) | set(_finish(session, ended, ok=False))
@@ -178,7 +179,7 @@ def _apply_statement_by_statement(session: Session, running: dict[int, str], end
     applied.methods = {job_id: method for job_id, _, method in rows}
     applied.stale = {
         job_id: running[job_id] for job_id, state, _ in rows
-        if job_id in running and job_id not in ended and state in ("Error", "Terminated")
+        if job_id in running and job_id not in ended and state in (JobState.ERROR, JobState.TERMINATED)
     }
     return applied
 
@@ -230,10 +231,10 @@ def _apply_in_one_statement(session: Session, running: dict[int, str], ended: di
     cycle's report work was their round trips.
     """
     rows: dict[int, tuple[str, bool, int | None, str | None]] = {
-        job_id: ("Running", True, None, None) for job_id in running if job_id not in ended
+        job_id: (JobState.RUNNING, True, None, None) for job_id in running if job_id not in ended
     }
     for end in ended.values():
-        final = "Terminated" if end.ok else "Error"
+        final = JobState.TERMINATED if end.ok else JobState.ERROR
         rows[end.job_id] = (final, ran(end.exit_code, end.reason), end.exit_code, end.text)
     ids = list(rows)
     moved = _APPLY.execute(session, {
@@ -247,16 +248,16 @@ def _apply_in_one_statement(session: Session, running: dict[int, str], ended: di
     done: set[int] = set()
     for job_id, old_state, new_state, job_ran, method in moved_rows:
         applied.methods[job_id] = method
-        if old_state == "Launching" and job_ran:
+        if old_state == JobState.LAUNCHING and job_ran:
             applied.running[job_id] = hosts[job_id]
-        if new_state != "Running":
+        if new_state != JobState.RUNNING:
             done.add(job_id)
     applied.ended = [e for e in ended.values() if e.job_id in done]
     _record_events(session, applied.ended)
     unmoved = [job_id for job_id in running if job_id not in ended and job_id not in applied.methods]
     if unmoved:  # reported running, not moved: ended already (killed by the head), or reported twice
         states = session.execute(_STATES_OF, {"job_ids": unmoved}).all()
-        applied.stale = {job_id: running[job_id] for job_id, state, _ in states if state in ("Error", "Terminated")}
+        applied.stale = {job_id: running[job_id] for job_id, state, _ in states if state in FINAL_STATES}
     return applied
 
 
@@ -266,16 +267,16 @@ _FRAGS_DONE = (
     update(FragJob)
     .where(
         FragJob.frag_id_job.in_(bindparam("job_ids", expanding=True)),
-        FragJob.frag_state.in_(("LEON", "TIMER_ARMED")),
+        FragJob.frag_state.in_((FragState.LEON, FragState.TIMER_ARMED)),
     )
-    .values(frag_state="FRAGGED")
+    .values(frag_state=FragState.FRAGGED)
     .execution_options(synchronize_session=False)
 )
 
 
 def _finish(session: Session, ended: dict[int, Ended], *, ok: bool) -> list[int]:
     ends = {e.job_id: (e.text, e.exit_code) for e in ended.values() if e.ok == ok}
-    return finish_each(session, ends, "Terminated" if ok else "Error", expected=STARTED_STATES)
+    return finish_each(session, ends, JobState.TERMINATED if ok else JobState.ERROR, expected=STARTED_STATES)
 
 
 def _record_ends(session: Session, ended: list[Ended]) -> None:

@@ -28,6 +28,7 @@ from oar_celery.head.lib.launch import LAUNCH_RESEND, build_specs, send_launches
 from oar_celery.head.lib.transitions import add_event, finish, set_state
 from oar_celery.protocol.bus import broker_redis
 from oar_celery.protocol.names import launch_key
+from oar_celery.protocol.states import JobState
 
 logger = logging.getLogger(__name__)
 
@@ -37,10 +38,10 @@ CLIENT_GRACE = 10.0
 
 
 #: The states the Runner acts on.
-RUNNER_STATES = ("toError", "toAckReservation", "toLaunch", "Launching")
+RUNNER_STATES = (JobState.TO_ERROR, JobState.TO_ACK_RESERVATION, JobState.TO_LAUNCH, JobState.LAUNCHING)
 #: Statements of every cycle, built once (building them cost more than running them).
 _PRESENT = select(Job.state).where(Job.state.in_(RUNNER_STATES)).distinct()
-_TO_LAUNCH = select(Job.job_id).where(Job.state == "toLaunch")
+_TO_LAUNCH = select(Job.job_id).where(Job.state == JobState.TO_LAUNCH)
 
 
 def run_runner() -> None:
@@ -51,11 +52,11 @@ def run_runner() -> None:
     """
     with session_scope() as session:
         present = set(session.scalars(_PRESENT))
-    if "toError" in present:
+    if JobState.TO_ERROR in present:
         answer_errors()
-    if "toAckReservation" in present:
+    if JobState.TO_ACK_RESERVATION in present:
         answer_reservations()
-    if "toLaunch" in present or ("Launching" in present and _resend_due()):
+    if JobState.TO_LAUNCH in present or (JobState.LAUNCHING in present and _resend_due()):
         launch_jobs()
 
 
@@ -74,8 +75,8 @@ def client_waiting(job_id: int) -> bool:
 
 def answer_errors() -> None:
     with session_scope() as session:
-        jobs = session.execute(select(Job.job_id, Job.message).where(Job.state == "toError")).all()
-        moved = finish(session, [job_id for job_id, _ in jobs], "Error", expected=("toError",))
+        jobs = session.execute(select(Job.job_id, Job.message).where(Job.state == JobState.TO_ERROR)).all()
+        moved = finish(session, [job_id for job_id, _ in jobs], JobState.ERROR, expected=(JobState.TO_ERROR,))
     for job_id, message in jobs:
         if job_id in moved:
             reply(job_id, {"status": "refused", "message": message or "BAD JOB"})
@@ -90,17 +91,17 @@ def answer_reservations() -> None:
     """
     with session_scope() as session:
         rows = session.execute(
-            select(Job.job_id, Job.start_time, Job.submission_time).where(Job.state == "toAckReservation")
+            select(Job.job_id, Job.start_time, Job.submission_time).where(Job.state == JobState.TO_ACK_RESERVATION)
         ).all()
         for job_id, start, submitted in rows:
             if client_waiting(job_id):
-                if set_state(session, [job_id], "Waiting", expected=("toAckReservation",)):
+                if set_state(session, [job_id], JobState.WAITING, expected=(JobState.TO_ACK_RESERVATION,)):
                     reply(job_id, {"status": "granted", "start": start})
             elif now() - float(submitted or 0) < CLIENT_GRACE:
                 continue
             else:
                 message = "reservation client could not be reached: the job is fragged"
-                if finish(session, [job_id], "Error", expected=("toAckReservation",), message=message):
+                if finish(session, [job_id], JobState.ERROR, expected=(JobState.TO_ACK_RESERVATION,), message=message):
                     add_event(session, "CANNOT_NOTIFY_OARSUB", job_id, message)
 
 
@@ -132,7 +133,7 @@ def _launches_to_resend(session: Session) -> list[int]:
     if not _resend_due():
         return []
     _next_resend_check = time.monotonic() + LAUNCH_RESEND / 4
-    launching = list(session.scalars(select(Job.job_id).where(Job.state == "Launching")))
+    launching = list(session.scalars(select(Job.job_id).where(Job.state == JobState.LAUNCHING)))
     if not launching:
         return []
     pipe = broker_redis().pipeline(transaction=False)

@@ -36,6 +36,7 @@ from oar_celery.head.lib.suspension import resend_resumes
 from oar_celery.head.lib.transitions import add_event
 from oar_celery.protocol.bus import notify
 from oar_celery.protocol.names import Task
+from oar_celery.protocol.states import FragState, JobState, ResourceState
 
 logger = logging.getLogger(__name__)
 
@@ -59,20 +60,20 @@ def watch_frags(session: Session) -> bool:
     rows = session.execute(
         select(FragJob.frag_id_job, FragJob.frag_date, Job.state)
         .join(Job, Job.job_id == FragJob.frag_id_job)
-        .where(FragJob.frag_state == "TIMER_ARMED")
+        .where(FragJob.frag_state == FragState.TIMER_ARMED)
     ).all()
     leon_work = False
     for job_id, frag_date, state in rows:
         if state in FINAL_STATES:
-            new = "FRAGGED"
+            new = FragState.FRAGGED
         elif at - frag_date >= config.leon_walltime:
-            new = "LEON_EXTERMINATE"
+            new = FragState.LEON_EXTERMINATE
         elif at - frag_date >= config.leon_soft_walltime:
-            new = "LEON"
+            new = FragState.LEON
         else:
             continue
         session.execute(update(FragJob).where(FragJob.frag_id_job == job_id).values(frag_state=new))
-        leon_work = leon_work or new != "FRAGGED"
+        leon_work = leon_work or new != FragState.FRAGGED
         logger.info("frag of job %s: TIMER_ARMED -> %s", job_id, new)
     return leon_work
 
@@ -87,7 +88,7 @@ def watch_walltimes(session: Session) -> bool:
         )
         .join(MoldableJobDescription, MoldableJobDescription.moldable_id == Job.assigned_moldable_job)
         .outerjoin(FragJob, FragJob.frag_id_job == Job.job_id)
-        .where(Job.state == "Running", FragJob.frag_id_job.is_(None))
+        .where(Job.state == JobState.RUNNING, FragJob.frag_id_job.is_(None))
     ).all()
     fragged = False
     for job_id, start, suspended, checkpoint, signum, walltime in rows:
@@ -129,18 +130,18 @@ def watch_resources(session: Session) -> bool:
     at = now()
     expired = session.execute(
         update(Resource)
-        .where(Resource.state == "Alive", Resource.next_state == "UnChanged",
+        .where(Resource.state == ResourceState.ALIVE, Resource.next_state == "UnChanged",
                and_(Resource.expiry_date > 0, Resource.expiry_date < at))
-        .values(next_state="Suspected")
+        .values(next_state=ResourceState.SUSPECTED)
         .returning(Resource.resource_id)
     ).all()
     dead: Sequence[Any] = []
     if config.dead_switch_time > 0:
         dead = session.execute(
             update(Resource)
-            .where(Resource.state == "Suspected", Resource.next_state == "UnChanged",
+            .where(Resource.state == ResourceState.SUSPECTED, Resource.next_state == "UnChanged",
                    Resource.state_since < at - config.dead_switch_time)
-            .values(next_state="Dead")
+            .values(next_state=ResourceState.DEAD)
             .returning(Resource.resource_id)
         ).all()
     for (resource_id,) in expired:

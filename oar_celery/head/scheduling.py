@@ -22,6 +22,7 @@ from oar_celery.head.lib.gantt_loads import load_waiting
 from oar_celery.head.lib.planning import Outcome, collector_paused, load_placed, plan
 from oar_celery.head.lib.resources import load_resources
 from oar_celery.head.lib.transitions import add_event, set_state
+from oar_celery.protocol.states import FragState, JobState, ReservationState
 from oar_celery.scheduler import is_besteffort
 from oar_celery.scheduler import types as sched
 
@@ -93,7 +94,7 @@ def apply(
     for job_id, reason in result.unplaceable.items():
         if job_id not in reservation_ids:
             messages[job_id] = reason
-        elif set_state(session, [job_id], "toError", expected=("Waiting",), message=reason):
+        elif set_state(session, [job_id], JobState.TO_ERROR, expected=(JobState.WAITING,), message=reason):
             outcome.refused[job_id] = reason
     gantt_writes.clear_scheduler_info(session, messages)
     gantt_writes.set_scheduler_info(session, messages)
@@ -130,8 +131,9 @@ def _resources_of(allocations: dict[int, sched.Allocation] | None, job_ids: list
 def _accept_reservations(session: Session, placements: list[sched.Allocation]) -> None:
     for placement in placements:
         moved = set_state(
-            session, [placement.job_id], "toAckReservation", expected=("Waiting",),
-            reservation="Scheduled", start_time=float(placement.start), assigned_moldable_job=placement.moldable_id,
+            session, [placement.job_id], JobState.TO_ACK_RESERVATION, expected=(JobState.WAITING,),
+            reservation=ReservationState.SCHEDULED, start_time=float(placement.start),
+            assigned_moldable_job=placement.moldable_id,
         )
         if moved:
             add_event(session, "RESERVATION_ACCEPTED", placement.job_id, f"reservation starts at {placement.start}")
@@ -141,7 +143,7 @@ def _frag_besteffort(session: Session, job_ids: list[int]) -> list[int]:
     fragged: list[int] = []
     for job_id in job_ids:
         if session.get(FragJob, job_id) is None:
-            session.add(FragJob(frag_id_job=job_id, frag_date=now(), frag_state="LEON"))
+            session.add(FragJob(frag_id_job=job_id, frag_date=now(), frag_state=FragState.LEON))
             add_event(session, "BESTEFFORT_KILL", job_id, "besteffort job killed to free resources for a job")
             fragged.append(job_id)
     return fragged

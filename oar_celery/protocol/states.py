@@ -31,6 +31,8 @@ class JobState(StrEnum):
 FINAL_STATES = (JobState.TERMINATED, JobState.ERROR)
 #: States of a job whose processes may exist on its nodes.
 STARTED_STATES = (JobState.LAUNCHING, JobState.RUNNING, JobState.SUSPENDED, JobState.RESUMING, JobState.FINISHING)
+#: States in which a job holds its resources.
+ACTIVE_STATES = (JobState.TO_LAUNCH, *STARTED_STATES)
 #: States of a job that has not been sent to a node yet.
 NOT_STARTED_STATES = (
     JobState.WAITING, JobState.HOLD, JobState.TO_LAUNCH, JobState.TO_ACK_RESERVATION, JobState.TO_ERROR,

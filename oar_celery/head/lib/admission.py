@@ -33,6 +33,7 @@ from oar_celery.db.models import (
 )
 from oar_celery.protocol import notify_method
 from oar_celery.protocol.messages import SubmitRequest
+from oar_celery.protocol.states import JobState, ReservationState
 from oar_celery.scheduler.errors import RequestError
 from oar_celery.scheduler.types import Moldable
 
@@ -209,7 +210,7 @@ def insert_many(session: Session, submissions: Sequence[Submission], *, at: floa
 
 
 def _state_of(submission: Submission) -> str:
-    return "Hold" if submission.request.get("hold") else "Waiting"
+    return JobState.HOLD if submission.request.get("hold") else JobState.WAITING
 
 
 def _job_row(submission: Submission, index: int, command: str, at: float) -> dict[str, Any]:
@@ -230,7 +231,7 @@ def _job_row(submission: Submission, index: int, command: str, at: float) -> dic
         "stdout_file": request.get("stdout") or None,
         "stderr_file": request.get("stderr") or None,
         "project": request.get("project") or "default",
-        "reservation": "toSchedule" if submission.reservation_start else "None",
+        "reservation": ReservationState.TO_SCHEDULE if submission.reservation_start else "None",
         "start_time": submission.reservation_start or 0.0,
         "array_id": 0,
         "array_index": index,

@@ -28,6 +28,7 @@ from oar_celery.head.lib import sender
 from oar_celery.head.lib.hosts import job_hosts
 from oar_celery.head.lib.transitions import add_event, finish
 from oar_celery.protocol.names import Task
+from oar_celery.protocol.states import FragState, JobState
 
 logger = logging.getLogger(__name__)
 
@@ -97,13 +98,13 @@ def fail_jobs_on(session: Session, resource_ids: list[int]) -> Failures:
     for job_id in job_ids:
         lost = sorted(failed_hosts.intersection(hosts.get(job_id, [])))
         message = f"node(s) {','.join(lost)} failed while the job was launching or running"
-        if not finish(session, [job_id], "Error", expected=ACTIVE_STATES, message=message):
+        if not finish(session, [job_id], JobState.ERROR, expected=ACTIVE_STATES, message=message):
             continue
         add_event(session, EVENT, job_id, message, hosts=lost)
         session.execute(
             update(FragJob)
-            .where(FragJob.frag_id_job == job_id, FragJob.frag_state != "FRAGGED")
-            .values(frag_state="FRAGGED")
+            .where(FragJob.frag_id_job == job_id, FragJob.frag_state != FragState.FRAGGED)
+            .values(frag_state=FragState.FRAGGED)
         )
         failures.kills[job_id] = hosts.get(job_id, [])
         logger.warning("job %s: %s", job_id, message)

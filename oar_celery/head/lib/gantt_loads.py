@@ -27,11 +27,12 @@ from oar_celery.db.models import (
     MoldableJobDescription,
     Queue,
 )
+from oar_celery.protocol.states import JobState, ReservationState
 from oar_celery.scheduler import types as sched
 
 #: OAR stores the counts ``ALL`` and ``BEST`` as these values.
 SPECIAL_COUNTS: dict[int, sched.Count] = {-1: "ALL", -2: "BEST"}
-WAITING = and_(Job.state == "Waiting", Job.reservation != "Scheduled")
+WAITING = and_(Job.state == JobState.WAITING, Job.reservation != ReservationState.SCHEDULED)
 
 
 #: The waiting jobs in the scheduler's order (queue priority, then submission). Statements that
@@ -115,7 +116,7 @@ def load_waiting(session: Session, *, first: int | None = None) -> tuple[list[sc
             id=job_id, moldables=moldables.get(job_id, []), queue=queue, queue_priority=priority,
             submission_time=int(submitted), user=user, properties_filter=properties,
             types=types.get(job_id, no_types), dependencies=dependencies.get(job_id, []),
-            reservation_start=int(start) if reservation == "toSchedule" else None, name=name or "",
+            reservation_start=int(start) if reservation == ReservationState.TO_SCHEDULE else None, name=name or "",
         )
         for job_id, queue, priority, submitted, user, properties, reservation, start, name, *_ in rows
         if job_id not in blocked
@@ -228,11 +229,11 @@ def load_dependencies(
     pending: dict[int, list[int]] = defaultdict(list)
     blocked: dict[int, str] = {}
     for job_id, required_id, state, exit_code in rows:
-        if state == "Terminated" and not exit_code:
+        if state == JobState.TERMINATED and not exit_code:
             continue
-        if state == "Error" or (state == "Terminated" and exit_code):
+        if state == JobState.ERROR or (state == JobState.TERMINATED and exit_code):
             blocked[job_id] = f"Cannot determine scheduling time due to dependency with the job {required_id}"
-        elif state == "Hold":
+        elif state == JobState.HOLD:
             blocked[job_id] = f"Waiting for the held job {required_id}"
         else:
             pending[job_id].append(required_id)

@@ -21,6 +21,7 @@ from oar_celery.db.models import AssignedResource, GanttJobPrediction, GanttJobR
 from oar_celery.db.prepared import Prepared
 from oar_celery.head.lib.launch import LAUNCH_COLUMNS
 from oar_celery.head.lib.transitions import CLOSE_LOG_ENTRIES, set_state
+from oar_celery.protocol.states import JobState
 from oar_celery.scheduler import types as sched
 
 
@@ -63,7 +64,8 @@ def launch(session: Session, allocations: Sequence[sched.Allocation]) -> list[in
     by_job = {a.job_id: a for a in allocations}
     moldable_of = {job_id: a.moldable_id for job_id, a in by_job.items()}
     moved = set_state(
-        session, list(by_job), "toLaunch", expected=("Waiting",), each={"assigned_moldable_job": moldable_of},
+        session, list(by_job), JobState.TO_LAUNCH, expected=(JobState.WAITING,),
+        each={"assigned_moldable_job": moldable_of},
         scheduler_info="",
     )
     if moved:
@@ -287,7 +289,7 @@ def set_scheduler_info(session: Session, messages: Mapping[int, str]) -> None:
 
 def clear_scheduler_info(session: Session, keep: Iterable[int]) -> None:
     """Forget old messages of waiting jobs that this round placed (all but ``keep``)."""
-    statement = update(Job).where(Job.state == "Waiting", Job.scheduler_info != "")
+    statement = update(Job).where(Job.state == JobState.WAITING, Job.scheduler_info != "")
     kept = list(keep)
     if kept:
         statement = statement.where(Job.job_id.not_in(kept))

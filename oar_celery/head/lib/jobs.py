@@ -13,6 +13,7 @@ from oar_celery.db.models import FragJob, Job
 from oar_celery.db.session import now
 from oar_celery.head.lib import judas
 from oar_celery.head.lib.transitions import add_event
+from oar_celery.protocol.states import FragState
 
 logger = logging.getLogger(__name__)
 
@@ -24,7 +25,7 @@ def request_frag(session: Session, job_id: int, user: str) -> None:
     send the kill again.
     """
     if session.get(FragJob, job_id) is None:
-        session.add(FragJob(frag_id_job=job_id, frag_date=now(), frag_state="LEON"))
+        session.add(FragJob(frag_id_job=job_id, frag_date=now(), frag_state=FragState.LEON))
         job = session.get(Job, job_id)
         if job is not None:
             judas.notify_later(job_id, job.notify, "INFO", f"user {user} asked to delete the job")

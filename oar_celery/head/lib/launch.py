@@ -23,6 +23,7 @@ from oar_celery.head.lib.transitions import set_state
 from oar_celery.protocol.bus import broker_redis
 from oar_celery.protocol.messages import LaunchSpec
 from oar_celery.protocol.names import Task, launch_key
+from oar_celery.protocol.states import JobState
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +37,7 @@ def start_launching(session: Session, job_ids: list[int]) -> list[LaunchSpec]:
     The caller sends them with :func:`send_launches` once its transaction has
     committed, never before: a job is launched at most once.
     """
-    return build_specs(session, set_state(session, job_ids, "Launching", expected=("toLaunch",)))
+    return build_specs(session, set_state(session, job_ids, JobState.LAUNCHING, expected=(JobState.TO_LAUNCH,)))
 
 
 def send_launch(spec: LaunchSpec) -> None:

@@ -25,6 +25,7 @@ from oar_celery.db.models import (
     MoldableJobDescription,
 )
 from oar_celery.head.lib.gantt_loads import load_types
+from oar_celery.protocol.states import JobState, ReservationState
 from oar_celery.scheduler import schedule
 from oar_celery.scheduler import types as sched
 
@@ -100,7 +101,8 @@ _RESERVATIONS = (
     )
     .join(MoldableJobDescription, MoldableJobDescription.moldable_id == Job.assigned_moldable_job)
     .join(GanttJobResource, GanttJobResource.moldable_job_id == Job.assigned_moldable_job)
-    .where(Job.state.in_(("Waiting", "toAckReservation")), Job.reservation == "Scheduled")
+    .where(Job.state.in_((JobState.WAITING, JobState.TO_ACK_RESERVATION)),
+           Job.reservation == ReservationState.SCHEDULED)
 )
 
 

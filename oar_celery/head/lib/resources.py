@@ -18,6 +18,7 @@ from sqlalchemy.types import TypeEngine
 
 from oar_celery.config import Settings
 from oar_celery.db.models import Resource
+from oar_celery.protocol.states import ResourceState
 from oar_celery.scheduler import types as sched
 from oar_celery.scheduler.errors import RequestError
 
@@ -29,7 +30,7 @@ SYSTEM_COLUMNS = frozenset(
     }
 )
 #: Requested states that take a resource out of scheduling at once.
-PENDING_WITHDRAWALS = ("Absent", "Dead", "Suspected")
+PENDING_WITHDRAWALS = (ResourceState.ABSENT, ResourceState.DEAD, ResourceState.SUSPECTED)
 _reflected: dict[str, tuple[str, Table]] = {}
 
 #: The table's columns and their types in one catalog query, so that every process sees ``oarproperty`` at once.
@@ -116,14 +117,14 @@ def scheduling_state(row: Mapping[str, Any]) -> str:
     """
     if row["next_state"] in PENDING_WITHDRAWALS:
         return str(row["next_state"])
-    if row["drain"] == "YES" and row["state"] == "Alive":
+    if row["drain"] == "YES" and row["state"] == ResourceState.ALIVE:
         return "Draining"
     return str(row["state"])
 
 
 def admission_state(state: str) -> str:
     """For "could this request ever run here": a drained resource will come back, like an absent one."""
-    return "Absent" if state == "Draining" else state
+    return ResourceState.ABSENT if state == "Draining" else state
 
 
 def load_resources(session: Session) -> tuple[list[sched.Resource], dict[str, str]]:
@@ -200,7 +201,7 @@ def add_resources(
                 values = {
                     **defaults,
                     "network_address": host, "host": host, "cpu": next_cpu, "core": next_core,
-                    "state": "Alive", "state_since": time.time(), **(properties or {}),
+                    "state": ResourceState.ALIVE, "state_since": time.time(), **(properties or {}),
                 }
                 inserted: Any = session.execute(table.insert().values(**values))
                 ids.append(inserted.inserted_primary_key[0])

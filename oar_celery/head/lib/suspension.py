@@ -26,6 +26,7 @@ from oar_celery.head.lib import sender
 from oar_celery.head.lib.errors import Refused
 from oar_celery.head.lib.hosts import job_hosts
 from oar_celery.head.lib.transitions import add_event, set_state
+from oar_celery.protocol.states import JobState
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +47,7 @@ def send_to_nodes(session: Session, job_id: int, task: str) -> list[str]:
 
 def suspend_job(session: Session, job: Job, user: str) -> str:
     """``oarhold -r``: stop a running job on all its nodes."""
-    if not set_state(session, [job.job_id], "Suspended", expected=("Running",), suspended="YES"):
+    if not set_state(session, [job.job_id], JobState.SUSPENDED, expected=(JobState.RUNNING,), suspended="YES"):
         raise Refused(f"job {job.job_id} is not running ({job.state}): only a running job can be suspended")
     hosts = send_to_nodes(session, job.job_id, "oar.node.suspend")
     add_event(session, "HOLD_RUNNING_JOB", job.job_id, f"user {user} suspended the running job", hosts=hosts)
@@ -56,7 +57,7 @@ def suspend_job(session: Session, job: Job, user: str) -> str:
 
 def resume_job(session: Session, job: Job, user: str) -> str:
     """``oarresume`` of a suspended job: continue it on all its nodes."""
-    if not set_state(session, [job.job_id], "Resuming", expected=("Suspended",)):
+    if not set_state(session, [job.job_id], JobState.RESUMING, expected=(JobState.SUSPENDED,)):
         raise Refused(f"job {job.job_id} is not suspended ({job.state})")
     hosts = send_to_nodes(session, job.job_id, "oar.node.resume")
     add_event(session, "RESUME_JOB", job.job_id, f"user {user} resumed the suspended job", hosts=hosts)
@@ -74,7 +75,7 @@ def suspended_since(session: Session, job_id: int) -> float | None:
     """When the job's latest suspension began (its last ``Suspended`` state log)."""
     return session.scalar(
         select(JobStateLog.date_start)
-        .where(JobStateLog.job_id == job_id, JobStateLog.job_state == "Suspended")
+        .where(JobStateLog.job_id == job_id, JobStateLog.job_state == JobState.SUSPENDED)
         .order_by(JobStateLog.date_start.desc())
         .limit(1)
     )
@@ -90,7 +91,7 @@ def job_resumed(job_id: int, host: str) -> None:
     with session_scope() as session:
         since = suspended_since(session, job_id) or at
         moved = set_state(
-            session, [job_id], "Running", expected=("Resuming",), at=at,
+            session, [job_id], JobState.RUNNING, expected=(JobState.RESUMING,), at=at,
             suspended="NO", suspended_time=Job.suspended_time + max(0.0, at - since),
         )
     if moved:
@@ -107,7 +108,7 @@ def resend_resumes(session: Session) -> int:
     stale = session.scalars(
         select(Job.job_id)
         .join(JobStateLog, JobStateLog.job_id == Job.job_id)
-        .where(Job.state == "Resuming", JobStateLog.job_state == "Resuming", JobStateLog.date_stop == 0,
+        .where(Job.state == JobState.RESUMING, JobStateLog.job_state == JobState.RESUMING, JobStateLog.date_stop == 0,
                JobStateLog.date_start < now() - RESUME_RESEND)
     ).all()
     client = broker_redis()
