@@ -7,7 +7,6 @@ the database. Every failure is a :class:`ClientError` with a one-line message.
 
 from __future__ import annotations
 
-import re
 import time
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
@@ -24,11 +23,6 @@ NODE_SETTING_TASK = "oar.control.node_setting"
 REMOVE_RESOURCES_TASK = "oar.control.remove_resources"
 
 #: How a per-job line says the request was refused, when the head does not list failures.
-_FAILURE = re.compile(
-    r"error|does not exist|unknown|not allowed|not permitted|cannot|can't|not the owner|not yours|"
-    r"belongs to|wrong state|not in (?:the )?(?:right|a) state|refused|impossible|/!\\",
-    re.IGNORECASE,
-)
 
 
 class Outcome(dict[int, str]):
@@ -138,10 +132,10 @@ def _ids_or_refusal(answer: Mapping[str, Any]) -> list[int] | ClientError:
 
 
 def outcome(answer: Mapping[str, Any], job_ids: Sequence[int]) -> Outcome:
-    """Read ``{"results": {id: line}}``; a line is a failure if the head says so.
+    """Read ``{"results": {id: line}, "failed": [ids]}``: a job failed because the head says so.
 
-    The head may list failures explicitly (``"failed": [ids]``) or answer a
-    job with ``{"error": line}``; otherwise the wording of the line decides.
+    The head lists its failures (``"failed"``) or answers a job with
+    ``{"error": line}``; the wording of a line never decides.
     """
     raw = answer.get("results") or {}
     explicit = {int(job_id) for job_id in answer.get("failed") or ()}
@@ -155,8 +149,6 @@ def outcome(answer: Mapping[str, Any], job_ids: Sequence[int]) -> Outcome:
                 failed.add(job_id)
         else:
             line = str(value)
-            if "failed" not in answer and _FAILURE.search(line):
-                failed.add(job_id)
         lines[job_id] = line
     for job_id in job_ids:
         if job_id not in lines:

@@ -112,10 +112,9 @@ class JobStatus(TypedDict):
 
 
 class ErrorAnswer(TypedDict):
-    """A refusal: one line for the user, and a code for programs (:class:`.answers.Refusal`)."""
+    """A refusal: the one line the user is shown."""
 
     error: str
-    code: NotRequired[str]
 
 
 class SubmitAnswer(TypedDict):
@@ -131,9 +130,14 @@ class ManyAnswer(TypedDict):
 
 
 class ControlAnswer(TypedDict):
-    """``oardel``/``oarhold``/``oarresume``: one line per job id (JSON keys are text)."""
+    """``oardel``/``oarhold``/``oarresume``: one line per job id (JSON keys are text), and which failed.
+
+    ``failed`` is what tells a refusal from a success: a client never reads
+    it from the wording of the line.
+    """
 
     results: dict[str, str]
+    failed: list[int]
 
 
 class LaunchSummary(TypedDict):

@@ -89,13 +89,14 @@ def test_oarhold_and_oarresume(head: FakeHead, capsys: pytest.CaptureFixture[str
     assert oarhold.main([]) == 2 and oarresume.main([]) == 2
 
 
-def test_outcome_without_failed_list_reads_the_lines() -> None:
+def test_a_failure_is_what_the_head_lists_never_what_a_line_says() -> None:
     result = api.outcome(
-        {"results": {"1": "Deleting the job = 1 ...REGISTERED.", "2": "job 2 does not exist", "3": {"error": "no"}}},
+        {"results": {"1": "job 1: the word error is no failure", "2": "job 2 does not exist", "3": {"error": "no"}},
+         "failed": [2]},
         [1, 2, 3, 4],
     )
-    assert result.failed == {2, 3, 4}
-    assert result[3] == "no" and "4" in result[4]
+    assert result.failed == {2, 3, 4}  # listed, answered with an error, not answered at all
+    assert result[1].startswith("job 1") and result[3] == "no" and "4" in result[4]
 
 
 def test_head_error_is_one_line(head: FakeHead, capsys: pytest.CaptureFixture[str]) -> None:
