@@ -33,6 +33,7 @@ from oar_celery.head.lib import gantt_writes, launch
 from oar_celery.head.lib.gantt_loads import load_waiting
 from oar_celery.head.lib.planning import Outcome, load_placed, plan
 from oar_celery.head.lib.resources import load_resources
+from oar_celery.head.lib.store import store_for
 from oar_celery.protocol.messages import LaunchSpec
 from oar_celery.protocol.states import JobState, ReservationState, ResourceState
 from oar_celery.scheduler import is_besteffort
@@ -59,10 +60,7 @@ def run_quick_round() -> Outcome | None:
             return Outcome()
         result = plan(at, resources, placed, waiting, columns)
         starting = [p for p in result.placements if p.start <= at]
-        if session.get_bind().dialect.name == "postgresql":
-            specs = _start_at_once(session, starting, waiting, resources)
-        else:
-            specs = _start(session, starting, waiting)
+        specs = _start(session, starting, waiting, resources)
         launched = [spec["job_id"] for spec in specs]
     launch.send_launches(specs)
     if launched:
@@ -70,23 +68,17 @@ def run_quick_round() -> Outcome | None:
     return Outcome(launched=launched)
 
 
-def _start(session: Session, starting: list[sched.Allocation], waiting: list[sched.Job]) -> list[LaunchSpec]:
-    """``Waiting`` → ``toLaunch`` → ``Launching`` as a full round and the Runner would; the launch specs."""
-    started = set(gantt_writes.launch(session, starting))
-    moldables = {m.moldable_id for job in waiting if job.id in started for m in job.moldables}
-    gantt_writes.forget_predictions(session, moldables)
-    return launch.start_launching(session, [a.job_id for a in starting if a.job_id in started])
-
-
-def _start_at_once(
+def _start(
     session: Session,
     starting: list[sched.Allocation],
     waiting: list[sched.Job],
     resources: list[sched.Resource],
 ) -> list[LaunchSpec]:
-    """PostgreSQL: :func:`_start` in one statement, the specs built from what the round already holds."""
+    """``Waiting`` → ``Launching`` through the store (one statement on PostgreSQL); the specs, from what the
+    round already holds (hosts, types, walltime) and the rows the store gives back."""
     alternatives = {job.id: [m.moldable_id for m in job.moldables] for job in waiting}
-    rows = {row.job_id: row for row in gantt_writes.start_at_once(session, starting, alternatives, now())}
+    rows = {row.job_id: row for row in store_for(session).start_now(session, starting, alternatives, now())}
+    gantt_writes.forget_remembered({m for job_id in rows for m in alternatives.get(job_id, ())})
     host_of = {r.id: r.network_address for r in resources}
     return [
         launch.launch_spec(

@@ -26,20 +26,19 @@ import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
-from oar_celery.db.models import FINAL_STATES, STARTED_STATES, FragJob, Job
-from oar_celery.db.prepared import Prepared
+from oar_celery.db.models import FINAL_STATES, Job
 from oar_celery.db.session import now, session_scope
 from oar_celery.head.lib import judas, sender
-from oar_celery.head.lib.transitions import CLOSE_LOG_ENTRIES, add_event, finish_each, release_cte, set_state
+from oar_celery.head.lib.store import ReportChange, store_for
+from oar_celery.head.lib.transitions import add_event
 from oar_celery.protocol.bus import broker_redis, notify, queue_reports
 from oar_celery.protocol.messages import EndedReport, EndReason, Report, RunningReport, parse_report
 from oar_celery.protocol.names import Key, Task
-from oar_celery.protocol.states import FragState, JobState
+from oar_celery.protocol.states import JobState
 
 logger = logging.getLogger(__name__)
 #: Events recorded when a node ends a job for a reason other than its own exit.
@@ -158,100 +157,21 @@ def _read(reports: Sequence[object]) -> tuple[dict[int, str], dict[int, Ended]]:
 
 
 def _apply(session: Session, running: dict[int, str], ended: dict[int, Ended]) -> Applied:
-    if session.get_bind().dialect.name == "postgresql":
-        return _apply_in_one_statement(session, running, ended)
-    return _apply_statement_by_statement(session, running, ended)
-
-
-def _apply_statement_by_statement(session: Session, running: dict[int, str], ended: dict[int, Ended]) -> Applied:
-    """Other databases: the starts, the ends of each final state, the frags, then the states read back."""
-    at = now()
+    """The batch through the store, in one statement on PostgreSQL; what it changed."""
+    changes = [ReportChange(job_id, JobState.RUNNING, True) for job_id in running if job_id not in ended]
+    changes += [
+        ReportChange(e.job_id, JobState.TERMINATED if e.ok else JobState.ERROR, ran(e.exit_code, e.reason),
+                     e.exit_code, e.text)
+        for e in ended.values()
+    ]
+    moved = store_for(session).apply_reports(session, changes, now())
     applied = Applied()
-    # the end report may overtake the running one: the job ran all the same
-    ran_ids = [e.job_id for e in ended.values() if ran(e.exit_code, e.reason)]
-    moved = set_state(session, {*running, *ran_ids}, JobState.RUNNING, expected=(JobState.LAUNCHING,), start_time=at)
     hosts = {**{e.job_id: e.host for e in ended.values()}, **running}
-    applied.running = {job_id: hosts[job_id] for job_id in moved}
-    done = set(_finish(session, ended, ok=True)) | set(_finish(session, ended, ok=False))
-    applied.ended = [e for e in ended.values() if e.job_id in done]
-    _record_ends(session, applied.ended)
-    rows = session.execute(_STATES_OF, {"job_ids": list(hosts)}).all()
-    applied.methods = {job_id: method for job_id, _, method in rows}
-    applied.stale = {
-        job_id: running[job_id] for job_id, state, _ in rows
-        if job_id in running and job_id not in ended and state in (JobState.ERROR, JobState.TERMINATED)
-    }
-    return applied
-
-
-#: PostgreSQL: a whole batch in one statement. ``Running`` rows move ``Launching`` jobs; end rows move
-#: started jobs to ``Terminated`` or ``Error``, through ``Running`` (logged, start time set) for a job
-#: whose end report came with or before its start report and whose command ran. ``old`` locks the rows
-#: and gives their state before the move, which the update checks again.
-_APPLY = Prepared("oar_apply_reports", f"""
-WITH each AS (
-  SELECT * FROM unnest(CAST(:job_ids AS integer[]), CAST(:states AS text[]), CAST(:ran AS boolean[]),
-                       CAST(:exit_codes AS integer[]), CAST(:messages AS text[]))
-    AS each(job_id, new_state, ran, exit_code, message)
-), old AS (
-  SELECT jobs.job_id, jobs.state FROM jobs JOIN each ON each.job_id = jobs.job_id
-  WHERE CASE WHEN each.new_state = 'Running' THEN jobs.state = 'Launching'
-             ELSE jobs.state = ANY(CAST(:started AS text[])) END
-  FOR UPDATE OF jobs
-), moved AS (
-  UPDATE jobs SET
-    state = each.new_state,
-    start_time = CASE WHEN old.state = 'Launching' AND each.ran THEN :at ELSE jobs.start_time END,
-    stop_time = CASE WHEN each.new_state = 'Running' THEN jobs.stop_time ELSE :at END,
-    exit_code = COALESCE(each.exit_code, jobs.exit_code),
-    message = COALESCE(each.message, jobs.message)
-  FROM each JOIN old ON old.job_id = each.job_id
-  WHERE jobs.job_id = each.job_id AND jobs.state = old.state
-  RETURNING jobs.job_id, old.state AS old_state, each.new_state, each.ran, jobs.assigned_moldable_job, jobs.notify
-), {CLOSE_LOG_ENTRIES}, opened AS (
-  INSERT INTO job_state_logs (job_id, job_state, date_start, date_stop)
-  SELECT job_id, 'Running', :at, :at FROM moved WHERE old_state = 'Launching' AND ran AND new_state <> 'Running'
-  UNION ALL SELECT job_id, new_state, :at, 0 FROM moved
-), {release_cte("new_state <> 'Running'")}, fragged AS (
-  UPDATE frag_jobs SET frag_state = 'FRAGGED'
-  WHERE frag_state IN ('LEON', 'TIMER_ARMED') AND frag_id_job IN (SELECT job_id FROM moved WHERE new_state <> 'Running')
-)
-SELECT job_id, old_state, new_state, ran, notify FROM moved
-""", [
-    ("job_ids", "integer[]"), ("states", "text[]"), ("ran", "boolean[]"), ("exit_codes", "integer[]"),
-    ("messages", "text[]"), ("started", "text[]"), ("at", "double precision"),
-])
-
-
-def _apply_in_one_statement(session: Session, running: dict[int, str], ended: dict[int, Ended]) -> Applied:
-    """PostgreSQL: what :func:`_apply_statement_by_statement` does in four to six statements, in one.
-
-    A batch cost a statement for the starts, one per final state, one for
-    the frags and one to read the jobs' states back: most of an Almighty
-    cycle's report work was their round trips.
-    """
-    rows: dict[int, tuple[str, bool, int | None, str | None]] = {
-        job_id: (JobState.RUNNING, True, None, None) for job_id in running if job_id not in ended
-    }
-    for end in ended.values():
-        final = JobState.TERMINATED if end.ok else JobState.ERROR
-        rows[end.job_id] = (final, ran(end.exit_code, end.reason), end.exit_code, end.text)
-    ids = list(rows)
-    moved = _APPLY.execute(session, {
-        "job_ids": ids, "states": [rows[j][0] for j in ids], "ran": [rows[j][1] for j in ids],
-        "exit_codes": [rows[j][2] for j in ids], "messages": [rows[j][3] for j in ids],
-        "started": list(STARTED_STATES), "at": now(),
-    }).all()
-    applied = Applied()
-    moved_rows: Any = moved
-    hosts = {**{e.job_id: e.host for e in ended.values()}, **running}
-    done: set[int] = set()
-    for job_id, old_state, new_state, job_ran, method in moved_rows:
-        applied.methods[job_id] = method
-        if old_state == JobState.LAUNCHING and job_ran:
-            applied.running[job_id] = hosts[job_id]
-        if new_state != JobState.RUNNING:
-            done.add(job_id)
+    for change in moved:
+        applied.methods[change.job_id] = change.notify
+        if change.old_state == JobState.LAUNCHING and change.ran:
+            applied.running[change.job_id] = hosts[change.job_id]
+    done = {change.job_id for change in moved if change.new_state != JobState.RUNNING}
     applied.ended = [e for e in ended.values() if e.job_id in done]
     _record_events(session, applied.ended)
     unmoved = [job_id for job_id in running if job_id not in ended and job_id not in applied.methods]
@@ -261,29 +181,8 @@ def _apply_in_one_statement(session: Session, running: dict[int, str], ended: di
     return applied
 
 
-#: Statements of every batch, built once.
+#: The states of jobs reported running that the batch did not move.
 _STATES_OF = select(Job.job_id, Job.state, Job.notify).where(Job.job_id.in_(bindparam("job_ids", expanding=True)))
-_FRAGS_DONE = (
-    update(FragJob)
-    .where(
-        FragJob.frag_id_job.in_(bindparam("job_ids", expanding=True)),
-        FragJob.frag_state.in_((FragState.LEON, FragState.TIMER_ARMED)),
-    )
-    .values(frag_state=FragState.FRAGGED)
-    .execution_options(synchronize_session=False)
-)
-
-
-def _finish(session: Session, ended: dict[int, Ended], *, ok: bool) -> list[int]:
-    ends = {e.job_id: (e.text, e.exit_code) for e in ended.values() if e.ok == ok}
-    return finish_each(session, ends, JobState.TERMINATED if ok else JobState.ERROR, expected=STARTED_STATES)
-
-
-def _record_ends(session: Session, ended: list[Ended]) -> None:
-    """Events for the ends that are not the job's own exit, and frags that are now done."""
-    _record_events(session, ended)
-    if ended:
-        session.execute(_FRAGS_DONE, {"job_ids": [e.job_id for e in ended]})
 
 
 def _record_events(session: Session, ended: list[Ended]) -> None:

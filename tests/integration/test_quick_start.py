@@ -42,18 +42,3 @@ def test_jobs_start_with_the_runners_specs_their_resources_and_both_states_logge
     assert {spec["job_id"]: len(spec["resources"]) for spec in specs} == {wide: 2, small: 1}
     assert rows("SELECT count(*) FROM assigned_resources WHERE assigned_resource_index = 'CURRENT'")[0][0] == 3
     assert rows("SELECT count(*) FROM gantt_jobs_predictions")[0][0] == 0
-
-
-def test_a_job_no_longer_waiting_is_not_started(db: str, monkeypatch) -> None:  # noqa: F811
-    from oar_celery.db.session import session_scope
-    from oar_celery.head.lib import gantt_writes
-    from oar_celery.scheduler import types as sched
-
-    job_id = submit(resources=["/resource_id=1,walltime=0:10:00"])
-    moldable = rows("SELECT moldable_id FROM moldable_job_descriptions WHERE moldable_job_id = :id", id=job_id)[0][0]
-    rows("UPDATE jobs SET state = 'Hold' WHERE job_id = :id", id=job_id)  # held between the load and the start
-    allocation = sched.Allocation(job_id=job_id, moldable_id=moldable, start=0, walltime=600, resource_ids=[1])
-    with session_scope() as session:
-        assert gantt_writes.start_at_once(session, [allocation], {job_id: [moldable]}, at=1.0) == []
-    assert state(job_id) == "Hold"
-    assert rows("SELECT count(*) FROM assigned_resources")[0][0] == 0

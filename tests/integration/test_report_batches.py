@@ -22,7 +22,10 @@ def apply(request: pytest.FixtureRequest, db: str, monkeypatch: pytest.MonkeyPat
     from oar_celery.head import reports
 
     if request.param == "statement by statement":
-        monkeypatch.setattr(reports, "_apply", reports._apply_statement_by_statement)
+        from oar_celery.head.lib.store import GenericStore
+
+        generic = GenericStore()
+        monkeypatch.setattr(reports, "store_for", lambda session: generic)
     killed: list[int] = []
     monkeypatch.setattr(reports.sender, "send", lambda messages: killed.extend(m.kwargs["job_id"] for m in messages))
 

@@ -8,148 +8,24 @@ elsewhere), and scheduler messages are one ``UPDATE`` per distinct message.
 
 from __future__ import annotations
 
-import io
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
-from sqlalchemy import BindParameter, bindparam, delete, insert, text, update
+from sqlalchemy import delete, text, update
 from sqlalchemy.orm import Session
 
-from oar_celery.db.models import AssignedResource, GanttJobPrediction, GanttJobResource, Job
-from oar_celery.db.prepared import Prepared
-from oar_celery.head.lib.launch import LAUNCH_COLUMNS
-from oar_celery.head.lib.transitions import CLOSE_LOG_ENTRIES, set_state
+from oar_celery.db.bulk import copy_rows, copy_text
+from oar_celery.db.models import GanttJobPrediction, GanttJobResource, Job
+from oar_celery.head.lib.store import store_for
+from oar_celery.head.lib.store.generic import forget_predictions as delete_predictions
 from oar_celery.protocol.states import JobState
 from oar_celery.scheduler import types as sched
 
 
-def copy_rows(session: Session, table: Any, columns: Sequence[str], rows: Iterable[Sequence[object]]) -> None:
-    """Insert many rows at once: ``COPY FROM STDIN`` on PostgreSQL, ``executemany`` elsewhere."""
-    rows = list(rows)
-    if not rows:
-        return
-    connection = session.connection()
-    if connection.dialect.name == "postgresql":
-        copy_text(session, table, columns, "".join("\t".join(map(str, row)) + "\n" for row in rows))
-        return
-    connection.execute(insert(table), [dict(zip(columns, row, strict=True)) for row in rows])
-
-
-def copy_text(session: Session, table: Any, columns: Sequence[str], data: str) -> None:
-    """``COPY FROM STDIN`` of rows already in PostgreSQL's text format (PostgreSQL only)."""
-    cursor = session.connection().connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-    try:
-        cursor.copy_expert(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN", io.StringIO(data))
-    finally:
-        cursor.close()
-
-
-_MOLDABLES: BindParameter[Any] = bindparam("moldables", expanding=True)
-_UNASSIGN = delete(AssignedResource).where(AssignedResource.moldable_job_id.in_(_MOLDABLES))
-_FORGET_RESOURCES = delete(GanttJobResource).where(GanttJobResource.moldable_job_id.in_(_MOLDABLES))
-_FORGET_STARTS = delete(GanttJobPrediction).where(GanttJobPrediction.moldable_job_id.in_(_MOLDABLES))
-
-
-def _delete_predictions(session: Session, moldables: list[int]) -> None:
-    session.execute(_FORGET_RESOURCES, {"moldables": moldables})
-    session.execute(_FORGET_STARTS, {"moldables": moldables})
-
-
 def launch(session: Session, allocations: Sequence[sched.Allocation]) -> list[int]:
     """Move the jobs still ``Waiting`` to ``toLaunch`` with their moldable and resources; the ids that moved."""
-    if not allocations:
-        return []
-    by_job = {a.job_id: a for a in allocations}
-    moldable_of = {job_id: a.moldable_id for job_id, a in by_job.items()}
-    moved = set_state(
-        session, list(by_job), JobState.TO_LAUNCH, expected=(JobState.WAITING,),
-        each={"assigned_moldable_job": moldable_of},
-        scheduler_info="",
-    )
-    if moved:
-        moldables = [moldable_of[job_id] for job_id in moved]
-        session.execute(_UNASSIGN, {"moldables": moldables})
-        copy_rows(
-            session,
-            AssignedResource.__table__,
-            ("moldable_job_id", "resource_id", "assigned_resource_index"),
-            ((by_job[j].moldable_id, r, "CURRENT") for j in moved for r in by_job[j].resource_ids),
-        )
-    return moved
-
-
-#: PostgreSQL: the jobs to start now go from ``Waiting`` to ``Launching`` (``toLaunch`` logged on the way)
-#: with their moldable and resources, and their predictions are deleted: one statement.
-_START_AT_ONCE = Prepared("oar_start_at_once", f"""
-WITH each AS (
-  SELECT * FROM unnest(CAST(:job_ids AS integer[]), CAST(:moldables AS integer[])) AS each(job_id, moldable)
-), picked AS (
-  SELECT * FROM unnest(CAST(:picked_moldables AS integer[]), CAST(:picked_resources AS integer[]))
-    AS picked(moldable, resource_id)
-), moved AS (
-  UPDATE jobs SET state = 'Launching', assigned_moldable_job = each.moldable, scheduler_info = ''
-  FROM each WHERE jobs.job_id = each.job_id AND jobs.state = 'Waiting'
-  RETURNING jobs.assigned_moldable_job, {", ".join(f"jobs.{c}" for c in LAUNCH_COLUMNS)}
-), {CLOSE_LOG_ENTRIES}, opened AS (
-  INSERT INTO job_state_logs (job_id, job_state, date_start, date_stop)
-  SELECT job_id, 'toLaunch', :at, :at FROM moved UNION ALL SELECT job_id, 'Launching', :at, 0 FROM moved
-), unassigned AS (
-  DELETE FROM assigned_resources WHERE moldable_job_id IN (SELECT assigned_moldable_job FROM moved)
-), assigned AS (
-  INSERT INTO assigned_resources (moldable_job_id, resource_id, assigned_resource_index)
-  SELECT picked.moldable, picked.resource_id, 'CURRENT' FROM picked
-  JOIN moved ON moved.assigned_moldable_job = picked.moldable
-  ON CONFLICT (moldable_job_id, resource_id) DO UPDATE SET assigned_resource_index = 'CURRENT'
-), alternatives AS (
-  SELECT alternative.moldable FROM unnest(CAST(:alternatives AS integer[]), CAST(:alternative_jobs AS integer[]))
-    AS alternative(moldable, job_id)
-  WHERE alternative.job_id IN (SELECT job_id FROM moved)
-), forgot_starts AS (
-  DELETE FROM gantt_jobs_predictions WHERE moldable_job_id IN (SELECT moldable FROM alternatives)
-), forgot_resources AS (
-  DELETE FROM gantt_jobs_resources WHERE moldable_job_id IN (SELECT moldable FROM alternatives)
-)
-SELECT {", ".join(LAUNCH_COLUMNS)} FROM moved
-""", [
-    ("job_ids", "integer[]"), ("moldables", "integer[]"), ("picked_moldables", "integer[]"),
-    ("picked_resources", "integer[]"), ("alternatives", "integer[]"), ("alternative_jobs", "integer[]"),
-    ("at", "double precision"),
-])
-
-
-def start_at_once(
-    session: Session, allocations: Sequence[sched.Allocation], alternatives: Mapping[int, Collection[int]], at: float
-) -> list[Any]:
-    """PostgreSQL: start jobs now in one statement; a row of ``launch.LAUNCH_COLUMNS`` per job that moved.
-
-    The quick round's launches took eight statements: :func:`launch`, the
-    old assignments' and the predictions' deletes, the ``COPY`` of the
-    resources, the Runner's ``toLaunch`` → ``Launching`` and the three
-    reads of the launch specs; their parse and round trips were most of a
-    quick round's cost. The update stays conditional (``Waiting`` only), so
-    a job deleted meanwhile is not started, and each job's state log still
-    shows ``toLaunch`` then ``Launching``. ``alternatives`` gives each job's
-    moldable ids, whose stored predictions are deleted (and forgotten by this
-    process): given here, they let PostgreSQL find the rows by their key
-    whatever its statistics say of the tables' sizes.
-    """
-    if not allocations:
-        return []
-    picked = [(a.moldable_id, r) for a in allocations for r in a.resource_ids]
-    others = [(m, a.job_id) for a in allocations for m in alternatives.get(a.job_id, ())]
-    rows = _START_AT_ONCE.execute(session, {
-        "job_ids": [a.job_id for a in allocations],
-        "moldables": [a.moldable_id for a in allocations],
-        "picked_moldables": [m for m, _ in picked],
-        "picked_resources": [r for _, r in picked],
-        "alternatives": [m for m, _ in others],
-        "alternative_jobs": [j for _, j in others],
-        "at": at,
-    }).all()
-    _forget_remembered({m for row in rows for m in alternatives.get(row.job_id, ())})
-    return list(rows)
+    return store_for(session).to_launch(session, allocations)
 
 
 #: ``moldable_id → (start, resource ids)``: a stored prediction.
@@ -199,11 +75,11 @@ def forget_predictions(session: Session, moldable_ids: Collection[int]) -> None:
     """
     if not moldable_ids:
         return
-    _delete_predictions(session, list(set(moldable_ids)))
-    _forget_remembered(set(moldable_ids))
+    delete_predictions(session, moldable_ids)
+    forget_remembered(set(moldable_ids))
 
 
-def _forget_remembered(gone: set[int]) -> None:
+def forget_remembered(gone: set[int]) -> None:
     """Drop these moldables from the predictions this process remembers writing."""
     global _last
     if _last is not None and gone:
@@ -228,7 +104,7 @@ def _fingerprint(session: Session) -> tuple[int, int, float, int, int]:
 
 def _rewrite(session: Session, wanted: Predictions, stale: list[int], changed: list[int]) -> None:
     if stale:
-        _delete_predictions(session, stale)
+        delete_predictions(session, stale)
     _copy_predictions(session, {m: wanted[m] for m in changed})
 
 

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from oar_celery.config import settings
 from oar_celery.db.models import AssignedResource, Job, JobType, MoldableJobDescription, Resource
 from oar_celery.head.lib import sender
+from oar_celery.head.lib.store.sql import LAUNCH_COLUMNS
 from oar_celery.head.lib.transitions import set_state
 from oar_celery.protocol.bus import broker_redis
 from oar_celery.protocol.messages import LaunchSpec
@@ -67,13 +68,6 @@ def send_launches(specs: list[LaunchSpec]) -> None:
     pipe.execute()
     for spec in specs:
         logger.info("job %s sent to %s", spec["job_id"], spec["hosts"][0])
-
-
-#: The columns of ``jobs`` a launch spec needs (:func:`launch_spec`; its walltime comes from the moldable).
-LAUNCH_COLUMNS = (
-    "job_id", "job_user", "command", "launching_directory", "job_name", "stdout_file", "stderr_file",
-    "job_env", "array_id", "array_index", "checkpoint", "checkpoint_signal", "project",
-)
 
 
 _LAUNCH_JOBS = (
