@@ -21,6 +21,7 @@ import redis
 from sqlalchemy import event, text
 
 from tests.conftest import create_pg_database, drop_pg_database
+from tests.integration.databases import oar_database
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -34,32 +35,11 @@ TABLES = (
 @pytest.fixture(scope="module")
 def database(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A fresh database with 2 hosts x 2 cores, this process configured to use it."""
-    from oar_celery.config import settings
-    from oar_celery.db.schema import init_database
-    from oar_celery.db.session import dispose_engines, session_scope
-    from oar_celery.head.lib.resources import add_resources, forget_columns
-
     url = create_pg_database()
-    saved = {key: value for key, value in os.environ.items() if key.startswith("OAR_")}
-    state = tmp_path_factory.mktemp("scheduling-db")
-    os.environ.update(
-        OAR_DATABASE_URL=url, OAR_BROKER_URL=redis_url, OAR_SECURITY_TIME="0", OAR_STATE_DIR=str(state),
-        OAR_CONFIG_FILE=str(state / "absent.conf"),
-    )
-    settings.cache_clear()
-    forget_columns()
     try:
-        init_database(url)
-        with session_scope() as session:
-            add_resources(session, ["node1", "node2"], cores=2)
-        yield url
+        with oar_database(url, redis_url, tmp_path_factory.mktemp("scheduling-db")):
+            yield url
     finally:
-        dispose_engines()
-        for key in [k for k in os.environ if k.startswith("OAR_")]:
-            del os.environ[key]
-        os.environ.update(saved)
-        settings.cache_clear()
-        forget_columns()
         drop_pg_database(url)
 
 

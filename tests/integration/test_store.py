@@ -9,7 +9,6 @@ admission; each case starts from empty job tables.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,6 +16,7 @@ import pytest
 from sqlalchemy import text
 
 from tests.conftest import create_pg_database, drop_pg_database
+from tests.integration.databases import oar_database
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -30,33 +30,16 @@ BACKENDS = ("postgresql", "postgresql-generic", "sqlite")
 
 @pytest.fixture(scope="module", params=BACKENDS)
 def backend(request: pytest.FixtureRequest, redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    """A fresh database with 2 hosts x 2 cores, this process configured to use it; the store under test."""
-    from oar_celery.config import settings
-    from oar_celery.db.schema import init_database
-    from oar_celery.db.session import dispose_engines, session_scope
-    from oar_celery.head.lib.resources import add_resources, forget_columns
+    """A fresh database of the backend's kind, this process configured to use it; the store under test."""
     from oar_celery.head.lib.store import GenericStore, PostgresStore
 
     kind = request.param
     state = tmp_path_factory.mktemp(f"store-{kind}")
     url = f"sqlite:///{state / 'oar.db'}" if kind == "sqlite" else create_pg_database()
-    saved = {key: value for key, value in os.environ.items() if key.startswith("OAR_")}
-    os.environ.update(OAR_DATABASE_URL=url, OAR_BROKER_URL=redis_url, OAR_SECURITY_TIME="0",
-                      OAR_STATE_DIR=str(state), OAR_CONFIG_FILE=str(state / "absent.conf"))
-    settings.cache_clear()
-    forget_columns()
     try:
-        init_database(url)
-        with session_scope() as session:
-            add_resources(session, ["node1", "node2"], cores=2)
-        yield PostgresStore() if kind == "postgresql" else GenericStore()
+        with oar_database(url, redis_url, state):
+            yield PostgresStore() if kind == "postgresql" else GenericStore()
     finally:
-        dispose_engines()
-        for key in [k for k in os.environ if k.startswith("OAR_")]:
-            del os.environ[key]
-        os.environ.update(saved)
-        settings.cache_clear()
-        forget_columns()
         if kind != "sqlite":
             drop_pg_database(url)
 
