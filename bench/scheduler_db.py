@@ -49,18 +49,20 @@ def add_resources(bench: BenchCluster, n_resources: int) -> None:
 
 
 def measure(n_jobs: int, n_resources: int) -> list[object]:
+    from oar_celery.head.lib.context import process_context
     from oar_celery.head.runner import launch_jobs
     from oar_celery.head.scheduling import run_scheduler
 
     with BenchCluster(start=False) as bench:
         bench.init_database()
+        context = process_context()
         add_resources(bench, n_resources)
         load_jobs(n_jobs, n_resources)
         wall, cpu = time.perf_counter(), time.process_time()
-        outcome = run_scheduler()
+        outcome = run_scheduler(context)
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
         second = time.perf_counter()
-        run_scheduler()
+        run_scheduler(context)
         second = time.perf_counter() - second
         launch = time.perf_counter()
         launch_jobs()

@@ -69,10 +69,12 @@ def main(args: list[str], *, write: bool = True) -> None:
         try:
             wait_consuming()
             from oar_celery.head.finaud import run_finaud
+            from oar_celery.head.lib.context import process_context
             from oar_celery.head.sarko import run_sarko
 
-            finaud = time_cycles(run_finaud, CYCLES)
-            sarko = time_cycles(run_sarko, CYCLES)
+            context = process_context()
+            finaud = time_cycles(lambda: run_finaud(context), CYCLES)
+            sarko = time_cycles(lambda: run_sarko(context), CYCLES)
             round_ = run_round(bench, jobs, "api")
             worker_mib = rss_kib(worker.pid) / 1024
             alive = bench.query("SELECT count(DISTINCT network_address) FROM resources WHERE state = 'Alive'")[0][0]

@@ -8,13 +8,15 @@ place where the two meet, as OAR's Almighty names the modules it calls.
 from __future__ import annotations
 
 import os
+from functools import lru_cache
 
 from celery import signals
 
 from oar_celery.celery_app import app
 from oar_celery.config import settings
 from oar_celery.head import almighty, finaud, leon, node_change_state, quick_round, reports, runner, sarko, scheduling
-from oar_celery.protocol.bus import broker_redis, notify
+from oar_celery.head.lib.context import process_context
+from oar_celery.protocol.bus import notify
 from oar_celery.protocol.names import Task
 
 #: What each module name of :data:`oar_celery.head.almighty.ORDER` runs.
@@ -36,10 +38,16 @@ def notify_task(messages: list[str]) -> None:
     notify(messages)
 
 
+@lru_cache(maxsize=1)
+def coordinator() -> almighty.Almighty:
+    """This head process's Almighty, with its context and the module table."""
+    return almighty.Almighty(process_context(), MODULES)
+
+
 @app.task(name=Task.CYCLE, ignore_result=True)
 def cycle() -> None:
     """Almighty's task: coordinator cycles, as long as messages keep coming."""
-    almighty.run_cycles(broker_redis(), MODULES)
+    coordinator().cycles()
 
 
 @signals.worker_ready.connect

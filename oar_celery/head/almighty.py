@@ -27,9 +27,7 @@ import os
 import time
 from collections.abc import Callable, Mapping
 
-import redis
-
-from oar_celery.config import settings
+from oar_celery.head.lib.context import Context
 from oar_celery.head.lib.holders import holder_is_dead, holder_token
 from oar_celery.protocol import scripts
 from oar_celery.protocol.bus import QUEUED_TTL, send_head_task
@@ -37,18 +35,14 @@ from oar_celery.protocol.names import Key, Message, Task
 
 logger = logging.getLogger(__name__)
 
-PENDING = Key.PENDING
-QUEUED = Key.QUEUED
-LOCK = Key.LOCK
-LAST_SCHEDULER_RUN = Key.LAST_SCHEDULER_RUN
-DELAYED = Key.DELAYED
-CYCLES = Key.CYCLES
 CYCLES_KEPT = 500
 #: Seconds one cycle task may go on running cycles while messages keep coming.
 CYCLE_TASK_SECONDS = 1.0
+#: Seconds between two Runner checks in cycles without a full round (this process's own clock).
+RUNNER_EVERY = 1.0
 
-#: A cycle's modules by name, each a function of no argument: the table Almighty is given.
-Modules = Mapping[str, Callable[[], object]]
+#: A cycle's modules by name, each run with the process's context: the table Almighty is given.
+Modules = Mapping[str, Callable[[Context], object]]
 
 #: Which modules each message calls for.
 MODULES_FOR: dict[str, tuple[str, ...]] = {
@@ -66,163 +60,166 @@ MODULES_FOR: dict[str, tuple[str, ...]] = {
 #: The order in which a cycle runs modules; node reports open every cycle, the Runner closes those it runs in.
 ORDER = ("reports", "node_change_state", "finaud", "sarko", "leon", "scheduler", "quick_scheduler", "runner")
 
-def _begin(client: redis.Redis, token: str, *, renew_queued: bool) -> tuple[set[str], float] | None:
-    """Take the lock and every pending message in one round trip: the messages and the last full round.
 
-    None if another cycle holds the lock (or its holder died: then the lock is taken over first).
-    """
-    ttl = int(settings().almighty_lock_ttl * 1000)
-    keys = (LOCK, PENDING, LAST_SCHEDULER_RUN, QUEUED)
-    renew = QUEUED_TTL if renew_queued else 0
-    begun = client.eval(scripts.BEGIN_CYCLE, 4, *keys, token, ttl, renew)
-    if not begun and _take_over(client, token, ttl):
-        begun = client.eval(scripts.BEGIN_CYCLE, 4, *keys, token, ttl, renew)
-    if not begun:
-        return None
-    members, last = begun
-    return {m.decode() for m in members}, float(last) if last else 0.0
+class Almighty:
+    """The coordinator of one head process: its context, its module table and when the Runner is due."""
 
+    def __init__(self, context: Context, modules: Modules) -> None:
+        self.context = context
+        self.modules = modules
+        self.redis = context.redis
+        #: When a cycle without a full round runs the Runner again (``context.monotonic()``).
+        self.next_runner_check = 0.0
 
-def _scheduler_wait(last_run: float) -> float:
-    """Seconds before the scheduler may run again (OAR's minimum time between two calls)."""
-    if not last_run:
-        return 0.0
-    return max(0.0, last_run + settings().scheduler_min_time - time.time())
+    def cycles(self, *, seconds: float = CYCLE_TASK_SECONDS) -> int:
+        """Run cycles while messages keep coming, for up to ``seconds``; how many ran.
 
+        ``QUEUED`` stays set meanwhile, so a message only joins the pending set.
+        A cycle that finds the lock taken stops there: the holder owns ``QUEUED``
+        and looks for messages again when its own cycle ends. Otherwise, once
+        done, a message that came after the last look gets a cycle task of its own.
+        """
+        deadline = self.context.monotonic() + seconds
+        count = 0
+        while True:
+            ran, pending = self._cycle(renew_queued=True)
+            if not ran:
+                return count
+            count += 1
+            if self.context.monotonic() >= deadline or not pending:
+                break
+        self.redis.delete(Key.QUEUED)
+        self._follow_up()
+        return count
 
-#: Seconds between two Runner checks in cycles without a full round (this process's own clock).
-RUNNER_EVERY = 1.0
-_next_runner_check = 0.0
+    def cycle(self) -> list[str]:
+        """One coordinator cycle under the lock; the modules it ran (none if another cycle holds the lock)."""
+        return self._cycle()[0]
 
+    def _cycle(self, *, renew_queued: bool = False) -> tuple[list[str], int]:
+        """:meth:`cycle`, and how many messages are pending once it has ended.
 
-def _runner_wanted(modules: set[str]) -> bool:
-    """The Runner after every full round, else once a second at most.
+        ``renew_queued``: also keep ``QUEUED`` set for another ``QUEUED_TTL`` seconds.
+        """
+        token = holder_token()
+        begun = self._begin(token, renew_queued=renew_queued)
+        if begun is None:
+            return [], 0
+        messages, last_scheduler_run = begun
+        ran: dict[str, float] = {}
+        started = self.context.now()
+        try:
+            wanted = self._wanted(messages, last_scheduler_run)
+            for module in ORDER:
+                if module in wanted:
+                    if module == "scheduler":
+                        self.redis.set(Key.LAST_SCHEDULER_RUN, repr(self.context.now()))
+                    ran[module] = self._run_module(module)
+        finally:
+            pending = self._end(token, started, ran)
+        return list(ran), pending
 
-    Only a full round leaves jobs ``toLaunch``, ``toError`` or
-    ``toAckReservation`` (a quick round launches its own jobs); the periodic
-    check finds what a cycle killed before its Runner left, and the launches
-    to send again.
-    """
-    global _next_runner_check
-    if "scheduler" not in modules and time.monotonic() < _next_runner_check:
-        return False
-    _next_runner_check = time.monotonic() + RUNNER_EVERY
-    return True
-
-
-def run_cycle(client: redis.Redis, modules: Modules) -> list[str]:
-    """One coordinator cycle under the lock; the modules it ran (none if another cycle holds the lock)."""
-    return _cycle(client, modules)[0]
-
-
-def _cycle(client: redis.Redis, modules: Modules, *, renew_queued: bool = False) -> tuple[list[str], int]:
-    """:func:`run_cycle`, and how many messages are pending once it has ended.
-
-    ``renew_queued``: also keep ``QUEUED`` set for another :data:`QUEUED_TTL` seconds.
-    """
-    token = holder_token()
-    begun = _begin(client, token, renew_queued=renew_queued)
-    if begun is None:
-        return [], 0
-    messages, last_scheduler_run = begun
-    ran: dict[str, float] = {}
-    started = time.time()
-    try:
+    def _wanted(self, messages: set[str], last_scheduler_run: float) -> set[str]:
+        """The modules the messages call for, the quick round instead of a full one that would come too soon."""
         wanted = {module for message in messages for module in MODULES_FOR.get(message, ())}
         wanted.add("reports")  # always: reports left by a cycle that died, or whose message was lost
         if "scheduler" in wanted:
-            delay = _scheduler_wait(last_scheduler_run)
+            delay = self._scheduler_wait(last_scheduler_run)
             if delay > 0:
                 # too soon for a full round: fill the free resources now, ask for the round after the delay
                 wanted.discard("scheduler")
                 wanted.add("quick_scheduler")
-                _ask_for_scheduling_in(client, delay)
-        if _runner_wanted(wanted):
+                self._ask_for_scheduling_in(delay)
+        if self._runner_wanted(wanted):
             wanted.add("runner")
-        for module in ORDER:
-            if module in wanted:
-                if module == "scheduler":
-                    client.set(LAST_SCHEDULER_RUN, repr(time.time()))
-                ran[module] = _run_module(module, modules[module])
-    finally:
-        pending = _end(client, token, started, ran)
-    return list(ran), pending
+        return wanted
 
+    def _begin(self, token: str, *, renew_queued: bool) -> tuple[set[str], float] | None:
+        """Take the lock and every pending message in one round trip: the messages and the last full round.
 
-def _ask_for_scheduling_in(client: redis.Redis, delay: float) -> None:
-    """Send ``Scheduling`` once OAR's minimum time has passed (one delayed message at a time).
+        None if another cycle holds the lock (or its holder died: then the lock is taken over first).
+        """
+        ttl = int(self.context.settings.almighty_lock_ttl * 1000)
+        keys = (Key.LOCK, Key.PENDING, Key.LAST_SCHEDULER_RUN, Key.QUEUED)
+        renew = QUEUED_TTL if renew_queued else 0
+        begun = self.redis.eval(scripts.BEGIN_CYCLE, 4, *keys, token, ttl, renew)
+        if not begun and self._take_over(token, ttl):
+            begun = self.redis.eval(scripts.BEGIN_CYCLE, 4, *keys, token, ttl, renew)
+        if not begun:
+            return None
+        members, last = begun
+        return {m.decode() for m in members}, float(last) if last else 0.0
 
-    Lost with a restart of the head, it is replaced by beat's next ``Scheduling`` tick.
-    """
-    if client.set(DELAYED, "1", nx=True, px=int(delay * 1000) + 50):
-        send_head_task(client, Task.NOTIFY, {"messages": [Message.SCHEDULING]}, countdown=delay)
+    def _scheduler_wait(self, last_run: float) -> float:
+        """Seconds before the scheduler may run again (OAR's minimum time between two calls)."""
+        if not last_run:
+            return 0.0
+        return max(0.0, last_run + self.context.settings.scheduler_min_time - self.context.now())
 
+    def _runner_wanted(self, modules: set[str]) -> bool:
+        """The Runner after every full round, else once a second at most.
 
-def _end(client: redis.Redis, token: str, started: float, ran: dict[str, float]) -> int:
-    """Record the cycle, release the lock and count the pending messages, in one round trip.
+        Only a full round leaves jobs ``toLaunch``, ``toError`` or
+        ``toAckReservation`` (a quick round launches its own jobs); the periodic
+        check finds what a cycle killed before its Runner left, and the launches
+        to send again.
+        """
+        at = self.context.monotonic()
+        if "scheduler" not in modules and at < self.next_runner_check:
+            return False
+        self.next_runner_check = at + RUNNER_EVERY
+        return True
 
-    The record keeps the last cycles' times, for the metrics and the fault
-    tests: ``modules`` lists the modules in the order they ran, ``took`` gives
-    each one's seconds.
-    """
-    took = {module: round(seconds, 6) for module, seconds in ran.items()}
-    entry = json.dumps({"start": started, "end": time.time(), "modules": list(ran), "took": took, "pid": os.getpid()})
-    try:
-        return int(client.eval(scripts.END_CYCLE, 3, CYCLES, LOCK, PENDING, entry, CYCLES_KEPT - 1, token))
-    except redis.RedisError as error:
-        logger.warning("almighty: cycle end not recorded: %s", error)
-        return 0
+    def _ask_for_scheduling_in(self, delay: float) -> None:
+        """Send ``Scheduling`` once OAR's minimum time has passed (one delayed message at a time).
 
+        Lost with a restart of the head, it is replaced by beat's next ``Scheduling`` tick.
+        """
+        if self.redis.set(Key.DELAYED, "1", nx=True, px=int(delay * 1000) + 50):
+            send_head_task(self.redis, Task.NOTIFY, {"messages": [Message.SCHEDULING]}, countdown=delay)
 
-def _take_over(client: redis.Redis, token: str, ttl: int) -> bool:
-    """Take the lock over from a holder on this host that died.
+    def _end(self, token: str, started: float, ran: dict[str, float]) -> int:
+        """Record the cycle, release the lock and count the pending messages, in one round trip.
 
-    The lock's TTL bounds a dead holder's hold, but a head worker killed in
-    the middle of a cycle and restarted at once would otherwise wait out the
-    whole TTL before scheduling anything again.
-    """
-    holder = client.get(LOCK)
-    if holder is None or not holder_is_dead(holder.decode(errors="replace")):
-        return False
-    logger.warning("almighty: the cycle lock's holder %s is dead; taking the lock over", holder.decode())
-    return bool(client.eval(scripts.TAKE_OVER, 1, LOCK, holder, token, ttl))
+        The record keeps the last cycles' times, for the metrics and the fault
+        tests: ``modules`` lists the modules in the order they ran, ``took`` gives
+        each one's seconds.
+        """
+        took = {module: round(seconds, 6) for module, seconds in ran.items()}
+        entry = json.dumps({"start": started, "end": self.context.now(), "modules": list(ran), "took": took,
+                            "pid": os.getpid()})
+        keys = (Key.CYCLES, Key.LOCK, Key.PENDING)
+        try:
+            return int(self.redis.eval(scripts.END_CYCLE, 3, *keys, entry, CYCLES_KEPT - 1, token))
+        except Exception as error:  # noqa: BLE001 - a broker hiccup: the lock expires by itself
+            logger.warning("almighty: cycle end not recorded: %s", error)
+            return 0
 
+    def _take_over(self, token: str, ttl: int) -> bool:
+        """Take the lock over from a holder on this host that died.
 
-def _run_module(name: str, function: Callable[[], object]) -> float:
-    """Run one module, logging rather than raising its failure; the seconds it took."""
-    started = time.perf_counter()
-    try:
-        function()
-    except Exception:
-        logger.exception("module %s failed; the next cycle will retry", name)
-    took = time.perf_counter() - started
-    logger.debug("module %s took %.3f s", name, took)
-    return took
+        The lock's TTL bounds a dead holder's hold, but a head worker killed in
+        the middle of a cycle and restarted at once would otherwise wait out the
+        whole TTL before scheduling anything again.
+        """
+        holder = self.redis.get(Key.LOCK)
+        if holder is None or not holder_is_dead(holder.decode(errors="replace")):
+            return False
+        logger.warning("almighty: the cycle lock's holder %s is dead; taking the lock over", holder.decode())
+        return bool(self.redis.eval(scripts.TAKE_OVER, 1, Key.LOCK, holder, token, ttl))
 
+    def _run_module(self, name: str) -> float:
+        """Run one module, logging rather than raising its failure; the seconds it took."""
+        started = time.perf_counter()
+        try:
+            self.modules[name](self.context)
+        except Exception:
+            logger.exception("module %s failed; the next cycle will retry", name)
+        took = time.perf_counter() - started
+        logger.debug("module %s took %.3f s", name, took)
+        return took
 
-def _follow_up(client: redis.Redis) -> None:
-    """Send one more cycle task if messages came after the last cycle looked."""
-    if client.scard(PENDING) and client.set(QUEUED, "1", nx=True, ex=QUEUED_TTL):
-        send_head_task(client, Task.CYCLE)
-
-
-def run_cycles(client: redis.Redis, modules: Modules, *, seconds: float = CYCLE_TASK_SECONDS) -> int:
-    """Run cycles while messages keep coming, for up to ``seconds``; how many ran.
-
-    ``QUEUED`` stays set meanwhile, so a message only joins the pending set.
-    A cycle that finds the lock taken stops there: the holder owns ``QUEUED``
-    and looks for messages again when its own cycle ends. Otherwise, once
-    done, a message that came after the last look gets a cycle task of its own.
-    """
-    deadline = time.monotonic() + seconds
-    count = 0
-    while True:
-        ran, pending = _cycle(client, modules, renew_queued=True)
-        if not ran:
-            return count
-        count += 1
-        if time.monotonic() >= deadline or not pending:
-            break
-    client.delete(QUEUED)
-    _follow_up(client)
-    return count
+    def _follow_up(self) -> None:
+        """Send one more cycle task if messages came after the last cycle looked."""
+        if self.redis.scard(Key.PENDING) and self.redis.set(Key.QUEUED, "1", nx=True, ex=QUEUED_TTL):
+            send_head_task(self.redis, Task.CYCLE)

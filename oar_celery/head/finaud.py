@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -27,10 +26,10 @@ from dataclasses import dataclass, field
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from oar_celery.config import settings
 from oar_celery.db.models import STARTED_STATES, AssignedResource, Job, Resource
 from oar_celery.db.session import session_scope
 from oar_celery.head.lib import sender
+from oar_celery.head.lib.context import Context
 from oar_celery.head.lib.failures import Failures, fail_jobs_on
 from oar_celery.head.lib.transitions import add_event
 from oar_celery.protocol.bus import broker_redis, notify, queue_reports
@@ -44,14 +43,14 @@ SENT = Key.FINAUD_SENT
 ANSWERED = Key.FINAUD_ANSWERED
 
 
-def run_finaud() -> None:
+def run_finaud(context: Context) -> None:
     """One round: judge last round's pings, then ping every watched host."""
     with session_scope() as session:
         hosts = _checked_hosts(session)
         jobs = _jobs_by_first_host(session)
-        changed, failures = judge(session, hosts)
+        changed, failures = judge(context, session, hosts)
     failures.after_commit()
-    send_pings(hosts, jobs)
+    send_pings(context, hosts, jobs)
     if changed:
         notify(["ChState"] + (["Term"] if failures.job_ids else []))
 
@@ -113,12 +112,12 @@ def _jobs_by_first_host(session: Session) -> dict[str, list[int]]:
     return by_host
 
 
-def judge(session: Session, hosts: dict[str, Watched]) -> tuple[bool, Failures]:
+def judge(context: Context, session: Session, hosts: dict[str, Watched]) -> tuple[bool, Failures]:
     """Compare last round's pings with their answers; whether anything changed, and the jobs ended."""
-    client = broker_redis()
+    client = context.redis
     sent = {k.decode(): json.loads(v) for k, v in client.hgetall(SENT).items()}
     answered = {k.decode(): v.decode() for k, v in client.hgetall(ANSWERED).items()}
-    timeout = settings().finaud_timeout
+    timeout = context.settings.finaud_timeout
     changed = False
     failures = Failures()
     for host, watched in hosts.items():
@@ -126,7 +125,7 @@ def judge(session: Session, hosts: dict[str, Watched]) -> tuple[bool, Failures]:
         if ping is None:
             continue
         ok = answered.get(host) == ping["token"]
-        late = time.time() - ping["at"] > timeout
+        late = context.now() - ping["at"] > timeout
         if not ok and late:
             suspected = watched.alive and _suspect(session, host)
             ended = fail_jobs_on(session, watched.withdrawing)
@@ -172,7 +171,7 @@ def _recover(session: Session, host: str) -> bool:
     return bool(rows)
 
 
-def send_pings(hosts: dict[str, Watched], jobs: dict[str, list[int]]) -> None:
+def send_pings(context: Context, hosts: dict[str, Watched], jobs: dict[str, list[int]]) -> None:
     """One ping per host, unless the last one is still within its time to answer.
 
     Every ping of the round and its ``SENT`` mark go in one Redis pipeline,
@@ -180,12 +179,12 @@ def send_pings(hosts: dict[str, Watched], jobs: dict[str, list[int]]) -> None:
     ``app.send_task`` costs a round trip and a task-sent event per host,
     which on 200 nodes made a round cost the head a tenth of a second.
     """
-    client = broker_redis()
+    client = context.redis
     sent = {k.decode(): json.loads(v) for k, v in client.hgetall(SENT).items()}
     answered = {k.decode(): v.decode() for k, v in client.hgetall(ANSWERED).items()}
-    timeout = settings().finaud_timeout
+    timeout = context.settings.finaud_timeout
     expires = max(timeout * 4, 30)
-    at = time.time()
+    at = context.now()
     pipe = client.pipeline(transaction=False)
     pings: list[sender.Outgoing] = []
     for host in hosts:

@@ -13,10 +13,10 @@ import logging
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from oar_celery.config import settings
 from oar_celery.db.models import FINAL_STATES, STARTED_STATES, FragJob, Job, Resource
 from oar_celery.db.session import session_scope
 from oar_celery.head.lib import sender
+from oar_celery.head.lib.context import Context
 from oar_celery.head.lib.hosts import job_hosts
 from oar_celery.head.lib.transitions import add_event, finish
 from oar_celery.protocol.bus import notify
@@ -28,7 +28,7 @@ logger = logging.getLogger(__name__)
 NOT_STARTED = (JobState.WAITING, JobState.HOLD, JobState.TO_LAUNCH, JobState.TO_ACK_RESERVATION, JobState.TO_ERROR)
 
 
-def run_leon() -> None:
+def run_leon(context: Context) -> None:
     kills: list[tuple[int, list[str]]] = []
     freed = False
     with session_scope() as session:
@@ -51,7 +51,7 @@ def run_leon() -> None:
             elif state in STARTED_STATES:
                 kills.append((job_id, hosts.get(job_id, [])))
                 _set_frag(session, job_id, FragState.TIMER_ARMED)
-    grace = settings().kill_grace
+    grace = context.settings.kill_grace
     sender.send(sender.to_node(host, Task.NODE_KILL, job_id=job_id, grace=grace) for job_id, on in kills for host in on)
     for job_id, job_hosts_ in kills:
         logger.info("kill of job %s sent to %s", job_id, ",".join(job_hosts_))

@@ -36,7 +36,8 @@ from oar_celery.db.models import (
     Resource,
     ResourceLog,
 )
-from oar_celery.db.session import now, session_scope
+from oar_celery.db.session import session_scope
+from oar_celery.head.lib.context import Context
 from oar_celery.head.lib.failures import Failures, active_jobs_on, fail_jobs_on
 from oar_celery.head.lib.jobs import request_frag
 from oar_celery.head.lib.transitions import add_event, finish
@@ -65,10 +66,10 @@ class Change:
     new: str
 
 
-def run_node_change_state() -> None:
+def run_node_change_state(context: Context) -> None:
     with session_scope() as session:
         check_events(session)
-        changes = apply_next_states(session)
+        changes = apply_next_states(session, context.now())
         lost = [c.resource_id for c in changes if c.new in LOST_STATES]
         failures = fail_jobs_on(session, lost)
         fragged = frag_jobs_on(session, [c.resource_id for c in changes if c.new in WITHDRAWN_STATES])
@@ -135,9 +136,8 @@ def suspect_hosts(session: Session, hosts: list[str], why: str) -> None:
         logger.warning("node %s will be Suspected: %s", host, why)
 
 
-def apply_next_states(session: Session) -> list[Change]:
+def apply_next_states(session: Session, at: float) -> list[Change]:
     """Move every resource to its requested state when it may; the changes made."""
-    at = now()
     rows = session.execute(
         select(
             Resource.resource_id, Resource.network_address, Resource.state, Resource.next_state,

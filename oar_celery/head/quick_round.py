@@ -28,8 +28,9 @@ from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
 from oar_celery.db.models import Job
-from oar_celery.db.session import now, session_scope
+from oar_celery.db.session import session_scope
 from oar_celery.head.lib import gantt_writes, launch
+from oar_celery.head.lib.context import Context
 from oar_celery.head.lib.gantt_loads import load_waiting
 from oar_celery.head.lib.planning import Outcome, load_placed, plan
 from oar_celery.head.lib.resources import load_resources
@@ -42,9 +43,9 @@ from oar_celery.scheduler import types as sched
 logger = logging.getLogger(__name__)
 
 
-def run_quick_round() -> Outcome | None:
+def run_quick_round(context: Context) -> Outcome | None:
     """Start what can start now among the first waiting jobs; None when only a full round may decide."""
-    at = int(now())
+    at = int(context.now())
     with session_scope() as session:
         if _reservations_to_answer(session):
             return None
@@ -58,9 +59,9 @@ def run_quick_round() -> Outcome | None:
             return None
         if not waiting:
             return Outcome()
-        result = plan(at, resources, placed, waiting, columns)
+        result = plan(context.settings, at, resources, placed, waiting, columns)
         starting = [p for p in result.placements if p.start <= at]
-        specs = _start(session, starting, waiting, resources)
+        specs = _start(session, starting, waiting, resources, context.now())
         launched = [spec["job_id"] for spec in specs]
     launch.send_launches(specs)
     if launched:
@@ -73,11 +74,12 @@ def _start(
     starting: list[sched.Allocation],
     waiting: list[sched.Job],
     resources: list[sched.Resource],
+    at: float,
 ) -> list[LaunchSpec]:
     """``Waiting`` → ``Launching`` through the store (one statement on PostgreSQL); the specs, from what the
     round already holds (hosts, types, walltime) and the rows the store gives back."""
     alternatives = {job.id: [m.moldable_id for m in job.moldables] for job in waiting}
-    rows = {row.job_id: row for row in store_for(session).start_now(session, starting, alternatives, now())}
+    rows = {row.job_id: row for row in store_for(session).start_now(session, starting, alternatives, at)}
     gantt_writes.forget_remembered({m for job_id in rows for m in alternatives.get(job_id, ())})
     host_of = {r.id: r.network_address for r in resources}
     return [

@@ -33,9 +33,10 @@ from sqlalchemy.orm import Session
 from oar_celery.db.models import FINAL_STATES, Job
 from oar_celery.db.session import now, session_scope
 from oar_celery.head.lib import judas, sender
+from oar_celery.head.lib.context import Context
 from oar_celery.head.lib.store import ReportChange, store_for
 from oar_celery.head.lib.transitions import add_event
-from oar_celery.protocol.bus import broker_redis, notify, queue_reports
+from oar_celery.protocol.bus import notify, queue_reports
 from oar_celery.protocol.messages import EndedReport, EndReason, Report, RunningReport, parse_report
 from oar_celery.protocol.names import Key, Task
 from oar_celery.protocol.states import JobState
@@ -95,9 +96,9 @@ def reports_task(reports: list[Report]) -> None:
     queue_reports(reports if isinstance(reports, list) else [])
 
 
-def apply_queued() -> Applied:
+def apply_queued(context: Context) -> Applied:
     """Almighty's ``reports`` module: apply every queued batch in one transaction, then drop them."""
-    client = broker_redis()
+    client = context.redis
     batches = client.lrange(Key.QUEUED_REPORTS, 0, CYCLE_BATCHES - 1)
     if not batches:
         return Applied()

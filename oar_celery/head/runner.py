@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 
 from oar_celery.db.models import Job
 from oar_celery.db.session import now, session_scope
+from oar_celery.head.lib.context import Context
 from oar_celery.head.lib.launch import LAUNCH_RESEND, build_specs, send_launches, start_launching
 from oar_celery.head.lib.transitions import add_event, finish, set_state
 from oar_celery.protocol.bus import broker_redis
@@ -44,7 +45,7 @@ _PRESENT = select(Job.state).where(Job.state.in_(RUNNER_STATES)).distinct()
 _TO_LAUNCH = select(Job.job_id).where(Job.state == JobState.TO_LAUNCH)
 
 
-def run_runner() -> None:
+def run_runner(context: Context) -> None:
     """Run only the steps that have jobs to act on: one indexed query tells which.
 
     The Runner closes every full round's cycle, and most find neither ``toError`` nor

@@ -26,10 +26,10 @@ from typing import Any
 from sqlalchemy import and_, select, update
 from sqlalchemy.orm import Session
 
-from oar_celery.config import settings
 from oar_celery.db.models import FINAL_STATES, EventLog, FragJob, Job, MoldableJobDescription, Resource
-from oar_celery.db.session import now, session_scope
+from oar_celery.db.session import session_scope
 from oar_celery.head.lib import sender
+from oar_celery.head.lib.context import Context
 from oar_celery.head.lib.hosts import job_hosts
 from oar_celery.head.lib.jobs import request_frag
 from oar_celery.head.lib.suspension import resend_resumes
@@ -41,22 +41,22 @@ from oar_celery.protocol.states import FragState, JobState, ResourceState
 logger = logging.getLogger(__name__)
 
 
-def run_sarko() -> None:
+def run_sarko(context: Context) -> None:
     messages: list[str] = []
     with session_scope() as session:
-        if watch_frags(session):
+        if watch_frags(context, session):
             messages.append("Qdel")
-        if watch_walltimes(session):
+        if watch_walltimes(context, session):
             messages.append("Qdel")
-        if watch_resources(session):
+        if watch_resources(context, session):
             messages.append("ChState")
     notify(messages)
 
 
-def watch_frags(session: Session) -> bool:
+def watch_frags(context: Context, session: Session) -> bool:
     """Move armed timers on; whether Leon has work again."""
-    config = settings()
-    at = now()
+    config = context.settings
+    at = context.now()
     rows = session.execute(
         select(FragJob.frag_id_job, FragJob.frag_date, Job.state)
         .join(Job, Job.job_id == FragJob.frag_id_job)
@@ -78,9 +78,9 @@ def watch_frags(session: Session) -> bool:
     return leon_work
 
 
-def watch_walltimes(session: Session) -> bool:
+def watch_walltimes(context: Context, session: Session) -> bool:
     """Frag jobs past their walltime; send checkpoint signals once. Whether any job was fragged."""
-    at = now()
+    at = context.now()
     rows = session.execute(
         select(
             Job.job_id, Job.start_time, Job.suspended_time, Job.checkpoint, Job.checkpoint_signal,
@@ -124,10 +124,10 @@ def _checkpointed(session: Session, job_id: int, due: float) -> bool:
     ) is not None
 
 
-def watch_resources(session: Session) -> bool:
+def watch_resources(context: Context, session: Session) -> bool:
     """Suspect expired resources and kill off old suspected ones; whether any change was asked."""
-    config = settings()
-    at = now()
+    config = context.settings
+    at = context.now()
     expired = session.execute(
         update(Resource)
         .where(Resource.state == ResourceState.ALIVE, Resource.next_state == "UnChanged",

@@ -18,6 +18,7 @@ from oar_celery.db.models import (
 )
 from oar_celery.db.session import now, session_scope
 from oar_celery.head.lib import gantt_writes
+from oar_celery.head.lib.context import Context
 from oar_celery.head.lib.gantt_loads import load_waiting
 from oar_celery.head.lib.planning import Outcome, collector_paused, load_placed, plan
 from oar_celery.head.lib.resources import load_resources
@@ -29,14 +30,14 @@ from oar_celery.scheduler import types as sched
 logger = logging.getLogger(__name__)
 
 
-def run_scheduler() -> Outcome:
+def run_scheduler(context: Context) -> Outcome:
     """One scheduling round on the database; the Almighty cycle calls it."""
-    at = int(now())
+    at = int(context.now())
     with collector_paused(), session_scope() as session:
         resources, columns = load_resources(session)
         placed, reservations = load_placed(session, at)
         waiting, blocked = load_waiting(session)
-        result = plan(at, resources, placed, waiting, columns)
+        result = plan(context.settings, at, resources, placed, waiting, columns)
         placed_by_id = {a.job_id: a for a in placed}
         outcome = apply(session, at, result, waiting, reservations, blocked, placed_by_id)
     _resubmit_killed_besteffort(outcome.besteffort_killed)

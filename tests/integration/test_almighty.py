@@ -19,10 +19,12 @@ import redis
 
 from oar_celery.celery_app import HEAD_QUEUE
 from oar_celery.head import almighty
+from oar_celery.head.lib.context import Context, process_context
 from oar_celery.protocol import bus
+from oar_celery.protocol.names import Key
 
-KEYS = (almighty.PENDING, almighty.QUEUED, almighty.LOCK, almighty.LAST_SCHEDULER_RUN, almighty.DELAYED,
-        almighty.CYCLES, HEAD_QUEUE)
+KEYS = (Key.PENDING, Key.QUEUED, Key.LOCK, Key.LAST_SCHEDULER_RUN, Key.DELAYED,
+        Key.CYCLES, HEAD_QUEUE)
 
 
 @pytest.fixture
@@ -32,7 +34,6 @@ def client(redis_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[redis.Re
     monkeypatch.setenv("OAR_BROKER_URL", redis_url)
     monkeypatch.setenv("OAR_SCHEDULER_MIN_TIME", "30")
     settings.cache_clear()
-    monkeypatch.setattr(almighty, "_next_runner_check", 0.0)
     connection = redis.Redis.from_url(redis_url)
     connection.delete(*KEYS)
     yield connection
@@ -41,9 +42,9 @@ def client(redis_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[redis.Re
 
 
 class Recorded(list[str]):
-    """The names of the modules run, in order; ``table`` is the module table that records them."""
+    """The names of the modules run, in order; ``almighty`` runs the module table that records them."""
 
-    table: almighty.Modules
+    almighty: almighty.Almighty
 
 
 def use_modules(monkeypatch: pytest.MonkeyPatch, **behaviour: Callable[[], object]) -> Recorded:
@@ -51,13 +52,13 @@ def use_modules(monkeypatch: pytest.MonkeyPatch, **behaviour: Callable[[], objec
     ran = Recorded()
 
     def recorder(name: str) -> Callable[[], object]:
-        def run() -> object:
+        def run(_: Context) -> object:
             ran.append(name)
             return behaviour[name]() if name in behaviour else None
 
         return run
 
-    ran.table = {name: recorder(name) for name in almighty.ORDER}
+    ran.almighty = almighty.Almighty(process_context(), {name: recorder(name) for name in almighty.ORDER})
     return ran
 
 
@@ -76,7 +77,7 @@ def test_a_notify_sends_one_cycle_task_until_a_cycle_task_starts(client: redis.R
     assert bus.notify(["Term", "NotAMessage"]) is False
     assert bus.notify(["NotAMessage"]) is False
     assert [name for name, _, _ in head_tasks(client)] == ["oar.almighty.cycle"]
-    assert {m.decode() for m in client.smembers(almighty.PENDING)} == {"Qsub", "Term"}
+    assert {m.decode() for m in client.smembers(Key.PENDING)} == {"Qsub", "Term"}
 
 
 def test_messages_that_come_during_a_cycle_are_run_by_the_same_task(
@@ -91,25 +92,25 @@ def test_messages_that_come_during_a_cycle_are_run_by_the_same_task(
     ran = use_modules(monkeypatch, reports=a_node_reports_twice)
     bus.notify(["Qsub"])
     client.delete(HEAD_QUEUE)
-    assert almighty.run_cycles(client, ran.table) == 3
+    assert ran.almighty.cycles() == 3
     assert sent_during_cycle == [False, False]  # the running task held QUEUED: no task was sent
     assert ran.count("reports") == 3
     assert ran.count("scheduler") == 1 and ran.count("quick_scheduler") == 2
     assert ran.count("runner") == 1  # after the full round; the quick rounds launch their own jobs
-    assert not client.exists(almighty.QUEUED) and not client.scard(almighty.PENDING)
+    assert not client.exists(Key.QUEUED) and not client.scard(Key.PENDING)
 
 
 def test_too_soon_for_a_full_round_a_quick_round_runs_and_scheduling_is_asked_for_later(
     client: redis.Redis, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     ran = use_modules(monkeypatch)
-    client.set(almighty.LAST_SCHEDULER_RUN, "0")
-    assert almighty.run_cycle(client, ran.table) == ["reports", "runner"]
-    client.sadd(almighty.PENDING, "Term")
-    client.set(almighty.LAST_SCHEDULER_RUN, repr(time.time()))
-    assert almighty.run_cycle(client, ran.table) == ["reports", "quick_scheduler"]
-    client.sadd(almighty.PENDING, "Term")
-    assert almighty.run_cycle(client, ran.table) == ["reports", "quick_scheduler"]
+    client.set(Key.LAST_SCHEDULER_RUN, "0")
+    assert ran.almighty.cycle() == ["reports", "runner"]
+    client.sadd(Key.PENDING, "Term")
+    client.set(Key.LAST_SCHEDULER_RUN, repr(time.time()))
+    assert ran.almighty.cycle() == ["reports", "quick_scheduler"]
+    client.sadd(Key.PENDING, "Term")
+    assert ran.almighty.cycle() == ["reports", "quick_scheduler"]
     (delayed,) = head_tasks(client)  # one delayed message for both deferrals
     assert delayed[:2] == ("oar.almighty.notify", {"messages": ["Scheduling"]}) and delayed[2] is not None
     assert "scheduler" not in ran
@@ -121,10 +122,10 @@ def test_a_task_out_of_time_hands_the_rest_to_a_new_cycle_task(
     modules = use_modules(monkeypatch, reports=lambda: bus.notify(["Qdel"]))
     bus.notify(["Qsub"])
     client.delete(HEAD_QUEUE)
-    assert almighty.run_cycles(client, modules.table, seconds=0) == 1
+    assert modules.almighty.cycles(seconds=0) == 1
     assert [name for name, _, _ in head_tasks(client)] == ["oar.almighty.cycle"]
-    assert client.exists(almighty.QUEUED)
-    assert {m.decode() for m in client.smembers(almighty.PENDING)} == {"Qdel"}
+    assert client.exists(Key.QUEUED)
+    assert {m.decode() for m in client.smembers(Key.PENDING)} == {"Qdel"}
 
 
 def test_a_task_that_finds_the_lock_taken_leaves_the_messages_to_the_holder(
@@ -133,19 +134,19 @@ def test_a_task_that_finds_the_lock_taken_leaves_the_messages_to_the_holder(
     from oar_celery.head.lib.holders import holder_token
 
     ran = use_modules(monkeypatch)
-    client.set(almighty.LOCK, holder_token())  # a live holder: this very process
+    client.set(Key.LOCK, holder_token())  # a live holder: this very process
     bus.notify(["Qsub"])
     client.delete(HEAD_QUEUE)
-    assert almighty.run_cycles(client, ran.table) == 0
+    assert ran.almighty.cycles() == 0
     assert ran == [] and head_tasks(client) == []
-    assert {m.decode() for m in client.smembers(almighty.PENDING)} == {"Qsub"}
+    assert {m.decode() for m in client.smembers(Key.PENDING)} == {"Qsub"}
 
 
 def test_every_cycle_records_the_time_each_module_took(client: redis.Redis, monkeypatch: pytest.MonkeyPatch) -> None:
     modules = use_modules(monkeypatch)
     bus.notify(["Villains"])
-    almighty.run_cycles(client, modules.table)
-    entry = json.loads(client.lindex(almighty.CYCLES, 0))
+    modules.almighty.cycles()
+    entry = json.loads(client.lindex(Key.CYCLES, 0))
     assert entry["modules"] == ["reports", "sarko", "runner"]  # the first cycle of the process checks the Runner
     assert set(entry["took"]) == {"reports", "sarko", "runner"}
     assert all(seconds >= 0 for seconds in entry["took"].values())
@@ -155,13 +156,13 @@ def test_the_runner_runs_after_a_full_round_and_otherwise_once_a_second(
     client: redis.Redis, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     ran = use_modules(monkeypatch)
-    assert "runner" in almighty.run_cycle(client, ran.table)  # the process's first check
-    client.sadd(almighty.PENDING, "Reports")
-    assert almighty.run_cycle(client, ran.table) == ["reports"]
-    client.sadd(almighty.PENDING, "Scheduling")  # OAR_SCHEDULER_MIN_TIME is 30 s, but no round ran yet
-    assert almighty.run_cycle(client, ran.table) == ["reports", "scheduler", "runner"]
-    monkeypatch.setattr(almighty, "_next_runner_check", time.monotonic() - 0.001)  # a second later
-    assert almighty.run_cycle(client, ran.table) == ["reports", "runner"]
+    assert "runner" in ran.almighty.cycle()  # the process's first check
+    client.sadd(Key.PENDING, "Reports")
+    assert ran.almighty.cycle() == ["reports"]
+    client.sadd(Key.PENDING, "Scheduling")  # OAR_SCHEDULER_MIN_TIME is 30 s, but no round ran yet
+    assert ran.almighty.cycle() == ["reports", "scheduler", "runner"]
+    ran.almighty.next_runner_check = time.monotonic() - 0.001  # a second later
+    assert ran.almighty.cycle() == ["reports", "runner"]
     assert ran.count("runner") == 3
 
 
@@ -172,7 +173,7 @@ def test_a_cycle_takes_over_the_lock_of_a_dead_holder_on_this_host(
 
     modules = use_modules(monkeypatch)
     dead = f"{socket.gethostname()}:999999:0"  # no such pid
-    client.set(almighty.LOCK, dead)
+    client.set(Key.LOCK, dead)
     bus.notify(["Qsub"])
-    assert almighty.run_cycle(client, modules.table) == ["reports", "scheduler", "runner"]
-    assert not client.exists(almighty.LOCK)  # released at the end, as any cycle's
+    assert modules.almighty.cycle() == ["reports", "scheduler", "runner"]
+    assert not client.exists(Key.LOCK)  # released at the end, as any cycle's

@@ -18,7 +18,9 @@ def quick_round(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
 
     sent: list[dict[str, Any]] = []
     monkeypatch.setattr(launch, "send_launches", sent.extend)
-    module.run_quick_round()
+    from oar_celery.head.lib.context import process_context
+
+    module.run_quick_round(process_context())
     return sent
 
 

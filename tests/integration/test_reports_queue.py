@@ -13,6 +13,7 @@ from collections.abc import Iterator
 import pytest
 import redis
 
+from oar_celery.head.lib.context import process_context
 from tests.integration.test_scheduling_db import database, db, rows, schedule, state, submit  # noqa: F401
 
 pytestmark = pytest.mark.timeout(120)
@@ -49,7 +50,7 @@ def test_every_queued_batch_is_applied_by_one_cycle_then_dropped(queue: redis.Re
     first, second, third = launching(3)
     for job_id, code in ((first, 0), (second, 0), (third, 3)):
         queue.rpush(Key.QUEUED_REPORTS, json.dumps(ran(job_id, code)))
-    applied = apply_queued()
+    applied = apply_queued(process_context())
     assert sorted(e.job_id for e in applied.ended) == [first, second, third]
     assert [state(j) for j in (first, second, third)] == ["Terminated", "Terminated", "Error"]
     assert queue.llen(Key.QUEUED_REPORTS) == 0
@@ -63,11 +64,11 @@ def test_a_batch_applied_twice_changes_nothing_and_a_bad_one_blocks_nothing(queu
 
     (job_id,) = launching(1)
     queue.rpush(Key.QUEUED_REPORTS, json.dumps(ran(job_id)))
-    apply_queued()
+    apply_queued(process_context())
     before = rows("SELECT state, stop_time, (SELECT count(*) FROM job_state_logs WHERE job_id = :id)"
                   " FROM jobs WHERE job_id = :id", id=job_id)
     queue.rpush(Key.QUEUED_REPORTS, b"{not json", json.dumps(ran(job_id)))
-    assert apply_queued().ended == []
+    assert apply_queued(process_context()).ended == []
     assert queue.llen(Key.QUEUED_REPORTS) == 0
     assert rows("SELECT state, stop_time, (SELECT count(*) FROM job_state_logs WHERE job_id = :id)"
                 " FROM jobs WHERE job_id = :id", id=job_id) == before
@@ -85,8 +86,8 @@ def test_batches_stay_queued_when_the_transaction_fails(queue: redis.Redis, monk
 
     monkeypatch.setattr(reports, "_apply", database_down)
     with pytest.raises(RuntimeError):
-        reports.apply_queued()
+        reports.apply_queued(process_context())
     assert queue.llen(Key.QUEUED_REPORTS) == 1 and state(job_id) == "Launching"
     monkeypatch.undo()
-    reports.apply_queued()
+    reports.apply_queued(process_context())
     assert state(job_id) == "Terminated" and queue.llen(Key.QUEUED_REPORTS) == 0

@@ -87,9 +87,10 @@ def predictions() -> dict[int, tuple[float, int]]:
 
 
 def schedule() -> Any:
+    from oar_celery.head.lib.context import process_context
     from oar_celery.head.scheduling import run_scheduler
 
-    return run_scheduler()
+    return run_scheduler(process_context())
 
 
 def set_state(job_id: int, new: str) -> None:
@@ -269,9 +270,10 @@ def same_gantt(one: dict[int, tuple[float, int]], other: dict[int, tuple[float, 
 
 
 def quick() -> Any:
+    from oar_celery.head.lib.context import process_context
     from oar_celery.head.quick_round import run_quick_round
 
-    return run_quick_round()
+    return run_quick_round(process_context())
 
 
 def test_quick_round_starts_the_first_waiting_jobs_on_the_free_resources(db: str) -> None:

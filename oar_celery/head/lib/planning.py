@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from oar_celery.config import settings
+from oar_celery.config import Settings
 from oar_celery.db.models import (
     ACTIVE_STATES,
     AssignedResource,
@@ -43,6 +43,7 @@ class Outcome:
 
 
 def plan(
+    config: Settings,
     at: int,
     resources: list[sched.Resource],
     placed: list[sched.Allocation],
@@ -50,7 +51,6 @@ def plan(
     columns: dict[str, str],
 ) -> sched.SchedulingResult:
     """The pure scheduler with this cluster's settings (security time, hierarchy, resource order)."""
-    config = settings()
     return schedule(
         at,
         resources,
