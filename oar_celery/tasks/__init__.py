@@ -1,4 +1,8 @@
-"""Celery tasks, one module per OAR module.
+"""Celery tasks, one module per OAR module: thin entry points, each naming a task and calling the head or node.
+
+Task names are :class:`oar_celery.protocol.names.Task`; message shapes are the typed dicts of
+:mod:`oar_celery.protocol.messages`. This package's ``__init__`` imports nothing: a node worker
+loads ``tasks.bipbip`` alone.
 
 Every message is JSON. Head tasks answer clients with a dict: ``{"error":
 "one line"}`` on refusal, otherwise the fields named below.
@@ -15,7 +19,7 @@ Head queue ``oar.head``:
   ``Qdel``, ``ChState``, ``Villains``, ``Finaud``, ``Scheduling``) start coordinator cycles.
 - ``oar.control.delete(user, job_ids, signal=None, checkpoint=False)``,
   ``oar.control.hold(user, job_ids, running=False)``, ``oar.control.resume(user, job_ids)``
-  → ``{"results": {job_id: "one line"}}`` (``head/control.py``).
+  → ``{"results": {job_id: "one line"}, "failed": [job_id, ...]}`` (``head/control.py``).
 - ``oar.almighty.submit_many(requests)`` → ``{"results": [...]}``, one entry per
   request in order: ``{"job_ids": [...]}`` or ``{"error": "one line"}``; a batch of
   ``submit`` requests in one message and one transaction per batch (``head/submit.py``).
@@ -24,7 +28,7 @@ Head queue ``oar.head``:
   (``oar:reports``) and applied by the next Almighty cycle together with every other
   batch queued since the last one, in one transaction (``head/reports.py``). On a
   Redis broker the node queues the batch and notifies Almighty itself
-  (``almighty.queue_reports``, one Lua script); on another broker it sends
+  (``protocol.bus.queue_reports``, one Lua script); on another broker it sends
   ``oar.head.reports(reports)``, which does that on the head. Each report is a dict:
   ``{"kind": "running", "job_id", "host", "pid"}`` or
   ``{"kind": "ended", "job_id", "host", "exit_code", "reason", "message"}``.
@@ -34,7 +38,7 @@ Head queue ``oar.head``:
   ``oar.head.job_ended(job_id, host, exit_code, reason, message)``: one report each
   (older nodes); the same code as a batch of one.
 - ``oar.head.job_resumed(job_id, host)``: the node continued a job after ``oarresume``;
-  ``Resuming`` → ``Running`` (``head/suspend.py``).
+  ``Resuming`` → ``Running`` (``head/lib/suspension.py``).
 - ``oar.judas.notify(job_id, tag, comment)`` and ``oar.judas.mail_admin(subject, body)``:
   notifications, sent from tasks of their own so that SMTP never delays a report (``judas.py``).
 

@@ -15,12 +15,13 @@ from typing import Any
 
 from celery.signals import worker_ready
 
-from oar_celery.celery_app import HEAD_QUEUE, app
+from oar_celery.celery_app import app
 from oar_celery.config import settings
 from oar_celery.node import node_hostname, process, recovery, reports
 from oar_celery.node.jobdir import JobDir
 from oar_celery.node.supervisor import Supervisor
 from oar_celery.protocol.messages import ErrorAnswer, LaunchSpec, LaunchSummary
+from oar_celery.protocol.names import Task
 
 logger = logging.getLogger(__name__)
 
@@ -31,13 +32,13 @@ def _job(job_id: int) -> JobDir:
     return JobDir.of(settings().node_dir, node_hostname(), int(job_id))
 
 
-@app.task(name="oar.node.launch")
+@app.task(name=Task.NODE_LAUNCH)
 def launch(spec: LaunchSpec) -> dict[str, Any]:
     """Claim the job's directory and start its supervisor; refuse a second launch."""
     return start(spec)
 
 
-@app.task(name="oar.node.launch_many")
+@app.task(name=Task.NODE_LAUNCH_MANY)
 def launch_many(specs: list[LaunchSpec]) -> LaunchSummary | ErrorAnswer:
     """Every job a scheduling round starts on this node, in one message.
 
@@ -81,7 +82,7 @@ def start(spec: LaunchSpec) -> dict[str, Any]:
     return {"job_id": job.job_id, "launched": True}
 
 
-@app.task(name="oar.node.kill")
+@app.task(name=Task.NODE_KILL)
 def kill(job_id: int, grace: float | None = None) -> dict[str, Any]:
     """SIGTERM the job's group; its supervisor sends SIGKILL after ``grace`` seconds."""
     job = _job(job_id)
@@ -105,13 +106,13 @@ def _signal(job_id: int, signum: int) -> dict[str, Any]:
     return {"job_id": job.job_id, "signalled": process.signal_group(pgid, signum)}
 
 
-@app.task(name="oar.node.signal")
+@app.task(name=Task.NODE_SIGNAL)
 def signal_job(job_id: int, signum: int | str) -> dict[str, Any]:
     """Send a signal (number or name) to the job's process group."""
     return _signal(job_id, process.signal_number(signum))
 
 
-@app.task(name="oar.node.suspend")
+@app.task(name=Task.NODE_SUSPEND)
 def suspend(job_id: int) -> dict[str, Any]:
     """Stop the job's group; the backstop walltime clock stops with it."""
     answer = _signal(job_id, signal.SIGSTOP)
@@ -120,13 +121,13 @@ def suspend(job_id: int) -> dict[str, Any]:
     return answer
 
 
-@app.task(name="oar.node.resume")
+@app.task(name=Task.NODE_RESUME)
 def resume(job_id: int) -> dict[str, Any]:
     """Continue the job's group and tell the head, which moves it ``Resuming`` → ``Running``."""
     answer = _signal(job_id, signal.SIGCONT)
     if answer["signalled"]:
         _job(job_id).mark_resumed()
-        reports.send(app, "oar.head.job_resumed", {"job_id": int(job_id), "host": node_hostname()})
+        reports.send(app, Task.JOB_RESUMED, {"job_id": int(job_id), "host": node_hostname()})
     return answer
 
 
@@ -139,11 +140,11 @@ def job_states(job_ids: list[int]) -> dict[str, Any]:
     return states
 
 
-@app.task(name="oar.node.ping")
+@app.task(name=Task.NODE_PING)
 def ping(token: str, job_ids: list[int] | None = None) -> dict[str, Any]:
     """Finaud's health check: it proves this node's queue is consumed, and carries job states."""
     jobs = job_states(job_ids or [])
-    app.send_task("oar.finaud.answer", kwargs={"host": node_hostname(), "token": token, "jobs": jobs}, queue=HEAD_QUEUE)
+    reports.send(app, Task.FINAUD_ANSWER, {"host": node_hostname(), "token": token, "jobs": jobs})
     return jobs
 
 
