@@ -29,16 +29,14 @@ from sqlalchemy.orm import Session
 from oar_celery import logs
 from oar_celery.db.models import (
     ACTIVE_STATES,
-    AssignedResource,
     EventLog,
     EventLogHostname,
-    Job,
     Resource,
     ResourceLog,
 )
 from oar_celery.db.session import session_scope
 from oar_celery.head.lib.context import Context
-from oar_celery.head.lib.failures import Failures, active_jobs_on, fail_jobs_on
+from oar_celery.head.lib.failures import Failures, active_jobs_on, busy_resources, fail_jobs_on
 from oar_celery.head.lib.jobs import request_frag
 from oar_celery.head.lib.transitions import add_event, finish
 from oar_celery.protocol.bus import notify
@@ -144,7 +142,7 @@ def apply_next_states(session: Session, at: float) -> list[Change]:
             Resource.available_upto,
         ).where(Resource.next_state != "UnChanged")
     ).all()
-    busy = set(_busy(session, [r.resource_id for r in rows if r.next_state in WITHDRAWN_STATES]))
+    busy = set(busy_resources(session, [r.resource_id for r in rows if r.next_state in WITHDRAWN_STATES]))
     changes: list[Change] = []
     for resource_id, host, state, wanted, upto in rows:
         if wanted in WITHDRAWN_STATES and resource_id in busy:
@@ -157,23 +155,6 @@ def apply_next_states(session: Session, at: float) -> list[Change]:
             changes.append(Change(resource_id, host, state, new))
             logger.info("resource %s (%s): %s -> %s", resource_id, host, state, new)
     return changes
-
-
-def _busy(session: Session, resource_ids: list[int]) -> list[int]:
-    """The resources among these that an active job holds."""
-    if not resource_ids:
-        return []
-    return list(
-        session.scalars(
-            select(AssignedResource.resource_id)
-            .join(Job, Job.assigned_moldable_job == AssignedResource.moldable_job_id)
-            .where(
-                AssignedResource.resource_id.in_(resource_ids),
-                AssignedResource.assigned_resource_index == "CURRENT",
-                Job.state.in_(ACTIVE_STATES),
-            )
-        )
-    )
 
 
 def _allowed(wanted: str, available_upto: float | None, at: float) -> str:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -69,20 +70,28 @@ class Failures:
 
 def active_jobs_on(session: Session, resource_ids: list[int]) -> list[int]:
     """Jobs holding any of these resources now."""
+    return _held(session, resource_ids, Job.job_id)
+
+
+def busy_resources(session: Session, resource_ids: list[int]) -> list[int]:
+    """The resources among these that an active job holds."""
+    return _held(session, resource_ids, AssignedResource.resource_id)
+
+
+def _held(session: Session, resource_ids: list[int], column: Any) -> list[int]:
+    """``column`` of the current assignments of these resources to active jobs, each value once."""
     if not resource_ids:
         return []
-    return list(
-        session.scalars(
-            select(Job.job_id)
-            .join(AssignedResource, AssignedResource.moldable_job_id == Job.assigned_moldable_job)
-            .where(
-                AssignedResource.resource_id.in_(resource_ids),
-                AssignedResource.assigned_resource_index == "CURRENT",
-                Job.state.in_(ACTIVE_STATES),
-            )
-            .distinct()
+    return list(dict.fromkeys(session.scalars(
+        select(column)
+        .select_from(AssignedResource)
+        .join(Job, Job.assigned_moldable_job == AssignedResource.moldable_job_id)
+        .where(
+            AssignedResource.resource_id.in_(resource_ids),
+            AssignedResource.assigned_resource_index == "CURRENT",
+            Job.state.in_(ACTIVE_STATES),
         )
-    )
+    )))
 
 
 def fail_jobs_on(session: Session, resource_ids: list[int]) -> Failures:
