@@ -11,11 +11,12 @@ from __future__ import annotations
 from typing import Any
 
 from oar_celery.config import Settings
+from oar_celery.protocol.names import Task
 
 
 def _entry(message: str, every: float) -> dict[str, Any]:
     return {
-        "task": "oar.almighty.notify",
+        "task": Task.NOTIFY,
         "schedule": max(every, 0.1),
         "args": ([message],),
         "options": {"queue": "oar.head", "expires": max(every * 2, 5.0)},

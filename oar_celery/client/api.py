@@ -14,13 +14,14 @@ from typing import Any
 
 from oar_celery.client.errors import BrokerUnreachable, ClientError, NoAnswer
 from oar_celery.config import current_user
+from oar_celery.protocol.names import Task
 
-SUBMIT_TASK = "oar.almighty.submit"
-DELETE_TASK = "oar.control.delete"
-HOLD_TASK = "oar.control.hold"
-RESUME_TASK = "oar.control.resume"
-NODE_SETTING_TASK = "oar.control.node_setting"
-REMOVE_RESOURCES_TASK = "oar.control.remove_resources"
+SUBMIT_TASK = Task.SUBMIT
+DELETE_TASK = Task.DELETE
+HOLD_TASK = Task.HOLD
+RESUME_TASK = Task.RESUME
+NODE_SETTING_TASK = Task.NODE_SETTING
+REMOVE_RESOURCES_TASK = Task.REMOVE_RESOURCES
 
 #: How a per-job line says the request was refused, when the head does not list failures.
 
@@ -108,7 +109,7 @@ def submit(request: dict[str, Any]) -> list[int]:
     return [int(job_id) for job_id in job_ids]
 
 
-SUBMIT_MANY_TASK = "oar.almighty.submit_many"
+SUBMIT_MANY_TASK = Task.SUBMIT_MANY
 
 
 def submit_many(requests: Sequence[dict[str, Any]]) -> list[list[int] | ClientError]:

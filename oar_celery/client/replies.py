@@ -16,17 +16,10 @@ from typing import Any
 
 from oar_celery.client.errors import ClientError, reason
 from oar_celery.config import mask, settings
+from oar_celery.protocol.names import Message, Task, client_key, reply_key
 
 ALIVE_TTL = 5
 REFRESH = 1
-
-
-def alive_key(job_id: int) -> str:
-    return f"oar:client:{job_id}"
-
-
-def reply_key(job_id: int) -> str:
-    return f"oar:reply:{job_id}"
 
 
 def wake_runner(client: Any) -> None:
@@ -40,7 +33,7 @@ def wake_runner(client: Any) -> None:
     from oar_celery.client.transport import HEAD_QUEUE
 
     with contextlib.suppress(Exception):  # best effort: beat's tick answers anyway
-        wire.push(client, "oar.almighty.notify", {"messages": ["Scheduling"]}, HEAD_QUEUE, expires=60)
+        wire.push(client, Task.NOTIFY, {"messages": [Message.SCHEDULING]}, HEAD_QUEUE, expires=60)
 
 
 def parse_reply(raw: bytes | str) -> dict[str, Any]:
@@ -66,13 +59,13 @@ def wait_reservation(job_id: int, *, timeout: float | None = None) -> dict[str, 
     client = redis.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=REFRESH + 5)
     deadline = None if timeout is None else time.monotonic() + timeout
     try:
-        client.set(alive_key(job_id), "1", ex=ALIVE_TTL)
+        client.set(client_key(job_id), "1", ex=ALIVE_TTL)
         wake_runner(client)
         while deadline is None or time.monotonic() < deadline:
-            client.set(alive_key(job_id), "1", ex=ALIVE_TTL)
+            client.set(client_key(job_id), "1", ex=ALIVE_TTL)
             item = client.blpop([reply_key(job_id)], timeout=REFRESH)
             if item is not None:
-                client.delete(alive_key(job_id))
+                client.delete(client_key(job_id))
                 return parse_reply(item[1])
     except redis.RedisError as exc:
         raise ClientError(f"cannot reach the broker at {mask(url)} ({reason(exc)})") from exc

@@ -28,7 +28,7 @@ from oar_celery.head.lib.context import Context
 from oar_celery.head.lib.launch import LAUNCH_RESEND, build_specs, send_launches, start_launching
 from oar_celery.head.lib.transitions import add_event, finish, set_state
 from oar_celery.protocol.bus import broker_redis
-from oar_celery.protocol.names import launch_key
+from oar_celery.protocol.names import client_key, launch_key, reply_key
 from oar_celery.protocol.states import JobState
 
 logger = logging.getLogger(__name__)
@@ -62,16 +62,16 @@ def run_runner(context: Context) -> None:
 
 
 def reply(job_id: int, answer: dict[str, Any]) -> None:
-    """Push an answer to the client waiting on this job (``oarsub -r``)."""
+    """Push an answer to the client waiting on this job (``oarsub -r``); called after the commit."""
     client = broker_redis()
-    key = f"oar:reply:{job_id}"
+    key = reply_key(job_id)
     client.rpush(key, json.dumps(answer))
     client.expire(key, REPLY_TTL)
 
 
 def client_waiting(job_id: int) -> bool:
     """Whether an ``oarsub`` is still waiting for this job's answer."""
-    return bool(broker_redis().exists(f"oar:client:{job_id}"))
+    return bool(broker_redis().exists(client_key(job_id)))
 
 
 def answer_errors() -> None:
@@ -90,6 +90,7 @@ def answer_reservations() -> None:
     younger than :data:`CLIENT_GRACE` without a listener is left for a later
     cycle rather than fragged.
     """
+    granted: dict[int, float] = {}
     with session_scope() as session:
         rows = session.execute(
             select(Job.job_id, Job.start_time, Job.submission_time).where(Job.state == JobState.TO_ACK_RESERVATION)
@@ -97,13 +98,15 @@ def answer_reservations() -> None:
         for job_id, start, submitted in rows:
             if client_waiting(job_id):
                 if set_state(session, [job_id], JobState.WAITING, expected=(JobState.TO_ACK_RESERVATION,)):
-                    reply(job_id, {"status": "granted", "start": start})
+                    granted[job_id] = start
             elif now() - float(submitted or 0) < CLIENT_GRACE:
                 continue
             else:
                 message = "reservation client could not be reached: the job is fragged"
                 if finish(session, [job_id], JobState.ERROR, expected=(JobState.TO_ACK_RESERVATION,), message=message):
                     add_event(session, "CANNOT_NOTIFY_OARSUB", job_id, message)
+    for job_id, start in granted.items():
+        reply(job_id, {"status": "granted", "start": start})
 
 
 def launch_jobs() -> None:

@@ -39,6 +39,7 @@ from oar_celery.celery_app import HEAD_QUEUE
 from oar_celery.node.jobdir import JobDir
 from oar_celery.protocol.bus import queue_reports
 from oar_celery.protocol.messages import Report, RunningReport, ended_report
+from oar_celery.protocol.names import Task
 from oar_celery.protocol.wire import push
 
 logger = logging.getLogger(__name__)
@@ -48,7 +49,7 @@ MAX_DELAY = 60.0
 BATCH = 100
 #: Seconds the sender waits for more reports after the first one of a batch.
 GATHER = 0.015
-REPORTS_TASK = "oar.head.reports"
+REPORTS_TASK = Task.REPORTS
 
 
 def send(app: Celery, task: str, kwargs: dict[str, Any]) -> None:

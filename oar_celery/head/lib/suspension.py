@@ -26,6 +26,7 @@ from oar_celery.head.lib import sender
 from oar_celery.head.lib.errors import Refused
 from oar_celery.head.lib.hosts import job_hosts
 from oar_celery.head.lib.transitions import add_event, set_state
+from oar_celery.protocol.names import Task, resume_key
 from oar_celery.protocol.states import JobState
 
 logger = logging.getLogger(__name__)
@@ -49,7 +50,7 @@ def suspend_job(session: Session, job: Job, user: str) -> str:
     """``oarhold -r``: stop a running job on all its nodes."""
     if not set_state(session, [job.job_id], JobState.SUSPENDED, expected=(JobState.RUNNING,), suspended="YES"):
         raise Refused(f"job {job.job_id} is not running ({job.state}): only a running job can be suspended")
-    hosts = send_to_nodes(session, job.job_id, "oar.node.suspend")
+    hosts = send_to_nodes(session, job.job_id, Task.NODE_SUSPEND)
     add_event(session, "HOLD_RUNNING_JOB", job.job_id, f"user {user} suspended the running job", hosts=hosts)
     _notify(job.job_id, job.notify, "SUSPENDED", "job suspended")
     return f"[{job.job_id}] The job is suspended (SIGSTOP sent to {','.join(hosts) or 'no node'})."
@@ -59,7 +60,7 @@ def resume_job(session: Session, job: Job, user: str) -> str:
     """``oarresume`` of a suspended job: continue it on all its nodes."""
     if not set_state(session, [job.job_id], JobState.RESUMING, expected=(JobState.SUSPENDED,)):
         raise Refused(f"job {job.job_id} is not suspended ({job.state})")
-    hosts = send_to_nodes(session, job.job_id, "oar.node.resume")
+    hosts = send_to_nodes(session, job.job_id, Task.NODE_RESUME)
     add_event(session, "RESUME_JOB", job.job_id, f"user {user} resumed the suspended job", hosts=hosts)
     _notify(job.job_id, job.notify, "RESUMING", "job resuming")
     return f"[{job.job_id}] Resume request was sent to the OAR server."
@@ -114,8 +115,8 @@ def resend_resumes(session: Session) -> int:
     client = broker_redis()
     sent = 0
     for job_id in stale:
-        if client.set(f"oar:resume:{job_id}", "1", nx=True, ex=int(RESUME_RESEND)):
-            send_to_nodes(session, job_id, "oar.node.resume")
+        if client.set(resume_key(job_id), "1", nx=True, ex=int(RESUME_RESEND)):
+            send_to_nodes(session, job_id, Task.NODE_RESUME)
             logger.warning("job %s still Resuming: resume sent again", job_id)
             sent += 1
     return sent
