@@ -20,6 +20,7 @@ from sqlalchemy import insert as sa_insert
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from oar_celery import admission_rules as rules
 from oar_celery import notify_method
 from oar_celery.config import Settings
 from oar_celery.db.models import (
@@ -36,7 +37,8 @@ from oar_celery.scheduler.errors import RequestError
 from oar_celery.scheduler.types import Moldable
 
 KNOWN_TYPES = ("besteffort", "idempotent", "timesharing")
-_TIMESHARING = re.compile(r"^timesharing=(user|\*),(name|\*)$")
+#: OAR3's rule 15: the two words of ``timesharing`` in either order.
+_TIMESHARING = re.compile(r"^timesharing=(?:(?:\*|user),(?:\*|name)|(?:\*|name),(?:\*|user))$")
 
 
 @dataclass
@@ -66,7 +68,7 @@ def parse_types(types: Sequence[str]) -> list[str]:
 
 
 def parse_reservation(text: str, *, at: float) -> float:
-    """``YYYY-MM-DD HH:MM[:SS]`` in local time, not in the past."""
+    """``YYYY-MM-DD HH:MM[:SS]`` in local time."""
     for pattern in ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M"):
         try:
             start = datetime.strptime(text.strip(), pattern).timestamp()
@@ -75,9 +77,8 @@ def parse_reservation(text: str, *, at: float) -> float:
             continue
     else:
         raise RequestError(f"bad reservation date '{text}' (expected YYYY-MM-DD HH:MM:SS)")
-    if start < at - 60:
-        raise RequestError(f"reservation date '{text}' is in the past")
-    return max(start, at)
+    del at  # a start in the past is judged with the walltime (admission_rules.reservation_start)
+    return start
 
 
 def parse_notify(text: str | None) -> str | None:
@@ -111,8 +112,8 @@ def check(session: Session, request: dict[str, Any], config: Settings) -> Submis
     if user == "root" and not config.allow_root_jobs:
         raise RequestError("jobs submitted by root are refused on this cluster")
     command = str(request.get("command") or "").strip()
-    if not command:
-        raise RequestError("no command given: an empty job is refused")
+    if not command and not request.get("reservation"):
+        raise RequestError("no command given: an empty job is refused (only a reservation may have none)")
     directory = str(request.get("directory") or "")
     if not directory.startswith("/"):
         raise RequestError("the working directory must be an absolute path")
@@ -123,10 +124,11 @@ def check(session: Session, request: dict[str, Any], config: Settings) -> Submis
     state = session.scalar(select(Queue.state).where(Queue.queue_name == queue))
     if state is None:
         raise RequestError(f"unknown queue '{queue}'")
-    if state != "Active":
-        raise RequestError(f"queue '{queue}' is not active")
+    # OAR3: a disabled queue still takes submissions; its jobs wait until it is active again
+    rules.check_admin_queue(queue, user, config)
     if queue == "besteffort" and "besteffort" not in types:
         types.append("besteffort")
+    rules.check_besteffort_reservation(types, request.get("reservation"))
     moldables = parse_moldables(
         list(request.get("resources") or ["/resource_id=1"]),
         default_walltime=config.default_walltime,
@@ -137,7 +139,12 @@ def check(session: Session, request: dict[str, Any], config: Settings) -> Submis
     dependencies = [int(d) for d in request.get("dependencies") or []]
     _check_dependencies(session, dependencies)
     reservation = request.get("reservation")
-    start = parse_reservation(str(reservation), at=time.time()) if reservation else None
+    start = None
+    if reservation:
+        at = time.time()
+        start = rules.reservation_start(
+            parse_reservation(str(reservation), at=at), [m.walltime for m in moldables], at=at
+        )
     from oar_celery.resources import check_against_cluster
 
     check_against_cluster(session, moldables, request.get("properties"), config)

@@ -48,6 +48,18 @@ def parser(prog: str, description: str, *, help_option: str = "-h") -> Parser:
     return result
 
 
+def version_text() -> str:
+    """What ``-V``/``--version`` prints, in OAR3's words (``OAR version : X``)."""
+    from oar_celery import __version__
+
+    return f"OAR version : {__version__} (oar-celery)"
+
+
+def add_version(p: argparse.ArgumentParser) -> None:
+    """OAR3's ``-V, --version`` on a command: print the version and exit 0."""
+    p.add_argument("-V", "--version", action="version", version=version_text(), help="print the OAR version and exit")
+
+
 def error_line(command: str, message: object) -> None:
     """Print ``<command>: error: <message>`` on one line of stderr."""
     text = " ".join(str(message).split()) or "unknown error"
@@ -159,6 +171,7 @@ def array_jobs(array_id: int) -> list[int]:
 def job_selection_parser(prog: str, description: str) -> Parser:
     """A parser for the commands that act on jobs: ids, or every unfinished job of ``--array ID``."""
     p = parser(prog, description)
+    add_version(p)
     p.add_argument("job_ids", nargs="*", type=positive_int, metavar="ID", help="job ids")
     p.add_argument("--array", dest="array_id", type=positive_int, metavar="ID",
                    help="every unfinished job of this array")

@@ -11,6 +11,7 @@ from oar_celery.cli.common import (
     EXIT_FAILURE,
     Parser,
     UsageError,
+    add_version,
     emit,
     error_line,
     parser,
@@ -23,6 +24,7 @@ COMMAND = "oarnodes"
 
 def build_parser() -> Parser:
     p = parser(COMMAND, "Show OAR resources (all, or those of the given hosts).")
+    add_version(p)
     add = p.add_argument
     add("hosts", nargs="*", metavar="HOST", help="hosts to show (default: all)")
     add(

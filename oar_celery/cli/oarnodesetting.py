@@ -10,7 +10,7 @@ import argparse
 import re
 import sys
 
-from oar_celery.cli.common import Parser, UsageError, parser, positive_int, run
+from oar_celery.cli.common import Parser, UsageError, add_version, parser, positive_int, run
 
 COMMAND = "oarnodesetting"
 SETTABLE_STATES = ("Alive", "Absent", "Dead")
@@ -19,6 +19,7 @@ _PROPERTY = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*=(.*)$")
 
 def build_parser() -> Parser:
     p = parser(COMMAND, "Change the state or properties of OAR resources.", help_option="--help")
+    add_version(p)
     add = p.add_argument
     add("-a", "--add", action="store_true", help="add a new resource on the host given with -h")
     add(

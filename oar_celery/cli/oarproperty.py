@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 import sys
 
-from oar_celery.cli.common import EXIT_FAILURE, Parser, UsageError, emit, error_line, parser, run
+from oar_celery.cli.common import EXIT_FAILURE, Parser, UsageError, add_version, emit, error_line, parser, run
 
 COMMAND = "oarproperty"
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
@@ -31,6 +31,7 @@ BOOKKEEPING = frozenset(
 
 def build_parser() -> Parser:
     p = parser(COMMAND, "Manage resource properties (columns of the resources table).")
+    add_version(p)
     add = p.add_argument
     add("-a", "--add", action="append", default=[], metavar="NAME", help="add a property (an integer by default)")
     add("-c", "--varchar", action="store_true", help="the added properties hold text (VARCHAR(255))")

@@ -15,6 +15,7 @@ from oar_celery.cli.common import (
     EXIT_FAILURE,
     Parser,
     UsageError,
+    add_version,
     emit,
     error_line,
     parser,
@@ -27,6 +28,7 @@ COMMAND = "oarstat"
 
 def build_parser() -> Parser:
     p = parser(COMMAND, "Show OAR jobs (by default the jobs not yet finished).")
+    add_version(p)
     add = p.add_argument
     add(
         "-j",

@@ -33,10 +33,11 @@ from sqlalchemy.orm import Session
 from oar_celery import judas
 from oar_celery.almighty import QUEUED_REPORTS, broker_redis, notify, queue_reports
 from oar_celery.celery_app import app, node_queue
-from oar_celery.db.models import STARTED_STATES, FragJob, Job
+from oar_celery.db.models import STARTED_STATES, EventLog, FragJob, Job
 from oar_celery.db.prepared import Prepared
 from oar_celery.db.session import now, session_scope
 from oar_celery.transitions import CLOSE_LOG_ENTRIES, add_event, finish_each, release_cte, set_state
+from oar_celery.wait_status import exit_value, wait_status
 
 logger = logging.getLogger(__name__)
 #: Events recorded when a node ends a job for a reason other than its own exit.
@@ -50,8 +51,13 @@ EVENT_FOR_REASON = {
 
 
 def succeeded(exit_code: int | None, reason: str) -> bool:
-    """OAR's exit semantics: only a job that exited 0 by itself is ``Terminated``."""
-    return exit_code == 0 and reason in ("exited", "epilogue_error")
+    """OAR's exit semantics: a job whose command ran to its own end is ``Terminated``, whatever its exit code.
+
+    Only a failure of the launch machinery (prologue, node, walltime, kill)
+    gives ``Error`` (OAR3's ``check_end_of_job``: oarexec's error 0 is
+    ``SWITCH_INTO_TERMINATE_STATE``, the exit code is only stored).
+    """
+    return exit_code is not None and reason in ("exited", "epilogue_error")
 
 
 def ran(exit_code: int | None, reason: str) -> bool:
@@ -119,7 +125,7 @@ def job_running(job_id: int, host: str, pid: int | None = None) -> None:
 
 @app.task(name="oar.head.job_ended", acks_late=True, ignore_result=True)
 def job_ended(job_id: int, host: str, exit_code: int | None, reason: str = "exited", message: str = "") -> None:
-    """The job's process is gone: ``Terminated`` on exit 0, ``Error`` (exit code kept) otherwise."""
+    """The job's process is gone: ``Terminated`` if its command ran to its end (exit code kept), else ``Error``."""
     process([{"kind": "ended", "job_id": job_id, "host": host, "exit_code": exit_code, "reason": reason,
               "message": message}])
 
@@ -149,7 +155,7 @@ def _read(reports: list[dict[str, Any]]) -> tuple[dict[int, str], dict[int, Ende
             if report.get("kind") == "ended":
                 code = report.get("exit_code")
                 reason = str(report.get("reason") or "exited")
-                code = None if code is None else int(code)
+                code = wait_status(None if code is None else int(code), reason)
                 ended[job_id] = Ended(job_id, host, code, reason, report.get("message") or _describe(code, reason))
             elif report.get("kind") == "running":
                 running[job_id] = host
@@ -161,6 +167,7 @@ def _read(reports: list[dict[str, Any]]) -> tuple[dict[int, str], dict[int, Ende
 
 
 def _apply(session: Session, running: dict[int, str], ended: dict[int, Ended]) -> Applied:
+    _name_walltime_kills(session, ended)
     if session.get_bind().dialect.name == "postgresql":
         return _apply_in_one_statement(session, running, ended)
     return _apply_statement_by_statement(session, running, ended)
@@ -261,6 +268,20 @@ def _apply_in_one_statement(session: Session, running: dict[int, str], ended: di
     return applied
 
 
+def _name_walltime_kills(session: Session, ended: dict[int, Ended]) -> None:
+    """A job Sarko killed at its walltime ended "killed" on its node: say "walltime reached", as OAR does."""
+    killed = [e.job_id for e in ended.values() if e.reason == "killed"]
+    if not killed:
+        return
+    rows = session.execute(
+        select(EventLog.job_id).where(EventLog.job_id.in_(killed), EventLog.type == "WALLTIME").distinct()
+    )
+    for (job_id,) in rows:
+        end = ended[job_id]
+        end.reason = "walltime"
+        end.text = f"walltime reached, job killed on {end.host}" if end.host else "walltime reached, job killed"
+
+
 #: Statements of every batch, built once.
 _STATES_OF = select(Job.job_id, Job.state, Job.notify).where(Job.job_id.in_(bindparam("job_ids", expanding=True)))
 _FRAGS_DONE = (
@@ -317,7 +338,7 @@ def after_end(job_id: int, exit_code: int | None, reason: str = "exited") -> Non
     Only the report that ended the job gets here (the move to ``Error`` is a
     conditional update), so a redelivered report never resubmits twice.
     """
-    if exit_code != 99 or reason != "exited":
+    if exit_value(exit_code) != 99 or reason != "exited":
         return
     from oar_celery.tasks.submit import resubmit_if_idempotent
 
@@ -326,7 +347,7 @@ def after_end(job_id: int, exit_code: int | None, reason: str = "exited") -> Non
 
 def _describe(exit_code: int | None, reason: str) -> str:
     if reason == "exited":
-        return f"the job exited with code {exit_code}"
+        return f"the job exited with code {exit_value(exit_code)}"
     if reason == "killed":
         return "the job was killed"
     if reason == "walltime":

@@ -236,11 +236,17 @@ def build_specs(session: Session, job_ids: list[int]) -> list[dict[str, Any]]:
     types: dict[int, list[str]] = defaultdict(list)
     for job_id, kind in session.execute(_LAUNCH_TYPES, {"job_ids": job_ids}):
         types[job_id].append(kind)
-    return [
+    from oar_celery.tasks.launch_properties import properties_text
+
+    properties = properties_text(session, job_ids)
+    specs = [
         launch_spec(jobs[job_id], hosts_of[job_id], types[job_id], jobs[job_id].moldable_walltime)
         for job_id in job_ids
         if hosts_of.get(job_id)
     ]
+    for spec in specs:
+        spec["resource_properties"] = properties.get(spec["job_id"], "")
+    return specs
 
 
 def launch_spec(job: Any, resources: list[tuple[int, str]], types: list[str], walltime: int | None) -> dict[str, Any]:
@@ -252,7 +258,7 @@ def launch_spec(job: Any, resources: list[tuple[int, str]], types: list[str], wa
     return {
         "job_id": job.job_id,
         "user": job.job_user,
-        "command": job.command,
+        "command": job.command or f"sleep {int(walltime)}",  # a command-less reservation holds its resources
         "directory": job.launching_directory,
         "name": job.job_name or "",
         "walltime": int(walltime),

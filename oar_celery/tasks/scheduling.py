@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from oar_celery.config import settings
@@ -127,7 +127,7 @@ def _resubmit_killed_besteffort(job_ids: list[int]) -> None:
 _PLACED = (
     select(
         Job.job_id, Job.job_user, Job.start_time, Job.suspended_time, Job.assigned_moldable_job,
-        MoldableJobDescription.moldable_walltime, AssignedResource.resource_id,
+        MoldableJobDescription.moldable_walltime, AssignedResource.resource_id, Job.job_name,
     )
     .join(MoldableJobDescription, MoldableJobDescription.moldable_id == Job.assigned_moldable_job)
     .join(AssignedResource, AssignedResource.moldable_job_id == Job.assigned_moldable_job)
@@ -136,7 +136,7 @@ _PLACED = (
 _RESERVATIONS = (
     select(
         Job.job_id, Job.job_user, Job.start_time, Job.assigned_moldable_job,
-        MoldableJobDescription.moldable_walltime, GanttJobResource.resource_id,
+        MoldableJobDescription.moldable_walltime, GanttJobResource.resource_id, Job.job_name,
     )
     .join(MoldableJobDescription, MoldableJobDescription.moldable_id == Job.assigned_moldable_job)
     .join(GanttJobResource, GanttJobResource.moldable_job_id == Job.assigned_moldable_job)
@@ -147,12 +147,13 @@ _RESERVATIONS = (
 def load_placed(session: Session, at: int) -> tuple[list[sched.Allocation], dict[int, sched.Allocation]]:
     """Running jobs and accepted reservations, as fixed allocations on the Gantt."""
     allocations: dict[int, sched.Allocation] = {}
-    for job_id, user, start, suspended, moldable, walltime, resource_id in session.execute(_PLACED):
+    # names too: timesharing=*,name shares with running jobs of the same name
+    for job_id, user, start, suspended, moldable, walltime, resource_id, name in session.execute(_PLACED):
         allocation = allocations.get(job_id)
         if allocation is None:
             begin = int(start) if start else at
             allocation = allocations[job_id] = sched.Allocation(
-                job_id, moldable, begin, max(1, int(walltime + suspended)), [], user=user
+                job_id, moldable, begin, max(1, int(walltime + suspended)), [], user=user, name=name or ""
             )
         allocation.resource_ids.append(resource_id)
     reservations = _load_reservations(session)
@@ -165,9 +166,9 @@ def load_placed(session: Session, at: int) -> tuple[list[sched.Allocation], dict
 
 def _load_reservations(session: Session) -> dict[int, sched.Allocation]:
     reservations: dict[int, sched.Allocation] = {}
-    for job_id, user, start, moldable, walltime, resource_id in session.execute(_RESERVATIONS):
+    for job_id, user, start, moldable, walltime, resource_id, name in session.execute(_RESERVATIONS):
         allocation = reservations.setdefault(
-            job_id, sched.Allocation(job_id, moldable, int(start), int(walltime), [], user=user)
+            job_id, sched.Allocation(job_id, moldable, int(start), int(walltime), [], user=user, name=name or "")
         )
         allocation.resource_ids.append(resource_id)
     return reservations
@@ -193,6 +194,7 @@ def apply(
         if p.start <= at and p.job_id not in reservation_ids and freeing.isdisjoint(p.resource_ids)
     ]
     due = [a for a in reservations.values() if a.start <= at and freeing.isdisjoint(a.resource_ids)]
+    _reduce_late_reservations(session, due, at)
     outcome.launched = gantt_writes.launch(session, starting + due)
     _accept_reservations(session, [p for p in result.placements if p.job_id in reservation_ids])
     launched = set(outcome.launched)
@@ -245,6 +247,21 @@ def _accept_reservations(session: Session, placements: list[sched.Allocation]) -
         )
         if moved:
             add_event(session, "RESERVATION_ACCEPTED", placement.job_id, f"reservation starts at {placement.start}")
+
+
+def _reduce_late_reservations(session: Session, due: list[sched.Allocation], at: int) -> None:
+    """A reservation starting after its start time runs for what remains of it (OAR3's meta_sched)."""
+    for allocation in due:
+        if allocation.start >= at:
+            continue
+        remaining = max(1, allocation.walltime - (at - allocation.start))
+        session.execute(
+            update(MoldableJobDescription)
+            .where(MoldableJobDescription.moldable_id == allocation.moldable_id)
+            .values(moldable_walltime=remaining)
+        )
+        add_event(session, "REDUCE_RESERVATION_WALLTIME", allocation.job_id,
+                  f"Change walltime from {allocation.walltime} to {remaining}")
 
 
 def _frag_besteffort(session: Session, job_ids: list[int]) -> list[int]:

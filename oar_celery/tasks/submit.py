@@ -156,11 +156,16 @@ def submit_many(requests: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def resubmit_if_idempotent(job_id: int) -> int | None:
-    """Submit again a finished ``idempotent`` job, linked by ``resubmit_job_id``; the new id."""
+    """Submit again a finished ``idempotent`` job, linked by ``resubmit_job_id``; the new id.
+
+    OAR3's NodeChangeState conditions: the job is ``idempotent``, not a
+    reservation, was not killed (no ``FRAG_JOB_REQUEST``), ran more than
+    60 s, and was not resubmitted already. Without the 60 s rule a job that
+    exits 99 at once would be resubmitted forever.
+    """
     with session_scope() as session:
         job = session.get(Job, job_id)
-        types = set(session.scalars(select(JobType.type).where(JobType.job_id == job_id)))
-        if job is None or "idempotent" not in types:
+        if job is None or not _may_resubmit(session, job):
             return None
         already = session.scalar(select(Job.job_id).where(Job.resubmit_job_id == job_id))
         if already:
@@ -171,6 +176,21 @@ def resubmit_if_idempotent(job_id: int) -> int | None:
         add_event(session, "RESUBMIT_JOB_AUTOMATICALLY", job_id, f"job resubmitted as job {new_ids[0]}")
     notify(["Qsub"])
     return new_ids[0]
+
+
+#: OAR3 resubmits an idempotent job only if it ran longer than this (seconds).
+IDEMPOTENT_MIN_RUN = 60
+
+
+def _may_resubmit(session: Any, job: Job) -> bool:
+    from oar_celery.db.models import EventLog
+
+    types = set(session.scalars(select(JobType.type).where(JobType.job_id == job.job_id)))
+    killed = session.scalar(
+        select(EventLog.event_id).where(EventLog.job_id == job.job_id, EventLog.type == "FRAG_JOB_REQUEST").limit(1)
+    )
+    ran = (job.stop_time or 0) - (job.start_time or 0)
+    return "idempotent" in types and job.reservation == "None" and killed is None and ran > IDEMPOTENT_MIN_RUN
 
 
 def request_of(session: Any, job: Job) -> dict[str, Any]:
