@@ -261,6 +261,14 @@ def job_events(job_ids: Sequence[int]) -> dict[int, list[dict[str, Any]]]:
         return queries.job_events(session, job_ids)
 
 
+def job_resources(job_ids: Sequence[int]) -> dict[int, list[dict[str, Any]]]:
+    """The resources (every column) each job holds or held."""
+    from oar_celery.client import queries
+
+    with queries.reading() as session:
+        return queries.job_resources(session, job_ids)
+
+
 def resources(
     *, hosts: Sequence[str] | None = None, resource_ids: Sequence[int] | None = None, with_jobs: bool = False
 ) -> tuple[list[dict[str, Any]], dict[int, list[int]]]:
@@ -276,11 +284,12 @@ def resources(
         return rows, on
 
 
-def host_events(hosts: Sequence[str] | None = None) -> list[dict[str, Any]]:
+def host_events(hosts: Sequence[str] | None = None, *, since: float | None = None) -> list[dict[str, Any]]:
+    """The latest events of the hosts, or (``since``) all those from that date on."""
     from oar_celery.client import queries
 
     with queries.reading() as session:
-        return queries.host_events(session, hosts)
+        return queries.host_events(session, hosts, since=since)
 
 
 def known_hosts() -> list[str]:

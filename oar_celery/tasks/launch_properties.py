@@ -15,18 +15,10 @@ from typing import Any
 from sqlalchemy import bindparam, column, literal_column, select, table
 from sqlalchemy.orm import Session
 
-#: Bookkeeping columns OAR3 leaves out of a job's resource properties (``check_resource_system_property``).
-SYSTEM_PROPERTIES = frozenset({
-    "state", "next_state", "finaud_decision", "next_finaud_decision", "state_num", "suspended_jobs",
-    "scheduler_priority", "cpuset", "besteffort", "deploy", "expiry_date", "desktop_computing",
-    "last_job_date", "available_upto", "last_available_upto", "drain",
-})
-
 
 def property_line(resource: Mapping[str, Any]) -> str:
     """One resource as OAR's line: `` resource_id = '1' , network_address = 'node1' ``."""
-    line = "".join(f" {name} = '{'' if value is None else value}' ," for name, value in resource.items()
-                   if name not in SYSTEM_PROPERTIES)
+    line = "".join(f" {name} = '{'' if value is None else value}' ," for name, value in resource.items())
     return line[:-1]
 
 

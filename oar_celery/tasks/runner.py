@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from collections import defaultdict
 from typing import Any
@@ -29,6 +28,7 @@ from oar_celery.celery_app import node_queue
 from oar_celery.config import settings
 from oar_celery.db.models import AssignedResource, Job, JobType, MoldableJobDescription, Resource
 from oar_celery.db.session import now, session_scope
+from oar_celery.output_files import output_paths
 from oar_celery.transitions import add_event, finish, set_state
 
 logger = logging.getLogger(__name__)
@@ -208,21 +208,6 @@ _LAUNCH_HOSTS = (
 _LAUNCH_TYPES = select(JobType.job_id, JobType.type).where(
     JobType.job_id.in_(bindparam("job_ids", expanding=True)), JobType.types_index == "CURRENT"
 )
-
-
-def _resolve(template: str | None, default: str, job: Any) -> str:
-    path = (template or default).replace("%jobid%", str(job.job_id))
-    path = path.replace("%jobname%", job.job_name or "")
-    return path if os.path.isabs(path) else os.path.join(job.launching_directory, path)
-
-
-def output_paths(job: Any) -> tuple[str, str]:
-    """The job's stdout and stderr files: ``OAR.<name>.<id>.stdout`` unless ``-O``/``-E``."""
-    stem = f"OAR.{job.job_name}.%jobid%" if job.job_name else "OAR.%jobid%"
-    return (
-        _resolve(job.stdout_file, f"{stem}.stdout", job),
-        _resolve(job.stderr_file, f"{stem}.stderr", job),
-    )
 
 
 def build_specs(session: Session, job_ids: list[int]) -> list[dict[str, Any]]:

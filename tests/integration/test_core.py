@@ -74,8 +74,8 @@ def _overlaps(cluster, job_ids):
 
 
 def test_twenty_jobs_on_four_cores_never_share_a_resource(cluster):
-    job_ids = [cluster.oarsub("-h", "-l", "/core=1", "sleep 0.3") for _ in range(14)]
-    job_ids += [cluster.oarsub("-h", "-l", "/nodes=1/core=2", "sleep 0.2") for _ in range(6)]
+    job_ids = [cluster.oarsub("--hold", "-l", "/core=1", "sleep 0.3") for _ in range(14)]
+    job_ids += [cluster.oarsub("--hold", "-l", "/nodes=1/core=2", "sleep 0.2") for _ in range(6)]
     released = cluster.run("oarresume", *map(str, job_ids))
     assert released.returncode == 0, released.stderr
     states = cluster.wait_for(job_ids, timeout=120)
@@ -87,7 +87,7 @@ def test_twenty_jobs_on_four_cores_never_share_a_resource(cluster):
 
 
 def test_oardel_of_a_waiting_job_puts_it_in_error(cluster):
-    job_id = cluster.oarsub("-h", "-l", "/core=1", "true")
+    job_id = cluster.oarsub("--hold", "-l", "/core=1", "true")
     assert cluster.state(job_id) == "Hold"
     result = cluster.run("oardel", str(job_id))
     assert result.returncode == 0, result.stderr
@@ -108,7 +108,7 @@ def test_oardel_of_a_running_job_kills_its_process_on_the_node(cluster):
 
 
 def test_oarhold_and_oarresume_of_a_waiting_job(cluster):
-    job_id = cluster.oarsub("-h", "-l", "/core=1", "true")
+    job_id = cluster.oarsub("--hold", "-l", "/core=1", "true")
     assert cluster.state(job_id) == "Hold"
     assert cluster.run("oarresume", str(job_id)).returncode == 0
     assert cluster.wait_for(job_id) == {job_id: "Terminated"}
@@ -167,7 +167,7 @@ def test_unknown_or_foreign_job_is_refused(cluster):
         result = cluster.run(*command)
         assert result.returncode != 0, command
         assert len(result.stderr.strip().splitlines()) == 1 and "999999" in result.stderr
-    job_id = cluster.oarsub("-h", "-l", "/core=1", "true")
+    job_id = cluster.oarsub("--hold", "-l", "/core=1", "true")
     cluster.execute("UPDATE jobs SET job_user = 'someoneelse' WHERE job_id = :id", id=job_id)
     if os.geteuid() == 0:
         pytest.skip("root may delete anybody's job; the foreign-job refusal is checked by the security tests")

@@ -137,7 +137,7 @@ def test_oardel_of_a_job_ignoring_sigterm_kills_it_after_the_grace(cluster: Loca
 
 
 def test_oardel_of_a_waiting_job_ends_it_before_it_starts(cluster: LocalCluster):
-    job_id = cluster.oarsub("-h", "-l", "nodes=1", "sleep 60")
+    job_id = cluster.oarsub("--hold", "-l", "nodes=1", "sleep 60")
     assert cluster.run("oardel", str(job_id)).returncode == 0
     cluster.wait_for(job_id, timeout=10)
     job = cluster.job(job_id)
@@ -254,7 +254,7 @@ def test_a_plain_job_exiting_99_is_not_resubmitted(cluster: LocalCluster):
 
 
 def test_oarstat_shows_events_and_state_history(cluster: LocalCluster):
-    job_id = cluster.oarsub("-h", "-l", "nodes=1", "true")
+    job_id = cluster.oarsub("--hold", "-l", "nodes=1", "true")
     cluster.run("oardel", str(job_id))
     cluster.wait_for(job_id, timeout=10)
     full = cluster.run("oarstat", "-f", "-j", str(job_id)).stdout
@@ -289,7 +289,7 @@ def test_bad_submission_is_refused_in_one_line(cluster: LocalCluster, args: tupl
 
 
 def test_oarhold_r_of_a_job_that_is_not_running_changes_nothing(cluster: LocalCluster):
-    job_id = cluster.oarsub("-h", "-l", "nodes=1", "true")
+    job_id = cluster.oarsub("--hold", "-l", "nodes=1", "true")
     result = cluster.run("oarhold", "-r", str(job_id))
     assert result.returncode == 1 and "not running" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
