@@ -255,7 +255,7 @@ def properties_line(resource: Mapping[str, Any]) -> str:
 # --------------------------------------------------------------------------- oarnodes
 
 
-def resources_table(resources: Sequence[Mapping[str, Any]], properties: Sequence[str] = ("cpu",),
+def resources_table(resources: Sequence[Mapping[str, Any]], properties: Sequence[str] = (),
                     *, show_all: bool = False) -> str:
     """oarnodes' default table: Id, Network address, State, Available upto, then the chosen properties."""
     columns = list(resources[0]) if resources else []

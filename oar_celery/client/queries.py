@@ -241,7 +241,7 @@ def _wanted_groups(session: Session, selected: Select[Any]) -> dict[int, list[tu
 
 def _wanted_text(moldables: list[tuple[int, int]], groups: dict[int, list[tuple[str | None, list[str]]]]) -> str:
     """OAR's ``wanted_resources``: ``-l "{filter}/nodes=1/core=2,walltime=1:00:00"`` per moldable."""
-    from oar_celery.client.format import duration
+    from oar_celery.scheduler.walltime import format_walltime as duration
 
     texts = []
     for moldable_id, walltime in moldables:
@@ -312,19 +312,17 @@ def job_events(session: Session, job_ids: Sequence[int]) -> dict[int, list[dict[
 
 def job_resources(session: Session, job_ids: Sequence[int]) -> dict[int, list[dict[str, Any]]]:
     """Every column of the resources each job holds or held (``oarstat -p``), by resource id."""
-    resources = table("resources", column("resource_id"))
-    query = (
-        select(Job.job_id.label("oar_job_id"), literal_column("resources.*"))
-        .select_from(Job)
+    pairs = session.execute(
+        select(Job.job_id, AssignedResource.resource_id)
         .join(AssignedResource, AssignedResource.moldable_job_id == Job.assigned_moldable_job)
-        .join(resources, resources.c.resource_id == AssignedResource.resource_id)
         .where(Job.job_id.in_(list(job_ids)))
-        .order_by(Job.job_id, resources.c.resource_id)
-    )
+        .order_by(Job.job_id, AssignedResource.resource_id)
+    ).all()
+    rows = {r["resource_id"]: r for r in list_resources(session, resource_ids={rid for _, rid in pairs})}
     result: dict[int, list[dict[str, Any]]] = defaultdict(list)
-    for row in session.execute(query).mappings():
-        values = dict(row)
-        result[values.pop("oar_job_id")].append(values)
+    for job_id, resource_id in pairs:
+        if resource_id in rows:
+            result[job_id].append(rows[resource_id])
     return result
 
 

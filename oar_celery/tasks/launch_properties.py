@@ -23,23 +23,27 @@ def property_line(resource: Mapping[str, Any]) -> str:
 
 
 def properties_text(session: Session, job_ids: list[int]) -> dict[int, str]:
-    """Per job, its resources' lines (by resource id), newline-terminated."""
+    """Per job, its resources' lines (by resource id), newline-terminated: two queries for all the jobs."""
     if not job_ids:
         return {}
-    resources = table("resources", column("resource_id"))
     assigned = table("assigned_resources", column("resource_id"), column("moldable_job_id"))
     jobs = table("jobs", column("job_id"), column("assigned_moldable_job"))
-    query = (
-        select(jobs.c.job_id.label("oar_launch_job_id"), literal_column("resources.*"))
-        .select_from(jobs)
+    pairs = session.execute(
+        select(jobs.c.job_id, assigned.c.resource_id)
         .join(assigned, assigned.c.moldable_job_id == jobs.c.assigned_moldable_job)
-        .join(resources, resources.c.resource_id == assigned.c.resource_id)
         .where(jobs.c.job_id.in_(bindparam("job_ids", expanding=True)))
-        .order_by(jobs.c.job_id, resources.c.resource_id)
+        .order_by(jobs.c.job_id, assigned.c.resource_id),
+        {"job_ids": job_ids},
+    ).all()
+    resources = table("resources", column("resource_id"))
+    query = (
+        select(literal_column("*")).select_from(resources)
+        .where(resources.c.resource_id.in_(bindparam("ids", expanding=True)))
     )
+    found = session.execute(query, {"ids": sorted({r for _, r in pairs})}).mappings()
+    rows = {row["resource_id"]: row for row in found}
     lines: dict[int, list[str]] = defaultdict(list)
-    for row in session.execute(query, {"job_ids": job_ids}).mappings():
-        values = dict(row)
-        job_id = values.pop("oar_launch_job_id")
-        lines[job_id].append(property_line(values))
+    for job_id, resource_id in pairs:
+        if resource_id in rows:
+            lines[job_id].append(property_line(dict(rows[resource_id])))
     return {job_id: "".join(f"{line}\n" for line in text) for job_id, text in lines.items()}
