@@ -18,10 +18,11 @@ def test_job_output_lands_in_its_stdout_file(cluster):
     assert cluster.job(job_id)["exit_code"] == 0
 
 
-def test_job_exiting_3_ends_in_error_with_its_exit_code(cluster):
+def test_job_exiting_3_is_terminated_with_its_wait_status(cluster):
+    """OAR3 check_end_of_job: a non-zero exit is Terminated; exit_code is the wait status (3 << 8)."""
     job_id = cluster.oarsub("-l", "/core=1", "echo oops >&2; exit 3")
-    assert cluster.wait_for(job_id) == {job_id: "Error"}
-    assert cluster.job(job_id)["exit_code"] == 3
+    assert cluster.wait_for(job_id) == {job_id: "Terminated"}
+    assert cluster.job(job_id)["exit_code"] == 768
     assert (cluster.workdir / f"OAR.{job_id}.stderr").read_text() == "oops\n"
 
 
@@ -122,11 +123,12 @@ def test_oarstat_json_carries_the_fields_users_script_against(cluster):
     result = cluster.run("oarstat", "-J", "-j", str(job_id))
     assert result.returncode == 0, result.stderr
     record = json.loads(result.stdout)[str(job_id)]
-    for key in ("id", "name", "owner", "state", "queue", "command", "submission_time", "start_time", "stop_time",
-                "exit_code", "walltime", "assigned_network_address", "assigned_resources", "message"):
+    # OAR3's keys: its Job model's attribute names, plus what -f adds
+    for key in ("id", "name", "user", "state", "queue_name", "command", "submission_time", "start_time", "stop_time",
+                "exit_code", "walltime", "network_adresses", "resources", "message", "types", "cpuset_name"):
         assert key in record
     assert record["state"] == "Terminated" and record["name"] == "js"
-    assert len(record["assigned_network_address"]) == 1
+    assert record["network_adresses"] in ("node1", "node2") and len(record["resources"]) == 1
 
 
 def _row_counts(cluster):

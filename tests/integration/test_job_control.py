@@ -219,28 +219,23 @@ def test_a_lost_resume_is_sent_again_by_sarko(cluster: LocalCluster):
 # ---------------------------------------------------------------------------------- exit semantics
 
 
-def test_exit_codes_decide_terminated_or_error(cluster: LocalCluster):
+def test_exit_codes_are_kept_and_both_jobs_terminated(cluster: LocalCluster):
+    """OAR3: the exit code is stored (as a wait status), the state is Terminated either way."""
     good = cluster.oarsub("-l", "nodes=1", "exit 0")
     bad = cluster.oarsub("-l", "nodes=1", "exit 3")
     cluster.wait_for([good, bad], timeout=20)
     assert (cluster.job(good)["state"], cluster.job(good)["exit_code"]) == ("Terminated", 0)
-    assert (cluster.job(bad)["state"], cluster.job(bad)["exit_code"]) == ("Error", 3)
+    assert (cluster.job(bad)["state"], cluster.job(bad)["exit_code"]) == ("Terminated", 3 << 8)
 
 
-def test_idempotent_job_exiting_99_is_resubmitted_once(cluster: LocalCluster):
-    script = "if [ -e again.$OAR_JOB_NAME ]; then exit 0; fi; touch again.$OAR_JOB_NAME; exit 99"
-    first = cluster.oarsub("-t", "idempotent", "-n", "idem", "-l", "nodes=1", script)
+def test_idempotent_job_exiting_99_at_once_is_not_resubmitted(cluster: LocalCluster):
+    """OAR3 NodeChangeState: only a job that ran more than 60 s is resubmitted (else it would loop forever)."""
+    first = cluster.oarsub("-t", "idempotent", "-n", "idem", "-l", "nodes=1", "exit 99")
     cluster.wait_for(first, timeout=20)
-    assert (cluster.job(first)["state"], cluster.job(first)["exit_code"]) == ("Error", 99)
-    second = cluster.wait_until(
-        lambda: cluster.scalar("SELECT job_id FROM jobs WHERE resubmit_job_id = :id", id=first), timeout=10,
-        message="resubmission",
-    )
-    cluster.wait_for(second, timeout=20)
-    assert cluster.job(second)["state"] == "Terminated"
-    assert cluster.scalar("SELECT count(*) FROM jobs WHERE resubmit_job_id = :id", id=first) == 1
-    assert cluster.scalar("SELECT count(*) FROM jobs WHERE resubmit_job_id = :id", id=second) == 0
-    assert "RESUBMIT_JOB_AUTOMATICALLY" in cluster.events(first)
+    assert (cluster.job(first)["state"], cluster.job(first)["exit_code"]) == ("Terminated", 99 << 8)
+    time.sleep(1)
+    assert cluster.scalar("SELECT count(*) FROM jobs WHERE resubmit_job_id = :id", id=first) == 0
+    assert "RESUBMIT_JOB_AUTOMATICALLY" not in cluster.events(first)
 
 
 def test_a_plain_job_exiting_99_is_not_resubmitted(cluster: LocalCluster):
