@@ -26,6 +26,7 @@ HEAD_TASK_MODULES = (
     "oar_celery.tasks.submit",
     "oar_celery.tasks.reports",
     "oar_celery.tasks.control",
+    "oar_celery.tasks.oardel_admin",
     "oar_celery.tasks.suspend",
     "oar_celery.judas",
     "oar_celery.tasks.sarko",

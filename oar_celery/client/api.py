@@ -174,6 +174,22 @@ def delete(
     return outcome(_call(DELETE_TASK, kwargs), ids)
 
 
+BESTEFFORT_TASK = "oar.control.besteffort"
+FORCE_TERMINATE_TASK = "oar.control.force_terminate"
+
+
+def toggle_besteffort(job_ids: Iterable[int], *, user: str | None = None) -> Outcome:
+    """``oardel -b``: running jobs become besteffort, or stop being so (admins only)."""
+    ids = _ids(job_ids)
+    return outcome(_call(BESTEFFORT_TASK, {"user": user or current_user(), "job_ids": ids}), ids)
+
+
+def force_terminate(job_ids: Iterable[int], *, user: str | None = None) -> Outcome:
+    """``oardel --force-terminate-finishing-job``: jobs stuck in Finishing become Terminated (admins only)."""
+    ids = _ids(job_ids)
+    return outcome(_call(FORCE_TERMINATE_TASK, {"user": user or current_user(), "job_ids": ids}), ids)
+
+
 def hold(job_ids: Iterable[int], *, user: str | None = None, running: bool = False) -> Outcome:
     """oarhold: hold waiting jobs (suspend running ones with ``running``)."""
     ids = _ids(job_ids)

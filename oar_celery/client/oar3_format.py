@@ -217,6 +217,11 @@ def job_full(job: Mapping[str, Any]) -> str:
         lines.append("    events =")
         lines.extend(f"        {date_text(e.get('date'))}> {e.get('type')}: {_text(e.get('description'))}"
                      for e in events)
+    history = job.get("state_history") or ()
+    if history:  # not in OAR3's -f: this project's, kept because it says when each state began and ended
+        lines.append("    state history =")
+        lines.extend(f"        {h['state']}: {date_text(h.get('date_start'))} -> "
+                     f"{date_text(h['date_stop']) if h.get('date_stop') else 'now'}" for h in history)
     return "\n".join(lines) + "\n"
 
 
