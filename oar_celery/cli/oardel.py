@@ -16,11 +16,13 @@ from oar_celery.cli.common import (
     UsageError,
     error_line,
     job_selection_parser,
+    parse_job_selection,
     print_outcome,
     run,
     selected_jobs,
     signal_number,
 )
+from oar_celery.client.errors import ClientError
 
 COMMAND = "oardel"
 #: OAR3's oardel exit statuses, by what the head's line says (``CommandReturns``: 15 when they differ).
@@ -43,34 +45,18 @@ def build_parser() -> Parser:
     add("-s", "--signal", metavar="SIGNAL", help="send this signal (number or name) instead of deleting")
     add("-b", "--besteffort", action="store_true",
         help="make running jobs besteffort, or remove the type if they have it (admins)")
-    add("--sql", metavar="CLAUSE", help="the unfinished jobs matching this clause on the jobs columns")
     add("--force-terminate-finishing-job", action="store_true",
         help="jobs stuck in Finishing become Terminated (admins, last resort)")
     return p
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
-    args = build_parser().parse_args(argv)
-    if not args.job_ids and args.array_id is None and args.sql is None:
-        raise UsageError("no job id given")
+    args = parse_job_selection(build_parser(), argv)
     actions = [args.checkpoint, bool(args.signal), args.besteffort, args.force_terminate_finishing_job]
     if sum(bool(action) for action in actions) > 1:
         raise UsageError("-c, -s, -b and --force-terminate-finishing-job cannot be used together")
     args.signal = signal_number(args.signal) if args.signal else None
     return args
-
-
-def sql_jobs(clause: str) -> list[int]:
-    """OAR3's ``--sql``: the unfinished jobs whose columns satisfy the clause (parsed, never pasted)."""
-    from oar_celery.client import api
-    from oar_celery.client.queries import job_sql_row
-    from oar_celery.client.sql_filter import kinds, select_rows
-    from oar_celery.db.models import Job
-
-    columns = kinds(Job.__table__)
-    select_rows([], clause, columns, job_sql_row)  # a clause that does not parse fails before any read
-    rows = select_rows(api.jobs(current_only=True), clause, columns, job_sql_row)
-    return [job["id"] for job in rows]
 
 
 def exit_status(lines: dict[int, str], failed: set[int]) -> int:
@@ -85,12 +71,13 @@ def _body(argv: list[str]) -> int:
     args = parse(argv)
     from oar_celery.client import api
 
-    job_ids = selected_jobs(args) if args.job_ids or args.array_id is not None else []
-    if args.sql is not None:
-        job_ids = list(dict.fromkeys([*job_ids, *sql_jobs(args.sql)]))
-        if not job_ids:
-            error_line(COMMAND, f"There are no job for this SQL WHERE clause ({args.sql})")
-            return EXIT_NO_JOB
+    try:
+        job_ids = selected_jobs(args)
+    except ClientError as error:
+        if args.sql is None:
+            raise
+        error_line(COMMAND, error)
+        return EXIT_NO_JOB
     if args.besteffort:
         outcome = api.toggle_besteffort(job_ids)
     elif args.force_terminate_finishing_job:

@@ -188,3 +188,39 @@ def test_oar3_cli_version_and_bare_h_is_help(cluster: LocalCluster) -> None:
     helped = cluster.run("oarsub", "-h", "-l", "/core=1", "true")
     assert helped.returncode == 0 and "usage: oarsub" in helped.stdout
     assert cluster.scalar("SELECT count(*) FROM jobs") == before
+
+
+def test_oar3_admin_options_of_oardel_oarnodesetting_oarproperty(cluster: LocalCluster) -> None:
+    """OAR3: oardel -b / --sql / exit 7, oarhold --sql, oarnodesetting --sql / --last-property-value,
+    oarproperty -t / -r."""
+    running = cluster.oarsub("--project", "semantics-b", "-l", "/core=1", "sleep 30")
+    cluster.wait_for(running, ["Running"])
+    toggled = cluster.run("oardel", "-b", str(running))
+    assert toggled.returncode == 0 and "Add besteffort type" in toggled.stdout, toggled.stderr
+    assert "ADD_BESTEFFORT_JOB_TYPE" in cluster.events(running)
+    untoggled = cluster.run("oardel", "-b", str(running))  # again: the type goes (else the next job may kill it)
+    assert untoggled.returncode == 0 and "Remove besteffort type" in untoggled.stdout, untoggled.stderr
+    assert cluster.run("oardel", "999999").returncode == 7  # OAR3: the job does not exist
+    held = cluster.oarsub("--hold", "--project", "semantics-sql", "-l", "/core=1", "true")
+    assert cluster.run("oarresume", "--sql", "project = 'semantics-sql'").returncode == 0
+    assert cluster.wait_for(held) == {held: "Terminated"}
+    assert cluster.run("oardel", "--sql", "project = 'nothing-like-this'").returncode == 4
+    deleted = cluster.run("oardel", "--sql", "project = 'semantics-b'")
+    assert deleted.returncode == 0, deleted.stderr
+    assert cluster.wait_for(running) == {running: "Error"}
+
+    last = cluster.run("oarnodesetting", "--last-property-value", "core")
+    assert last.returncode == 0 and last.stdout.strip() == str(cluster.scalar("SELECT max(core) FROM resources"))
+    setting = cluster.run("oarnodesetting", "--sql", "network_address = 'node2'", "-p", "mem=42")
+    assert setting.returncode == 0, setting.stderr
+    cluster.wait_until(lambda: cluster.scalar("SELECT count(*) FROM resources WHERE mem = 42") == 2,
+                       message="mem set on node2's resources")
+    assert cluster.run("oarnodesetting", "--sql", "core = 999", "-s", "Alive").returncode == 12
+
+    assert cluster.run("oarproperty", "-a", "semx").returncode == 0
+    renamed = cluster.run("oarproperty", "-r", "semx,semy")
+    assert renamed.returncode == 0 and "Rename property semx into semy" in renamed.stdout, renamed.stderr
+    listed = cluster.run("oarproperty", "-l", "-t").stdout.splitlines()
+    assert "semy (INTEGER)" in listed and not any(line.startswith("semx") for line in listed)
+    bad = cluster.run("oarproperty", "-r", "semy")
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1

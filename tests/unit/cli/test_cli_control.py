@@ -133,7 +133,9 @@ def test_oarnodesetting_add(head: FakeHead) -> None:
         (["-h", "n1", "-p", "1mem=3"], "NAME=VALUE"),
         (["-h", "n1", "-p", "m-em=3"], "NAME=VALUE"),
         (["-a"], "-a needs -h"),
-        (["-s", "Alive"], "-h HOST or -r ID"),
+        (["-f", "/no/such/file", "-s", "Alive"], "cannot read the host file"),
+        (["-a", "-h", "n1", "--sql", "core = 1"], "-a and --sql"),
+        (["--sql", " ", "-s", "Alive"], "empty --sql"),
         (["-h", "n1"], "nothing to do"),
         (["-h", "n1", "-m", "maybe"], "invalid choice"),
         (["-r", "zero", "-s", "Alive"], "invalid number"),
@@ -183,3 +185,16 @@ def test_oar3_oardel_new_options_bad_input_is_one_line(argv: list[str], capsys: 
     assert oardel.main(argv) != 0
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("oardel: error: "), err
+
+
+def test_oar3_oarnodesetting_state_without_host_is_the_local_host(head: FakeHead, tmp_path: Any) -> None:
+    """OAR3: without -h, -r or --sql, oarnodesetting acts on the host it runs on; -f reads hosts from a file."""
+    import socket
+
+    head.answer = {"results": ["ok"]}
+    assert oarnodesetting.main(["-s", "Alive"]) == 0
+    assert head.sent[-1][1]["hosts"] == [socket.gethostname().split(".")[0]]
+    hosts = tmp_path / "hosts"
+    hosts.write_text("node3\n\nnode4\n")
+    assert oarnodesetting.main(["-f", str(hosts), "-s", "Absent"]) == 0
+    assert head.sent[-1][1]["hosts"] == ["node3", "node4"]
