@@ -305,9 +305,15 @@ def host_states(resources: Iterable[Mapping[str, Any]]) -> str:
     blocks = []
     for host, members in by_host(resources).items():
         width = max(len(str(r["resource_id"])) for r in members)
-        lines = [f"{r['resource_id']:<{width}}    {r['state']}" for r in members]
+        lines = [f"{r['resource_id']:<{width}}    {_state_text(r)}" for r in members]
         blocks.append("\n".join([host, *(f"    {line}" for line in lines)]))
     return "\n".join(blocks)
+
+
+def _state_text(resource: Mapping[str, Any]) -> str:
+    """The state, and `` (drain)`` for a drained resource (OAR3 shows it only by colour)."""
+    drained = " (drain)" if resource.get("drain") == "YES" else ""
+    return f"{_text(resource.get('state'))}{drained}"
 
 
 def host_states_data(resources: Iterable[Mapping[str, Any]]) -> list[dict[str, list[dict[str, str]]]]:
