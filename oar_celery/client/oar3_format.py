@@ -142,6 +142,7 @@ def record(job: Mapping[str, Any]) -> dict[str, Any]:
         result["resources"] = list(job.get("assigned_resources") or [])
         result["dependencies"] = list(job.get("dependencies") or [])
         result["events"] = [event_record(e) for e in job.get("events") or ()]
+        result["scheduled_start"] = job.get("scheduled_start")  # OAR3 shows no prediction; kept from OAR 2.5
     return result
 
 

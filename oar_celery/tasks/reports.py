@@ -342,7 +342,7 @@ def after_end(job_id: int, exit_code: int | None, reason: str = "exited") -> Non
         return
     from oar_celery.tasks.submit import resubmit_if_idempotent
 
-    resubmit_if_idempotent(job_id)
+    resubmit_if_idempotent(job_id, exit_99=True)
 
 
 def _describe(exit_code: int | None, reason: str) -> str:

@@ -250,7 +250,11 @@ def _accept_reservations(session: Session, placements: list[sched.Allocation]) -
 
 
 def _reduce_late_reservations(session: Session, due: list[sched.Allocation], at: int) -> None:
-    """A reservation starting after its start time runs for what remains of it (OAR3's meta_sched)."""
+    """A reservation starting after its start time runs for what remains of it (OAR3's meta_sched).
+
+    Its start moves to now with the walltime, so that a cycle that reads it
+    again (a launch put off) cuts only the time gone since.
+    """
     for allocation in due:
         if allocation.start >= at:
             continue
@@ -260,6 +264,7 @@ def _reduce_late_reservations(session: Session, due: list[sched.Allocation], at:
             .where(MoldableJobDescription.moldable_id == allocation.moldable_id)
             .values(moldable_walltime=remaining)
         )
+        session.execute(update(Job).where(Job.job_id == allocation.job_id).values(start_time=float(at)))
         add_event(session, "REDUCE_RESERVATION_WALLTIME", allocation.job_id,
                   f"Change walltime from {allocation.walltime} to {remaining}")
 

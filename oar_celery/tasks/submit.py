@@ -155,17 +155,19 @@ def submit_many(requests: list[dict[str, Any]]) -> dict[str, Any]:
     return {"results": results}
 
 
-def resubmit_if_idempotent(job_id: int) -> int | None:
+def resubmit_if_idempotent(job_id: int, *, exit_99: bool = False) -> int | None:
     """Submit again a finished ``idempotent`` job, linked by ``resubmit_job_id``; the new id.
 
-    OAR3's NodeChangeState conditions: the job is ``idempotent``, not a
-    reservation, was not killed (no ``FRAG_JOB_REQUEST``), ran more than
-    60 s, and was not resubmitted already. Without the 60 s rule a job that
-    exits 99 at once would be resubmitted forever.
+    A job killed for a normal job (besteffort) or on a failed node only needs
+    the ``idempotent`` type. One that asked by exiting 99 (``exit_99``) also
+    needs OAR3's NodeChangeState conditions: not a reservation, not killed
+    (no ``FRAG_JOB_REQUEST``), ran more than 60 s. Without the 60 s rule a
+    job that exits 99 at once would be resubmitted forever.
     """
     with session_scope() as session:
         job = session.get(Job, job_id)
-        if job is None or not _may_resubmit(session, job):
+        types = set(session.scalars(select(JobType.type).where(JobType.job_id == job_id)))
+        if job is None or "idempotent" not in types or (exit_99 and not _may_resubmit(session, job)):
             return None
         already = session.scalar(select(Job.job_id).where(Job.resubmit_job_id == job_id))
         if already:
@@ -185,12 +187,11 @@ IDEMPOTENT_MIN_RUN = 60
 def _may_resubmit(session: Any, job: Job) -> bool:
     from oar_celery.db.models import EventLog
 
-    types = set(session.scalars(select(JobType.type).where(JobType.job_id == job.job_id)))
     killed = session.scalar(
         select(EventLog.event_id).where(EventLog.job_id == job.job_id, EventLog.type == "FRAG_JOB_REQUEST").limit(1)
     )
     ran = (job.stop_time or 0) - (job.start_time or 0)
-    return "idempotent" in types and job.reservation == "None" and killed is None and ran > IDEMPOTENT_MIN_RUN
+    return job.reservation == "None" and killed is None and ran > IDEMPOTENT_MIN_RUN
 
 
 def request_of(session: Any, job: Job) -> dict[str, Any]:
