@@ -9,7 +9,7 @@ writes it down.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from sqlalchemy import bindparam, column, literal_column, select, table
@@ -20,6 +20,11 @@ def property_line(resource: Mapping[str, Any]) -> str:
     """One resource as OAR's line: `` resource_id = '1' , network_address = 'node1' ``."""
     line = "".join(f" {name} = '{'' if value is None else value}' ," for name, value in resource.items())
     return line[:-1]
+
+
+def properties_of(resources: Iterable[Mapping[str, Any]]) -> str:
+    """The file's text for these resources (each a full ``resources`` row), newline-terminated."""
+    return "".join(f"{property_line(resource)}\n" for resource in resources)
 
 
 def properties_text(session: Session, job_ids: list[int]) -> dict[int, str]:

@@ -35,6 +35,7 @@ from oar_celery.scheduler import is_besteffort
 from oar_celery.scheduler import types as sched
 from oar_celery.tasks import gantt_writes, runner
 from oar_celery.tasks.gantt_loads import load_waiting
+from oar_celery.tasks.launch_properties import properties_of
 from oar_celery.tasks.scheduling import Outcome, load_placed, plan
 
 logger = logging.getLogger(__name__)
@@ -87,16 +88,19 @@ def _start_at_once(
     alternatives = {job.id: [m.moldable_id for m in job.moldables] for job in waiting}
     rows = {row.job_id: row for row in gantt_writes.start_at_once(session, starting, alternatives, now())}
     host_of = {r.id: r.network_address for r in resources}
-    return [
-        runner.launch_spec(
-            rows[a.job_id],
-            [(r, host_of[r]) for r in sorted(a.resource_ids)],
-            [f"{name}={value}" if value else name for name, value in a.types.items()],
-            a.walltime,
-        )
-        for a in starting
-        if a.job_id in rows
-    ]
+    by_id = {r.id: r for r in resources}
+    specs = []
+    for a in starting:
+        if a.job_id in rows:
+            spec = runner.launch_spec(
+                rows[a.job_id],
+                [(r, host_of[r]) for r in sorted(a.resource_ids)],
+                [f"{name}={value}" if value else name for name, value in a.types.items()],
+                a.walltime,
+            )
+            spec["resource_properties"] = properties_of([by_id[r].properties for r in sorted(a.resource_ids)])
+            specs.append(spec)
+    return specs
 
 
 def free_now(resources: list[sched.Resource], placed: list[sched.Allocation], at: int) -> int:
