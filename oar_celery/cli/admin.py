@@ -48,15 +48,20 @@ def _parse_properties(pairs: list[str]) -> dict[str, str]:
 
 def cmd_resources_add(args: argparse.Namespace) -> int:
     from oar_celery.db.session import session_scope
-    from oar_celery.head.lib.resources import add_resources, expand_nodeset
+    from oar_celery.head.lib.resources import add_resources, expand_nodeset, known_hosts
     from oar_celery.protocol.bus import notify
 
-    hosts = expand_nodeset(args.nodeset)
+    wanted = expand_nodeset(args.nodeset)
     with session_scope() as session:
+        present = known_hosts(session, wanted)
+        hosts = [host for host in wanted if host not in present]
         ids = add_resources(
             session, hosts, cpus=args.cpus, cores=args.cores, properties=_parse_properties(args.property)
-        )
-    print(f"{len(ids)} resource(s) added on {len(hosts)} host(s): {ids[0]}..{ids[-1]}")
+        ) if hosts else []
+    if present:  # idempotent: running the same command twice does not duplicate a host's resources
+        print(f"{len(present)} host(s) already have resources, left as they are: {','.join(present)}")
+    if ids:
+        print(f"{len(ids)} resource(s) added on {len(hosts)} host(s): {ids[0]}..{ids[-1]}")
     with contextlib.suppress(Exception):  # the broker may not run yet: the next tick catches up
         notify(["ChState"])
     return 0
@@ -222,6 +227,9 @@ def cmd_status(_: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="oar-celery", description="Administer an oar-celery cluster.")
+    from oar_celery.cli.common import version_text
+
+    parser.add_argument("--version", action="version", version=version_text())
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("config", help="print the effective settings").set_defaults(func=cmd_config)
     db = sub.add_parser("db", help="the database").add_subparsers(dest="db_command", required=True)

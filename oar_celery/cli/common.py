@@ -48,6 +48,18 @@ def parser(prog: str, description: str, *, help_option: str = "-h") -> Parser:
     return result
 
 
+def version_text() -> str:
+    """What ``-V``/``--version`` prints, in OAR3's words (``OAR version : X``)."""
+    from oar_celery import __version__
+
+    return f"OAR version : {__version__} (oar-celery)"
+
+
+def add_version(p: argparse.ArgumentParser) -> None:
+    """OAR3's ``-V, --version`` on a command: print the version and exit 0."""
+    p.add_argument("-V", "--version", action="version", version=version_text(), help="print the OAR version and exit")
+
+
 def error_line(command: str, message: object) -> None:
     """Print ``<command>: error: <message>`` on one line of stderr."""
     text = " ".join(str(message).split()) or "unknown error"
@@ -159,19 +171,42 @@ def array_jobs(array_id: int) -> list[int]:
 def job_selection_parser(prog: str, description: str) -> Parser:
     """A parser for the commands that act on jobs: ids, or every unfinished job of ``--array ID``."""
     p = parser(prog, description)
+    add_version(p)
     p.add_argument("job_ids", nargs="*", type=positive_int, metavar="ID", help="job ids")
     p.add_argument("--array", dest="array_id", type=positive_int, metavar="ID",
                    help="every unfinished job of this array")
+    p.add_argument("--sql", metavar="CLAUSE", help="every unfinished job matching this clause on the jobs columns")
     return p
 
 
 def parse_job_selection(p: Parser, argv: Sequence[str]) -> argparse.Namespace:
     args = p.parse_args(argv)
-    if not args.job_ids and args.array_id is None:
+    if not args.job_ids and args.array_id is None and args.sql is None:
         raise UsageError("no job id given")
     return args
 
 
+def sql_jobs(clause: str) -> list[int]:
+    """OAR3's ``--sql``: the unfinished jobs whose columns satisfy the clause (parsed, never pasted)."""
+    from oar_celery.client import api
+    from oar_celery.client.queries import job_sql_row
+    from oar_celery.client.sql_filter import kinds, select_rows
+    from oar_celery.db.models import Job
+
+    columns = kinds(Job.__table__)
+    select_rows([], clause, columns, job_sql_row)  # a clause that does not parse fails before any read
+    return [job["id"] for job in select_rows(api.jobs(current_only=True), clause, columns, job_sql_row)]
+
+
 def selected_jobs(args: argparse.Namespace) -> list[int]:
-    """The job ids named on the command line, then the array's, each once."""
-    return list(dict.fromkeys([*args.job_ids, *(array_jobs(args.array_id) if args.array_id else [])]))
+    """The job ids named on the command line, then the array's, then ``--sql``'s, each once.
+
+    ``--sql`` matching nothing is OAR3's "There are no job for this SQL WHERE clause".
+    """
+    ids = [*args.job_ids, *(array_jobs(args.array_id) if args.array_id else [])]
+    if args.sql is not None:
+        matched = sql_jobs(args.sql)
+        if not matched and not ids:
+            raise ClientError(f"There are no job for this SQL WHERE clause ({args.sql})")
+        ids += matched
+    return list(dict.fromkeys(ids))

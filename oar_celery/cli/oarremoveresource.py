@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import sys
 
-from oar_celery.cli.common import Parser, parser, positive_int, run
+from oar_celery.cli.common import Parser, add_version, parser, positive_int, run
 
 COMMAND = "oarremoveresource"
 
 
 def build_parser() -> Parser:
     p = parser(COMMAND, "Remove Dead resources from the database.")
+    add_version(p)
     p.add_argument("resource_ids", nargs="+", type=positive_int, metavar="ID", help="resource id (must be Dead)")
     return p
 

@@ -1,4 +1,4 @@
-"""oarstat: show jobs, as OAR 2.5's oarstat does.
+"""oarstat: show jobs, with OAR3's options and output formats.
 
 Reads the database directly, with a fixed number of queries whatever the
 number of jobs. Anyone may look at any job, as in OAR; only changes are
@@ -8,13 +8,16 @@ restricted to the owner, by the head.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
+import time
 from typing import Any
 
 from oar_celery.cli.common import (
     EXIT_FAILURE,
     Parser,
     UsageError,
+    add_version,
     emit,
     error_line,
     parser,
@@ -23,57 +26,101 @@ from oar_celery.cli.common import (
 )
 
 COMMAND = "oarstat"
+_DATE_TIME = r"(\d{4}-\d{1,2}-\d{1,2}\s+\d{1,2}:\d{1,2}:\d{1,2})"
+_GANTT = re.compile(rf"^\s*{_DATE_TIME}\s*,\s*{_DATE_TIME}\s*$")
 
 
 def build_parser() -> Parser:
     p = parser(COMMAND, "Show OAR jobs (by default the jobs not yet finished).")
+    add_version(p)
     add = p.add_argument
-    add(
-        "-j",
-        "--job",
-        dest="job_ids",
-        action="append",
-        type=positive_int,
-        metavar="ID",
-        help="this job (repeatable)",
-    )
+    add("-j", "--job", dest="job_ids", action="append", type=positive_int, metavar="ID",
+        help="this job (repeatable)")
     add("-f", "--full", action="store_true", help="every detail of each job")
     add("-s", "--state", action="store_true", help="only the state of each job")
     add("-u", "--user", nargs="?", const="", metavar="USER", help="jobs of USER (default: you)")
-    add("-e", "--events", action="store_true", help="the events of the jobs given with -j")
+    add("-r", "--show-resources", action="store_true", help="add the hosts of each job")
+    add("-a", "--array", dest="array_id", type=positive_int, metavar="ID", help="the jobs of this array")
+    add("-c", "--compact", action="store_true", help="one line per array job")
+    add("-g", "--gantt", metavar='"START, STOP"', help='jobs between two dates "YYYY-MM-DD hh:mm:ss, ..."')
+    add("-e", "--events", action="store_true", help="the events of the jobs given with -j or -a")
+    add("-p", "--properties", action="store_true", help="the properties of the resources of the jobs")
+    add("-S", "--sql", metavar="CLAUSE", help="only jobs matching this clause on the jobs columns")
     add("-J", "--json", action="store_true", help="JSON output")
-    add("--array", dest="array_id", type=positive_int, metavar="ID", help="the jobs of this array")
+    add("-Y", "--yaml", action="store_true", help="YAML output")
     return p
 
 
 def check_options(args: argparse.Namespace) -> None:
-    if args.events and not (args.job_ids or args.array_id):
-        raise UsageError("-e needs -j ID or --array ID")
-    if args.state and args.full:
-        raise UsageError("-s and -f cannot be used together")
+    if args.job_ids and args.array_id:
+        raise UsageError("Conflicting Job IDs and Array IDs (--array and -j cannot be used together)")
+    if args.json and args.yaml:
+        raise UsageError("-J and -Y cannot be used together")
+    if (args.events or args.properties) and not (args.job_ids or args.array_id):
+        raise UsageError("No job ids specified (-e and -p need -j ID or -a ID)")
+    if sum(bool(x) for x in (args.state, args.full, args.events, args.properties)) > 1:
+        raise UsageError("-s, -f, -e and -p cannot be used together")
+
+
+def gantt_window(text: str) -> tuple[float, float]:
+    """``-g "YYYY-MM-DD hh:mm:ss, YYYY-MM-DD hh:mm:ss"`` as two epochs, start before stop."""
+    match = _GANTT.match(text)
+    if not match:
+        raise UsageError(f'bad -g {text!r}: expected "YYYY-MM-DD hh:mm:ss, YYYY-MM-DD hh:mm:ss"')
+    try:
+        start, stop = (time.mktime(time.strptime(m, "%Y-%m-%d %H:%M:%S")) for m in match.groups())
+    except ValueError as exc:
+        raise UsageError(f"bad -g {text!r}: {exc}") from None
+    if stop < start:
+        raise UsageError(f"bad -g {text!r}: the second date is before the first")
+    return start, stop
 
 
 def selection(args: argparse.Namespace) -> dict[str, Any]:
-    """Which jobs to show: -j and --array show them whatever their state, else the current ones."""
+    """Which jobs to read: -j, -a and -g show them whatever their state, else the current ones."""
     from oar_celery.config import current_user
 
     user = None
     if args.user is not None:
         user = args.user or current_user()
-    explicit = bool(args.job_ids) or args.array_id is not None
+    explicit = bool(args.job_ids) or args.array_id is not None or bool(args.gantt)
     return {"job_ids": args.job_ids, "user": user, "array_id": args.array_id, "current_only": not explicit}
 
 
-def render(args: argparse.Namespace, jobs: list[dict[str, Any]]) -> str:
-    from oar_celery.client import format as fmt
+def in_window(job: dict[str, Any], start: float, stop: float) -> bool:
+    """OAR3's ``-g``: the job ran, is predicted to run, or was submitted within the window."""
+    begin = job.get("start_time") or job.get("scheduled_start") or job.get("submission_time") or 0
+    end = job.get("stop_time") or (begin + (job.get("walltime") or 0)) if begin else 0
+    if not job.get("stop_time") and job.get("state") in ("Running", "Suspended", "Resuming", "Launching"):
+        end = max(end, time.time())
+    return begin < stop and end >= start
 
-    if args.json:
-        return fmt.jobs_json(jobs)
+
+def filtered(args: argparse.Namespace, jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    if args.gantt:
+        start, stop = gantt_window(args.gantt)
+        jobs = [job for job in jobs if in_window(job, start, stop)]
+    if args.sql is not None:
+        from oar_celery.client.queries import job_sql_row
+        from oar_celery.client.sql_filter import kinds, select_rows
+        from oar_celery.db.models import Job
+
+        jobs = select_rows(jobs, args.sql, kinds(Job.__table__), job_sql_row)
+    return jobs
+
+
+def render(args: argparse.Namespace, jobs: list[dict[str, Any]]) -> str:
+    from oar_celery.client import oar3_format as fmt
+
+    if args.json or args.yaml:
+        data: Any = {str(j["id"]): j["state"] for j in jobs} if args.state else fmt.jobs_data(jobs)
+        return fmt.dump(data, yaml=args.yaml)
     if args.state:
         return fmt.job_states(jobs)
     if args.full:
         return fmt.jobs_full(jobs)
-    return fmt.jobs_table(jobs)
+    shown = fmt.compact(jobs) if args.compact else jobs
+    return fmt.jobs_table(shown, time.time(), resources=args.show_resources)
 
 
 def missing_jobs(requested: list[int] | None, jobs: list[dict[str, Any]]) -> list[int]:
@@ -84,30 +131,47 @@ def missing_jobs(requested: list[int] | None, jobs: list[dict[str, Any]]) -> lis
 def _body(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     check_options(args)
+    if args.gantt:
+        gantt_window(args.gantt)
     from oar_celery.client import api
 
-    jobs = api.jobs(**selection(args), full=args.full or args.json)
+    full = args.full or args.json or args.yaml or args.show_resources or bool(args.gantt)
+    jobs = filtered(args, api.jobs(**selection(args), full=full))
     if args.events:
         _print_events(args, jobs)
+    elif args.properties:
+        _print_properties(args, jobs)
     else:
         emit(render(args, jobs))
-    missing = missing_jobs(args.job_ids, jobs)
+    missing = missing_jobs(args.job_ids, jobs) if args.sql is None else []
     for job_id in missing:
         error_line(COMMAND, f"job {job_id} does not exist")
     return EXIT_FAILURE if missing else 0
 
 
 def _print_events(args: argparse.Namespace, jobs: list[dict[str, Any]]) -> None:
-    import json
-
     from oar_celery.client import api
-    from oar_celery.client import format as fmt
+    from oar_celery.client import oar3_format as fmt
 
-    events = api.job_events([job["id"] for job in jobs])
-    if args.json:
-        emit(json.dumps({str(job["id"]): fmt.plain(events.get(job["id"], [])) for job in jobs}, indent=4))
+    by_job = api.job_events([job["id"] for job in jobs])
+    events = [{**event, "job_id": job_id} for job_id in sorted(by_job) for event in by_job[job_id]]
+    events.sort(key=lambda e: (e.get("date") or 0, e.get("event_id") or 0))
+    if args.json or args.yaml:
+        emit(fmt.dump(fmt.events_data(events), yaml=args.yaml))
+    else:
+        emit(fmt.events_table(events))
+
+
+def _print_properties(args: argparse.Namespace, jobs: list[dict[str, Any]]) -> None:
+    from oar_celery.client import api
+    from oar_celery.client import oar3_format as fmt
+
+    by_job = api.job_resources([job["id"] for job in jobs])
+    if args.json or args.yaml:
+        data = {str(job_id): [fmt.user_properties(r) for r in rows] for job_id, rows in by_job.items()}
+        emit(fmt.dump(data, yaml=args.yaml))
         return
-    emit("\n".join(fmt.job_events(job["id"], events.get(job["id"], [])) for job in jobs))
+    emit("\n".join(fmt.properties_line(r) for job_id in sorted(by_job) for r in by_job[job_id]))
 
 
 def main(argv: list[str] | None = None) -> int:

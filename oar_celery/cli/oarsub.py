@@ -2,8 +2,9 @@
 
 Everything that can be checked without the cluster is checked here, with the
 scheduler's own parsers, so that a typo costs no round trip; the head checks
-again (admission rules, queues, resources that exist). ``-h`` is ``--hold``
-as in OAR, so help is ``--help`` only.
+again (admission rules, queues, resources that exist). OAR3 spells hold
+``--hold`` only: ``-h`` is help, so that a habit never submits a held job
+by surprise.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from oar_celery.cli.common import (
     EXIT_FAILURE,
     Parser,
     UsageError,
+    add_version,
     error_line,
     parser,
     positive_int,
@@ -33,7 +35,7 @@ _DATE = re.compile(r"^\s*(\d{4})-(\d{1,2})-(\d{1,2})(?:\s+(\d{1,2})(?::(\d{1,2})
 
 
 def build_parser() -> Parser:
-    p = parser(COMMAND, "Submit a batch job to OAR.", help_option="--help")
+    p = parser(COMMAND, "Submit a batch job to OAR.")
     add = p.add_argument
     add(
         "-l",
@@ -48,11 +50,12 @@ def build_parser() -> Parser:
     add("-O", "--stdout", help="stdout file (%%jobid%% is replaced)")
     add("-E", "--stderr", help="stderr file (%%jobid%% is replaced)")
     add("-q", "--queue", help="queue")
-    add("-h", "--hold", action="store_true", help="submit the job in the Hold state")
+    add("--hold", action="store_true", help="submit the job in the Hold state")
     add("-p", "--property", dest="properties", help="property filter, e.g. \"mem > 64 AND switch = 'sw1'\"")
     add("-t", "--type", dest="types", action="append", default=[], help="job type (repeatable)")
     add(
         "-a",
+        "--after",
         "--anterior",
         dest="dependencies",
         action="append",
@@ -68,6 +71,7 @@ def build_parser() -> Parser:
     add("--array", type=positive_int, metavar="N", help="submit an array of N jobs")
     add("--array-param-file", metavar="FILE", help="one array job per line, the line appended to the command")
     add("--project", help="project")
+    add_version(p)
     add("-I", "--interactive", action="store_true", help=argparse.SUPPRESS)
     add("-C", "--connect", metavar="JOBID", help=argparse.SUPPRESS)
     add("command", nargs="*", help="the command (quote it with its arguments)")
@@ -149,8 +153,8 @@ def build_request(args: argparse.Namespace) -> dict[str, Any]:
     if args.interactive or args.connect:
         raise UsageError("interactive jobs are not supported")
     command = command_text(args.command)
-    if not command:
-        raise UsageError("a command is required (interactive jobs are not supported)")
+    if not command and not args.reservation:
+        raise UsageError("a command is required (interactive jobs are not supported; a reservation may have none)")
     check_resources(args.resource)
     if args.properties is not None:
         check_properties(args.properties)

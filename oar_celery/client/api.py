@@ -167,6 +167,22 @@ def delete(
     return outcome(_call(DELETE_TASK, kwargs), ids)
 
 
+BESTEFFORT_TASK = Task.BESTEFFORT
+FORCE_TERMINATE_TASK = Task.FORCE_TERMINATE
+
+
+def toggle_besteffort(job_ids: Iterable[int], *, user: str | None = None) -> Outcome:
+    """``oardel -b``: running jobs become besteffort, or stop being so (admins only)."""
+    ids = _ids(job_ids)
+    return outcome(_call(BESTEFFORT_TASK, {"user": user or current_user(), "job_ids": ids}), ids)
+
+
+def force_terminate(job_ids: Iterable[int], *, user: str | None = None) -> Outcome:
+    """``oardel --force-terminate-finishing-job``: jobs stuck in Finishing become Terminated (admins only)."""
+    ids = _ids(job_ids)
+    return outcome(_call(FORCE_TERMINATE_TASK, {"user": user or current_user(), "job_ids": ids}), ids)
+
+
 def hold(job_ids: Iterable[int], *, user: str | None = None, running: bool = False) -> Outcome:
     """oarhold: hold waiting jobs (suspend running ones with ``running``)."""
     ids = _ids(job_ids)
@@ -254,6 +270,14 @@ def job_events(job_ids: Sequence[int]) -> dict[int, list[dict[str, Any]]]:
         return queries.job_events(session, job_ids)
 
 
+def job_resources(job_ids: Sequence[int]) -> dict[int, list[dict[str, Any]]]:
+    """The resources (every column) each job holds or held."""
+    from oar_celery.client import queries
+
+    with queries.reading() as session:
+        return queries.job_resources(session, job_ids)
+
+
 def resources(
     *, hosts: Sequence[str] | None = None, resource_ids: Sequence[int] | None = None, with_jobs: bool = False
 ) -> tuple[list[dict[str, Any]], dict[int, list[int]]]:
@@ -269,11 +293,12 @@ def resources(
         return rows, on
 
 
-def host_events(hosts: Sequence[str] | None = None) -> list[dict[str, Any]]:
+def host_events(hosts: Sequence[str] | None = None, *, since: float | None = None) -> list[dict[str, Any]]:
+    """The latest events of the hosts, or (``since``) all those from that date on."""
     from oar_celery.client import queries
 
     with queries.reading() as session:
-        return queries.host_events(session, hosts)
+        return queries.host_events(session, hosts, since=since)
 
 
 def known_hosts() -> list[str]:

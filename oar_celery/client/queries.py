@@ -68,6 +68,9 @@ JOB_COLUMNS = {
     "notify": Job.notify,
     "suspended": Job.suspended,
     "assigned_moldable_job": Job.assigned_moldable_job,
+    "env": Job.job_env,
+    "info_type": Job.info_type,
+    "group": Job.job_group,
 }
 #: OAR stores ``ALL`` and ``BEST`` counts as these values.
 SPECIAL_COUNTS = {-1: "ALL", -2: "BEST"}
@@ -160,6 +163,19 @@ def add_details(session: Session, jobs: list[dict[str, Any]], selected: Select[A
         job["scheduled_start"] = start
         job["events"] = events.get(job_id, [])
         job["state_history"] = history.get(job_id, [])
+        job["stdout_file"], job["stderr_file"] = _output_files(job)
+
+
+def _output_files(job: dict[str, Any]) -> tuple[str, str]:
+    """The files the job writes, named as the Runner names them (OAR3's oarstat -f shows them)."""
+    from types import SimpleNamespace
+
+    from oar_celery.protocol.output_files import output_paths
+
+    return output_paths(SimpleNamespace(
+        job_id=job["id"], job_name=job.get("name"), launching_directory=job.get("launching_directory"),
+        stdout_file=job.get("stdout_file"), stderr_file=job.get("stderr_file"),
+    ))
 
 
 def _grouped(session: Session, query: Select[Any] | Any) -> dict[int, list[Any]]:
@@ -225,7 +241,7 @@ def _wanted_groups(session: Session, selected: Select[Any]) -> dict[int, list[tu
 
 def _wanted_text(moldables: list[tuple[int, int]], groups: dict[int, list[tuple[str | None, list[str]]]]) -> str:
     """OAR's ``wanted_resources``: ``-l "{filter}/nodes=1/core=2,walltime=1:00:00"`` per moldable."""
-    from oar_celery.client.format import duration
+    from oar_celery.scheduler.walltime import format_walltime as duration
 
     texts = []
     for moldable_id, walltime in moldables:
@@ -294,6 +310,27 @@ def job_events(session: Session, job_ids: Sequence[int]) -> dict[int, list[dict[
     return _events(session, select(Job.job_id).where(Job.job_id.in_(list(job_ids))))
 
 
+def job_resources(session: Session, job_ids: Sequence[int]) -> dict[int, list[dict[str, Any]]]:
+    """Every column of the resources each job holds or held (``oarstat -p``), by resource id."""
+    pairs = session.execute(
+        select(Job.job_id, AssignedResource.resource_id)
+        .join(AssignedResource, AssignedResource.moldable_job_id == Job.assigned_moldable_job)
+        .where(Job.job_id.in_(list(job_ids)))
+        .order_by(Job.job_id, AssignedResource.resource_id)
+    ).all()
+    rows = {r["resource_id"]: r for r in list_resources(session, resource_ids={rid for _, rid in pairs})}
+    result: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for job_id, resource_id in pairs:
+        if resource_id in rows:
+            result[job_id].append(rows[resource_id])
+    return result
+
+
+def job_sql_row(job: dict[str, Any]) -> dict[str, Any]:
+    """A listed job under the ``jobs`` table's own column names (what ``--sql`` filters name)."""
+    return {col.name: job.get(key) for key, col in JOB_COLUMNS.items()}
+
+
 # ---------------------------------------------------------------------- resources
 
 
@@ -330,9 +367,9 @@ def known_hosts(session: Session) -> list[str]:
 
 
 def host_events(
-    session: Session, hosts: Sequence[str] | None, *, limit: int = HOST_EVENTS_LIMIT
+    session: Session, hosts: Sequence[str] | None, *, limit: int = HOST_EVENTS_LIMIT, since: float | None = None
 ) -> list[dict[str, Any]]:
-    """The latest events that touched ``hosts`` (all hosts if ``None``), oldest first."""
+    """The latest events that touched ``hosts`` (all hosts if ``None``), oldest first; ``since``: all from then."""
     query = select(
         EventLogHostname.hostname,
         EventLog.event_id,
@@ -343,6 +380,9 @@ def host_events(
     ).join(EventLog, EventLog.event_id == EventLogHostname.event_id)
     if hosts is not None:
         query = query.where(EventLogHostname.hostname.in_(list(hosts)))
-    query = query.order_by(EventLog.date.desc(), EventLog.event_id.desc()).limit(limit)
+    if since is not None:
+        query = query.where(EventLog.date >= since)
+    query = query.order_by(EventLog.date.desc(), EventLog.event_id.desc())
+    query = query if since is not None else query.limit(limit)
     rows = [dict(row) for row in session.execute(query).mappings()]
     return rows[::-1]

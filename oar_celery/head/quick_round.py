@@ -32,6 +32,7 @@ from oar_celery.db.session import session_scope
 from oar_celery.head.lib import gantt_writes, launch
 from oar_celery.head.lib.context import Context
 from oar_celery.head.lib.gantt_loads import load_waiting
+from oar_celery.head.lib.launch_properties import properties_of
 from oar_celery.head.lib.planning import Outcome, load_placed, plan
 from oar_celery.head.lib.resources import load_resources
 from oar_celery.head.lib.store import store_for
@@ -82,16 +83,19 @@ def _start(
     rows = {row.job_id: row for row in store_for(session).start_now(session, starting, alternatives, at)}
     gantt_writes.forget_remembered({m for job_id in rows for m in alternatives.get(job_id, ())})
     host_of = {r.id: r.network_address for r in resources}
-    return [
-        launch.launch_spec(
-            rows[a.job_id],
-            [(r, host_of[r]) for r in sorted(a.resource_ids)],
-            [f"{name}={value}" if value else name for name, value in a.types.items()],
-            a.walltime,
-        )
-        for a in starting
-        if a.job_id in rows
-    ]
+    by_id = {r.id: r for r in resources}
+    specs: list[LaunchSpec] = []
+    for a in starting:
+        if a.job_id in rows:
+            spec = launch.launch_spec(
+                rows[a.job_id],
+                [(r, host_of[r]) for r in sorted(a.resource_ids)],
+                [f"{name}={value}" if value else name for name, value in a.types.items()],
+                a.walltime,
+            )
+            spec["resource_properties"] = properties_of([by_id[r].properties for r in sorted(a.resource_ids)])
+            specs.append(spec)
+    return specs
 
 
 def free_now(resources: list[sched.Resource], placed: list[sched.Allocation], at: int) -> int:

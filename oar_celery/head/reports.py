@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
-from oar_celery.db.models import FINAL_STATES, Job
+from oar_celery.db.models import FINAL_STATES, EventLog, Job
 from oar_celery.db.session import now, session_scope
 from oar_celery.head.lib import judas, sender
 from oar_celery.head.lib.context import Context
@@ -40,6 +40,7 @@ from oar_celery.protocol.bus import notify, queue_reports
 from oar_celery.protocol.messages import EndedReport, EndReason, Report, RunningReport, parse_report
 from oar_celery.protocol.names import Key, Task
 from oar_celery.protocol.states import JobState
+from oar_celery.wait_status import exit_value, wait_status
 
 logger = logging.getLogger(__name__)
 #: Events recorded when a node ends a job for a reason other than its own exit.
@@ -53,8 +54,13 @@ EVENT_FOR_REASON = {
 
 
 def succeeded(exit_code: int | None, reason: str) -> bool:
-    """OAR's exit semantics: only a job that exited 0 by itself is ``Terminated``."""
-    return exit_code == 0 and reason in ("exited", "epilogue_error")
+    """OAR's exit semantics: a job whose command ran to its own end is ``Terminated``, whatever its exit code.
+
+    Only a failure of the launch machinery (prologue, node, walltime, kill)
+    gives ``Error`` (OAR3's ``check_end_of_job``: oarexec's error 0 is
+    ``SWITCH_INTO_TERMINATE_STATE``, the exit code is only stored).
+    """
+    return exit_code is not None and reason in ("exited", "epilogue_error")
 
 
 def ran(exit_code: int | None, reason: str) -> bool:
@@ -119,7 +125,7 @@ def job_running(job_id: int, host: str, pid: int | None = None) -> None:
 
 
 def job_ended(job_id: int, host: str, exit_code: int | None, reason: EndReason = "exited", message: str = "") -> None:
-    """The job's process is gone: ``Terminated`` on exit 0, ``Error`` (exit code kept) otherwise."""
+    """The job's process is gone: ``Terminated`` if its command ran to its end (exit code kept), else ``Error``."""
     process([EndedReport(kind="ended", job_id=job_id, host=host, exit_code=exit_code, reason=reason, message=message)])
 
 
@@ -149,7 +155,8 @@ def _read(reports: Sequence[object]) -> tuple[dict[int, str], dict[int, Ended]]:
             logger.error("report %r dropped: %s", raw, error)
             continue
         if report["kind"] == "ended":
-            code, reason = report["exit_code"], report["reason"]
+            reason = report["reason"]
+            code = wait_status(report["exit_code"], reason)
             text = report["message"] or _describe(code, reason)
             ended[report["job_id"]] = Ended(report["job_id"], report["host"], code, reason, text)
         else:
@@ -159,6 +166,7 @@ def _read(reports: Sequence[object]) -> tuple[dict[int, str], dict[int, Ended]]:
 
 def _apply(session: Session, running: dict[int, str], ended: dict[int, Ended]) -> Applied:
     """The batch through the store, in one statement on PostgreSQL; what it changed."""
+    _name_walltime_kills(session, ended)
     changes = [ReportChange(job_id, JobState.RUNNING, True) for job_id in running if job_id not in ended]
     changes += [
         ReportChange(e.job_id, JobState.TERMINATED if e.ok else JobState.ERROR, ran(e.exit_code, e.reason),
@@ -180,6 +188,20 @@ def _apply(session: Session, running: dict[int, str], ended: dict[int, Ended]) -
         states = session.execute(_STATES_OF, {"job_ids": unmoved}).all()
         applied.stale = {job_id: running[job_id] for job_id, state, _ in states if state in FINAL_STATES}
     return applied
+
+
+def _name_walltime_kills(session: Session, ended: dict[int, Ended]) -> None:
+    """A job Sarko killed at its walltime ended "killed" on its node: say "walltime reached", as OAR does."""
+    killed = [e.job_id for e in ended.values() if e.reason == "killed"]
+    if not killed:
+        return
+    rows = session.execute(
+        select(EventLog.job_id).where(EventLog.job_id.in_(killed), EventLog.type == "WALLTIME").distinct()
+    )
+    for (job_id,) in rows:
+        end = ended[job_id]
+        end.reason = "walltime"
+        end.text = f"walltime reached, job killed on {end.host}" if end.host else "walltime reached, job killed"
 
 
 #: The states of jobs reported running that the batch did not move.
@@ -217,16 +239,16 @@ def after_end(job_id: int, exit_code: int | None, reason: str = "exited") -> Non
     Only the report that ended the job gets here (the move to ``Error`` is a
     conditional update), so a redelivered report never resubmits twice.
     """
-    if exit_code != 99 or reason != "exited":
+    if exit_value(exit_code) != 99 or reason != "exited":
         return
     from oar_celery.head.lib.resubmission import resubmit_if_idempotent
 
-    resubmit_if_idempotent(job_id)
+    resubmit_if_idempotent(job_id, exit_99=True)
 
 
 def _describe(exit_code: int | None, reason: str) -> str:
     if reason == "exited":
-        return f"the job exited with code {exit_code}"
+        return f"the job exited with code {exit_value(exit_code)}"
     if reason == "killed":
         return "the job was killed"
     if reason == "walltime":

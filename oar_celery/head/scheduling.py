@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import logging
 
+from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from oar_celery.db.models import (
-    FragJob,
-)
+from oar_celery.db.models import FragJob, Job, MoldableJobDescription
 from oar_celery.db.session import now, session_scope
 from oar_celery.head.lib import gantt_writes
 from oar_celery.head.lib.context import Context
@@ -85,6 +84,7 @@ def apply(
         if p.start <= at and p.job_id not in reservation_ids and freeing.isdisjoint(p.resource_ids)
     ]
     due = [a for a in reservations.values() if a.start <= at and freeing.isdisjoint(a.resource_ids)]
+    _reduce_late_reservations(session, due, at)
     outcome.launched = gantt_writes.launch(session, starting + due)
     _accept_reservations(session, [p for p in result.placements if p.job_id in reservation_ids])
     launched = set(outcome.launched)
@@ -138,6 +138,26 @@ def _accept_reservations(session: Session, placements: list[sched.Allocation]) -
         )
         if moved:
             add_event(session, "RESERVATION_ACCEPTED", placement.job_id, f"reservation starts at {placement.start}")
+
+
+def _reduce_late_reservations(session: Session, due: list[sched.Allocation], at: int) -> None:
+    """A reservation starting after its start time runs for what remains of it (OAR3's meta_sched).
+
+    Its start moves to now with the walltime, so that a cycle that reads it
+    again (a launch put off) cuts only the time gone since.
+    """
+    for allocation in due:
+        if allocation.start >= at:
+            continue
+        remaining = max(1, allocation.walltime - (at - allocation.start))
+        session.execute(
+            update(MoldableJobDescription)
+            .where(MoldableJobDescription.moldable_id == allocation.moldable_id)
+            .values(moldable_walltime=remaining)
+        )
+        session.execute(update(Job).where(Job.job_id == allocation.job_id).values(start_time=float(at)))
+        add_event(session, "REDUCE_RESERVATION_WALLTIME", allocation.job_id,
+                  f"Change walltime from {allocation.walltime} to {remaining}")
 
 
 def _frag_besteffort(session: Session, job_ids: list[int]) -> list[int]:

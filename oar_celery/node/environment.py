@@ -42,8 +42,10 @@ def job_environment(spec: dict[str, Any], account: Account, nodefile: Path) -> d
             env[name] = os.environ[name]
     for name in ("OAR_JOB_ID", "OAR_JOBID"):
         env[name] = str(job_id)
-    for name in ("OAR_NODEFILE", "OAR_NODE_FILE", "OAR_FILE_NODES", "OAR_RESOURCE_FILE"):
+    for name in ("OAR_NODEFILE", "OAR_NODE_FILE", "OAR_FILE_NODES"):
         env[name] = str(nodefile)
+    for name in ("OAR_RESOURCE_PROPERTIES_FILE", "OAR_RESOURCE_FILE"):  # OAR: the file of resource properties
+        env[name] = str(resource_properties_file(spec, nodefile))
     for name in ("OAR_WORKDIR", "OAR_WORKING_DIRECTORY", "OAR_O_WORKDIR"):
         env[name] = directory
     env.update(
@@ -51,11 +53,26 @@ def job_environment(spec: dict[str, Any], account: Account, nodefile: Path) -> d
         OAR_JOB_WALLTIME=format_walltime(walltime),
         OAR_JOB_WALLTIME_SECONDS=str(walltime),
         OAR_USER=account.name,
+        OAR_JOB_USER=account.name,
         OAR_ARRAY_ID=_text(spec.get("array_id"), job_id),
+        OAR_ARRAYID=_text(spec.get("array_id"), job_id),
         OAR_ARRAY_INDEX=_text(spec.get("array_index"), 1),
+        OAR_ARRAYINDEX=_text(spec.get("array_index"), 1),
         OAR_PROJECT_NAME=_text(spec.get("project"), "default"),
         OAR_STDOUT=_text(spec.get("stdout")),
         OAR_STDERR=_text(spec.get("stderr")),
     )
     env.update({str(key): _text(value) for key, value in (spec.get("env") or {}).items()})
     return env
+
+
+def resource_properties_file(spec: dict[str, Any], nodefile: Path) -> Path:
+    """Write the job's resource properties (OAR's ``<job id>_resources`` file) beside its node file.
+
+    The head sends the text in OAR's line format (``resource_properties``);
+    written here, with the environment that names it, so that prologue and
+    job find it.
+    """
+    path = nodefile.with_name("resource_properties")
+    path.write_text(str(spec.get("resource_properties") or ""))
+    return path

@@ -71,6 +71,8 @@ class LaunchSpec(TypedDict):
     project: str | None
     types: list[str]
     kill_grace: float
+    #: OAR's resource properties file (``OAR_RESOURCE_PROPERTIES_FILE``): a line per resource.
+    resource_properties: NotRequired[str]
 
 
 #: Why a job's process is gone, as the node says it.

@@ -27,6 +27,8 @@ class Task:
     DELETE = "oar.control.delete"
     HOLD = "oar.control.hold"
     RESUME = "oar.control.resume"
+    BESTEFFORT = "oar.control.besteffort"
+    FORCE_TERMINATE = "oar.control.force_terminate"
     NODE_SETTING = "oar.control.node_setting"
     REMOVE_RESOURCES = "oar.control.remove_resources"
     REPORTS = "oar.head.reports"

@@ -60,13 +60,15 @@ def is_besteffort(types: Mapping[str, str], queue: str = "") -> bool:
 
 
 def timeshare_key(types: Mapping[str, str], user: str, name: str) -> TimeshareKey | None:
-    """``timesharing=user,*`` shares with the same user's jobs, ``*,*`` with anyone's; ``name`` likewise."""
+    """``timesharing=user,*`` shares with the same user's jobs, ``*,*`` with anyone's; ``name`` likewise.
+
+    As OAR3 (``admission_rules.d/15_check_types.py``), the two words come in
+    either order: ``name,user`` is ``user,name``, ``*,user`` is ``user,*``.
+    """
     if "timesharing" not in types:
         return None
-    spec = [part.strip() for part in (types.get("timesharing") or "*,*").split(",")]
-    who = spec[0] if spec and spec[0] else "*"
-    what = spec[1] if len(spec) > 1 and spec[1] else "*"
-    return ("user:" + user if who == "user" else "*", "name:" + name if what == "name" else "*")
+    parts = {part.strip() for part in (types.get("timesharing") or "*,*").split(",")}
+    return ("user:" + user if "user" in parts else "*", "name:" + name if "name" in parts else "*")
 
 
 class _Round:
@@ -149,7 +151,7 @@ class _Round:
         if best is None:
             return reason
         _, start, moldable, mask = best
-        self.gantt.occupy(start, start + moldable.walltime + self.security_time, mask, share)
+        self.gantt.occupy(max(start, self.now), start + moldable.walltime + self.security_time, mask, share)
         self.stops[job.id] = start + moldable.walltime
         return Allocation(
             job_id=job.id,
@@ -167,7 +169,8 @@ class _Round:
         stop = start + moldable.walltime + self.security_time
         if stop <= self.now:
             return None
-        avail = self.gantt.window(start, stop, share, within=compiled.universe)
+        # a reservation whose start is past but not its end starts now, for what remains of it (OAR3)
+        avail = self.gantt.window(max(start, self.now), stop, share, within=compiled.universe)
         return compiled.fit(avail) or None
 
     def _search(

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 from .errors import RequestError
 from .filters import PropertyFilter, columns_of, compile_filter
+from .resource_types import is_default, mentions_type
 from .types import Count, Moldable, Resource, ResourceGroup
 
 ALIVE = frozenset({"Alive"})
@@ -256,6 +257,10 @@ class GroupRequest:
         return chosen
 
 
+#: The cache key of :meth:`ResourceIndex.default_type_mask` among the filter masks (not a valid filter).
+_DEFAULT_TYPE_KEY = "\x00default type"
+
+
 class ResourceIndex:
     """Resources numbered in ``resource_order``, with cached filters, trees and requests."""
 
@@ -327,6 +332,15 @@ class ResourceIndex:
             self._filter_masks[key] = mask
         return mask
 
+    def default_type_mask(self) -> int:
+        """Usable resources of ``type = 'default'``: all a request that names no type may get."""
+        mask = self._filter_masks.get(_DEFAULT_TYPE_KEY)
+        if mask is None:
+            resources = self.resources
+            mask = mask_of_indices([i for i in bits(self.usable) if is_default(resources[i].properties)])
+            self._filter_masks[_DEFAULT_TYPE_KEY] = mask
+        return mask
+
     def group_request(self, job_filter: str | None, group: ResourceGroup) -> GroupRequest:
         names = tuple(level.name for level in group.levels)
         counts = tuple(level.count for level in group.levels)
@@ -339,6 +353,8 @@ class ResourceIndex:
             tree = self._trees.get(tree_key)
             if tree is None:
                 universe = self.filter_mask(job_filter) & self.filter_mask(group.property_filter)
+                if not mentions_type(job_filter, group.property_filter):
+                    universe &= self.default_type_mask()
                 tree = self._trees[tree_key] = build_tree([self.values(name) for name in names], universe)
             request = GroupRequest(tree, counts)
             self._requests[key] = request

@@ -10,3 +10,5 @@ from oar_celery.tasks.authenticated import AuthenticatedTask
 delete = app.task(name=Task.DELETE, base=AuthenticatedTask)(head_control.delete)
 hold = app.task(name=Task.HOLD, base=AuthenticatedTask)(head_control.hold)
 resume = app.task(name=Task.RESUME, base=AuthenticatedTask)(head_control.resume)
+toggle_besteffort = app.task(name=Task.BESTEFFORT, base=AuthenticatedTask)(head_control.toggle_besteffort)
+force_terminate = app.task(name=Task.FORCE_TERMINATE, base=AuthenticatedTask)(head_control.force_terminate)

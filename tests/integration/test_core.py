@@ -18,10 +18,11 @@ def test_job_output_lands_in_its_stdout_file(cluster):
     assert cluster.job(job_id)["exit_code"] == 0
 
 
-def test_job_exiting_3_ends_in_error_with_its_exit_code(cluster):
+def test_job_exiting_3_is_terminated_with_its_wait_status(cluster):
+    """OAR3 check_end_of_job: a non-zero exit is Terminated; exit_code is the wait status (3 << 8)."""
     job_id = cluster.oarsub("-l", "/core=1", "echo oops >&2; exit 3")
-    assert cluster.wait_for(job_id) == {job_id: "Error"}
-    assert cluster.job(job_id)["exit_code"] == 3
+    assert cluster.wait_for(job_id) == {job_id: "Terminated"}
+    assert cluster.job(job_id)["exit_code"] == 768
     assert (cluster.workdir / f"OAR.{job_id}.stderr").read_text() == "oops\n"
 
 
@@ -74,8 +75,8 @@ def _overlaps(cluster, job_ids):
 
 
 def test_twenty_jobs_on_four_cores_never_share_a_resource(cluster):
-    job_ids = [cluster.oarsub("-h", "-l", "/core=1", "sleep 0.3") for _ in range(14)]
-    job_ids += [cluster.oarsub("-h", "-l", "/nodes=1/core=2", "sleep 0.2") for _ in range(6)]
+    job_ids = [cluster.oarsub("--hold", "-l", "/core=1", "sleep 0.3") for _ in range(14)]
+    job_ids += [cluster.oarsub("--hold", "-l", "/nodes=1/core=2", "sleep 0.2") for _ in range(6)]
     released = cluster.run("oarresume", *map(str, job_ids))
     assert released.returncode == 0, released.stderr
     states = cluster.wait_for(job_ids, timeout=120)
@@ -87,7 +88,7 @@ def test_twenty_jobs_on_four_cores_never_share_a_resource(cluster):
 
 
 def test_oardel_of_a_waiting_job_puts_it_in_error(cluster):
-    job_id = cluster.oarsub("-h", "-l", "/core=1", "true")
+    job_id = cluster.oarsub("--hold", "-l", "/core=1", "true")
     assert cluster.state(job_id) == "Hold"
     result = cluster.run("oardel", str(job_id))
     assert result.returncode == 0, result.stderr
@@ -108,7 +109,7 @@ def test_oardel_of_a_running_job_kills_its_process_on_the_node(cluster):
 
 
 def test_oarhold_and_oarresume_of_a_waiting_job(cluster):
-    job_id = cluster.oarsub("-h", "-l", "/core=1", "true")
+    job_id = cluster.oarsub("--hold", "-l", "/core=1", "true")
     assert cluster.state(job_id) == "Hold"
     assert cluster.run("oarresume", str(job_id)).returncode == 0
     assert cluster.wait_for(job_id) == {job_id: "Terminated"}
@@ -122,11 +123,12 @@ def test_oarstat_json_carries_the_fields_users_script_against(cluster):
     result = cluster.run("oarstat", "-J", "-j", str(job_id))
     assert result.returncode == 0, result.stderr
     record = json.loads(result.stdout)[str(job_id)]
-    for key in ("id", "name", "owner", "state", "queue", "command", "submission_time", "start_time", "stop_time",
-                "exit_code", "walltime", "assigned_network_address", "assigned_resources", "message"):
+    # OAR3's keys: its Job model's attribute names, plus what -f adds
+    for key in ("id", "name", "user", "state", "queue_name", "command", "submission_time", "start_time", "stop_time",
+                "exit_code", "walltime", "network_adresses", "resources", "message", "types", "cpuset_name"):
         assert key in record
     assert record["state"] == "Terminated" and record["name"] == "js"
-    assert len(record["assigned_network_address"]) == 1
+    assert record["network_adresses"] in ("node1", "node2") and len(record["resources"]) == 1
 
 
 def _row_counts(cluster):
@@ -167,7 +169,7 @@ def test_unknown_or_foreign_job_is_refused(cluster):
         result = cluster.run(*command)
         assert result.returncode != 0, command
         assert len(result.stderr.strip().splitlines()) == 1 and "999999" in result.stderr
-    job_id = cluster.oarsub("-h", "-l", "/core=1", "true")
+    job_id = cluster.oarsub("--hold", "-l", "/core=1", "true")
     cluster.execute("UPDATE jobs SET job_user = 'someoneelse' WHERE job_id = :id", id=job_id)
     if os.geteuid() == 0:
         pytest.skip("root may delete anybody's job; the foreign-job refusal is checked by the security tests")

@@ -100,8 +100,11 @@ def test_mails_for_running_and_end_have_oars_subject(cluster: LocalCluster, smtp
 
 def test_tags_select_the_events_and_error_is_its_own_tag(cluster: LocalCluster, smtp: tuple[Inbox, int]):
     inbox = smtp[0]
-    job_id = cluster.oarsub("--notify", "[ERROR]mail:tags@example.org", "-l", "nodes=1", "exit 3")
-    cluster.wait_for(job_id, timeout=20)
+    # OAR3: an exit code alone is no error (the job ends Terminated); a kill is
+    job_id = cluster.oarsub("--notify", "[ERROR]mail:tags@example.org", "-l", "nodes=1", "sleep 30")
+    cluster.wait_for(job_id, ["Running"], timeout=20)
+    assert cluster.run("oardel", str(job_id)).returncode == 0
+    assert cluster.wait_for(job_id, timeout=20) == {job_id: "Error"}
     cluster.wait_until(lambda: inbox.subjects("tags@example.org"), timeout=10, message="error mail")
     time.sleep(0.5)
     assert [s.split(":")[0] for s in inbox.subjects("tags@example.org")] == ["*OAR* [ERROR]"]

@@ -139,9 +139,10 @@ def test_bad_input_changes_nothing(cluster: LocalCluster) -> None:
 
 def test_oarnodes_views(cluster: LocalCluster) -> None:
     assert cluster.run("oarnodes", "-l").stdout.split() == ["node1"]
+    """OAR3's -l, -s (a block per host), -S (node, status, running jobs, free resources), -J (a list), -e."""
     states_view = cluster.run("oarnodes", "-s").stdout
-    assert "node1" in states_view and ": Alive" in states_view
+    assert states_view.splitlines()[0] == "node1" and states_view.splitlines()[1].split()[1] == "Alive"
     summary = cluster.run("oarnodes", "-S").stdout
-    assert summary.splitlines()[0].split() == ["state", "resources", "hosts"]
-    assert json.loads(cluster.run("oarnodes", "-J").stdout)
-    assert cluster.run("oarnodes", "-e", "node1").returncode == 0
+    assert summary.splitlines()[1].split() == ["node", "status", "running", "jobs", "free", "resources"]
+    assert isinstance(json.loads(cluster.run("oarnodes", "-J").stdout), list)
+    assert cluster.run("oarnodes", "node1", "-e").returncode == 0

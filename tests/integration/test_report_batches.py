@@ -75,15 +75,16 @@ def test_a_start_and_an_end_in_one_batch_log_running_on_the_way(apply) -> None: 
     assert applied.running == {job_id: "node1"} and [e.job_id for e in applied.ended] == [job_id]
 
 
-def test_a_start_alone_then_an_end_that_failed(apply) -> None:  # type: ignore[no-untyped-def]
+def test_a_start_alone_then_an_end_with_exit_code_3(apply) -> None:  # type: ignore[no-untyped-def]
+    """OAR3: a job whose command exited 3 is Terminated; its exit code is kept as a wait status (768)."""
     (job_id,) = launching(1)
     apply(started(job_id))
     assert job(job_id)["state"] == "Running" and job(job_id)["held"] == 1
     applied = apply(ended(job_id, 3))
     assert job(job_id) == {
-        "state": "Error", "started": True, "stopped": True, "exit_code": 3,
+        "state": "Terminated", "started": True, "stopped": True, "exit_code": 768,
         "message": "the job exited with code 3", "held": 0,
-        "log": [("Running", False), ("Error", True)],
+        "log": [("Running", False), ("Terminated", True)],
     }
     assert applied.running == {}
 

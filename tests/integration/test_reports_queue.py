@@ -52,7 +52,9 @@ def test_every_queued_batch_is_applied_by_one_cycle_then_dropped(queue: redis.Re
         queue.rpush(Key.QUEUED_REPORTS, json.dumps(ran(job_id, code)))
     applied = apply_queued(process_context())
     assert sorted(e.job_id for e in applied.ended) == [first, second, third]
-    assert [state(j) for j in (first, second, third)] == ["Terminated", "Terminated", "Error"]
+    # OAR3: the job that exited 3 is Terminated too, its exit code kept as a wait status
+    assert [state(j) for j in (first, second, third)] == ["Terminated", "Terminated", "Terminated"]
+    assert rows("SELECT exit_code FROM jobs WHERE job_id = :id", id=third)[0][0] == 768
     assert queue.llen(Key.QUEUED_REPORTS) == 0
     logged = rows("SELECT job_state FROM job_state_logs WHERE job_id = :id ORDER BY date_start, job_state", id=first)
     assert [s for (s,) in logged][-2:] == ["Running", "Terminated"]

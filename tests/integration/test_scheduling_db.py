@@ -153,14 +153,25 @@ def test_reservations_accepted_then_refused_when_the_window_is_taken(db: str) ->
 
 
 def test_failed_dependency_keeps_the_job_waiting_with_oar_message(db: str) -> None:
+    """OAR3 kao/scheduling: a required job Terminated with a non-zero exit code blocks for good."""
     failed = submit()
-    rows("UPDATE jobs SET state = 'Error' WHERE job_id = :id", id=failed)
+    rows("UPDATE jobs SET state = 'Terminated', exit_code = 768 WHERE job_id = :id", id=failed)
     dependent = submit(dependencies=[failed])
     schedule()
     assert state(dependent) == "Waiting"
     info = rows("SELECT scheduler_info FROM jobs WHERE job_id = :id", id=dependent)[0][0]
-    assert info == f"Cannot determine scheduling time due to dependency with the job {failed}"
+    assert info == (f"Cannot determine scheduling time due to dependency with the job {failed} "
+                    "(Terminated with exit code 3)")
     assert dependent not in predictions()
+
+
+def test_dependency_on_a_job_in_error_is_ignored(db: str) -> None:
+    """OAR3 kao/scheduling: 'a dependency with job in Error is ignored (same behavior that OAR2)'."""
+    errored = submit()
+    rows("UPDATE jobs SET state = 'Error' WHERE job_id = :id", id=errored)
+    dependent = submit(dependencies=[errored])
+    schedule()
+    assert state(dependent) == "toLaunch"
 
 
 def test_besteffort_is_fragged_and_the_job_waits_until_it_is_gone(db: str) -> None:

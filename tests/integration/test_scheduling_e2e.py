@@ -90,7 +90,8 @@ def test_reservation_is_granted_and_starts_on_time(oar: LocalCluster) -> None:
 
 
 def test_reservations_past_or_impossible_are_refused(oar: LocalCluster) -> None:
-    past = oar.run("oarsub", "-r", date_text(time.time() - 3600), "-l", "/nodes=1", "true")
+    # OAR3: refused only when entirely over (start + walltime in the past)
+    past = oar.run("oarsub", "-r", date_text(time.time() - 3600), "-l", "/nodes=1,walltime=0:10:00", "true")
     assert past.returncode != 0 and "past" in past.stderr
     assert len(past.stderr.strip().splitlines()) == 1
     start = int(time.time()) + 3600
@@ -181,11 +182,12 @@ def test_dependency_chain_and_failed_dependency(oar: LocalCluster) -> None:
     jobs = [oar.job(j) for j in (first, second, third)]
     assert jobs[1]["start_time"] >= jobs[0]["stop_time"]
     assert jobs[2]["start_time"] >= jobs[1]["stop_time"]
+    # OAR3: a required job Terminated with a non-zero exit code blocks its dependent for good
     failing = oar.oarsub("-l", "/resource_id=1", "exit 3")
     dependent = oar.oarsub("-a", str(failing), "-l", "/resource_id=1", "true")
-    assert oar.wait_for(failing)[failing] == "Error"
+    assert oar.wait_for(failing)[failing] == "Terminated"
     message = f"Cannot determine scheduling time due to dependency with the job {failing}"
-    oar.wait_until(lambda: oar.job(dependent)["scheduler_info"] == message)
+    oar.wait_until(lambda: (oar.job(dependent)["scheduler_info"] or "").startswith(message))
     assert oar.state(dependent) == "Waiting"
     assert message in oar.run("oarstat", "-f", "-j", str(dependent)).stdout
     missing = oar.run("oarsub", "-a", "999999", "true")
@@ -253,7 +255,7 @@ def test_predictions_and_hold(oar: LocalCluster) -> None:
     predicted = oar.wait_until(lambda: all(starts().values()) and starts())
     assert predicted[second] >= predicted[first] + 300
     full = oar.run("oarstat", "-f", "-j", str(first)).stdout
-    assert "scheduledStart" in full and "no prediction" not in full
+    assert "    scheduled_start = " in full
     assert oar.run("oarhold", str(first)).returncode == 0
     # a held job holds no place: the second one moves up to the first one's slot
     oar.wait_until(lambda: starts()[first] is None and starts()[second] <= predicted[first] + 1)

@@ -81,7 +81,7 @@ def test_only_owner_root_or_admin_act_on_a_job(secure_cluster, accounts, shared_
 
 def test_owner_holds_and_resumes_own_job(secure_cluster, accounts, shared_dir) -> None:  # type: ignore[no-untyped-def]
     alice = accounts["alice"]
-    done = as_user(secure_cluster, alice, "oarsub", "-h", "-l", "/core=1", "-d", str(shared_dir), "true",
+    done = as_user(secure_cluster, alice, "oarsub", "--hold", "-l", "/core=1", "-d", str(shared_dir), "true",
                    cwd=shared_dir)
     job_id = int(re.search(r"OAR_JOB_ID=(\d+)", done.stdout).group(1))  # type: ignore[union-attr]
     assert secure_cluster.state(job_id) == "Hold"

@@ -31,6 +31,7 @@ from oar_celery.db.models import (
     MoldableJobDescription,
     Queue,
 )
+from oar_celery.head.lib import admission_rules as rules
 from oar_celery.protocol import notify_method
 from oar_celery.protocol.messages import SubmitRequest
 from oar_celery.protocol.states import JobState, ReservationState
@@ -38,7 +39,8 @@ from oar_celery.scheduler.errors import RequestError
 from oar_celery.scheduler.types import Moldable
 
 KNOWN_TYPES = ("besteffort", "idempotent", "timesharing")
-_TIMESHARING = re.compile(r"^timesharing=(user|\*),(name|\*)$")
+#: OAR3's rule 15: the two words of ``timesharing`` in either order.
+_TIMESHARING = re.compile(r"^timesharing=(?:(?:\*|user),(?:\*|name)|(?:\*|name),(?:\*|user))$")
 
 
 @dataclass
@@ -68,7 +70,7 @@ def parse_types(types: Sequence[str]) -> list[str]:
 
 
 def parse_reservation(text: str, *, at: float) -> float:
-    """``YYYY-MM-DD HH:MM[:SS]`` in local time, not in the past."""
+    """``YYYY-MM-DD HH:MM[:SS]`` in local time."""
     for pattern in ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M"):
         try:
             start = datetime.strptime(text.strip(), pattern).timestamp()
@@ -77,9 +79,8 @@ def parse_reservation(text: str, *, at: float) -> float:
             continue
     else:
         raise RequestError(f"bad reservation date '{text}' (expected YYYY-MM-DD HH:MM:SS)")
-    if start < at - 60:
-        raise RequestError(f"reservation date '{text}' is in the past")
-    return max(start, at)
+    del at  # a start in the past is judged with the walltime (admission_rules.reservation_start)
+    return start
 
 
 def parse_notify(text: str | None) -> str | None:
@@ -113,8 +114,8 @@ def check(session: Session, request: SubmitRequest, config: Settings) -> Submiss
     if user == "root" and not config.allow_root_jobs:
         raise RequestError("jobs submitted by root are refused on this cluster")
     command = str(request.get("command") or "").strip()
-    if not command:
-        raise RequestError("no command given: an empty job is refused")
+    if not command and not request.get("reservation"):
+        raise RequestError("no command given: an empty job is refused (only a reservation may have none)")
     directory = str(request.get("directory") or "")
     if not directory.startswith("/"):
         raise RequestError("the working directory must be an absolute path")
@@ -125,10 +126,11 @@ def check(session: Session, request: SubmitRequest, config: Settings) -> Submiss
     state = session.scalar(select(Queue.state).where(Queue.queue_name == queue))
     if state is None:
         raise RequestError(f"unknown queue '{queue}'")
-    if state != "Active":
-        raise RequestError(f"queue '{queue}' is not active")
+    # OAR3: a disabled queue still takes submissions; its jobs wait until it is active again
+    rules.check_admin_queue(queue, user, config)
     if queue == "besteffort" and "besteffort" not in types:
         types.append("besteffort")
+    rules.check_besteffort_reservation(types, request.get("reservation"))
     moldables = parse_moldables(
         list(request.get("resources") or ["/resource_id=1"]),
         default_walltime=config.default_walltime,
@@ -139,7 +141,12 @@ def check(session: Session, request: SubmitRequest, config: Settings) -> Submiss
     dependencies = [int(d) for d in request.get("dependencies") or []]
     _check_dependencies(session, dependencies)
     reservation = request.get("reservation")
-    start = parse_reservation(str(reservation), at=time.time()) if reservation else None
+    start = None
+    if reservation:
+        at = time.time()
+        start = rules.reservation_start(
+            parse_reservation(str(reservation), at=at), [m.walltime for m in moldables], at=at
+        )
     from oar_celery.head.lib.resources import check_against_cluster
 
     check_against_cluster(session, moldables, request.get("properties"), config)

@@ -28,6 +28,7 @@ from oar_celery.db.models import (
     Queue,
 )
 from oar_celery.protocol.states import JobState, ReservationState
+from oar_celery.scheduler import dependencies as deps
 from oar_celery.scheduler import types as sched
 
 #: OAR stores the counts ``ALL`` and ``BEST`` as these values.
@@ -222,19 +223,19 @@ def load_dependencies(
 ) -> tuple[dict[int, list[int]], dict[int, str]]:
     """Unfinished dependencies to wait for, and jobs that cannot be scheduled because of one.
 
-    As OAR 2.5: a job whose required job ended in error is not scheduled, and
-    says why (``Cannot determine scheduling time due to dependency with the job N``).
+    OAR3's rules (:mod:`oar_celery.scheduler.dependencies`): a required job in
+    ``Error`` is ignored, ``Terminated`` with exit code 0 satisfies, ``Terminated``
+    with another exit code blocks the job for good, and says why.
     """
     rows = _DEPENDENCIES.rows(session, job_ids).all()
     pending: dict[int, list[int]] = defaultdict(list)
     blocked: dict[int, str] = {}
     for job_id, required_id, state, exit_code in rows:
-        if state == JobState.TERMINATED and not exit_code:
-            continue
-        if state == JobState.ERROR or (state == JobState.TERMINATED and exit_code):
-            blocked[job_id] = f"Cannot determine scheduling time due to dependency with the job {required_id}"
-        elif state == JobState.HOLD:
+        rule = deps.verdict(state, exit_code)
+        if rule is deps.Verdict.BLOCKED:
+            blocked[job_id] = deps.blocked_message(required_id, exit_code)
+        elif rule is deps.Verdict.HELD:
             blocked[job_id] = f"Waiting for the held job {required_id}"
-        else:
+        elif rule is deps.Verdict.PENDING:
             pending[job_id].append(required_id)
     return pending, blocked

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from collections import defaultdict
 from typing import Any
 
@@ -19,11 +18,13 @@ from sqlalchemy.orm import Session
 from oar_celery.config import settings
 from oar_celery.db.models import AssignedResource, Job, JobType, MoldableJobDescription, Resource
 from oar_celery.head.lib import sender
+from oar_celery.head.lib.launch_properties import properties_text
 from oar_celery.head.lib.store.sql import LAUNCH_COLUMNS
 from oar_celery.head.lib.transitions import set_state
 from oar_celery.protocol.bus import broker_redis
 from oar_celery.protocol.messages import LaunchSpec
 from oar_celery.protocol.names import Task, launch_key
+from oar_celery.protocol.output_files import output_paths
 from oar_celery.protocol.states import JobState
 
 logger = logging.getLogger(__name__)
@@ -91,21 +92,6 @@ _LAUNCH_TYPES = select(JobType.job_id, JobType.type).where(
 )
 
 
-def _resolve(template: str | None, default: str, job: Any) -> str:
-    path = (template or default).replace("%jobid%", str(job.job_id))
-    path = path.replace("%jobname%", job.job_name or "")
-    return path if os.path.isabs(path) else os.path.join(job.launching_directory, path)
-
-
-def output_paths(job: Any) -> tuple[str, str]:
-    """The job's stdout and stderr files: ``OAR.<name>.<id>.stdout`` unless ``-O``/``-E``."""
-    stem = f"OAR.{job.job_name}.%jobid%" if job.job_name else "OAR.%jobid%"
-    return (
-        _resolve(job.stdout_file, f"{stem}.stdout", job),
-        _resolve(job.stderr_file, f"{stem}.stderr", job),
-    )
-
-
 def build_specs(session: Session, job_ids: list[int]) -> list[LaunchSpec]:
     """What a node needs to run each job: command, user, hosts, nodefile, environment."""
     if not job_ids:
@@ -117,11 +103,15 @@ def build_specs(session: Session, job_ids: list[int]) -> list[LaunchSpec]:
     types: dict[int, list[str]] = defaultdict(list)
     for job_id, kind in session.execute(_LAUNCH_TYPES, {"job_ids": job_ids}):
         types[job_id].append(kind)
-    return [
+    properties = properties_text(session, job_ids)
+    specs = [
         launch_spec(jobs[job_id], hosts_of[job_id], types[job_id], jobs[job_id].moldable_walltime)
         for job_id in job_ids
         if hosts_of.get(job_id)
     ]
+    for spec in specs:
+        spec["resource_properties"] = properties.get(spec["job_id"], "")
+    return specs
 
 
 def launch_spec(job: Any, resources: list[tuple[int, str]], types: list[str], walltime: int | None) -> LaunchSpec:
@@ -133,7 +123,7 @@ def launch_spec(job: Any, resources: list[tuple[int, str]], types: list[str], wa
     return {
         "job_id": job.job_id,
         "user": job.job_user,
-        "command": job.command,
+        "command": job.command or f"sleep {int(walltime)}",  # a command-less reservation holds its resources
         "directory": job.launching_directory,
         "name": job.job_name or "",
         "walltime": int(walltime),

@@ -86,7 +86,7 @@ def collector_paused() -> Iterator[None]:
 _PLACED = (
     select(
         Job.job_id, Job.job_user, Job.start_time, Job.suspended_time, Job.assigned_moldable_job,
-        MoldableJobDescription.moldable_walltime, AssignedResource.resource_id,
+        MoldableJobDescription.moldable_walltime, AssignedResource.resource_id, Job.job_name,
     )
     .join(MoldableJobDescription, MoldableJobDescription.moldable_id == Job.assigned_moldable_job)
     .join(AssignedResource, AssignedResource.moldable_job_id == Job.assigned_moldable_job)
@@ -97,7 +97,7 @@ _PLACED = (
 _RESERVATIONS = (
     select(
         Job.job_id, Job.job_user, Job.start_time, Job.assigned_moldable_job,
-        MoldableJobDescription.moldable_walltime, GanttJobResource.resource_id,
+        MoldableJobDescription.moldable_walltime, GanttJobResource.resource_id, Job.job_name,
     )
     .join(MoldableJobDescription, MoldableJobDescription.moldable_id == Job.assigned_moldable_job)
     .join(GanttJobResource, GanttJobResource.moldable_job_id == Job.assigned_moldable_job)
@@ -109,12 +109,13 @@ _RESERVATIONS = (
 def load_placed(session: Session, at: int) -> tuple[list[sched.Allocation], dict[int, sched.Allocation]]:
     """Running jobs and accepted reservations, as fixed allocations on the Gantt."""
     allocations: dict[int, sched.Allocation] = {}
-    for job_id, user, start, suspended, moldable, walltime, resource_id in session.execute(_PLACED):
+    # names too: timesharing=*,name shares with running jobs of the same name
+    for job_id, user, start, suspended, moldable, walltime, resource_id, name in session.execute(_PLACED):
         allocation = allocations.get(job_id)
         if allocation is None:
             begin = int(start) if start else at
             allocation = allocations[job_id] = sched.Allocation(
-                job_id, moldable, begin, max(1, int(walltime + suspended)), [], user=user
+                job_id, moldable, begin, max(1, int(walltime + suspended)), [], user=user, name=name or ""
             )
         allocation.resource_ids.append(resource_id)
     reservations = _load_reservations(session)
@@ -127,9 +128,9 @@ def load_placed(session: Session, at: int) -> tuple[list[sched.Allocation], dict
 
 def _load_reservations(session: Session) -> dict[int, sched.Allocation]:
     reservations: dict[int, sched.Allocation] = {}
-    for job_id, user, start, moldable, walltime, resource_id in session.execute(_RESERVATIONS):
+    for job_id, user, start, moldable, walltime, resource_id, name in session.execute(_RESERVATIONS):
         allocation = reservations.setdefault(
-            job_id, sched.Allocation(job_id, moldable, int(start), int(walltime), [], user=user)
+            job_id, sched.Allocation(job_id, moldable, int(start), int(walltime), [], user=user, name=name or "")
         )
         allocation.resource_ids.append(resource_id)
     return reservations

@@ -172,6 +172,12 @@ def expand_nodeset(pattern: str) -> list[str]:
         raise RequestError(f"bad nodeset '{pattern}': {error}") from None
 
 
+def known_hosts(session: Session, hosts: Sequence[str]) -> list[str]:
+    """Those of ``hosts`` that already have resources, in the given order."""
+    found = set(session.scalars(select(Resource.network_address).where(Resource.network_address.in_(list(hosts)))))
+    return [host for host in hosts if host in found]
+
+
 def add_resources(
     session: Session,
     hosts: Sequence[str],

@@ -17,17 +17,25 @@ from oar_celery.head.lib.submission import submit_request
 from oar_celery.head.lib.transitions import add_event
 from oar_celery.protocol.bus import notify
 from oar_celery.protocol.messages import SubmitRequest
+from oar_celery.protocol.states import ReservationState
 from oar_celery.scheduler.walltime import format_walltime
 
 logger = logging.getLogger(__name__)
 
 
-def resubmit_if_idempotent(job_id: int) -> int | None:
-    """Submit again a finished ``idempotent`` job, linked by ``resubmit_job_id``; the new id."""
+def resubmit_if_idempotent(job_id: int, *, exit_99: bool = False) -> int | None:
+    """Submit again a finished ``idempotent`` job, linked by ``resubmit_job_id``; the new id.
+
+    A job killed for a normal job (besteffort) or on a failed node only needs
+    the ``idempotent`` type. One that asked by exiting 99 (``exit_99``) also
+    needs OAR3's NodeChangeState conditions: not a reservation, not killed
+    (no ``FRAG_JOB_REQUEST``), ran more than 60 s. Without the 60 s rule a
+    job that exits 99 at once would be resubmitted forever.
+    """
     with session_scope() as session:
         job = session.get(Job, job_id)
         types = set(session.scalars(select(JobType.type).where(JobType.job_id == job_id)))
-        if job is None or "idempotent" not in types:
+        if job is None or "idempotent" not in types or (exit_99 and not _may_resubmit(session, job)):
             return None
         already = session.scalar(select(Job.job_id).where(Job.resubmit_job_id == job_id))
         if already:
@@ -38,6 +46,20 @@ def resubmit_if_idempotent(job_id: int) -> int | None:
         add_event(session, "RESUBMIT_JOB_AUTOMATICALLY", job_id, f"job resubmitted as job {new_ids[0]}")
     notify(["Qsub"])
     return new_ids[0]
+
+
+#: OAR3 resubmits an idempotent job only if it ran longer than this (seconds).
+IDEMPOTENT_MIN_RUN = 60
+
+
+def _may_resubmit(session: Any, job: Job) -> bool:
+    from oar_celery.db.models import EventLog
+
+    killed = session.scalar(
+        select(EventLog.event_id).where(EventLog.job_id == job.job_id, EventLog.type == "FRAG_JOB_REQUEST").limit(1)
+    )
+    ran = (job.stop_time or 0) - (job.start_time or 0)
+    return job.reservation == ReservationState.NONE and killed is None and ran > IDEMPOTENT_MIN_RUN
 
 
 def request_of(session: Any, job: Job) -> SubmitRequest:

@@ -45,11 +45,12 @@ def test_oardel_sends_the_user_and_prints_each_line(head: FakeHead, capsys: pyte
 
 
 def test_oardel_fails_if_one_job_failed(head: FakeHead, capsys: pytest.CaptureFixture[str]) -> None:
+    """OAR3's oardel exit status 7 for a job that does not exist."""
     head.answer = {
         "results": {"42": "Deleting the job = 42 ...REGISTERED.", "9": "job 9 does not exist"},
         "failed": [9],
     }
-    assert oardel.main(["42", "9"]) == 1
+    assert oardel.main(["42", "9"]) == 7
     out, err = capsys.readouterr()
     assert out == "Deleting the job = 42 ...REGISTERED.\n"
     assert err == "job 9 does not exist\n"
@@ -133,7 +134,9 @@ def test_oarnodesetting_add(head: FakeHead) -> None:
         (["-h", "n1", "-p", "1mem=3"], "NAME=VALUE"),
         (["-h", "n1", "-p", "m-em=3"], "NAME=VALUE"),
         (["-a"], "-a needs -h"),
-        (["-s", "Alive"], "-h HOST or -r ID"),
+        (["-f", "/no/such/file", "-s", "Alive"], "cannot read the host file"),
+        (["-a", "-h", "n1", "--sql", "core = 1"], "-a and --sql"),
+        (["--sql", " ", "-s", "Alive"], "empty --sql"),
         (["-h", "n1"], "nothing to do"),
         (["-h", "n1", "-m", "maybe"], "invalid choice"),
         (["-r", "zero", "-s", "Alive"], "invalid number"),
@@ -149,3 +152,50 @@ def test_oarnodesetting_refused(head: FakeHead, capsys: pytest.CaptureFixture[st
     head.answer = {"error": "only root or oar may change resources, not bob"}
     assert oarnodesetting.main(["-r", "1", "-s", "Dead"]) == 1
     assert capsys.readouterr().err == "oarnodesetting: error: only root or oar may change resources, not bob\n"
+
+
+def test_oar3_oardel_exit_codes(head: FakeHead, capsys: pytest.CaptureFixture[str]) -> None:
+    """OAR3's oardel: 1 not the owner, 6 already finished, 8 admin option, 15 when failures differ."""
+    cases = [
+        ({"1": "job 1 belongs to bob, not to alice"}, 1),
+        ({"1": "job 1 is already finished (Terminated)"}, 6),
+        ({"1": "You must be oar or root to use the --besteffort option"}, 8),
+        ({"1": "job 1 does not exist", "2": "job 2 is already finished (Error)"}, 15),
+    ]
+    for results, code in cases:
+        head.answer = {"results": results, "failed": [int(job_id) for job_id in results]}
+        assert oardel.main(list(results)) == code, results
+    capsys.readouterr()
+
+
+def test_oar3_oardel_admin_options_reach_their_tasks(head: FakeHead) -> None:
+    """OAR3's -b and --force-terminate-finishing-job are head requests of their own."""
+    head.answer = {"results": {"5": "Add besteffort type for the job 5."}, "failed": []}
+    assert oardel.main(["-b", "5"]) == 0
+    assert head.sent[-1][0] == "oar.control.besteffort"
+    head.answer = {"results": {"5": "Force the termination of the job = 5 ...REGISTERED."}, "failed": []}
+    assert oardel.main(["--force-terminate-finishing-job", "5"]) == 0
+    assert head.sent[-1][0] == "oar.control.force_terminate"
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["-b", "-c", "5"], ["--sql", "job_user = = 'x'"], ["--sql"], ["--force-terminate-finishing-job"]],
+)
+def test_oar3_oardel_new_options_bad_input_is_one_line(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    assert oardel.main(argv) != 0
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("oardel: error: "), err
+
+
+def test_oar3_oarnodesetting_state_without_host_is_the_local_host(head: FakeHead, tmp_path: Any) -> None:
+    """OAR3: without -h, -r or --sql, oarnodesetting acts on the host it runs on; -f reads hosts from a file."""
+    import socket
+
+    head.answer = {"results": ["ok"]}
+    assert oarnodesetting.main(["-s", "Alive"]) == 0
+    assert head.sent[-1][1]["hosts"] == [socket.gethostname().split(".")[0]]
+    hosts = tmp_path / "hosts"
+    hosts.write_text("node3\n\nnode4\n")
+    assert oarnodesetting.main(["-f", str(hosts), "-s", "Absent"]) == 0
+    assert head.sent[-1][1]["hosts"] == ["node3", "node4"]

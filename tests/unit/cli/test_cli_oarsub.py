@@ -35,7 +35,7 @@ def test_request_from_options(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
             "-d", "work",
             "-O", "out.%jobid%",
             "-q", "default",
-            "-h",
+            "--hold",
             "-p", "mem > 64",
             "-t", "besteffort",
             "-a", "12",

@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 import pytest
+import yaml
 from sqlalchemy import insert
 
 from oar_celery.cli import oarnodes, oarstat
@@ -112,27 +113,64 @@ def out_err(capsys: pytest.CaptureFixture[str]) -> tuple[str, str]:
     return captured.out, captured.err
 
 
+def table_ids(out: str) -> list[str]:
+    """The first column of an OAR3 table's rows (edge line, header and rule skipped)."""
+    return [line.split()[0] for line in out.splitlines()[3:] if line.strip()]
+
+
 def test_oarstat_default_shows_current_jobs(filled: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """OAR3: without -j/-a/-g, only the jobs not yet finished."""
     assert oarstat.main([]) == 0
     out, _ = out_err(capsys)
-    assert [line.split()[0] for line in out.splitlines()[2:]] == ["1", "2"]
+    assert table_ids(out) == ["1", "2"]
 
 
 def test_oarstat_options(filled: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """OAR3's -s, -u, -f, -J, -Y, -e, -a/--array, -r, -p, --sql."""
     assert oarstat.main(["-j", "3", "-s"]) == 0
     assert out_err(capsys)[0] == "3: Terminated\n"
     assert oarstat.main(["-u", "bob"]) == 0
-    assert [line.split()[0] for line in out_err(capsys)[0].splitlines()[2:]] == ["2"]
+    assert table_ids(out_err(capsys)[0]) == ["2"]
     assert oarstat.main(["-f", "-j", "1"]) == 0
     out = out_err(capsys)[0]
-    assert "Job_Id: 1" in out and "    assigned_hostnames = node1" in out and "    walltime = 1:00:00" in out
+    assert "id: 1" in out and "    network_adresses = node1" in out and "    walltime = 1:00:00" in out
+    assert "    stdout_file = OAR.run.1.stdout" in out
     assert oarstat.main(["-J", "-j", "2"]) == 0
     data = json.loads(out_err(capsys)[0])
-    assert list(data) == ["2"] and data["2"]["dependencies"] == [1] and data["2"]["scheduled_start"] == NOW + 3600
+    assert list(data) == ["2"] and data["2"]["dependencies"] == [1] and data["2"]["user"] == "bob"
+    assert oarstat.main(["-Y", "-j", "2"]) == 0
+    assert yaml.safe_load(out_err(capsys)[0])["2"]["queue_name"] == "default"
     assert oarstat.main(["-e", "-j", "1"]) == 0
-    assert "FINAUD_ERROR: node1 slow" in out_err(capsys)[0]
+    assert "FINAUD_ERROR" in out_err(capsys)[0]
     assert oarstat.main(["--array", "2", "-s"]) == 0
     assert out_err(capsys)[0] == "2: Waiting\n"
+    assert oarstat.main(["-a", "2", "-s"]) == 0
+    assert out_err(capsys)[0] == "2: Waiting\n"
+    assert oarstat.main(["-r", "-j", "1"]) == 0
+    assert out_err(capsys)[0].splitlines()[3].endswith("node1")
+    assert oarstat.main(["-p", "-j", "1"]) == 0
+    assert "network_address = 'node1'" in out_err(capsys)[0].splitlines()[0]
+    assert oarstat.main(["--sql", "job_user = 'alice' AND state = 'Running'"]) == 0
+    assert table_ids(out_err(capsys)[0]) == ["1"]
+
+
+def test_oarstat_bad_new_options_are_one_line_errors(filled: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """Every new option's bad input: one line on stderr, exit 2 (or 1 for a bad clause)."""
+    for argv in (["-g", "yesterday"], ["-j", "1", "-a", "1"], ["-J", "-Y"], ["-p"], ["-a", "x"]):
+        assert oarstat.main(argv) == 2, argv
+        err = out_err(capsys)[1]
+        assert err.count("\n") == 1 and err.startswith("oarstat: error: "), err
+    assert oarstat.main(["--sql", "job_user = 'alice'; DROP TABLE jobs"]) == 1
+    assert out_err(capsys)[1].count("\n") == 1
+    assert [j["id"] for j in api.jobs()] == [1, 2, 3]  # nothing was pasted into SQL
+
+
+def test_oarstat_gantt_window(filled: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """OAR3's -g: jobs running, predicted or submitted between two dates, finished ones included."""
+    start = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(NOW))
+    stop = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(NOW + 4))
+    assert oarstat.main(["-g", f"{start}, {stop}"]) == 0
+    assert table_ids(out_err(capsys)[0]) == ["3"]
 
 
 def test_oarstat_unknown_job(filled: str, capsys: pytest.CaptureFixture[str]) -> None:
@@ -143,26 +181,44 @@ def test_oarstat_unknown_job(filled: str, capsys: pytest.CaptureFixture[str]) ->
 
 
 def test_oarnodes(filled: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """OAR3's default listing, -s, -l, -J (a list), -Y, -e, -S, -p, -P, --sql."""
     assert oarnodes.main([]) == 0
-    lines = out_err(capsys)[0].splitlines()
-    assert len(lines) == 5 and lines[2].split()[-1] == "1"  # job 1 on resource 1
+    assert table_ids(out_err(capsys)[0][1:]) == ["1", "2", "3"]
     assert oarnodes.main(["-s", "node2"]) == 0
-    assert out_err(capsys)[0] == "node2\n    3 : Dead\n"
+    assert out_err(capsys)[0] == "node2\n    3    Dead\n"
+    assert oarnodes.main(["-s", "-r", "3"]) == 0
+    assert out_err(capsys)[0] == "3: Dead\n"
     assert oarnodes.main(["-l"]) == 0
     assert out_err(capsys)[0] == "node1\nnode2\n"
     assert oarnodes.main(["-J", "-r", "2"]) == 0
-    assert json.loads(out_err(capsys)[0])["2"]["core"] == 2
-    assert oarnodes.main(["-e", "node1"]) == 0
-    assert "FINAUD_ERROR: node1 slow" in out_err(capsys)[0]
+    data = json.loads(out_err(capsys)[0])
+    assert isinstance(data, list) and data[0]["core"] == 2 and data[0]["id"] == 2
+    assert oarnodes.main(["-Y", "-r", "2"]) == 0
+    assert yaml.safe_load(out_err(capsys)[0])[0]["core"] == 2
+    assert oarnodes.main(["-e", "node1"]) == 2  # -e takes a date (OAR3): node1 is not one
+    assert out_err(capsys)[1].count("\n") == 1
+    assert oarnodes.main(["node1", "-e"]) == 0
+    assert "FINAUD_ERROR" in out_err(capsys)[0]
+    since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(NOW + 11))
+    assert oarnodes.main(["-e", since]) == 0
+    assert "FINAUD_ERROR" not in out_err(capsys)[0]
     assert oarnodes.main(["-S"]) == 0
-    assert "total" in out_err(capsys)[0]
+    assert out_err(capsys)[0].splitlines()[3].split()[:3] == ["node1", "Alive", "1"]
+    assert oarnodes.main(["-p", "mem", "-r", "1"]) == 0
+    assert out_err(capsys)[0].splitlines()[2].split()[-1] == "mem"
+    assert oarnodes.main(["--sql", "state = 'Dead'"]) == 0
+    assert table_ids(out_err(capsys)[0][1:]) == ["3"]
+    assert oarnodes.main(["--sql", "core = 99"]) == 12  # OAR3's status for "no resource for this clause"
+    assert out_err(capsys)[1].count("\n") == 1
+    assert oarnodes.main(["--sql", "core = = 1"]) == 1
+    assert out_err(capsys)[1].count("\n") == 1
 
 
 def test_oarnodes_unknown_host(filled: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert oarnodes.main(["node1", "node9"]) == 1
     out, err = out_err(capsys)
     assert "node1" in out and err == "oarnodes: error: unknown host 'node9'\n"
-    assert oarnodes.main(["-e", "node9"]) == 1
+    assert oarnodes.main(["node9", "-e"]) == 1
     assert out_err(capsys)[1] == "oarnodes: error: unknown host 'node9'\n"
     assert oarnodes.main(["-r", "77"]) == 1
 
@@ -180,7 +236,7 @@ def test_missing_database_is_one_line(monkeypatch: pytest.MonkeyPatch, capsys: p
 
 
 def test_ten_thousand_jobs_list_fast(database: str) -> None:
-    from oar_celery.client import format as fmt
+    from oar_celery.client import oar3_format as fmt
     from oar_celery.db.session import session_scope
 
     rows: list[dict[str, Any]] = [
@@ -195,9 +251,9 @@ def test_ten_thousand_jobs_list_fast(database: str) -> None:
         )
     api.jobs(job_ids=[1])  # open the engine outside the measure
     start = time.perf_counter()
-    text = fmt.jobs_table(api.jobs(current_only=True))
+    text = fmt.jobs_table(api.jobs(current_only=True), NOW)
     elapsed = time.perf_counter() - start
-    assert text.count("\n") == 10_001
+    assert text.count("\n") == 10_003  # edge line, header, rule, 10,000 rows, edge line
     assert elapsed < 1.0, elapsed
     start = time.perf_counter()
     full = api.jobs(current_only=True, full=True)
