@@ -13,22 +13,16 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
-from sqlalchemy import Float, Integer, Numeric, Table
+from sqlalchemy import Table
+
+from oar_celery.db.columns import column_kinds
 
 Row = TypeVar("Row")
 
 
 def kinds(table: Table | Any) -> dict[str, str]:
     """Every column of ``table`` as ``int``, ``float`` or ``str``, for the filter compiler."""
-    result: dict[str, str] = {}
-    for column in table.columns:
-        if isinstance(column.type, Integer):
-            result[column.name] = "int"
-        elif isinstance(column.type, Float | Numeric):
-            result[column.name] = "float"
-        else:
-            result[column.name] = "str"
-    return result
+    return column_kinds(table)
 
 
 def select_rows(

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.types import TypeEngine
 
 from oar_celery.config import Settings
+from oar_celery.db.columns import column_kinds as kinds_of
 from oar_celery.db.models import Resource
 from oar_celery.protocol.states import ResourceState
 from oar_celery.scheduler import types as sched
@@ -94,17 +95,7 @@ def forget_columns() -> None:
 
 def column_kinds(table: Table) -> dict[str, str]:
     """Property name → ``int``, ``float`` or ``str``, for the filter compiler."""
-    kinds: dict[str, str] = {}
-    for column in table.columns:
-        if column.name in SYSTEM_COLUMNS:
-            continue
-        if isinstance(column.type, Integer):
-            kinds[column.name] = "int"
-        elif isinstance(column.type, Float | Numeric):
-            kinds[column.name] = "float"
-        else:
-            kinds[column.name] = "str"
-    return kinds
+    return kinds_of(table, skip=SYSTEM_COLUMNS)
 
 
 def scheduling_state(row: Mapping[str, Any]) -> str:
