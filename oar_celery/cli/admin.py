@@ -54,7 +54,8 @@ def cmd_resources_add(args: argparse.Namespace) -> int:
     hosts = expand_nodeset(args.nodeset)
     with session_scope() as session:
         ids = add_resources(
-            session, hosts, cpus=args.cpus, cores=args.cores, properties=_parse_properties(args.property)
+            session, hosts, cpus=args.cpus, cores=args.cores, properties=_parse_properties(args.property),
+            node_cpus=args.node_cpus,
         )
     print(f"{len(ids)} resource(s) added on {len(hosts)} host(s): {ids[0]}..{ids[-1]}")
     with contextlib.suppress(Exception):  # the broker may not run yet: the next tick catches up
@@ -155,7 +156,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         known = {r for (r,) in session.query(Resource.network_address).distinct()}
         missing = [host for host in hosts if host not in known]
         if missing:
-            add_resources(session, missing, cpus=args.cpus, cores=args.cores)
+            add_resources(session, missing, cpus=args.cpus, cores=args.cores, node_cpus=os.cpu_count() or 1)
     processes = cluster.start_cluster(config, hosts, flower_port=args.flower_port)
     silent = cluster.wait_for_workers(config, hosts, timeout=args.timeout)
     if silent:
@@ -232,6 +233,8 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--cpus", type=int, default=1)
     add.add_argument("--cores", type=int, default=1, help="cores per cpu")
     add.add_argument("-p", "--property", action="append", default=[], metavar="NAME=VALUE")
+    add.add_argument("--node-cpus", type=int, default=None, metavar="N",
+                     help="CPUs each host really has: the cores' cpusets wrap around them (default: one per core)")
     add.set_defaults(func=cmd_resources_add)
     worker = sub.add_parser("worker", help="start a worker (head node or compute node)")
     worker.add_argument("role", choices=("head", "node"))

@@ -86,17 +86,21 @@ def _start_at_once(
     """PostgreSQL: :func:`_start` in one statement, the specs built from what the round already holds."""
     alternatives = {job.id: [m.moldable_id for m in job.moldables] for job in waiting}
     rows = {row.job_id: row for row in gantt_writes.start_at_once(session, starting, alternatives, now())}
-    host_of = {r.id: r.network_address for r in resources}
+    by_id = {r.id: r for r in resources}
     return [
         runner.launch_spec(
             rows[a.job_id],
-            [(r, host_of[r]) for r in sorted(a.resource_ids)],
+            [_launch_resource(by_id[r]) for r in sorted(a.resource_ids)],
             [f"{name}={value}" if value else name for name, value in a.types.items()],
             a.walltime,
         )
         for a in starting
         if a.job_id in rows
     ]
+
+
+def _launch_resource(resource: sched.Resource) -> runner.LaunchResource:
+    return (resource.id, resource.network_address, resource.properties.get("cpuset"), resource.properties.get("mem"))
 
 
 def free_now(resources: list[sched.Resource], placed: list[sched.Allocation], at: int) -> int:

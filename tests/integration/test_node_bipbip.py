@@ -20,6 +20,8 @@ from pathlib import Path
 import pytest
 
 from oar_celery.celery_app import node_queue
+from oar_celery.node.jobcontrol import job_cgroup
+from oar_celery.node.jobdir import JobDir
 from tests.integration.nodehelpers import (
     Head,
     HeadInbox,
@@ -27,7 +29,6 @@ from tests.integration.nodehelpers import (
     make_spec,
     node_env,
     process_gone,
-    process_state,
 )
 
 pytestmark = pytest.mark.timeout(60)
@@ -186,14 +187,17 @@ def test_checkpoint_signal_is_left_to_the_head(node: NodeWorker, head: Head, wor
 
 def test_suspend_and_resume(node: NodeWorker, head: Head, workdir: Path):
     job_id = launch(head, "sleep 30", workdir)
-    pid = head.inbox.wait("oar.head.job_running", job_id=job_id)["pid"]
+    head.inbox.wait("oar.head.job_running", job_id=job_id)
+    cgroup = job_cgroup(JobDir.of(Path(node.env["OAR_STATE_DIR"]) / "nodes", HOST, job_id))
+    assert cgroup is not None and cgroup.can_freeze
     head.send(HOST, "oar.node.suspend", job_id=job_id)
-    _until(lambda: process_state(pid) == "T")
+    _until(cgroup.frozen)
     head.send(HOST, "oar.node.resume", job_id=job_id)
-    _until(lambda: process_state(pid) != "T")
+    _until(lambda: not cgroup.frozen())
     head.send(HOST, "oar.node.signal", job_id=job_id, signum="TERM")
     ended = head.inbox.wait("oar.head.job_ended", job_id=job_id)
     assert (ended["reason"], ended["exit_code"]) == ("exited", 128 + signal.SIGTERM)
+    assert not cgroup.exists()
 
 
 def test_ping_answers_with_job_states(node: NodeWorker, head: Head, workdir: Path):
@@ -235,7 +239,7 @@ def test_job_runs_as_its_user(node: NodeWorker, head: Head):
     assert stdout.stat().st_uid == user.pw_uid
 
 
-def test_restarted_worker_kills_orphans_and_runs_hooks(head: Head, redis_url: str, state_dir: Path):
+def test_restarted_worker_adopts_running_jobs_and_runs_hooks(head: Head, redis_url: str, state_dir: Path):
     host = "bipbip-node-2"
     hooks = Path(tempfile.mkdtemp(prefix="oar-node-hooks-"))
     prologue, epilogue = hooks / "prologue", hooks / "epilogue"
@@ -254,9 +258,12 @@ def test_restarted_worker_kills_orphans_and_runs_hooks(head: Head, redis_url: st
     assert not process_gone(pid)
     second = NodeWorker(host, env, log).start()
     try:
+        assert head.ping(host, [orphan])[str(orphan)] == "running"  # adopted, not killed
+        assert not head.inbox.find("oar.head.job_ended", job_id=orphan)
+        head.send(host, "oar.node.kill", job_id=orphan, grace=1)
         ended = head.inbox.wait("oar.head.job_ended", job_id=orphan, timeout=20)
-        assert (ended["reason"], ended["message"]) == ("killed", "node worker restarted")
-        _until(lambda: process_gone(pid))
+        assert (ended["reason"], ended["exit_code"]) == ("killed", 128 + signal.SIGTERM)
+        assert process_gone(pid)
         bad_prologue = next(job_ids)
         bad_epilogue = next(job_ids)
         spec_env = {"BAD_PROLOGUE": str(bad_prologue), "BAD_EPILOGUE": str(bad_epilogue)}
