@@ -84,11 +84,28 @@ def cmd_worker(args: argparse.Namespace) -> int:
         return _exec(head_worker_argv(config), "head", daemon=args.daemon)
     if not args.hostname:
         return fail("a node worker needs --hostname NAME")
+    if args.stop_jobs:
+        return _stop_node_jobs(args.hostname)
     from oar_celery.node.worker import node_worker_argv, node_worker_env
 
     return _exec(
         node_worker_argv(args.hostname, config), f"node-{args.hostname}", node_worker_env(args.hostname), args.daemon
     )
+
+
+def _stop_node_jobs(host: str) -> int:
+    """End every job of node ``host`` (run on that node); the worker itself keeps running."""
+    os.environ["OAR_NODE_HOSTNAME"] = host
+    from oar_celery.celery_app import app
+    from oar_celery.node.drain import running_jobs, stop_jobs
+
+    config = settings()
+    count = len(running_jobs(config, host))
+    left = stop_jobs(app, config, host)
+    if left:
+        return fail(f"jobs {', '.join(map(str, left))} of {host} did not end")
+    print(f"{count} job(s) of {host} stopped")
+    return 0
 
 
 def cmd_beat(args: argparse.Namespace) -> int:
@@ -240,6 +257,8 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("role", choices=("head", "node"))
     worker.add_argument("--hostname", help="the compute node this worker serves")
     worker.add_argument("--daemon", action="store_true", help="detach, output to the log file")
+    worker.add_argument("--stop-jobs", action="store_true",
+                        help="instead of starting the worker, end every job of the node (stopping a worker does not)")
     worker.set_defaults(func=cmd_worker)
     for name, func in (("beat", cmd_beat), ("flower", cmd_flower)):
         command = sub.add_parser(name, help=f"start {name}")

@@ -21,7 +21,7 @@ import time
 from collections import defaultdict
 from typing import Any
 
-from sqlalchemy import bindparam, null, select
+from sqlalchemy import bindparam, literal_column, null, select
 from sqlalchemy.orm import Session
 
 from oar_celery.almighty import broker_redis
@@ -199,9 +199,9 @@ _LAUNCH_JOBS = (
     .outerjoin(MoldableJobDescription, MoldableJobDescription.moldable_id == Job.assigned_moldable_job)
     .where(Job.job_id.in_(bindparam("job_ids", expanding=True)))
 )
-def _launch_hosts(memory: Any) -> Any:
+def _launch_hosts(with_memory: bool) -> Any:
     """Each job's resources with their host, ``cpuset`` and, if the property exists, ``mem`` (MB per core)."""
-    mem = memory if memory is not None else null()
+    mem = literal_column("resources.mem") if with_memory else null()
     return (
         select(Job.job_id, Resource.resource_id, Resource.network_address, Resource.cpuset, mem)
         .join(AssignedResource, AssignedResource.moldable_job_id == Job.assigned_moldable_job)
@@ -211,7 +211,8 @@ def _launch_hosts(memory: Any) -> Any:
     )
 
 
-_LAUNCH_HOSTS = _launch_hosts(None)
+_LAUNCH_HOSTS = _launch_hosts(False)
+_LAUNCH_HOSTS_WITH_MEMORY = _launch_hosts(True)
 _LAUNCH_TYPES = select(JobType.job_id, JobType.type).where(
     JobType.job_id.in_(bindparam("job_ids", expanding=True)), JobType.types_index == "CURRENT"
 )
@@ -238,8 +239,7 @@ def build_specs(session: Session, job_ids: list[int]) -> list[dict[str, Any]]:
         return []
     jobs = {row.job_id: row for row in session.execute(_LAUNCH_JOBS, {"job_ids": job_ids})}
     hosts_of: dict[int, list[LaunchResource]] = defaultdict(list)
-    memory = resources_table(session).c.get("mem")
-    query = _LAUNCH_HOSTS if memory is None else _launch_hosts(memory)
+    query = _LAUNCH_HOSTS_WITH_MEMORY if "mem" in resources_table(session).c else _LAUNCH_HOSTS
     for job_id, resource_id, address, cpuset, mem in session.execute(query, {"job_ids": job_ids}):
         hosts_of[job_id].append((resource_id, address, cpuset, mem))
     types: dict[int, list[str]] = defaultdict(list)
