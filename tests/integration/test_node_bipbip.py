@@ -315,3 +315,24 @@ def test_only_the_head_emulates_acknowledgements_on_redis(kind: str, emulated: b
     code = "from oar_celery.celery_app import app; print(app.conf.broker_transport_options['ack_emulation'])"
     done = fresh_python(code, OAR_PROCESS_KIND=kind)
     assert done.stdout.strip() == str(emulated), done.stderr
+
+
+def test_without_a_writable_cgroup_jobs_are_pinned_to_their_cpus(head: Head, redis_url: str, state_dir: Path):
+    """The node says once that it falls back to CPU affinity; jobs still see only their CPUs."""
+    host = "bipbip-node-3"
+    no_cgroups = Path(tempfile.mkdtemp(prefix="oar-no-cgroup-"))
+    no_cgroups.chmod(0o555)
+    log = state_dir / f"{host}.log"
+    worker = NodeWorker(host, node_env(redis_url, state_dir, OAR_CGROUP_ROOT=str(no_cgroups)), log).start()
+    directory = Path(tempfile.mkdtemp(prefix="oar-affinity-"))
+    command = "nproc; grep Cpus_allowed_list /proc/self/status"
+    try:
+        ids = [launch(head, command, directory, host=host, cpusets={host: [cpu]}) for cpu in ("1", "0")]
+        for job_id in ids:
+            assert head.inbox.wait("oar.head.job_ended", job_id=job_id, timeout=20)["exit_code"] == 0
+    finally:
+        worker.stop()
+    seen = [(directory / f"OAR.{job_id}.stdout").read_text().split() for job_id in ids]
+    assert seen == [["1", "Cpus_allowed_list:", "1"], ["1", "Cpus_allowed_list:", "0"]]
+    assert log.read_text().count(f"no writable cgroup hierarchy under {no_cgroups}") == 1
+    assert not any(JobDir.of(state_dir / "nodes", host, job_id).cgroup_text for job_id in ids)
