@@ -85,6 +85,17 @@ def resources_table(session: Session) -> Table:
     return table
 
 
+def has_property(session: Session, name: str) -> bool:
+    """Whether ``resources`` has the column ``name``, as of this process's last look at the table.
+
+    Every scheduling round looks again (:func:`resources_table`), so the
+    Runner, which follows a round, asks without another catalog query.
+    """
+    cached = _reflected.get(str(session.get_bind().url))
+    table = cached[1] if cached else resources_table(session)
+    return name in table.c
+
+
 def forget_columns() -> None:
     """Reflect again on next use (after ``oarproperty`` changed the table)."""
     _reflected.clear()

@@ -257,7 +257,7 @@ class Hierarchy:
 
 
 class V1(Hierarchy):
-    """cgroup v1: one hierarchy per controller, each job a directory in every one."""
+    """cgroup v1: one hierarchy per controller, each job a directory in cpuset and freezer (and memory for a limit)."""
 
     version = 1
 
@@ -265,13 +265,15 @@ class V1(Hierarchy):
         """``<controller>/…/oar/<host>/<job id>`` in every hierarchy, its CPUs and memory set."""
         directories = []
         for base in self.bases:
+            if _is_memory(base) and not memory:
+                continue  # a memory cgroup costs the kernel more than the others: only for a limit
             host_dir = _make_dir(f"{base}/{_safe(host)}", cpuset=_is_cpuset(base))
             job_dir = _make_dir(f"{host_dir}/{int(job_id)}", cpuset=False)
             directories.append(job_dir)
             if _is_cpuset(base):
                 _write(f"{job_dir}/cpuset.mems", _read(f"{host_dir}/cpuset.mems"))
                 _write(f"{job_dir}/cpuset.cpus", cpu_list(cpus))
-            elif "/memory/" in f"{base}/" and memory:
+            elif _is_memory(base):
                 _write(f"{job_dir}/memory.limit_in_bytes", str(memory))
         return JobCgroup(1, tuple(directories))
 
@@ -290,6 +292,10 @@ class V2(Hierarchy):
         if memory:
             _write(f"{job_dir}/memory.max", str(memory))
         return JobCgroup(2, (job_dir,))
+
+
+def _is_memory(base: str) -> bool:
+    return os.path.exists(f"{base}/memory.limit_in_bytes")
 
 
 def _is_cpuset(base: str) -> bool:

@@ -2,10 +2,13 @@
 
 A running job is not a running Celery task: the Redis transport would deliver
 an unacknowledged task again after its visibility timeout. So the launch task
-claims the job directory and starts the job's process, and one watcher thread
-per worker process (:class:`Watcher`) sees every job end through its pidfd,
-and acts on kill requests written by other tasks and on the walltime
-backstop every :data:`POLL` seconds. A thread per job cost a short job more
+claims the job directory, confines the job (``confinement.py``) and starts its
+keeper (``process.py``), and one watcher thread per worker process
+(:class:`Watcher`) sees every keeper end through its pidfd, and acts on kill
+requests written by other tasks and on the walltime backstop every
+:data:`POLL` seconds. A pidfd opens on any process, so the jobs a restarted
+worker adopts (``recovery.py``), whose keepers are not its children, are
+watched the same way; their exit status comes from the keeper's file. A thread per job cost a short job more
 in hand-offs of the interpreter lock than its launch itself. Work that may
 take long, the prologue and the epilogue, runs in a thread of its own.
 

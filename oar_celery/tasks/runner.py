@@ -29,7 +29,7 @@ from oar_celery.celery_app import node_queue
 from oar_celery.config import settings
 from oar_celery.db.models import AssignedResource, Job, JobType, MoldableJobDescription, Resource
 from oar_celery.db.session import now, session_scope
-from oar_celery.resources import resources_table
+from oar_celery.resources import has_property
 from oar_celery.transitions import add_event, finish, set_state
 
 logger = logging.getLogger(__name__)
@@ -239,7 +239,7 @@ def build_specs(session: Session, job_ids: list[int]) -> list[dict[str, Any]]:
         return []
     jobs = {row.job_id: row for row in session.execute(_LAUNCH_JOBS, {"job_ids": job_ids})}
     hosts_of: dict[int, list[LaunchResource]] = defaultdict(list)
-    query = _LAUNCH_HOSTS_WITH_MEMORY if "mem" in resources_table(session).c else _LAUNCH_HOSTS
+    query = _LAUNCH_HOSTS_WITH_MEMORY if has_property(session, "mem") else _LAUNCH_HOSTS
     for job_id, resource_id, address, cpuset, mem in session.execute(query, {"job_ids": job_ids}):
         hosts_of[job_id].append((resource_id, address, cpuset, mem))
     types: dict[int, list[str]] = defaultdict(list)

@@ -185,11 +185,15 @@ def test_checkpoint_signal_is_left_to_the_head(node: NodeWorker, head: Head, wor
     assert not (workdir / "ckpt.txt").exists()
 
 
-def test_suspend_and_resume(node: NodeWorker, head: Head, workdir: Path):
-    job_id = launch(head, "sleep 30", workdir)
+def test_suspend_and_resume_freeze_the_job_whose_cgroup_has_its_memory_limit(
+    node: NodeWorker, head: Head, workdir: Path
+):
+    job_id = launch(head, "sleep 30", workdir, mem={HOST: 64})
     head.inbox.wait("oar.head.job_running", job_id=job_id)
     cgroup = job_cgroup(JobDir.of(Path(node.env["OAR_STATE_DIR"]) / "nodes", HOST, job_id))
     assert cgroup is not None and cgroup.can_freeze
+    memory = next(d for d in cgroup.directories if "/memory/" in d)
+    assert Path(memory, "memory.limit_in_bytes").read_text().strip() == str(64 * 1024 * 1024)
     head.send(HOST, "oar.node.suspend", job_id=job_id)
     _until(cgroup.frozen)
     head.send(HOST, "oar.node.resume", job_id=job_id)
