@@ -200,8 +200,12 @@ class JobCgroup:
             self.thaw()
 
     def remove(self) -> bool:
-        """Kill what is left, wait until the cgroup is empty, remove it; False if it would not empty."""
-        if not self.exists():
+        """Remove the cgroup, killing what is left in it first; False if it would not empty.
+
+        Most jobs leave nothing behind, so the removal is tried first: it
+        fails (busy) only if processes remain.
+        """
+        if self._rmdir_all():
             return True
         if self.version == 2 and os.path.exists(f"{self.directories[0]}/cgroup.kill"):
             with contextlib.suppress(OSError):
@@ -211,6 +215,17 @@ class JobCgroup:
             with contextlib.suppress(FileNotFoundError):
                 _rmdir_when_empty(directory)
         return empty and not self.exists()
+
+    def _rmdir_all(self) -> bool:
+        """rmdir of every directory at once; False if one is still busy."""
+        for directory in self.directories:
+            try:
+                os.rmdir(directory)
+            except FileNotFoundError:
+                continue
+            except OSError:
+                return False
+        return True
 
     def _kill_round(self) -> bool:
         """One freeze-kill-thaw round; whether processes were still there."""
@@ -248,6 +263,15 @@ class Hierarchy:
 
     def __init__(self, bases: tuple[str, ...]) -> None:
         self.bases = bases  # the ``oar`` directory of each hierarchy
+        self._made: set[str] = set()  # host directories known to exist
+
+    def host_dir(self, base: str, host: str, *, cpuset: bool) -> str:
+        """``<base>/<host>``, made once per process."""
+        path = f"{base}/{_safe(host)}"
+        if path not in self._made or not os.path.isdir(path):
+            _make_dir(path, cpuset=cpuset)
+            self._made.add(path)
+        return path
 
     def create(self, host: str, job_id: int, cpus: list[int], memory: int | None) -> JobCgroup:
         raise NotImplementedError
@@ -267,7 +291,7 @@ class V1(Hierarchy):
         for base in self.bases:
             if _is_memory(base) and not memory:
                 continue  # a memory cgroup costs the kernel more than the others: only for a limit
-            host_dir = _make_dir(f"{base}/{_safe(host)}", cpuset=_is_cpuset(base))
+            host_dir = self.host_dir(base, host, cpuset=_is_cpuset(base))
             job_dir = _make_dir(f"{host_dir}/{int(job_id)}", cpuset=False)
             directories.append(job_dir)
             if _is_cpuset(base):
@@ -285,8 +309,10 @@ class V2(Hierarchy):
 
     def create(self, host: str, job_id: int, cpus: list[int], memory: int | None) -> JobCgroup:
         base = self.bases[0]
-        host_dir = _make_dir(f"{base}/{_safe(host)}", cpuset=False)
-        _enable_controllers(host_dir)
+        fresh = f"{base}/{_safe(host)}" not in self._made
+        host_dir = self.host_dir(base, host, cpuset=False)
+        if fresh:
+            _enable_controllers(host_dir)
         job_dir = _make_dir(f"{host_dir}/{int(job_id)}", cpuset=False)
         _write(f"{job_dir}/cpuset.cpus", cpu_list(cpus))
         if memory:

@@ -139,7 +139,8 @@ class Supervisor:
             raise JobRefused("launch_error", f"could not confine the job to its CPUs: {error}") from error
         self.started = time.monotonic()
         self.times["started_at"] = started_at = time.time()
-        self.keeper_start = process.start_time(self.pgid)
+        if self.cgroup is None:  # with a cgroup, membership tells a restarted worker the keeper runs
+            self.keeper_start = process.start_time(self.pgid)
         self.job.record_keeper(self.pgid, self.keeper_start, started_at)
         process.release(self.process)
         reports.job_running(self.app, self.host, self.job.job_id, self.pgid)
@@ -169,8 +170,16 @@ class Supervisor:
             self.hard_killed = True
 
     def has_exited(self) -> bool:
-        """Whether the keeper has exited (our child is not reaped by this)."""
-        return process.has_exited(self.pgid or 0, self.keeper_start)
+        """Whether the keeper has exited (our child is not reaped by this).
+
+        A keeper that is not our child is known by its cgroup (its pid in the
+        job's cgroup after its exit would take a job process and pids that
+        wrapped around), or else by its pid and start time.
+        """
+        pid = self.pgid or 0
+        if self.process is None and self.cgroup is not None:
+            return pid not in self.cgroup.pids()
+        return process.has_exited(pid, self.keeper_start)
 
     def exited(self) -> None:
         """The keeper has exited: clean up, run the epilogue (in a thread of its own) and report."""
@@ -268,7 +277,6 @@ class Supervisor:
                 self.spec["stderr"],
                 env,
                 (self.job.exit_file, self.job.launch_errors),
-                f"oar-job-{self.job.job_id}",
             )
         except OSError as error:
             raise JobRefused("launch_error", f"could not start the job: {error}") from error
