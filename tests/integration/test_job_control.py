@@ -43,9 +43,9 @@ def job_pid(cluster: LocalCluster, job_id: int) -> int:
 
     def read() -> int | None:
         for path in (cluster.state_dir / "nodes").glob(f"*/jobs/{job_id}/pid"):
-            text = path.read_text().strip()
-            if text.isdigit():
-                return int(text)
+            fields = path.read_text().split()  # the keeper's pid, its start time, when the job started
+            if fields and fields[0].isdigit():
+                return int(fields[0])
         return None
 
     return cluster.wait_until(read, timeout=20, message=f"pid of job {job_id}")
