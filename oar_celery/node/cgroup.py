@@ -67,17 +67,6 @@ def cpu_list(cpus: Iterable[int]) -> str:
     return ",".join(str(a) if a == b else f"{a}-{b}" for a, b in ranges)
 
 
-def parse_cpu_list(text: str) -> list[int]:
-    """``0-2,5`` → ``[0, 1, 2, 5]``."""
-    cpus: list[int] = []
-    for part in text.strip().split(","):
-        if not part:
-            continue
-        first, _, last = part.partition("-")
-        cpus.extend(range(int(first), int(last or first) + 1))
-    return cpus
-
-
 def _safe(name: str) -> str:
     """A host name as one path component."""
     return name.replace("/", "_").replace("..", "_") or "_"

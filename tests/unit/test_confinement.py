@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from oar_celery.node.cgroup import JobCgroup, cpu_list, parse_cpu_list
+from oar_celery.node.cgroup import JobCgroup, cpu_list
 from oar_celery.node.confinement import job_cpus, job_memory
 from oar_celery.tasks.runner import confinement_of
 
@@ -12,7 +12,6 @@ from oar_celery.tasks.runner import confinement_of
 def test_cpu_lists_in_the_kernels_format() -> None:
     assert cpu_list([5, 0, 2, 1]) == "0-2,5"
     assert cpu_list([3]) == "3"
-    assert parse_cpu_list("0-2,5\n") == [0, 1, 2, 5]
 
 
 def test_launch_spec_groups_cpusets_and_memory_by_host() -> None:
