@@ -130,6 +130,18 @@ def _zombie(pid: int) -> bool:
         return True
 
 
+def test_stop_jobs_ends_every_job_of_a_node_and_leaves_its_worker_running(cluster: LocalCluster) -> None:
+    jobs = [cluster.oarsub(*on("node2"), "-l", "/core=1", "setsid sleep 31100 & sleep 100") for _ in range(2)]
+    cluster.wait_for(jobs, ("Running",), timeout=30)
+    result = cluster.admin("worker", "node", "--hostname", "node2", "--stop-jobs", timeout=60)
+    assert result.returncode == 0 and result.stdout.strip() == "2 job(s) of node2 stopped", result
+    cluster.wait_for(jobs, ("Error",), timeout=20)
+    assert leftovers("31100") == []
+    assert all("killed" in cluster.job(job_id)["message"] for job_id in jobs)
+    again = cluster.oarsub(*on("node2"), "-l", "/core=1", "true")
+    cluster.wait_for(again, ("Terminated",), timeout=30)  # the worker still serves the node
+
+
 def test_down_ends_the_jobs_before_stopping(cluster: LocalCluster) -> None:
     jobs = [cluster.oarsub("-l", "/core=1", f"sleep 3100{i}") for i in range(2)]
     cluster.wait_for(jobs, ("Running",), timeout=30)
