@@ -22,7 +22,6 @@ and a worker that dies meanwhile leaves no unconfined job behind.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import subprocess
@@ -132,15 +131,6 @@ def signal_group(pgid: int, signum: int) -> bool:
     return True
 
 
-def group_alive(pgid: int) -> bool:
-    return signal_group(pgid, 0)
-
-
-def terminate_group(pgid: int) -> bool:
-    """SIGTERM, then SIGCONT so that a stopped (suspended) job sees it."""
-    alive = signal_group(pgid, signal.SIGTERM)
-    signal_group(pgid, signal.SIGCONT)
-    return alive
 
 
 def has_exited(pid: int, started: int | None = None) -> bool:
@@ -162,12 +152,3 @@ def has_exited(pid: int, started: int | None = None) -> bool:
 def exit_code(returncode: int) -> int:
     """The status a shell would show: ``128 + n`` for a death by signal ``n``."""
     return 128 - returncode if returncode < 0 else returncode
-
-
-def reap(keeper: subprocess.Popen[bytes] | None, pgid: int) -> int | None:
-    """Kill the rest of the group, reap our keeper; its shell-style status (None if not our child)."""
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, signal.SIGKILL)
-    if keeper is None:
-        return None
-    return exit_code(keeper.wait())
