@@ -221,9 +221,9 @@ def stop_cluster(config: Settings) -> list[Process]:
     if head is not None and alive(head.pid):
         end_jobs(config)
     stop_processes(processes)
+    kill_node_jobs(config)  # also what a node never reported the end of, though the head ended it
     left = unfinished_jobs(config)
     if left:
-        kill_node_jobs(config)
         record_killed(config, left)
     path.unlink(missing_ok=True)
     return processes
@@ -272,13 +272,13 @@ def kill_node_jobs(config: Settings) -> int:
     root = Path(config.node_dir)
     for host in sorted(p.name for p in root.iterdir()) if root.is_dir() else []:
         for job in all_jobs(root, host):
-            keeper = job.keeper
-            if job.status is not None or keeper is None:
+            if job.status is not None:
                 continue
-            pgid, start, _ = keeper
+            keeper = job.keeper
+            pgid, start = (keeper[0], keeper[1]) if keeper else (0, None)
             mine = start is not None and process.start_time(pgid) == start  # the pid is still the keeper
             jobcontrol.clean_up(pgid if mine else None, jobcontrol.job_cgroup(job))
-            killed += 1
+            killed += keeper is not None
     return killed
 
 
