@@ -30,7 +30,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -264,6 +264,25 @@ class Hierarchy:
 
     def create(self, host: str, job_id: int, cpus: list[int], memory: int | None) -> JobCgroup:
         raise NotImplementedError
+
+    def sweep(self, host: str, running: Callable[[int], bool]) -> int:
+        """Remove the empty cgroups of the jobs of ``host`` that are not ``running``; how many went.
+
+        A worker that died between making a job's cgroup and recording it
+        leaves an empty directory. Each directory is listed before its job
+        is checked (a job claims its directory before it makes its cgroup),
+        and only rmdir is tried, which a cgroup with processes refuses.
+        """
+        removed = 0
+        for base in self.bases:
+            with contextlib.suppress(OSError):
+                stale = [e.path for e in os.scandir(f"{base}/{_safe(host)}") if e.name.isdigit() and e.is_dir()]
+                for path in stale:
+                    if not running(int(os.path.basename(path))):
+                        with contextlib.suppress(OSError):
+                            os.rmdir(path)
+                            removed += 1
+        return removed
 
     def describe(self) -> str:
         return f"cgroup v{self.version} under {', '.join(self.bases)}"

@@ -22,6 +22,7 @@ from celery import Celery
 
 from oar_celery.config import Settings
 from oar_celery.node import jobcontrol, reports
+from oar_celery.node.cgroup import node_hierarchy
 from oar_celery.node.jobdir import JobDir, all_jobs
 from oar_celery.node.supervisor import Supervisor, watcher
 
@@ -45,7 +46,19 @@ def recover(app: Celery, config: Settings, host: str) -> list[int]:
             logger.exception("job %s: could not be adopted", job.job_id)
     if found:
         logger.warning("node %s: adopted the jobs %s of a previous worker", host, [job.job_id for job in found])
+    _sweep(config, host)
     return [job.job_id for job in found]
+
+
+def _sweep(config: Settings, host: str) -> None:
+    """Remove the empty cgroups of jobs that no longer run here."""
+    hierarchy = node_hierarchy(config.cgroup_root)
+    if hierarchy is not None:
+        hierarchy.sweep(host, lambda job_id: _running(JobDir.of(config.node_dir, host, job_id)))
+
+
+def _running(job: JobDir) -> bool:
+    return job.exists() and job.status is None
 
 
 def _adopt(app: Celery, config: Settings, host: str, job: JobDir) -> None:

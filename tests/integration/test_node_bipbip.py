@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from oar_celery.celery_app import node_queue
+from oar_celery.node.cgroup import find_hierarchy
 from oar_celery.node.jobcontrol import job_cgroup
 from oar_celery.node.jobdir import JobDir
 from tests.integration.nodehelpers import (
@@ -260,9 +261,15 @@ def test_restarted_worker_adopts_running_jobs_and_runs_hooks(head: Head, redis_u
     finally:
         first.stop(signal.SIGKILL)
     assert not process_gone(pid)
+    hierarchy = find_hierarchy("/sys/fs/cgroup")
+    assert hierarchy is not None
+    stale = Path(hierarchy.bases[0], host, "424243")  # a cgroup made by a worker that died at once
+    stale.mkdir()
     second = NodeWorker(host, env, log).start()
     try:
         assert head.ping(host, [orphan])[str(orphan)] == "running"  # adopted, not killed
+        assert not stale.exists()
+        assert job_cgroup(JobDir.of(state_dir / "nodes", host, orphan)).exists()  # type: ignore[union-attr]
         assert not head.inbox.find("oar.head.job_ended", job_id=orphan)
         head.send(host, "oar.node.kill", job_id=orphan, grace=1)
         ended = head.inbox.wait("oar.head.job_ended", job_id=orphan, timeout=20)
