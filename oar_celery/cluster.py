@@ -4,6 +4,13 @@
 real cluster, with the same command lines: the head worker, beat, one worker
 per emulated compute node, and Flower. Their process ids are kept in
 ``<state dir>/cluster.json`` so that ``oar-celery down`` stops them.
+
+Jobs outlive a node worker (it adopts them when it starts again), so
+stopping the processes would leave the jobs running while the database says
+``Running``. ``down`` first ends them as ``oardel`` does, through the head,
+and waits for their end to be recorded; what the head could not end (it was
+down, or a job would not die) is killed through the node's job directories
+and recorded ``Error`` in the database directly, once every process is stopped.
 """
 
 from __future__ import annotations
@@ -201,14 +208,89 @@ def _reap() -> None:
         pass
 
 
+DOWN_MESSAGE = "killed: the local cluster was stopped (oar-celery down)"
+
+
 def stop_cluster(config: Settings) -> list[Process]:
+    """End the cluster's jobs, then stop its processes."""
     path = pid_file(config)
     if not path.exists():
         return []
     processes = [Process(**entry) for entry in json.loads(path.read_text())]
+    head = next((p for p in processes if p.name == "head"), None)
+    if head is not None and alive(head.pid):
+        end_jobs(config)
     stop_processes(processes)
+    kill_node_jobs(config)  # also what a node never reported the end of, though the head ended it
+    left = unfinished_jobs(config)
+    if left:
+        record_killed(config, left)
     path.unlink(missing_ok=True)
     return processes
+
+
+def unfinished_jobs(config: Settings) -> list[int]:
+    """Every job of the cluster not ``Terminated`` or ``Error`` (none if the database is unreachable)."""
+    from sqlalchemy import select
+
+    from oar_celery.db.models import FINAL_STATES, Job
+    from oar_celery.db.session import session_scope
+
+    try:
+        with session_scope() as session:
+            return list(session.scalars(select(Job.job_id).where(Job.state.not_in(FINAL_STATES))))
+    except Exception:  # noqa: BLE001 - no database: nothing recorded to keep consistent
+        return []
+
+
+def end_jobs(config: Settings, timeout: float | None = None) -> list[int]:
+    """``oardel`` every unfinished job through the head; wait for their ends; the ids still unfinished."""
+    from oar_celery.client import api
+
+    ids = unfinished_jobs(config)
+    if not ids:
+        return []
+    try:
+        api.delete(ids)  # as the user who runs 'down': the starter of a local cluster, or root
+    except Exception:  # noqa: BLE001 - the head does not answer: the fallback ends them
+        return ids
+    deadline = time.monotonic() + (config.kill_grace + 15.0 if timeout is None else timeout)
+    while time.monotonic() < deadline:
+        left = set(unfinished_jobs(config)) & set(ids)
+        if not left:
+            return []
+        time.sleep(0.2)
+    return sorted(set(unfinished_jobs(config)) & set(ids))
+
+
+def kill_node_jobs(config: Settings) -> int:
+    """Kill, through their job directories, the jobs still running on this machine's nodes; how many."""
+    from oar_celery.node import jobcontrol, process
+    from oar_celery.node.jobdir import all_jobs
+
+    killed = 0
+    root = Path(config.node_dir)
+    for host in sorted(p.name for p in root.iterdir()) if root.is_dir() else []:
+        for job in all_jobs(root, host):
+            if job.status is not None:
+                continue
+            keeper = job.keeper
+            pgid, start = (keeper[0], keeper[1]) if keeper else (0, None)
+            mine = start is not None and process.start_time(pgid) == start  # the pid is still the keeper
+            jobcontrol.clean_up(pgid if mine else None, jobcontrol.job_cgroup(job))
+            killed += keeper is not None
+    return killed
+
+
+def record_killed(config: Settings, job_ids: list[int]) -> None:
+    """Record jobs the head could not end as ``Error``, their resources freed (the head is stopped)."""
+    from oar_celery.db.models import FINAL_STATES, JOB_STATES
+    from oar_celery.db.session import session_scope
+    from oar_celery.head.lib.transitions import finish
+
+    unfinished = tuple(state for state in JOB_STATES if state not in FINAL_STATES)
+    with session_scope() as session:
+        finish(session, job_ids, "Error", expected=unfinished, message=DOWN_MESSAGE)
 
 
 def wait_for_workers(config: Settings, hosts: list[str], *, timeout: float = 60.0) -> list[str]:

@@ -73,6 +73,8 @@ class Settings:
     head_concurrency: int = 2
     prologue: str = ""
     epilogue: str = ""
+    #: Where the node finds its cgroup hierarchies (v2 unified, or v1 cpuset/memory/freezer under it).
+    cgroup_root: str = "/sys/fs/cgroup"
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 25
     mail_sender: str = "oar@localhost"

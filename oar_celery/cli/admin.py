@@ -56,7 +56,8 @@ def cmd_resources_add(args: argparse.Namespace) -> int:
         present = known_hosts(session, wanted)
         hosts = [host for host in wanted if host not in present]
         ids = add_resources(
-            session, hosts, cpus=args.cpus, cores=args.cores, properties=_parse_properties(args.property)
+            session, hosts, cpus=args.cpus, cores=args.cores, properties=_parse_properties(args.property),
+            node_cpus=args.node_cpus,
         ) if hosts else []
     if present:  # idempotent: running the same command twice does not duplicate a host's resources
         print(f"{len(present)} host(s) already have resources, left as they are: {','.join(present)}")
@@ -88,11 +89,28 @@ def cmd_worker(args: argparse.Namespace) -> int:
         return _exec(head_worker_argv(config), "head", daemon=args.daemon)
     if not args.hostname:
         return fail("a node worker needs --hostname NAME")
+    if args.stop_jobs:
+        return _stop_node_jobs(args.hostname)
     from oar_celery.node.worker import node_worker_argv, node_worker_env
 
     return _exec(
         node_worker_argv(args.hostname, config), f"node-{args.hostname}", node_worker_env(args.hostname), args.daemon
     )
+
+
+def _stop_node_jobs(host: str) -> int:
+    """End every job of node ``host`` (run on that node); the worker itself keeps running."""
+    os.environ["OAR_NODE_HOSTNAME"] = host
+    from oar_celery.celery_app import app
+    from oar_celery.node.drain import running_jobs, stop_jobs
+
+    config = settings()
+    count = len(running_jobs(config, host))
+    left = stop_jobs(app, config, host)
+    if left:
+        return fail(f"jobs {', '.join(map(str, left))} of {host} did not end")
+    print(f"{count} job(s) of {host} stopped")
+    return 0
 
 
 def cmd_beat(args: argparse.Namespace) -> int:
@@ -160,7 +178,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         known = {r for (r,) in session.query(Resource.network_address).distinct()}
         missing = [host for host in hosts if host not in known]
         if missing:
-            add_resources(session, missing, cpus=args.cpus, cores=args.cores)
+            add_resources(session, missing, cpus=args.cpus, cores=args.cores, node_cpus=os.cpu_count() or 1)
     processes = cluster.start_cluster(config, hosts, flower_port=args.flower_port)
     silent = cluster.wait_for_workers(config, hosts, timeout=args.timeout)
     if silent:
@@ -240,11 +258,15 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--cpus", type=int, default=1)
     add.add_argument("--cores", type=int, default=1, help="cores per cpu")
     add.add_argument("-p", "--property", action="append", default=[], metavar="NAME=VALUE")
+    add.add_argument("--node-cpus", type=int, default=None, metavar="N",
+                     help="CPUs each host really has: the cores' cpusets wrap around them (default: one per core)")
     add.set_defaults(func=cmd_resources_add)
     worker = sub.add_parser("worker", help="start a worker (head node or compute node)")
     worker.add_argument("role", choices=("head", "node"))
     worker.add_argument("--hostname", help="the compute node this worker serves")
     worker.add_argument("--daemon", action="store_true", help="detach, output to the log file")
+    worker.add_argument("--stop-jobs", action="store_true",
+                        help="instead of starting the worker, end every job of the node (stopping a worker does not)")
     worker.set_defaults(func=cmd_worker)
     for name, func in (("beat", cmd_beat), ("flower", cmd_flower)):
         command = sub.add_parser(name, help=f"start {name}")

@@ -82,20 +82,23 @@ def _start(
     alternatives = {job.id: [m.moldable_id for m in job.moldables] for job in waiting}
     rows = {row.job_id: row for row in store_for(session).start_now(session, starting, alternatives, at)}
     gantt_writes.forget_remembered({m for job_id in rows for m in alternatives.get(job_id, ())})
-    host_of = {r.id: r.network_address for r in resources}
     by_id = {r.id: r for r in resources}
     specs: list[LaunchSpec] = []
     for a in starting:
         if a.job_id in rows:
             spec = launch.launch_spec(
                 rows[a.job_id],
-                [(r, host_of[r]) for r in sorted(a.resource_ids)],
+                [_launch_resource(by_id[r]) for r in sorted(a.resource_ids)],
                 [f"{name}={value}" if value else name for name, value in a.types.items()],
                 a.walltime,
             )
             spec["resource_properties"] = properties_of([by_id[r].properties for r in sorted(a.resource_ids)])
             specs.append(spec)
     return specs
+
+
+def _launch_resource(resource: sched.Resource) -> launch.LaunchResource:
+    return (resource.id, resource.network_address, resource.properties.get("cpuset"), resource.properties.get("mem"))
 
 
 def free_now(resources: list[sched.Resource], placed: list[sched.Allocation], at: int) -> int:

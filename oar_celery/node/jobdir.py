@@ -115,10 +115,36 @@ class JobDir:
         return self.read_json("spec.json")
 
     @property
+    def exit_file(self) -> Path:
+        """Where the job's keeper writes the job's exit status (``process.py``)."""
+        return self.path / "exit"
+
+    @property
     def pid(self) -> int | None:
-        """The job's process group id, once it has started."""
-        text = self.read("pid")
-        return int(text) if text and text.strip().isdigit() else None
+        """The job's process group id (its keeper's pid), once it has started."""
+        keeper = self.keeper
+        return keeper[0] if keeper else None
+
+    @property
+    def keeper(self) -> tuple[int, int | None, float] | None:
+        """The keeper's pid, its kernel start time and when the job started (epoch seconds).
+
+        One file, ``pid``, written once the job runs: ``<pid> <start time> <started at>``.
+        """
+        fields = (self.read("pid") or "").split()
+        if not fields or not fields[0].isdigit():
+            return None
+        start = int(fields[1]) if len(fields) > 1 and fields[1].isdigit() else None
+        started_at = float(fields[2]) if len(fields) > 2 else time.time()
+        return int(fields[0]), start, started_at
+
+    def record_keeper(self, pid: int, start: int | None, started_at: float) -> None:
+        self.write("pid", f"{pid} {start if start is not None else '-'} {started_at!r}\n", durable=False)
+
+    @property
+    def cgroup_text(self) -> str | None:
+        """The job's cgroup directories (``cgroup.JobCgroup.to_text``), if it has a cgroup."""
+        return self.read("cgroup")
 
     @property
     def status(self) -> dict[str, Any] | None:

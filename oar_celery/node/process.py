@@ -1,18 +1,27 @@
-"""The job's process group: starting it as its user, signalling it, seeing it end.
+"""The job's keeper and process group: starting them as the job's user, signalling them, seeing them end.
 
-The job runs in a session of its own, so its pid is also its process group id
-and one ``killpg`` reaches every process it started (short of those that start
-a session of their own). When the worker switches to the job's user, the
-redirections and the ``cd`` are done by a small ``sh`` wrapper that already
-runs as that user, so output files are created by the user and root never
-opens a path the user controls. A worker that already is the job's user
-opens them itself and starts the user's shell directly: the wrapper's own
-start cost as much as a short job's shell.
+Every job runs under a keeper, a shell of its own session that runs the job
+in the foreground, then writes its exit status to the job directory's
+``exit`` file (its standard output) and exits with it. The worker is the
+keeper's parent, but the job does not depend on it: a worker that dies or
+restarts leaves keeper and job running, and the next worker reads the exit
+status from the file, whoever reaped the keeper. Two processes per job, the
+fewest a keeper allows, and one exec for the usual shells: the keeper is the
+user's own ``bash`` (or ``sh``), which runs the command in a subshell (a
+fork); another shell is exec'd by a ``/bin/sh`` keeper (a second exec, a
+millisecond more per job).
+
+The keeper runs as the job's user and does the ``cd`` and the redirections
+itself, so output files are created by the user and root never opens a path
+the user controls. It catches the signals the node sends to the job's process
+group (they reach the job, the keeper lives on to record the status), and it
+waits on its standard input until the worker has put it in the job's cgroup
+or CPU set and recorded it (:func:`release`), so that the job starts confined
+and a worker that dies meanwhile leaves no unconfined job behind.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import subprocess
@@ -20,8 +29,29 @@ from pathlib import Path
 
 from oar_celery.node.environment import Account
 
-#: Runs as the job's user: enter the directory, redirect, then become the user's shell.
-_WRAPPER = 'cd "$1" || exit 126; exec >>"$2" 2>>"$3" || exit 126; shift 3; exec "$@"'
+#: What both keepers do first: catch what the node signals, wait to be confined, enter the
+#: directory and open the output files (failures go to the launch errors file), then silence their
+#: own stderr, where a shell reports a job killed by a signal.
+_KEEPER_START = (
+    "trap : HUP INT QUIT ABRT USR1 USR2 PIPE ALRM TERM; read go; [ \"$go\" = go ] || exit 125; "
+    'cd "$1" || exit 126; exec 3>>"$2" 4>>"$3" || exit 126; exec 2>/dev/null; '
+)
+_KEEPER_END = " </dev/null >&3 2>&4 3>&- 4>&-; s=$?; echo $s; exit $s"
+#: A Bourne shell keeper runs the command in a subshell of its own: a fork, no second exec. The
+#: subshell's caught signals are back to their defaults, ``$$`` is the job's process group, as it
+#: was the job's shell's before, and ``$0`` is the shell.
+KEEPER_SUBSHELL = _KEEPER_START + '__oar_cmd=$4; shift 4; (set --; eval "$__oar_cmd")' + _KEEPER_END
+#: Any other shell (csh, fish, ...) is exec'd by a ``/bin/sh`` keeper, in the foreground.
+KEEPER_EXEC = _KEEPER_START + 'shift 3; "$@"' + _KEEPER_END
+#: Shells that run the keeper's own script and the user's command alike.
+BOURNE_SHELLS = ("bash", "sh", "dash")
+
+
+def keeper_argv(shell: str, command: str, directory: str, stdout: str, stderr: str) -> list[str]:
+    """The keeper's command line for a job run with ``shell``."""
+    if Path(shell).name in BOURNE_SHELLS:
+        return [shell, "-c", KEEPER_SUBSHELL, shell, directory, stdout, stderr, command]
+    return ["/bin/sh", "-c", KEEPER_EXEC, shell, directory, stdout, stderr, shell, "-c", command]
 
 
 def start_job(
@@ -31,38 +61,53 @@ def start_job(
     stdout: str,
     stderr: str,
     env: dict[str, str],
-    wrapper_errors: Path,
-    tag: str,
+    files: tuple[Path, Path],
 ) -> subprocess.Popen[bytes]:
-    """Start ``command`` with the user's shell; the wrapper's own errors go to ``wrapper_errors``.
+    """Start the keeper of ``command``, waiting to be released; ``files`` are its (exit, errors) files."""
+    exit_path, errors_path = files
+    argv = keeper_argv(account.shell, command, directory, stdout, stderr)
+    with open(exit_path, "wb") as exit_file, open(errors_path, "ab") as errors:
+        return subprocess.Popen(  # type: ignore[call-overload]
+            argv,
+            stdin=subprocess.PIPE,
+            stdout=exit_file,
+            stderr=errors,
+            cwd="/",
+            env=env,
+            start_new_session=True,
+            close_fds=True,
+            **account.popen_identity(),
+        )
 
-    Without a change of user, a directory or output file that cannot be used
-    raises :class:`OSError` here, as the wrapper's exit 126 would have told.
+
+def release(keeper: subprocess.Popen[bytes]) -> None:
+    """Let the keeper start the job; a keeper whose worker died before this never starts it."""
+    assert keeper.stdin is not None
+    with keeper.stdin:
+        keeper.stdin.write(b"go\n")
+
+
+def read_exit(path: Path | str) -> int | None:
+    """The status the keeper recorded, None if it has not (yet)."""
+    try:
+        text = Path(path).read_text().strip()
+    except OSError:
+        return None
+    return int(text) if text.isdigit() else None
+
+
+def start_time(pid: int) -> int | None:
+    """The kernel's start time of ``pid`` (clock ticks since boot), None if no live process has it.
+
+    Recorded with a keeper's pid, it tells a restarted worker whether that pid
+    is still the keeper or was reused by another process.
     """
-    identity = account.popen_identity()
-    shell = [account.shell, "-c", command]
-    if not identity:
-        with open(stdout, "ab") as out, open(stderr, "ab") as err:
-            return _popen(shell, directory, env, out, err)
-    argv = ["/bin/sh", "-c", _WRAPPER, tag, directory, stdout, stderr, *shell]
-    with open(wrapper_errors, "ab") as errors:
-        return _popen(argv, "/", env, subprocess.DEVNULL, errors, **identity)
-
-
-def _popen(
-    argv: list[str], cwd: str, env: dict[str, str], stdout: object, stderr: object, **identity: object
-) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(  # type: ignore[call-overload]
-        argv,
-        stdin=subprocess.DEVNULL,
-        stdout=stdout,
-        stderr=stderr,
-        cwd=cwd,
-        env=env,
-        start_new_session=True,
-        close_fds=True,
-        **identity,
-    )
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[1].split()
+    return None if fields[0] in ("Z", "X") else int(fields[19])
 
 
 def signal_number(value: int | str | None, default: int = signal.SIGUSR2) -> int:
@@ -86,37 +131,24 @@ def signal_group(pgid: int, signum: int) -> bool:
     return True
 
 
-def group_alive(pgid: int) -> bool:
-    return signal_group(pgid, 0)
 
 
-def terminate_group(pgid: int) -> bool:
-    """SIGTERM, then SIGCONT so that a stopped (suspended) job sees it."""
-    alive = signal_group(pgid, signal.SIGTERM)
-    signal_group(pgid, signal.SIGCONT)
-    return alive
+def has_exited(pid: int, started: int | None = None) -> bool:
+    """Whether ``pid`` has exited, WITHOUT reaping it when it is our child.
 
-
-def has_exited(pid: int) -> bool:
-    """Whether our child ``pid`` has exited, WITHOUT reaping it.
-
-    While the leader is an unreaped zombie its pid cannot be reused, so the
-    supervisor can still safely kill what is left of its group.
+    While our child is an unreaped zombie its pid cannot be reused, so the
+    supervisor can still safely kill what is left of its group. A keeper a
+    previous worker started is not our child: ``started`` (its start time)
+    tells whether it still runs.
     """
     try:
         result = os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
     except ChildProcessError:
-        return True
+        now = start_time(pid)
+        return now is None or (started is not None and now != started)
     return result is not None
 
 
 def exit_code(returncode: int) -> int:
     """The status a shell would show: ``128 + n`` for a death by signal ``n``."""
     return 128 - returncode if returncode < 0 else returncode
-
-
-def reap(process: subprocess.Popen[bytes]) -> int:
-    """Kill the rest of the group, reap the leader and return its shell-style status."""
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(process.pid, signal.SIGKILL)
-    return exit_code(process.wait())

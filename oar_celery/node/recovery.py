@@ -1,26 +1,30 @@
-"""What a node worker does with the jobs a previous worker left behind.
+"""What a node worker does with the jobs a previous worker left behind: it adopts them.
 
-Jobs are watched by a thread of their worker: when the worker dies, its jobs
-lose their watcher (they run in sessions of their own, so they live on).
-Nobody would enforce their walltime or report their end, so a new worker
-kills them and reports them ``killed``. A job whose watching worker is still
-alive (two workers serving one host) is left alone.
+A job does not depend on the worker that started it: its keeper runs in a
+session of its own and records the job's exit status in the job directory
+(``process.py``). So a worker that starts (after a SIGTERM, a kill -9, an
+upgrade) takes over every job of its host that no live worker watches: a job
+still running is watched again (walltime, kill requests, its end), a job
+that ended meanwhile is reported with the exit status its keeper recorded.
+Only a job that never started (its worker died during the prologue) is
+ended, as killed; a job whose keeper disappeared without a status is
+reported with none. A job whose watching worker is still alive (two workers
+serving one host) is left alone.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import signal
-import threading
-import time
 from pathlib import Path
 
 from celery import Celery
 
 from oar_celery.config import Settings
-from oar_celery.node import process, reports
+from oar_celery.node import jobcontrol, reports
+from oar_celery.node.cgroup import node_hierarchy
 from oar_celery.node.jobdir import JobDir, all_jobs
+from oar_celery.node.supervisor import Supervisor, watcher
 
 logger = logging.getLogger(__name__)
 
@@ -33,25 +37,42 @@ def orphans(config: Settings, host: str) -> list[JobDir]:
 
 
 def recover(app: Celery, config: Settings, host: str) -> list[int]:
-    """Kill and report every orphan in the background; their ids."""
+    """Adopt every orphan: watch those still running, report those that ended; their ids."""
     found = orphans(config, host)
     for job in found:
-        threading.Thread(
-            target=_end_orphan, args=(app, config, host, job), name=f"oar-orphan-{job.job_id}", daemon=True
-        ).start()
+        try:
+            _adopt(app, config, host, job)
+        except Exception:
+            logger.exception("job %s: could not be adopted", job.job_id)
     if found:
-        logger.warning("node %s: orphaned jobs %s, killing them", host, [job.job_id for job in found])
+        logger.warning("node %s: adopted the jobs %s of a previous worker", host, [job.job_id for job in found])
+    _sweep(config, host)
     return [job.job_id for job in found]
 
 
-def _end_orphan(app: Celery, config: Settings, host: str, job: JobDir) -> None:
-    pgid = job.pid
-    if pgid is not None and process.terminate_group(pgid):
-        deadline = time.monotonic() + config.kill_grace
-        while process.group_alive(pgid) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        process.signal_group(pgid, signal.SIGKILL)
-    reports.job_ended(app, job, host, None, "killed", MESSAGE)
+def _sweep(config: Settings, host: str) -> None:
+    """Remove the empty cgroups of jobs that no longer run here."""
+    hierarchy = node_hierarchy(config.cgroup_root)
+    if hierarchy is not None:
+        hierarchy.sweep(host, lambda job_id: _running(JobDir.of(config.node_dir, host, job_id)))
+
+
+def _running(job: JobDir) -> bool:
+    return job.exists() and job.status is None
+
+
+def _adopt(app: Celery, config: Settings, host: str, job: JobDir) -> None:
+    job.write("owner", str(os.getpid()), durable=False)
+    supervisor = Supervisor.adopt(app, config, host, job)
+    if supervisor is None:  # the worker died before the job started: nothing ran, nothing to watch
+        jobcontrol.clean_up(None, jobcontrol.job_cgroup(job))
+        reports.job_ended(app, job, host, None, "killed", MESSAGE)
+        return
+    if supervisor.has_exited():
+        logger.info("job %s ended while no worker watched it", job.job_id)
+        supervisor.exited()
+    else:
+        watcher().watch(supervisor)
 
 
 def _watched(job: JobDir) -> bool:

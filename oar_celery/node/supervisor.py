@@ -2,10 +2,13 @@
 
 A running job is not a running Celery task: the Redis transport would deliver
 an unacknowledged task again after its visibility timeout. So the launch task
-claims the job directory and starts the job's process, and one watcher thread
-per worker process (:class:`Watcher`) sees every job end through its pidfd,
-and acts on kill requests written by other tasks and on the walltime
-backstop every :data:`POLL` seconds. A thread per job cost a short job more
+claims the job directory, confines the job (``confinement.py``) and starts its
+keeper (``process.py``), and one watcher thread per worker process
+(:class:`Watcher`) sees every keeper end through its pidfd, and acts on kill
+requests written by other tasks and on the walltime backstop every
+:data:`POLL` seconds. A pidfd opens on any process, so the jobs a restarted
+worker adopts (``recovery.py``), whose keepers are not its children, are
+watched the same way; their exit status comes from the keeper's file. A thread per job cost a short job more
 in hand-offs of the interpreter lock than its launch itself. Work that may
 take long, the prologue and the epilogue, runs in a thread of its own.
 
@@ -16,6 +19,7 @@ head should already have killed the job.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import pwd
@@ -30,7 +34,8 @@ from typing import Any
 from celery import Celery
 
 from oar_celery.config import Settings
-from oar_celery.node import process, reports
+from oar_celery.node import confinement, jobcontrol, process, reports
+from oar_celery.node.cgroup import JobCgroup
 from oar_celery.node.environment import Account, job_environment, lookup_account
 from oar_celery.node.jobdir import JobDir
 
@@ -61,12 +66,32 @@ class Supervisor:
         self.spec = spec
         self.grace = float(spec.get("kill_grace") or config.kill_grace)
         self.times: dict[str, float | None] = {"launched_at": time.time(), "started_at": None}
-        self.pgid: int | None = None
-        self.process: subprocess.Popen[bytes] | None = None
+        self.pgid: int | None = None  # the keeper's pid, the job's process group
+        self.keeper_start: int | None = None
+        self.process: subprocess.Popen[bytes] | None = None  # the keeper, when it is our child
+        self.cgroup: JobCgroup | None = None
         self.env: dict[str, str] = {}
         self.started = 0.0  # time.monotonic() when the job's process started
         self.reason = "exited"
         self.hard_kill_at: float | None = None
+        self.hard_killed = False
+
+    @classmethod
+    def adopt(cls, app: Celery, config: Settings, host: str, job: JobDir) -> Supervisor | None:
+        """Watch a job a previous worker started, from what its directory says; None if it never started."""
+        keeper, spec = job.keeper, job.spec
+        if keeper is None or spec is None:
+            return None
+        supervisor = cls(app, config, host, job, spec)
+        supervisor.pgid, supervisor.keeper_start, started_at = keeper
+        supervisor.cgroup = jobcontrol.job_cgroup(job)
+        supervisor.started = time.monotonic() - max(0.0, time.time() - started_at)
+        supervisor.times["started_at"] = started_at
+        supervisor.times["launched_at"] = started_at
+        account = lookup_account(str(spec.get("user")))
+        if account is not None:
+            supervisor.env = job_environment(spec, account, job.nodefile)
+        return supervisor
 
     def start(self) -> None:
         """Start the job now, or in a thread of its own when a prologue must run first."""
@@ -84,11 +109,11 @@ class Supervisor:
         try:
             step()
         except JobRefused as refused:
+            self._clean_up()
             self._end(None, refused.reason, refused.message)
         except Exception as error:
             logger.exception("supervisor of job %s failed", self.job.job_id)
-            if self.pgid is not None:  # nobody would watch the job any more
-                process.signal_group(self.pgid, signal.SIGKILL)
+            self._clean_up()  # nobody would watch the job any more
             if self.job.status is None:
                 self._end(None, "launch_error", f"node error: {error}")
 
@@ -96,7 +121,10 @@ class Supervisor:
         account = self._account()
         self._check_directory(account)
         self.job.write("nodefile", self.spec.get("nodefile") or f"{self.host}\n", durable=False)
+        cpus = confinement.job_cpus(self.spec, self.host)
+        self.cgroup = confinement.make_cgroup(self.config, self.host, self.job, cpus, self.spec)
         self.env = job_environment(self.spec, account, self.job.nodefile)
+        self.env["OAR_CPUSET"] = confinement.cpuset_name(self.cgroup)
         failure = self._hook(self.config.prologue, self.env)
         if failure:
             raise JobRefused("prologue_error", f"prologue failed: {failure}")
@@ -104,9 +132,17 @@ class Supervisor:
             raise JobRefused("killed", "killed before it started")
         self.process = self._start(account, self.env)
         self.pgid = self.process.pid
+        try:
+            confinement.confine(self.process, self.cgroup, cpus)
+        except OSError as error:
+            self.process = self.pgid = None  # killed and reaped: its pid may be reused
+            raise JobRefused("launch_error", f"could not confine the job to its CPUs: {error}") from error
         self.started = time.monotonic()
-        self.times["started_at"] = time.time()
-        self.job.write("pid", str(self.pgid), durable=False)
+        self.times["started_at"] = started_at = time.time()
+        if self.cgroup is None:  # with a cgroup, membership tells a restarted worker the keeper runs
+            self.keeper_start = process.start_time(self.pgid)
+        self.job.record_keeper(self.pgid, self.keeper_start, started_at)
+        process.release(self.process)
         reports.job_running(self.app, self.host, self.job.job_id, self.pgid)
         watcher().watch(self)
 
@@ -118,34 +154,71 @@ class Supervisor:
         if kill is not None and self.reason != "killed":
             self.reason = "killed"
             if not kill.get("signalled"):
-                process.terminate_group(pgid)
+                jobcontrol.terminate(pgid, self.cgroup)
             self.hard_kill_at = now + max(0.0, kill["time"] + kill["grace"] - time.time())
         walltime = float(self.spec.get("walltime") or 0)
         elapsed = now - self.started - self.job.suspended_seconds()
         if self.reason == "exited" and walltime > 0 and elapsed >= walltime + self.grace:
             self.reason = "walltime"
             logger.info("job %s: walltime backstop, SIGTERM", self.job.job_id)
-            process.terminate_group(pgid)
+            jobcontrol.terminate(pgid, self.cgroup)
             self.hard_kill_at = now + self.grace
         if self.hard_kill_at is not None and now >= self.hard_kill_at:
             logger.info("job %s: still alive after the grace time, SIGKILL", self.job.job_id)
-            process.signal_group(pgid, signal.SIGKILL)
+            jobcontrol.kill_hard(pgid, self.cgroup)
             self.hard_kill_at = None
+            self.hard_killed = True
+
+    def has_exited(self) -> bool:
+        """Whether the keeper has exited (our child is not reaped by this).
+
+        A keeper that is not our child is known by its cgroup (its pid in the
+        job's cgroup after its exit would take a job process and pids that
+        wrapped around), or else by its pid and start time.
+        """
+        pid = self.pgid or 0
+        if self.process is None and self.cgroup is not None:
+            return pid not in self.cgroup.pids()
+        return process.has_exited(pid, self.keeper_start)
 
     def exited(self) -> None:
-        """The job's shell has exited: reap it, run the epilogue (in a thread of its own) and report."""
+        """The keeper has exited: clean up, run the epilogue (in a thread of its own) and report."""
         self._run_step(self._finish, in_thread=bool(self.config.epilogue))
 
     def _finish(self) -> None:
-        assert self.process is not None
+        assert self.pgid is not None
         if self.reason == "exited" and self.job.kill_request is not None:
             self.reason = "killed"  # the job died of the kill before a check saw the request
-        code = process.reap(self.process)
+        code = self._exit_code()
+        self._clean_up()
         reason, message = self._outcome(self.reason, code)
+        if reason == "launch_error":
+            code = None
         failure = self._hook(self.config.epilogue, self.env)
         if failure:
             reason, message = "epilogue_error", f"epilogue failed: {failure} ({message})"
         self._end(code, reason, message)
+
+    def _exit_code(self) -> int | None:
+        """What the keeper recorded; else its own status (our child), or SIGKILL's if we sent it."""
+        recorded = process.read_exit(self.job.exit_file)
+        if recorded is not None:
+            return recorded
+        if self.process is not None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.pgid or 0, signal.SIGKILL)
+            return process.exit_code(self.process.wait())
+        return 128 + signal.SIGKILL if self.hard_killed else None
+
+    def _clean_up(self) -> None:
+        """Nothing of the job may outlive it: its group, its cgroup, its keeper's zombie."""
+        # The group is only safe to kill while the keeper's pid cannot be reused: it is our child.
+        ours = self.process is not None
+        if not jobcontrol.clean_up(self.pgid if ours else None, self.cgroup):
+            logger.error("job %s: processes of its cgroup survived SIGKILL", self.job.job_id)
+        if self.process is not None and self.process.returncode is None:
+            with contextlib.suppress(ChildProcessError):
+                self.process.wait()
 
     def _account(self) -> Account:
         user = str(self.spec["user"])
@@ -203,16 +276,17 @@ class Supervisor:
                 self.spec["stdout"],
                 self.spec["stderr"],
                 env,
-                self.job.launch_errors,
-                f"oar-job-{self.job.job_id}",
+                (self.job.exit_file, self.job.launch_errors),
             )
         except OSError as error:
             raise JobRefused("launch_error", f"could not start the job: {error}") from error
 
-    def _outcome(self, reason: str, code: int) -> tuple[str, str]:
+    def _outcome(self, reason: str, code: int | None) -> tuple[str, str]:
         wrapper_said = _read_tail(self.job.launch_errors)
         if wrapper_said:
             return "launch_error", f"could not start the job: {wrapper_said}"
+        if code is None:
+            return reason, "the job's exit status was lost (its keeper was killed while no worker watched)"
         if reason == "killed":
             return reason, f"killed on request (exit status {code})"
         if reason == "walltime":
@@ -305,7 +379,7 @@ class Watcher(threading.Thread):
                 supervisor.check(now)
             except Exception:
                 logger.exception("job %s: check failed", supervisor.job.job_id)
-        for supervisor in [s for s in self._without_fd if process.has_exited(s.pgid or 0)]:
+        for supervisor in [s for s in self._without_fd if s.has_exited()]:
             self._without_fd.remove(supervisor)
             self._exited(supervisor, None)
 

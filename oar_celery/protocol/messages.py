@@ -73,6 +73,9 @@ class LaunchSpec(TypedDict):
     kill_grace: float
     #: OAR's resource properties file (``OAR_RESOURCE_PROPERTIES_FILE``): a line per resource.
     resource_properties: NotRequired[str]
+    #: Per host, the CPU ids of the job's cores, and its memory limit in MB where resources have ``mem``.
+    cpusets: NotRequired[dict[str, list[str]]]
+    mem: NotRequired[dict[str, int]]
 
 
 #: Why a job's process is gone, as the node says it.

@@ -2,22 +2,22 @@
 
 Every task returns at once: the job itself is watched by the worker's watcher
 thread (``oar_celery.node.supervisor``), so no task stays unacknowledged while
-a job runs. Kill, signal, suspend and resume act on the job's process group, whose
-id the job directory records.
+a job runs. Kill, signal, suspend and resume act on the job's process group and
+cgroup, which the job directory records (``oar_celery.node.jobcontrol``):
+suspension freezes the cgroup where the node has a freezer.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import signal
 from typing import Any
 
 from celery.signals import worker_ready
 
 from oar_celery.celery_app import app
 from oar_celery.config import settings
-from oar_celery.node import node_hostname, process, recovery, reports
+from oar_celery.node import jobcontrol, node_hostname, process, recovery, reports
 from oar_celery.node.jobdir import JobDir
 from oar_celery.node.supervisor import Supervisor
 from oar_celery.protocol.messages import ErrorAnswer, LaunchSpec, LaunchSummary
@@ -93,42 +93,53 @@ def kill(job_id: int, grace: float | None = None) -> dict[str, Any]:
     pgid = job.pid
     job.request_kill(settings().kill_grace if grace is None else float(grace), signalled=pgid is not None)
     if pgid is not None:
-        process.terminate_group(pgid)
+        jobcontrol.terminate(pgid, jobcontrol.job_cgroup(job))
     logger.info("job %s on %s: kill requested", job_id, node_hostname())
     return {"job_id": job.job_id, "killed": True}
 
 
-def _signal(job_id: int, signum: int) -> dict[str, Any]:
+def _running(job_id: int) -> tuple[JobDir, int | None]:
+    """The job directory and the job's process group, None if the job is not running here."""
     job = _job(job_id)
-    pgid = job.pid
-    if pgid is None or job.status is not None:
-        return {"job_id": job.job_id, "signalled": False, "state": "finished" if job.status else "unknown"}
-    return {"job_id": job.job_id, "signalled": process.signal_group(pgid, signum)}
+    return job, (job.pid if job.status is None else None)
+
+
+def _not_running(job: JobDir, verb: str) -> dict[str, Any]:
+    return {"job_id": job.job_id, verb: False, "state": "finished" if job.status else "unknown"}
 
 
 @app.task(name=Task.NODE_SIGNAL)
 def signal_job(job_id: int, signum: int | str) -> dict[str, Any]:
     """Send a signal (number or name) to the job's process group."""
-    return _signal(job_id, process.signal_number(signum))
+    job, pgid = _running(job_id)
+    if pgid is None:
+        return _not_running(job, "signalled")
+    return {"job_id": job.job_id, "signalled": jobcontrol.send_signal(pgid, process.signal_number(signum))}
 
 
 @app.task(name=Task.NODE_SUSPEND)
 def suspend(job_id: int) -> dict[str, Any]:
-    """Stop the job's group; the backstop walltime clock stops with it."""
-    answer = _signal(job_id, signal.SIGSTOP)
-    if answer["signalled"]:
-        _job(job_id).mark_suspended()
-    return answer
+    """Freeze the job (or stop it by signal); the backstop walltime clock stops with it."""
+    job, pgid = _running(job_id)
+    if pgid is None:
+        return _not_running(job, "signalled")
+    done = jobcontrol.suspend(pgid, jobcontrol.job_cgroup(job))
+    if done:
+        job.mark_suspended()
+    return {"job_id": job.job_id, "signalled": done}
 
 
 @app.task(name=Task.NODE_RESUME)
 def resume(job_id: int) -> dict[str, Any]:
-    """Continue the job's group and tell the head, which moves it ``Resuming`` → ``Running``."""
-    answer = _signal(job_id, signal.SIGCONT)
-    if answer["signalled"]:
-        _job(job_id).mark_resumed()
+    """Thaw the job and tell the head, which moves it ``Resuming`` → ``Running``."""
+    job, pgid = _running(job_id)
+    if pgid is None:
+        return _not_running(job, "signalled")
+    done = jobcontrol.resume(pgid, jobcontrol.job_cgroup(job))
+    if done:
+        job.mark_resumed()
         reports.send(app, Task.JOB_RESUMED, {"job_id": int(job_id), "host": node_hostname()})
-    return answer
+    return {"job_id": job.job_id, "signalled": done}
 
 
 def job_states(job_ids: list[int]) -> dict[str, Any]:

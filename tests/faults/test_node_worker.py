@@ -1,8 +1,9 @@
 """A node worker killed with SIGKILL while jobs run on it.
 
-Its jobs run in sessions of their own and outlive it, with nobody left to
-watch them. Started again, the worker kills what its predecessor left and
-reports those jobs ended, so none stays Running forever and none starts again.
+Its jobs run under keepers of their own sessions and outlive it. Started
+again, the worker adopts what its predecessor left and reports each end
+(the head may have ended some meanwhile, taking the node for dead, and sent
+the node their kills), so none stays Running forever and none starts again.
 """
 
 from __future__ import annotations

@@ -193,3 +193,23 @@ def process_gone(pid: int) -> bool:
 
 def process_state(pid: int) -> str:
     return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+
+
+def is_suspended(pid: int) -> bool:
+    """Whether ``pid`` is stopped by a signal (``T``) or in a frozen cgroup (v1 freezer or v2)."""
+    if proc_state(pid) == "T":
+        return True
+    try:
+        lines = Path(f"/proc/{pid}/cgroup").read_text().splitlines()
+    except OSError:
+        return False
+    for line in lines:
+        _, controllers, path = line.split(":", 2)
+        if "freezer" in controllers.split(","):
+            state = Path(f"/sys/fs/cgroup/freezer{path}/freezer.state")
+            return state.exists() and state.read_text().strip() == "FROZEN"
+        if controllers == "":
+            freeze = Path(f"/sys/fs/cgroup{path}/cgroup.freeze")
+            if freeze.exists() and freeze.read_text().strip() == "1":
+                return True
+    return False

@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy import text
 
 from tests.cluster import LocalCluster
-from tests.integration.nodehelpers import proc_state
+from tests.integration.nodehelpers import is_suspended, proc_state
 from tests.integration.users import run_command_as, throwaway_user
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(120)]
@@ -43,9 +43,9 @@ def job_pid(cluster: LocalCluster, job_id: int) -> int:
 
     def read() -> int | None:
         for path in (cluster.state_dir / "nodes").glob(f"*/jobs/{job_id}/pid"):
-            text = path.read_text().strip()
-            if text.isdigit():
-                return int(text)
+            fields = path.read_text().split()  # the keeper's pid, its start time, when the job started
+            if fields and fields[0].isdigit():
+                return int(fields[0])
         return None
 
     return cluster.wait_until(read, timeout=20, message=f"pid of job {job_id}")
@@ -180,12 +180,13 @@ def test_oarhold_r_then_oarresume_stops_and_continues_and_extends_the_walltime(c
     result = cluster.run("oarhold", "-r", str(job_id))
     assert result.returncode == 0, result.stderr
     cluster.wait_for(job_id, ["Suspended"], timeout=5)
-    cluster.wait_until(lambda: proc_state(pid) == "T", timeout=5, message="process stopped")
+    cluster.wait_until(lambda: is_suspended(pid), timeout=5, message="process stopped")
     time.sleep(3)
-    assert proc_state(pid) == "T" and cluster.state(job_id) == "Suspended"
+    assert is_suspended(pid) and cluster.state(job_id) == "Suspended"
     assert cluster.run("oarresume", str(job_id)).returncode == 0
     cluster.wait_for(job_id, ["Running"], timeout=5)
-    cluster.wait_until(lambda: proc_state(pid) not in ("T", "gone"), timeout=5, message="process continued")
+    cluster.wait_until(lambda: not is_suspended(pid) and proc_state(pid) != "gone", timeout=5,
+                       message="process continued")
     job = cluster.job(job_id)
     assert job["suspended_time"] >= 3
     cluster.wait_for(job_id, timeout=15)
@@ -203,7 +204,7 @@ def test_a_lost_resume_is_sent_again_by_sarko(cluster: LocalCluster):
     """The job went ``Resuming`` but no node heard of it: it must not stay stopped for ever."""
     job_id, pid = running(cluster, "-l", "nodes=1,walltime=0:01:00", "while :; do sleep 0.2; done")
     assert cluster.run("oarhold", "-r", str(job_id)).returncode == 0
-    cluster.wait_until(lambda: proc_state(pid) == "T", timeout=5, message="process stopped")
+    cluster.wait_until(lambda: is_suspended(pid), timeout=5, message="process stopped")
     at = time.time()
     execute(cluster, "UPDATE jobs SET state = 'Resuming' WHERE job_id = :id", id=job_id)
     execute(cluster, "UPDATE job_state_logs SET date_stop = :t WHERE job_id = :id AND date_stop = 0",
@@ -211,7 +212,7 @@ def test_a_lost_resume_is_sent_again_by_sarko(cluster: LocalCluster):
     execute(cluster, "INSERT INTO job_state_logs (job_id, job_state, date_start, date_stop) "
             "VALUES (:id, 'Resuming', :t, 0)", id=job_id, t=at - 10)
     cluster.wait_for(job_id, ["Running"], timeout=10)
-    assert proc_state(pid) not in ("T", "gone")
+    assert not is_suspended(pid) and proc_state(pid) != "gone"
     cluster.run("oardel", str(job_id))
     cluster.wait_for(job_id, timeout=10)
 
@@ -303,7 +304,7 @@ def test_oardel_s_of_someone_elses_job_is_refused(cluster: LocalCluster, other_u
     assert result.returncode == 1 and "belongs to root" in result.stderr, result
     assert len(result.stderr.strip().splitlines()) == 1
     time.sleep(1)
-    assert proc_state(pid) not in ("T", "gone") and cluster.events(job_id) == []
+    assert not is_suspended(pid) and proc_state(pid) != "gone" and cluster.events(job_id) == []
     result = run_command_as(cluster, other_user, "oarhold", "-r", str(job_id))
     assert result.returncode == 1 and cluster.state(job_id) == "Running"
     cluster.run("oardel", str(job_id))

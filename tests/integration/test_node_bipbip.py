@@ -20,6 +20,9 @@ from pathlib import Path
 import pytest
 
 from oar_celery.celery_app import node_queue
+from oar_celery.node.cgroup import find_hierarchy
+from oar_celery.node.jobcontrol import job_cgroup
+from oar_celery.node.jobdir import JobDir
 from tests.integration.nodehelpers import (
     Head,
     HeadInbox,
@@ -27,7 +30,6 @@ from tests.integration.nodehelpers import (
     make_spec,
     node_env,
     process_gone,
-    process_state,
 )
 
 pytestmark = pytest.mark.timeout(60)
@@ -184,16 +186,23 @@ def test_checkpoint_signal_is_left_to_the_head(node: NodeWorker, head: Head, wor
     assert not (workdir / "ckpt.txt").exists()
 
 
-def test_suspend_and_resume(node: NodeWorker, head: Head, workdir: Path):
-    job_id = launch(head, "sleep 30", workdir)
-    pid = head.inbox.wait("oar.head.job_running", job_id=job_id)["pid"]
+def test_suspend_and_resume_freeze_the_job_whose_cgroup_has_its_memory_limit(
+    node: NodeWorker, head: Head, workdir: Path
+):
+    job_id = launch(head, "sleep 30", workdir, mem={HOST: 64})
+    head.inbox.wait("oar.head.job_running", job_id=job_id)
+    cgroup = job_cgroup(JobDir.of(Path(node.env["OAR_STATE_DIR"]) / "nodes", HOST, job_id))
+    assert cgroup is not None and cgroup.can_freeze
+    memory = next(d for d in cgroup.directories if "/memory/" in d)
+    assert Path(memory, "memory.limit_in_bytes").read_text().strip() == str(64 * 1024 * 1024)
     head.send(HOST, "oar.node.suspend", job_id=job_id)
-    _until(lambda: process_state(pid) == "T")
+    _until(cgroup.frozen)
     head.send(HOST, "oar.node.resume", job_id=job_id)
-    _until(lambda: process_state(pid) != "T")
+    _until(lambda: not cgroup.frozen())
     head.send(HOST, "oar.node.signal", job_id=job_id, signum="TERM")
     ended = head.inbox.wait("oar.head.job_ended", job_id=job_id)
     assert (ended["reason"], ended["exit_code"]) == ("exited", 128 + signal.SIGTERM)
+    assert not cgroup.exists()
 
 
 def test_ping_answers_with_job_states(node: NodeWorker, head: Head, workdir: Path):
@@ -235,7 +244,7 @@ def test_job_runs_as_its_user(node: NodeWorker, head: Head):
     assert stdout.stat().st_uid == user.pw_uid
 
 
-def test_restarted_worker_kills_orphans_and_runs_hooks(head: Head, redis_url: str, state_dir: Path):
+def test_restarted_worker_adopts_running_jobs_and_runs_hooks(head: Head, redis_url: str, state_dir: Path):
     host = "bipbip-node-2"
     hooks = Path(tempfile.mkdtemp(prefix="oar-node-hooks-"))
     prologue, epilogue = hooks / "prologue", hooks / "epilogue"
@@ -252,11 +261,20 @@ def test_restarted_worker_kills_orphans_and_runs_hooks(head: Head, redis_url: st
     finally:
         first.stop(signal.SIGKILL)
     assert not process_gone(pid)
+    hierarchy = find_hierarchy("/sys/fs/cgroup")
+    assert hierarchy is not None
+    stale = Path(hierarchy.bases[0], host, "424243")  # a cgroup made by a worker that died at once
+    stale.mkdir()
     second = NodeWorker(host, env, log).start()
     try:
+        assert head.ping(host, [orphan])[str(orphan)] == "running"  # adopted, not killed
+        assert not stale.exists()
+        assert job_cgroup(JobDir.of(state_dir / "nodes", host, orphan)).exists()  # type: ignore[union-attr]
+        assert not head.inbox.find("oar.head.job_ended", job_id=orphan)
+        head.send(host, "oar.node.kill", job_id=orphan, grace=1)
         ended = head.inbox.wait("oar.head.job_ended", job_id=orphan, timeout=20)
-        assert (ended["reason"], ended["message"]) == ("killed", "node worker restarted")
-        _until(lambda: process_gone(pid))
+        assert (ended["reason"], ended["exit_code"]) == ("killed", 128 + signal.SIGTERM)
+        assert process_gone(pid)
         bad_prologue = next(job_ids)
         bad_epilogue = next(job_ids)
         spec_env = {"BAD_PROLOGUE": str(bad_prologue), "BAD_EPILOGUE": str(bad_epilogue)}
@@ -327,3 +345,24 @@ def test_only_the_head_emulates_acknowledgements_on_redis(kind: str, emulated: b
     code = "from oar_celery.celery_app import app; print(app.conf.broker_transport_options['ack_emulation'])"
     done = fresh_python(code, OAR_PROCESS_KIND=kind)
     assert done.stdout.strip() == str(emulated), done.stderr
+
+
+def test_without_a_writable_cgroup_jobs_are_pinned_to_their_cpus(head: Head, redis_url: str, state_dir: Path):
+    """The node says once that it falls back to CPU affinity; jobs still see only their CPUs."""
+    host = "bipbip-node-3"
+    no_cgroups = Path(tempfile.mkdtemp(prefix="oar-no-cgroup-"))
+    no_cgroups.chmod(0o555)
+    log = state_dir / f"{host}.log"
+    worker = NodeWorker(host, node_env(redis_url, state_dir, OAR_CGROUP_ROOT=str(no_cgroups)), log).start()
+    directory = Path(tempfile.mkdtemp(prefix="oar-affinity-"))
+    command = "nproc; grep Cpus_allowed_list /proc/self/status"
+    try:
+        ids = [launch(head, command, directory, host=host, cpusets={host: [cpu]}) for cpu in ("1", "0")]
+        for job_id in ids:
+            assert head.inbox.wait("oar.head.job_ended", job_id=job_id, timeout=20)["exit_code"] == 0
+    finally:
+        worker.stop()
+    seen = [(directory / f"OAR.{job_id}.stdout").read_text().split() for job_id in ids]
+    assert seen == [["1", "Cpus_allowed_list:", "1"], ["1", "Cpus_allowed_list:", "0"]]
+    assert log.read_text().count(f"no writable cgroup hierarchy under {no_cgroups}") == 1
+    assert not any(JobDir.of(state_dir / "nodes", host, job_id).cgroup_text for job_id in ids)

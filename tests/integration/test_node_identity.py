@@ -48,3 +48,31 @@ def test_walltime_format():
         "1:02:05",
         "25:00:00",
     ]
+
+
+@pytest.mark.parametrize("shell_name", ["bash", "other-shell"])
+def test_the_keeper_records_the_status_for_a_bourne_shell_and_for_another(tmp_path: Path, shell_name: str):
+    """bash runs the command in a subshell of the keeper; another shell is exec'd by a /bin/sh keeper."""
+    import dataclasses
+    import os
+    import signal
+    import time
+
+    from oar_celery.node import process
+
+    shell = tmp_path / shell_name
+    shell.symlink_to("/bin/bash")
+    account = dataclasses.replace(lookup_account("root"), shell=str(shell))  # type: ignore[arg-type]
+    files = (tmp_path / "exit", tmp_path / "launch.err")
+    out, err = str(tmp_path / "out"), str(tmp_path / "err")
+    env = {"PATH": "/usr/bin:/bin"}
+    done = process.start_job(account, 'echo "$0 $#"; echo oops >&2; exit 3', str(tmp_path), out, err, env, files)
+    process.release(done)
+    assert done.wait(10) == 3 and process.read_exit(files[0]) == 3
+    assert Path(out).read_text() == f"{shell} 0\n" and Path(err).read_text() == "oops\n"
+    killed = process.start_job(account, "sleep 30", str(tmp_path), out, err, env, files)
+    process.release(killed)
+    time.sleep(0.3)
+    os.killpg(killed.pid, signal.SIGTERM)  # the keeper catches it, the job dies of it
+    assert killed.wait(10) == 128 + signal.SIGTERM and process.read_exit(files[0]) == 128 + signal.SIGTERM
+    assert files[1].read_text() == ""  # the shell's "Terminated" is no launch error

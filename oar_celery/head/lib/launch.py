@@ -12,13 +12,14 @@ import logging
 from collections import defaultdict
 from typing import Any
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, literal_column, null, select
 from sqlalchemy.orm import Session
 
 from oar_celery.config import settings
 from oar_celery.db.models import AssignedResource, Job, JobType, MoldableJobDescription, Resource
 from oar_celery.head.lib import sender
 from oar_celery.head.lib.launch_properties import properties_text
+from oar_celery.head.lib.resources import has_property
 from oar_celery.head.lib.store.sql import LAUNCH_COLUMNS
 from oar_celery.head.lib.transitions import set_state
 from oar_celery.protocol.bus import broker_redis
@@ -78,15 +79,20 @@ _LAUNCH_JOBS = (
 )
 
 
-_LAUNCH_HOSTS = (
-    select(Job.job_id, Resource.resource_id, Resource.network_address)
-    .join(AssignedResource, AssignedResource.moldable_job_id == Job.assigned_moldable_job)
-    .join(Resource, Resource.resource_id == AssignedResource.resource_id)
-    .where(Job.job_id.in_(bindparam("job_ids", expanding=True)))
-    .order_by(Resource.resource_id)
-)
+def _launch_hosts(with_memory: bool) -> Any:
+    """Each job's resources with their host, ``cpuset`` and, if the property exists, ``mem`` (MB per core)."""
+    mem = literal_column("resources.mem") if with_memory else null()
+    return (
+        select(Job.job_id, Resource.resource_id, Resource.network_address, Resource.cpuset, mem)
+        .join(AssignedResource, AssignedResource.moldable_job_id == Job.assigned_moldable_job)
+        .join(Resource, Resource.resource_id == AssignedResource.resource_id)
+        .where(Job.job_id.in_(bindparam("job_ids", expanding=True)))
+        .order_by(Resource.resource_id)
+    )
 
 
+_LAUNCH_HOSTS = _launch_hosts(False)
+_LAUNCH_HOSTS_WITH_MEMORY = _launch_hosts(True)
 _LAUNCH_TYPES = select(JobType.job_id, JobType.type).where(
     JobType.job_id.in_(bindparam("job_ids", expanding=True)), JobType.types_index == "CURRENT"
 )
@@ -97,9 +103,10 @@ def build_specs(session: Session, job_ids: list[int]) -> list[LaunchSpec]:
     if not job_ids:
         return []
     jobs = {row.job_id: row for row in session.execute(_LAUNCH_JOBS, {"job_ids": job_ids})}
-    hosts_of: dict[int, list[tuple[int, str]]] = defaultdict(list)
-    for job_id, resource_id, address in session.execute(_LAUNCH_HOSTS, {"job_ids": job_ids}):
-        hosts_of[job_id].append((resource_id, address))
+    hosts_of: dict[int, list[LaunchResource]] = defaultdict(list)
+    query = _LAUNCH_HOSTS_WITH_MEMORY if has_property(session, "mem") else _LAUNCH_HOSTS
+    for job_id, resource_id, address, cpuset, mem in session.execute(query, {"job_ids": job_ids}):
+        hosts_of[job_id].append((resource_id, address, cpuset, mem))
     types: dict[int, list[str]] = defaultdict(list)
     for job_id, kind in session.execute(_LAUNCH_TYPES, {"job_ids": job_ids}):
         types[job_id].append(kind)
@@ -114,10 +121,26 @@ def build_specs(session: Session, job_ids: list[int]) -> list[LaunchSpec]:
     return specs
 
 
-def launch_spec(job: Any, resources: list[tuple[int, str]], types: list[str], walltime: int | None) -> LaunchSpec:
-    """What the node gets: ``job`` has the :data:`LAUNCH_COLUMNS`, ``resources`` are (id, host) by id."""
-    hosts = list(dict.fromkeys(address for _, address in resources))
-    lines = sorted((address for _, address in resources), key=hosts.index)
+#: A resource as a launch spec needs it: id, host, ``cpuset`` (the core's CPU id on its host), ``mem`` (MB or None).
+LaunchResource = tuple[int, str, Any, Any]
+
+
+def confinement_of(resources: list[LaunchResource]) -> dict[str, dict[str, Any]]:
+    """Per host, the CPU ids of the job's cores (``cpusets``) and, where known, its memory in MB (``mem``)."""
+    cpusets: dict[str, list[str]] = defaultdict(list)
+    memory: dict[str, float] = defaultdict(float)
+    for _, address, cpuset, mem in resources:
+        if cpuset is not None and str(cpuset) not in cpusets[address]:
+            cpusets[address].append(str(cpuset))
+        if mem:
+            memory[address] += float(mem)
+    return {"cpusets": dict(cpusets), "mem": {host: int(total) for host, total in memory.items()}}
+
+
+def launch_spec(job: Any, resources: list[LaunchResource], types: list[str], walltime: int | None) -> LaunchSpec:
+    """What the node gets: ``job`` has the :data:`LAUNCH_COLUMNS`, ``resources`` are :data:`LaunchResource` by id."""
+    hosts = list(dict.fromkeys(resource[1] for resource in resources))
+    lines = sorted((resource[1] for resource in resources), key=hosts.index)
     stdout, stderr = output_paths(job)
     walltime = walltime if walltime is not None else settings().default_walltime
     return {
@@ -128,7 +151,7 @@ def launch_spec(job: Any, resources: list[tuple[int, str]], types: list[str], wa
         "name": job.job_name or "",
         "walltime": int(walltime),
         "hosts": hosts,
-        "resources": [resource_id for resource_id, _ in resources],
+        "resources": [resource[0] for resource in resources],
         "nodefile": "".join(f"{line}\n" for line in lines),
         "stdout": stdout,
         "stderr": stderr,
@@ -140,4 +163,5 @@ def launch_spec(job: Any, resources: list[tuple[int, str]], types: list[str], wa
         "project": job.project,
         "types": types,
         "kill_grace": settings().kill_grace,
+        **confinement_of(resources),  # type: ignore[typeddict-item]
     }

@@ -88,6 +88,17 @@ def resources_table(session: Session) -> Table:
     return table
 
 
+def has_property(session: Session, name: str) -> bool:
+    """Whether ``resources`` has the column ``name``, as of this process's last look at the table.
+
+    Every scheduling round looks again (:func:`resources_table`), so the
+    Runner, which follows a round, asks without another catalog query.
+    """
+    cached = _reflected.get(str(session.get_bind().engine.url))
+    table = cached[1] if cached else resources_table(session)
+    return name in table.c
+
+
 def forget_columns() -> None:
     """Reflect again on next use (after ``oarproperty`` changed the table)."""
     _reflected.clear()
@@ -176,10 +187,20 @@ def add_resources(
     cpus: int = 1,
     cores: int = 1,
     properties: Mapping[str, Any] | None = None,
+    node_cpus: int | None = None,
 ) -> list[int]:
-    """One resource per core of every host: cpu and core numbered across the cluster, as OAR does."""
+    """One resource per core of every host: cpu and core numbered across the cluster, as OAR does.
+
+    Each core's ``cpuset`` is the id of the CPU it is on its host (OAR's
+    property, which the node confines the job to): the host's cores in
+    order, 0 to ``cpus * cores - 1``. ``node_cpus`` is how many CPUs each
+    host really has, when fewer: emulated nodes of one machine get its CPUs
+    round-robin.
+    """
     if cpus < 1 or cores < 1:
         raise RequestError("--cpus and --cores take positive numbers")
+    if node_cpus is not None and node_cpus < 1:
+        raise RequestError("--node-cpus takes a positive number")
     table = resources_table(session)
     unknown = [name for name in properties or {} if name not in table.c]
     if unknown:
@@ -193,15 +214,17 @@ def add_resources(
     }
     ids: list[int] = []
     for host in hosts:
-        for _ in range(cpus):
-            for _ in range(cores):
-                values = {
-                    **defaults,
-                    "network_address": host, "host": host, "cpu": next_cpu, "core": next_core,
-                    "state": ResourceState.ALIVE, "state_since": time.time(), **(properties or {}),
-                }
-                inserted: Any = session.execute(table.insert().values(**values))
-                ids.append(inserted.inserted_primary_key[0])
-                next_core += 1
-            next_cpu += 1
+        for index in range(cpus * cores):
+            if index and index % cores == 0:
+                next_cpu += 1
+            cpuset = index % node_cpus if node_cpus else index
+            values = {
+                **defaults,
+                "network_address": host, "host": host, "cpu": next_cpu, "core": next_core, "cpuset": str(cpuset),
+                "state": ResourceState.ALIVE, "state_since": time.time(), **(properties or {}),
+            }
+            inserted: Any = session.execute(table.insert().values(**values))
+            ids.append(inserted.inserted_primary_key[0])
+            next_core += 1
+        next_cpu += 1
     return ids
