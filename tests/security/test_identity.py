@@ -87,3 +87,14 @@ def test_owner_holds_and_resumes_own_job(secure_cluster, accounts, shared_dir) -
     assert secure_cluster.state(job_id) == "Hold"
     assert as_user(secure_cluster, alice, "oarresume", str(job_id)).returncode == 0
     assert secure_cluster.wait_for(job_id)[job_id] == "Terminated"
+
+
+def test_an_ordinary_user_is_refused_the_admin_queue_in_one_line(secure_cluster, accounts, shared_dir) -> None:  # type: ignore[no-untyped-def]
+    """OAR3's admission rule: ``-q admin`` is for the admin user and group only; the refusal stores nothing."""
+    before = secure_cluster.query("SELECT count(*) FROM jobs")[0][0]
+    refused = as_user(secure_cluster, accounts["bob"], "oarsub", "-q", "admin", "-l", "/core=1",
+                      "-d", str(shared_dir), "true", cwd=shared_dir)
+    assert refused.returncode != 0, refused.stdout
+    assert len(refused.stderr.strip().splitlines()) == 1 and "admin" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    assert secure_cluster.query("SELECT count(*) FROM jobs")[0][0] == before
