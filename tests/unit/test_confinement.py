@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 
 from oar_celery.head.lib.launch import confinement_of
-
 from oar_celery.node.cgroup import JobCgroup, cpu_list
 from oar_celery.node.confinement import job_cpus, job_memory
 
