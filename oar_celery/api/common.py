@@ -19,6 +19,7 @@ from oar_celery.config import Settings
 #: The answers every listing and action may give, for the OpenAPI document.
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"description": text, "model": Error} for code, text in (
+        (400, "A body that cannot be read, or a request the head refuses"),
         (401, "Bad or revoked token"),
         (404, "No such object, or a page past the end"),
         (422, "A parameter of the wrong kind"),
@@ -73,7 +74,7 @@ def collection(request: Request, items: list[dict[str, Any]], total: int, offset
         return {"rel": rel, "href": href(request, path, [*kept, ("offset", at), ("limit", limit)])}
 
     links = [link("self", offset)]
-    if offset + limit < total:
+    if limit and offset + limit < total:
         links.append(link("next", offset + limit))
     if offset > 0:
         links.append(link("previous", max(0, offset - limit)))

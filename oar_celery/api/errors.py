@@ -49,6 +49,16 @@ def _validation_line(error: RequestValidationError) -> str:
     return "; ".join(problems) or "invalid request"
 
 
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at this path (Starlette names only the first route's)."""
+    methods: set[str] = set()
+    for route in request.app.routes:
+        regex = getattr(route, "path_regex", None)
+        if regex is not None and regex.match(request.url.path.removeprefix(request.scope.get("root_path", ""))):
+            methods |= set(getattr(route, "methods", None) or ())
+    return sorted(methods)
+
+
 def install(app: FastAPI) -> None:
     """Answer every error with one JSON line."""
 
@@ -62,8 +72,11 @@ def install(app: FastAPI) -> None:
         return error_response(422, _validation_line(error))
 
     @app.exception_handler(HTTPException)
-    async def http_error(_: Request, error: HTTPException) -> JSONResponse:
-        return error_response(error.status_code, str(error.detail), getattr(error, "headers", None))
+    async def http_error(request: Request, error: HTTPException) -> JSONResponse:
+        headers = dict(getattr(error, "headers", None) or {})
+        if error.status_code == 405:
+            headers["Allow"] = ", ".join(allowed_methods(request))
+        return error_response(error.status_code, str(error.detail), headers or None)
 
     @app.exception_handler(ClientError)
     async def unreachable(_: Request, error: ClientError) -> JSONResponse:

@@ -32,16 +32,22 @@ Offset = Annotated[int, Query(ge=0, le=2**31 - 1)]
 #: Exit statuses of OAR's commands.
 EXIT_REFUSED = 1
 EXIT_NO_ARRAY_JOB = 4
+_STATE = "|".join(JobState)
+#: OAR's ``state=Waiting,Running`` and ``ids=1:2:3``, as the OpenAPI document says them.
+STATE_LIST = rf"^\s*(({_STATE})\s*(,\s*({_STATE})\s*)*)?$"
+ID_LIST = r"^(\d+(:\d+)*)?$"
+States = Annotated[list[JobState], Query(description="OAR3: states=Waiting&states=Running")]
+StateList = Annotated[str | None, Query(pattern=STATE_LIST, description="OAR: state=Waiting,Running")]
 
 
-def _states(states: list[str], state: str | None) -> list[str]:
+def _states(states: list[JobState], state: str | None) -> list[str]:
     """OAR3's ``states=A&states=B`` and OAR's ``state=A,B``, checked against OAR's states."""
-    wanted = [*states, *((state or "").split(","))]
+    wanted = [*map(str, states), *((state or "").split(","))]
     chosen = [name.strip() for name in wanted if name.strip()]
     known = {member.value for member in JobState}
     for name in chosen:
         if name not in known:
-            raise ApiError(422, f"query parameter 'states': unknown job state '{name}' (one of {', '.join(sorted(known))})")
+            raise ApiError(422, f"query parameter 'states': unknown job state '{name}'")
     return chosen
 
 
@@ -69,7 +75,7 @@ def _shown(request: Request, job: dict[str, Any], viewer: str | None) -> dict[st
     return without_nulls(job)
 
 
-def _list(request: Request, details: bool, *, user: str | None, states: list[str], state: str | None,
+def _list(request: Request, details: bool, *, user: str | None, states: list[JobState], state: str | None,
           array: int | None, job_ids: list[int], ids: str | None, since: int | None, until: int | None,
           offset: int, limit: int) -> JSONResponse:
     viewer = identify(request, config(request))
@@ -86,11 +92,11 @@ def _list(request: Request, details: bool, *, user: str | None, states: list[str
 def index(
     request: Request,
     user: str | None = None,
-    states: Annotated[list[str], Query(description="OAR3: states=Waiting&states=Running")] = [],  # noqa: B006
-    state: Annotated[str | None, Query(description="OAR: state=Waiting,Running")] = None,
+    states: States = [],  # noqa: B006
+    state: StateList = None,
     array: Annotated[int | None, Query(ge=0, le=2**31 - 1)] = None,
     job_ids: Annotated[list[int], Query()] = [],  # noqa: B006
-    ids: Annotated[str | None, Query(description="OAR: ids=1:2:3")] = None,
+    ids: Annotated[str | None, Query(pattern=ID_LIST, description="OAR: ids=1:2:3")] = None,
     start_time: Annotated[int | None, Query(alias="from", description="jobs not ended before this date")] = None,
     stop_time: Annotated[int | None, Query(alias="to", description="jobs submitted by this date")] = None,
     details: Annotated[str | None, Query(description="any value: every field, resources, nodes, events")] = None,
@@ -106,8 +112,8 @@ def index(
 def index_details(
     request: Request,
     user: str | None = None,
-    states: Annotated[list[str], Query()] = [],  # noqa: B006
-    state: str | None = None,
+    states: States = [],  # noqa: B006
+    state: StateList = None,
     array: Annotated[int | None, Query(ge=0, le=2**31 - 1)] = None,
     start_time: Annotated[int | None, Query(alias="from")] = None,
     stop_time: Annotated[int | None, Query(alias="to")] = None,
@@ -118,7 +124,7 @@ def index_details(
                  since=start_time, until=stop_time, offset=offset, limit=limit)
 
 
-@router.get("/{job_id}", response_model=schemas.Job, summary="One job", responses={404: {"model": schemas.Error}})
+@router.get("/{job_id:int}", response_model=schemas.Job, summary="One job", responses={404: {"model": schemas.Error}})
 def show(request: Request, job_id: JobId, details: bool | None = None) -> JSONResponse:
     viewer = identify(request, config(request))
     with reading() as session:
@@ -143,13 +149,13 @@ def _resource_links(request: Request, item: dict[str, Any]) -> list[dict[str, st
             {"rel": "collection", "href": href(request, f"/resources/{item['id']}/jobs"), "title": "jobs"}]
 
 
-@router.get("/{job_id}/resources", response_model=schemas.Collection, summary="The resources a job holds or will")
+@router.get("/{job_id:int}/resources", response_model=schemas.Collection, summary="The resources a job holds or will")
 def resources(request: Request, job_id: JobId, offset: Offset = 0,
               limit: Annotated[int, Query(ge=0, le=2**31 - 1)] = 500) -> JSONResponse:
     return _listing(request, job_id, reads.job_resources, offset, limit, lambda item: _resource_links(request, item))
 
 
-@router.get("/{job_id}/nodes", response_model=schemas.Collection, summary="The hosts of a job's resources")
+@router.get("/{job_id:int}/nodes", response_model=schemas.Collection, summary="The hosts of a job's resources")
 def nodes(request: Request, job_id: JobId, offset: Offset = 0,
           limit: Annotated[int, Query(ge=0, le=2**31 - 1)] = 500) -> JSONResponse:
     def links(item: dict[str, Any]) -> list[dict[str, str]]:
@@ -158,7 +164,7 @@ def nodes(request: Request, job_id: JobId, offset: Offset = 0,
     return _listing(request, job_id, reads.job_nodes, offset, limit, links)
 
 
-@router.get("/{job_id}/events", response_model=schemas.Collection, summary="A job's events")
+@router.get("/{job_id:int}/events", response_model=schemas.Collection, summary="A job's events")
 def events(request: Request, job_id: JobId, offset: Offset = 0,
            limit: Annotated[int, Query(ge=0, le=2**31 - 1)] = 500) -> JSONResponse:
     return _listing(request, job_id, reads.job_events, offset, limit, lambda item: [])
@@ -199,10 +205,6 @@ def _as_list(value: Any) -> list[Any]:
 
 def submission(parameters: schemas.SubmitParameters, user: str) -> dict[str, Any]:
     """OAR3's submission parameters as the head's request (the one ``oarsub`` sends)."""
-    for unsupported, given in (("use-job-key", parameters.use_job_key), ("scanscript", parameters.scanscript),
-                               ("resubmit", parameters.resubmit)):
-        if given:
-            raise ApiError(400, f"'{unsupported}' is not supported by this cluster")
     home = _home(user) or ""
     params = None
     if parameters.param_file is not None:
@@ -286,16 +288,17 @@ def _delete(request: Request, job_id: int, array: bool) -> JSONResponse:
                    _array_ids(job_id) if array else None)
 
 
-@router.delete("/{job_id}", response_model=schemas.JobAnswer, summary="Delete a job (oardel)",
+@router.delete("/{job_id:int}", response_model=schemas.JobAnswer, summary="Delete a job (oardel)",
                responses={403: {"model": schemas.Error}})
 def delete(request: Request, job_id: JobId, array: bool = False) -> JSONResponse:
     """``array=true``: every unfinished job of the array ``job_id``."""
     return _delete(request, job_id, array)
 
 
-@router.post("/{job_id}/deletions/new", response_model=schemas.JobAnswer, summary="Delete a job (oardel)",
+@router.post("/{job_id:int}/deletions/new", response_model=schemas.JobAnswer, summary="Delete a job (oardel)",
              responses={403: {"model": schemas.Error}})
-@router.delete("/{job_id}/deletions/new", response_model=schemas.JobAnswer, include_in_schema=False)
+@router.delete("/{job_id:int}/deletions/new", response_model=schemas.JobAnswer, summary="Delete a job (oardel)",
+               responses={403: {"model": schemas.Error}})
 def deletion(request: Request, job_id: JobId, array: bool = False) -> JSONResponse:
     return _delete(request, job_id, array)
 
@@ -312,24 +315,24 @@ def _signal(request: Request, job_id: int, signal: int | None) -> JSONResponse:
 Signal = Annotated[int, Path(ge=1, le=64, description="a signal number (see kill -l)")]
 
 
-@router.post("/{job_id}/signal/{signal}", response_model=schemas.JobAnswer, summary="Signal a running job",
+@router.post("/{job_id:int}/signal/{signal:int}", response_model=schemas.JobAnswer, summary="Signal a running job",
              responses={403: {"model": schemas.Error}})
 def signal(request: Request, job_id: JobId, signal: Signal) -> JSONResponse:
     return _signal(request, job_id, signal)
 
 
-@router.post("/{job_id}/signals/{signal}", response_model=schemas.JobAnswer, include_in_schema=False)
+@router.post("/{job_id:int}/signals/{signal:int}", response_model=schemas.JobAnswer, include_in_schema=False)
 def signals(request: Request, job_id: JobId, signal: Signal) -> JSONResponse:
     return _signal(request, job_id, signal)
 
 
-@router.post("/{job_id}/checkpoints/new", response_model=schemas.JobAnswer,
+@router.post("/{job_id:int}/checkpoints/new", response_model=schemas.JobAnswer,
              summary="Send a running job its checkpoint signal", responses={403: {"model": schemas.Error}})
 def checkpoint(request: Request, job_id: JobId) -> JSONResponse:
     return _signal(request, job_id, None)
 
 
-@router.post("/{job_id}/resumptions/new", response_model=schemas.JobAnswer,
+@router.post("/{job_id:int}/resumptions/new", response_model=schemas.JobAnswer,
              summary="Release a held job, resume a suspended one (oarresume)",
              responses={403: {"model": schemas.Error}})
 def resume(request: Request, job_id: JobId) -> JSONResponse:
@@ -337,7 +340,7 @@ def resume(request: Request, job_id: JobId) -> JSONResponse:
     return _action(job_id, "Resume request registered", lambda ids: client_api.resume(ids, user=user))
 
 
-@router.post("/{job_id}/{hold}/new", response_model=schemas.JobAnswer,
+@router.post("/{job_id:int}/{hold}/new", response_model=schemas.JobAnswer,
              summary="Hold a waiting job, or (rholds) suspend a running one (oarhold)",
              responses={403: {"model": schemas.Error}})
 def hold(request: Request, job_id: JobId, hold: Literal["holds", "rholds", "hold", "rhold"]) -> JSONResponse:
@@ -346,7 +349,7 @@ def hold(request: Request, job_id: JobId, hold: Literal["holds", "rholds", "hold
     return _action(job_id, "Hold request registered", lambda ids: client_api.hold(ids, user=user, running=running))
 
 
-@router.post("/{job_id}", response_model=schemas.JobAnswer, responses={403: {"model": schemas.Error}},
+@router.post("/{job_id:int}", response_model=schemas.JobAnswer, responses={403: {"model": schemas.Error}},
              summary="Act on a job: OAR's form for clients without DELETE")
 def update(request: Request, job_id: JobId, body: schemas.JobMethod) -> JSONResponse:
     if body.method == "delete":

@@ -76,13 +76,13 @@ def _resource(resource_id: int) -> dict[str, Any]:
     return found
 
 
-@router.get("/{resource_id}", response_model=schemas.Resource, summary="One resource",
+@router.get("/{resource_id:int}", response_model=schemas.Resource, summary="One resource",
             responses={404: {"model": schemas.Error}})
 def show(request: Request, resource_id: ResourceId) -> JSONResponse:
     return answer(_shown(request, _resource(resource_id)))
 
 
-@router.get("/{resource_id}/jobs", response_model=schemas.Collection, summary="The jobs given a resource")
+@router.get("/{resource_id:int}/jobs", response_model=schemas.Collection, summary="The jobs given a resource")
 def jobs(request: Request, resource_id: ResourceId, offset: Offset = 0, limit: Limit = 50) -> JSONResponse:
     _resource(resource_id)
     size = page_size(request, limit)
@@ -104,7 +104,7 @@ def _admin_request(resource_id: int, done: str, call: Any) -> JSONResponse:
     return answer({"id": resource_id, "status": done, "exit_status": 0, "cmd_output": "\n".join(lines)})
 
 
-@router.post("/{resource_id}/state", response_model=schemas.ResourceAnswer,
+@router.post("/{resource_id:int}/state", response_model=schemas.ResourceAnswer,
              summary="Ask for a state change (oarnodesetting -s), applied by the next cycle",
              responses={403: {"model": schemas.Error}})
 def state(request: Request, resource_id: ResourceId, parameters: schemas.StateParameters) -> JSONResponse:
@@ -130,7 +130,7 @@ def _properties(text: str | None) -> dict[str, str]:
 
 
 @router.post("", response_model=schemas.ResourceAnswer, summary="Add a resource (oarnodesetting -a)",
-             responses={400: {"model": schemas.Error}, 403: {"model": schemas.Error}})
+             responses={403: {"model": schemas.Error}})
 @router.post("/", response_model=schemas.ResourceAnswer, include_in_schema=False)
 def create(request: Request, hostname: Annotated[str, Query(min_length=1, max_length=100)],
            properties: str | None = None) -> JSONResponse:
@@ -150,7 +150,7 @@ def create(request: Request, hostname: Annotated[str, Query(min_length=1, max_le
                    "uri": href(request, f"/resources/{resource_id}")})
 
 
-@router.delete("/{resource_id}", response_model=schemas.ResourceAnswer,
+@router.delete("/{resource_id:int}", response_model=schemas.ResourceAnswer,
                summary="Remove a Dead resource (oarremoveresource)", responses={403: {"model": schemas.Error}})
 def delete(request: Request, resource_id: ResourceId) -> JSONResponse:
     user = authenticated(request, config(request))

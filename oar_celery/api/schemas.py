@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class Link(BaseModel):
@@ -82,9 +82,9 @@ class SubmitAnswer(Stamped):
 
 
 class SubmitParameters(BaseModel):
-    """OAR3's submission: every ``oarsub`` long option, under its name."""
+    """OAR3's submission: every ``oarsub`` long option, under its name (a toggle: true, or 1 as OAR's API)."""
 
-    model_config = ConfigDict(populate_by_name=True, extra="forbid")
+    model_config = ConfigDict(populate_by_name=True, extra="forbid", strict=True)
 
     command: str = Field(min_length=1, description="What the job runs")
     resource: list[str] | str = Field(default_factory=list, description='-l, e.g. "/nodes=1/core=2,walltime=1:0:0"')
@@ -99,16 +99,22 @@ class SubmitParameters(BaseModel):
     project: str | None = None
     name: str | None = None
     notify: str | None = None
-    resubmit: int | None = Field(None, ge=1, description="not supported: refused")
     stdout: str | None = None
     stderr: str | None = None
-    hold: bool | None = None
+    hold: bool | Literal[0, 1] | None = None
     types: list[str] | str | None = Field(None, alias="type")
     dependencies: list[int] | int | None = Field(None, alias="after")
     anterior: list[int] | int | None = None
     properties: str | None = Field(None, alias="property")
-    use_job_key: bool = Field(False, alias="use-job-key", description="not supported: refused when true")
-    scanscript: bool = Field(False, description="not supported: refused when true")
+    use_job_key: Literal[False] = Field(False, alias="use-job-key", description="not supported")
+    scanscript: Literal[False] = Field(False, description="not supported")
+
+    @field_validator("use_job_key", "scanscript", mode="before")
+    @classmethod
+    def _unsupported(cls, value: Any) -> Any:
+        if value is not False:
+            raise ValueError("not supported by this cluster (only false)")
+        return value
 
 
 class JobMethod(BaseModel):

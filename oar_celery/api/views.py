@@ -29,14 +29,14 @@ router = APIRouter(tags=["views"], responses=ERRORS)
 @router.get("/gantt", response_model=schemas.Gantt, summary="The Gantt's data: resources and a time window's jobs")
 def gantt(
     request: Request,
-    since: Annotated[float | None, Query(description="window start, epoch seconds (default: 2 h ago)")] = None,
-    until: Annotated[float | None, Query(description="window end, epoch seconds (default: in 24 h)")] = None,
+    since: Annotated[float | None, Query(ge=0, le=2**33, description="window start (default: 2 h ago)")] = None,
+    until: Annotated[float | None, Query(ge=0, le=2**33, description="window end (default: in 24 h)")] = None,
 ) -> JSONResponse:
     now = time.time()
     start = now - 2 * 3600 if since is None else since
     end = now + 24 * 3600 if until is None else until
-    if not (0 <= start < end) or end - start > MAX_WINDOW or end > 2**33:
-        raise ApiError(422, "query parameters 'since' and 'until': need 0 <= since < until, at most 31 days apart")
+    if not start < end or end - start > MAX_WINDOW:
+        raise ApiError(400, "query parameters 'since' and 'until': need 0 <= since < until, at most 31 days apart")
     with reading() as session:
         data = reads.gantt(session, start, end)
     return answer({"since": start, "until": end, "now": now, **data})
