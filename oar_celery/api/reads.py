@@ -345,9 +345,9 @@ def gantt(session: Session, since: float, until: float) -> dict[str, Any]:
     for job_id, user, name, state, queue, reservation, start, stop, moldable in rows:
         job: dict[str, Any] = {"id": job_id, "user": user, "name": name, "state": state, "queue": queue,
                                "reservation": reservation, "types": sorted(types.get(job_id, []))}
-        if moldable:
+        if assigned.get(job_id) and start:
             walltime = moldables.get(moldable, (job_id, 0))[1]
-            job.update(resources=sorted(assigned.get(job_id, [])), start=start, walltime=walltime,
+            job.update(resources=sorted(assigned[job_id]), start=start, walltime=walltime,
                        stop=stop or start + walltime, predicted=False)
         elif job_id in plans:
             walltime = moldables[plans[job_id]][1]

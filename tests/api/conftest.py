@@ -60,14 +60,14 @@ class Api:
         raise AssertionError(f"the API did not answer on {self.url}\n{self.cluster.logs()}")
 
 
-def start_api_cluster(cluster_factory: Any, workdir: Path, **overrides: str) -> Api:
-    """A cluster of 2 nodes x 2 cores that proves its users (``--auth``), with its API on a free port.
+def start_api_cluster(cluster_factory: Any, workdir: Path, nodes: int = 2, **overrides: str) -> Api:
+    """A cluster of ``nodes`` nodes x 2 cores that proves its users (``--auth``), with its API on a free port.
 
     The front web server is 127.0.0.1: the tests' own address; 127.0.0.2 is anybody else.
     """
     port = free_port()
     cluster = cluster_factory(
-        nodes=2, cores=2, up_args=("--auth", "--api-port", str(port)),
+        nodes=nodes, cores=2, up_args=("--auth", "--api-port", str(port)),
         OAR_API_TRUSTED_PROXIES="127.0.0.1", OAR_API_REVOKED_TOKENS=str(workdir / "revoked.json"), **overrides,
     )
     api = Api(cluster, port)
