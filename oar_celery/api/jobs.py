@@ -19,7 +19,7 @@ from fastapi.responses import JSONResponse
 
 from oar_celery.api import reads, schemas
 from oar_celery.api.auth import authenticated, identify
-from oar_celery.api.common import ERRORS, answer, collection, config, href, page_size, reading, without_nulls
+from oar_celery.api.common import ERRORS, answer, collection, config, href, page_size, reading
 from oar_celery.api.errors import ApiError
 from oar_celery.client import api as client_api
 from oar_celery.client.errors import ClientError, NotDelivered
@@ -62,17 +62,22 @@ def _ids(job_ids: list[int], ids: str | None) -> list[int]:
     return chosen
 
 
-def _shown(request: Request, job: dict[str, Any], viewer: str | None) -> dict[str, Any]:
-    """A job as a viewer may see it: with its links, and its private fields only for its owner and admins."""
-    if viewer is None or (viewer != job.get("user") and not config(request).is_admin(viewer)):
+def _shown(request: Request, job: dict[str, Any], viewer: str | None, *, links: bool = True) -> dict[str, Any]:
+    """A job as a viewer may see it: its private fields only for its owner and admins; its links (``self`` only
+    in a short listing, where they would be half of the answer)."""
+    if "command" in job and (viewer is None or (viewer != job.get("user") and not config(request).is_admin(viewer))):
         job = {key: value for key, value in job.items() if key not in reads.PRIVATE_FIELDS}
-    job["exit_status_code"] = job.get("exit_code")
-    job["links"] = [
-        {"rel": "self", "href": href(request, f"/jobs/{job['id']}")},
-        {"rel": "collection", "href": href(request, f"/jobs/{job['id']}/resources"), "title": "resources"},
-        {"rel": "collection", "href": href(request, f"/jobs/{job['id']}/nodes"), "title": "nodes"},
-    ]
-    return without_nulls(job)
+    shown = {key: value for key, value in job.items() if value is not None}
+    if job.get("exit_code") is not None:
+        shown["exit_status_code"] = job["exit_code"]
+    root = request.scope.get("root_path", "")
+    shown["links"] = [{"rel": "self", "href": f"{root}/jobs/{job['id']}"}]
+    if links:
+        shown["links"] += [
+            {"rel": "collection", "href": f"{root}/jobs/{job['id']}/resources", "title": "resources"},
+            {"rel": "collection", "href": f"{root}/jobs/{job['id']}/nodes", "title": "nodes"},
+        ]
+    return shown
 
 
 def _list(request: Request, details: bool, *, user: str | None, states: list[JobState], state: str | None,
@@ -84,7 +89,7 @@ def _list(request: Request, details: bool, *, user: str | None, states: list[Job
     size = page_size(request, limit)
     with reading() as session:
         jobs, total = reads.jobs_page(session, conditions, details=details, offset=offset, limit=size)
-    return collection(request, [_shown(request, job, viewer) for job in jobs], total, offset, size)
+    return collection(request, [_shown(request, job, viewer, links=details) for job in jobs], total, offset, size)
 
 
 @router.get("", response_model=schemas.Collection, summary="List jobs (the current ones by default)")
