@@ -164,10 +164,56 @@ def bench_scrape(history: int) -> str:
             + markdown_table(["scrape", "ms"], rows))
 
 
+GANTT_HOSTS = 320  # x 16 cores: 5,120 resources
+GANTT_JOBS = 2_000
+
+
+def bench_gantt() -> str:
+    """``GET /gantt`` and the Gantt page's drawing in headless Chromium, with thousands of resources."""
+    import httpx
+
+    from tests.api.browser import Browser
+    from tests.faults.services import free_port
+
+    with BenchCluster(start=False) as bench:
+        bench.init_database()
+        bench.admin("resources", "add", f"node[1-{GANTT_HOSTS}]", "--cores", str(CORES))
+        fill_running(bench, GANTT_JOBS, GANTT_HOSTS * CORES)
+        port = free_port()
+        server = serve(bench, port)
+        try:
+            times = []
+            for _ in range(10):
+                started = time.perf_counter()
+                size = len(httpx.get(f"http://127.0.0.1:{port}/gantt", timeout=60).content)
+                times.append(time.perf_counter() - started)
+            draws = {}
+            browser = Browser()
+            try:
+                for page in ("drawgantt", "monika"):
+                    started = time.perf_counter()
+                    browser.open(f"http://127.0.0.1:{port}/{page}")
+                    browser.wait_for("Number((document.getElementById('summary') || {dataset: {}}).dataset.draws) > 0",
+                                     timeout=120)
+                    draws[page] = time.perf_counter() - started
+                shapes = browser.evaluate("document.querySelectorAll('.cell').length")
+            finally:
+                browser.close()
+        finally:
+            server.terminate()
+            server.wait(timeout=10)
+    rows = [["`GET /gantt`, median of 10", f"{statistics.median(times) * 1000:.0f}", f"{size / 1024:.0f} kB"],
+            ["the Gantt page: load, fetch and draw (Chromium)", f"{draws['drawgantt'] * 1000:.0f}", ""],
+            ["the node grid: load, fetch and draw (Chromium)", f"{draws['monika'] * 1000:.0f}", f"{shapes} cells"]]
+    return (f"{GANTT_HOSTS * CORES:,} resources on {GANTT_HOSTS} hosts, {GANTT_JOBS:,} running jobs.\n\n"
+            + markdown_table(["what", "ms", "size"], rows))
+
+
 def main(args: list[str], *, write: bool = True) -> None:
     jobs, seconds, history = (QUICK[0], QUICK[1], QUICK[2]) if "--quick" in args else (RUNNING, SECONDS,
                                                                                         SCRAPE_HISTORY)
-    text = bench_listing(jobs, seconds) + "\n\nMetrics scrape:\n\n" + bench_scrape(history)
+    text = (bench_listing(jobs, seconds) + "\n\nMetrics scrape:\n\n" + bench_scrape(history)
+            + "\n\nWeb views:\n\n" + bench_gantt())
     report("REST API and metrics", text, "python -m bench api " + " ".join(args), write=write)
 
 
