@@ -69,6 +69,8 @@ def bench_env(database_url: str, state_dir: Path, **overrides: str) -> dict[str,
         OAR_BROKER_URL=redis_url(),
         OAR_CONFIG_FILE=str(state_dir / "absent.conf"),
         OAR_FLOWER_PORT="0",
+        OAR_API_PORT="0",  # a benchmark that wants them names its own ports
+        OAR_METRICS_PORT="0",
         OAR_LOG_LEVEL="WARNING",
     )
     if os.geteuid() == 0:

@@ -135,13 +135,39 @@ def authd_argv() -> list[str]:
     return [sys.executable, "-m", "oar_celery.cli.admin", "authd"]
 
 
+def api_argv(port: int | None = None) -> list[str]:
+    """The REST API and web views (``oar-celery api``)."""
+    return [sys.executable, "-m", "oar_celery.api", *(["--port", str(port)] if port else [])]
+
+
+def enable_api_tokens(state_dir: Path) -> None:
+    """Give a local cluster's API a token key (``oar-celery api token USER``), named in ``oar.conf``."""
+    from oar_celery.config import read_conf_file, settings
+    from oar_celery.protocol.auth import create_key
+
+    if settings().api_secret_key:
+        return
+    key = state_dir / "api.key"
+    if not key.exists():
+        create_key(key)
+    conf = state_dir / "oar.conf"
+    present = read_conf_file(conf) if conf.exists() else {}
+    if "OAR_API_SECRET_KEY_FILE" not in present:
+        with conf.open("a") as out:
+            out.write(f'OAR_API_SECRET_KEY_FILE="{key}"\n')
+    os.environ["OAR_API_SECRET_KEY_FILE"] = str(key)
+    settings.cache_clear()
+
+
 def _wait_for_socket(path: str, timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and not Path(path).exists():
         time.sleep(0.05)
 
 
-def start_cluster(config: Settings, hosts: list[str], *, flower_port: int | None = None) -> list[Process]:
+def start_cluster(
+    config: Settings, hosts: list[str], *, flower_port: int | None = None, api_port: int | None = None
+) -> list[Process]:
     from oar_celery.node.worker import node_worker_argv, node_worker_env
 
     logs = config.logs
@@ -163,6 +189,9 @@ def start_cluster(config: Settings, hosts: list[str], *, flower_port: int | None
         processes.append(
             start("flower", flower_argv(config, port), kind="flower", extra_env=flower_env(config), log_dir=logs)
         )
+    port = config.api_port if api_port is None else api_port
+    if port:
+        processes.append(start("api", api_argv(port), kind="api", log_dir=logs))
     pid_file(config).write_text(json.dumps([p.__dict__ for p in processes], indent=1))
     return processes
 

@@ -82,8 +82,24 @@ class Settings:
     notify_timeout: float = 10.0
     flower_address: str = "127.0.0.1"
     flower_port: int = 5555
-    metrics_port: int = 0
+    metrics_port: int = 9150
     metrics_address: str = "127.0.0.1"
+    #: The REST API and its web pages (``oar-celery api``, started by ``up``); 0: not started by ``up``.
+    api_port: int = 6680
+    api_address: str = "127.0.0.1"
+    #: A Unix socket to serve the API on instead of TCP: the front web server's identity header is believed there.
+    api_socket: str = ""
+    #: OAR3's API_TRUST_IDENT: believe the front web server's ``X-Remote-Ident`` header...
+    api_trust_ident: bool = True
+    #: ...from these peer addresses only (comma separated), or over ``api_socket``.
+    api_trusted_proxies: str = ""
+    #: OAR3's API_SECRET_KEY (HS256 tokens); empty: no tokens.
+    api_secret_key: str = ""
+    api_token_minutes: int = 10080
+    #: OAR3's API_REVOKED_TOKENS: a JSON file ``{"global": date, "revoked": {user: date}}``.
+    api_revoked_tokens: str = ""
+    #: OAR3's API_DEFAULT_MAX_ITEMS_NUMBER: the largest page a listing returns.
+    api_max_items: int = 500
     visibility_timeout: int = 3600
     auth_key_file: str = ""
     auth_socket: str = ""
@@ -116,6 +132,8 @@ class Settings:
         values = {f.name: getattr(self, f.name) for f in fields(self)}
         values["database_url"] = self.database
         values["result_backend"] = self.backend
+        if self.api_secret_key:
+            values["api_secret_key"] = "****"
         return {name: mask(value) if isinstance(value, str) else value for name, value in values.items()}
 
 

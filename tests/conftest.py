@@ -96,6 +96,8 @@ def oar_env(pg_url: str, redis_url: str, state_dir: Path) -> dict[str, str]:
         OAR_KILL_GRACE="2",
         OAR_SECURITY_TIME="0",
         OAR_FLOWER_PORT="0",
+        OAR_METRICS_PORT="0",
+        OAR_API_PORT="0",
         OAR_ALLOW_ROOT_JOBS="yes",  # the tests run as root, as 'oar-celery up' does for its starter
     )
     return env
@@ -139,6 +141,8 @@ def cluster_factory(redis_url: str, tmp_path_factory: pytest.TempPathFactory):  
             OAR_SCHEDULER_MIN_TIME="0.1", OAR_ALMIGHTY_TICK="1", OAR_SARKO_PERIOD="1",
             OAR_FINAUD_PERIOD="2", OAR_FINAUD_TIMEOUT="2", OAR_NODE_CHANGE_STATE_PERIOD="2",
             OAR_KILL_GRACE="2", OAR_SECURITY_TIME="0", OAR_FLOWER_PORT="0", OAR_ALLOW_ROOT_JOBS="yes",
+            # no fixed ports: clusters of several test runs share this machine (a test names its own)
+            OAR_METRICS_PORT="0", OAR_API_PORT="0",
         )
         env.update(overrides)
         cluster = LocalCluster(env, workdir)

@@ -125,6 +125,19 @@ def cmd_flower(args: argparse.Namespace) -> int:
     return _exec(flower_argv(settings(), args.port), "flower", flower_env(settings()), daemon=args.daemon)
 
 
+def cmd_api(args: argparse.Namespace) -> int:
+    """The REST API and the web views (``python -m oar_celery.api``), or a token for a user."""
+    from oar_celery.cluster import api_argv
+
+    options = [(f"--{name.replace('_', '-')}", value) for name in ("port", "address", "socket", "root_path")
+               if (value := getattr(args, name)) is not None]
+    argv = [*api_argv(), *(part for pair in options for part in map(str, pair)), *args.action]
+    if args.daemon:
+        return _exec(argv, "api", daemon=True)
+    os.execvp(argv[0], argv)
+    return 0  # not reached
+
+
 def allow_jobs_of_starter() -> None:
     """A local cluster runs jobs as the user who started it, so root's own if root started it.
 
@@ -172,6 +185,8 @@ def cmd_up(args: argparse.Namespace) -> int:
     if args.auth:
         cluster.enable_auth(Path(config.state_dir))
         config = settings()
+    cluster.enable_api_tokens(Path(config.state_dir))
+    config = settings()
     init_database()
     hosts = [f"node{i}" for i in range(1, args.nodes + 1)]
     with session_scope() as session:
@@ -179,23 +194,30 @@ def cmd_up(args: argparse.Namespace) -> int:
         missing = [host for host in hosts if host not in known]
         if missing:
             add_resources(session, missing, cpus=args.cpus, cores=args.cores, node_cpus=os.cpu_count() or 1)
-    processes = cluster.start_cluster(config, hosts, flower_port=args.flower_port)
+    processes = cluster.start_cluster(config, hosts, flower_port=args.flower_port, api_port=args.api_port)
     silent = cluster.wait_for_workers(config, hosts, timeout=args.timeout)
     if silent:
         cluster.stop_cluster(config)
         return fail(f"worker(s) did not start: {', '.join(silent)} (see {config.logs})")
-    _print_welcome(processes, args.flower_port, len(hosts))
+    _print_welcome(processes, args.flower_port, args.api_port, len(hosts))
     if stop is None:
         return 0
     return _wait_until_stopped(stop)
 
 
-def _print_welcome(processes: list, flower_port: int | None, nodes: int) -> None:
+def _print_welcome(processes: list, flower_port: int | None, api_port: int | None, nodes: int) -> None:
     state = settings()
     port = state.flower_port if flower_port is None else flower_port
+    api = state.api_port if api_port is None else api_port
     print(f"oar-celery cluster up: {len(processes)} processes, state in {state.state_dir}")
     if port:
         print(f"Flower: http://{state.flower_address}:{port}/")
+    if api:
+        where = f"http://{state.api_address}:{api}"
+        print(f"REST API: {where}/  (Gantt {where}/drawgantt, nodes {where}/monika)")
+        print("API token: oar-celery api token USER")
+    if state.metrics_port:
+        print(f"Metrics: http://{state.metrics_address}:{state.metrics_port}/metrics")
     print(f"Submit a job:   oarsub -l /nodes={min(nodes, 2)}/core=1 'hostname; sleep 5'")
     print("Watch it:       oarstat   |   oarnodes")
     print(f"Stop:           Ctrl-C here, or 'oar-celery down'   (logs in {state.logs})", flush=True)
@@ -274,6 +296,14 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "flower":
             command.add_argument("--port", type=int, default=None)
         command.set_defaults(func=func)
+    api = sub.add_parser("api", help="serve the REST API and web views; 'api token USER' prints a token")
+    api.add_argument("--daemon", action="store_true", help="detach, output to the log file")
+    api.add_argument("--port", type=int, help="TCP port (default OAR_API_PORT)")
+    api.add_argument("--address", help="address to listen on (default OAR_API_ADDRESS)")
+    api.add_argument("--socket", help="serve on this Unix socket instead (OAR_API_SOCKET)")
+    api.add_argument("--root-path", help="the prefix the front web server serves the API at")
+    api.add_argument("action", nargs="*", metavar="token USER", help="print an API token for USER")
+    api.set_defaults(func=cmd_api)
     authd = sub.add_parser("authd", help="serve credentials that prove users' identities to the head")
     authd.add_argument("--daemon", action="store_true")
     authd.set_defaults(func=cmd_authd)
@@ -282,6 +312,7 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--cores", type=int, default=4, help="cores per cpu")
     up.add_argument("--cpus", type=int, default=1)
     up.add_argument("--flower-port", type=int, default=None, help="0: no Flower")
+    up.add_argument("--api-port", type=int, default=None, help="the REST API's port (default OAR_API_PORT; 0: none)")
     up.add_argument("--detach", action="store_true", help="return once the cluster is up")
     up.add_argument("--auth", action="store_true", help="users prove who they are (oar-celery authd)")
     up.add_argument("--timeout", type=float, default=60.0)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from oar_celery.client.errors import BrokerUnreachable, ClientError, NoAnswer
@@ -47,10 +47,33 @@ def _call(task: str, kwargs: dict[str, Any], *, timeout: float | None = None) ->
     return answer
 
 
+#: How a head-side process that authenticated its users itself (the REST API) proves them: ``(user, request)``
+#: → credential. ``None``: from this machine's authd, for the user running the process (the commands).
+Signer = Callable[[str, dict[str, Any]], dict[str, Any]]
+_signer: Signer | None = None
+
+
+def sign_requests_with(signer: Signer | None) -> None:
+    """Make this process sign each request for the user it names (see :data:`Signer`)."""
+    global _signer
+    _signer = signer
+
+
+def acting_user(kwargs: Mapping[str, Any]) -> str:
+    """The user a head request is made for: its ``user``, or its submission's (all of a batch's)."""
+    requests = [kwargs["request"]] if isinstance(kwargs.get("request"), Mapping) else kwargs.get("requests") or []
+    users = {str(kwargs["user"])} if kwargs.get("user") else {str(r.get("user") or "") for r in requests}
+    if len(users) != 1 or not next(iter(users)):
+        raise ClientError("a signed request names exactly one user")
+    return users.pop()
+
+
 def _with_credential(kwargs: dict[str, Any]) -> dict[str, Any]:
     """The request with a fresh credential from this machine's authd, when the cluster uses one."""
     from oar_celery.config import settings
 
+    if _signer is not None:
+        return {**kwargs, "credential": _signer(acting_user(kwargs), kwargs)}
     socket_path = settings().auth_socket
     if not socket_path:
         return kwargs

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import column, literal_column, select, table
+from sqlalchemy import column, literal_column, or_, select, table
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import Select
@@ -112,8 +112,15 @@ def job_selection(
     user: str | None = None,
     array_id: int | None = None,
     current_only: bool = False,
+    states: Sequence[str] | None = None,
+    since: float | None = None,
+    until: float | None = None,
 ) -> list[Any]:
-    """The ``WHERE`` conditions on ``jobs`` that pick the jobs to show."""
+    """The ``WHERE`` conditions on ``jobs`` that pick the jobs to show.
+
+    ``since`` and ``until`` keep the jobs whose life meets that window (OAR's
+    ``from``/``to``): not ended before ``since``, submitted by ``until``.
+    """
     conditions: list[Any] = []
     if job_ids is not None:
         conditions.append(Job.job_id.in_(list(job_ids)))
@@ -123,6 +130,12 @@ def job_selection(
         conditions.append(Job.array_id == array_id)
     if current_only:
         conditions.append(Job.state.not_in(FINAL_STATES))
+    if states is not None:
+        conditions.append(Job.state.in_(list(states)))
+    if since is not None:
+        conditions.append(or_(Job.stop_time >= since, Job.state.not_in(FINAL_STATES)))
+    if until is not None:
+        conditions.append(Job.submission_time <= until)
     return conditions
 
 
@@ -141,8 +154,8 @@ def add_details(session: Session, jobs: list[dict[str, Any]], selected: Select[A
     moldables = _moldables(session, selected)
     groups = _wanted_groups(session, selected)
     assigned = _assigned(session, selected)
-    types = _grouped(session, select(JobType.job_id, JobType.type).where(JobType.job_id.in_(selected)))
-    deps = _grouped(
+    types = grouped(session, select(JobType.job_id, JobType.type).where(JobType.job_id.in_(selected)))
+    deps = grouped(
         session,
         select(JobDependency.job_id, JobDependency.job_id_required).where(JobDependency.job_id.in_(selected)),
     )
@@ -178,11 +191,12 @@ def _output_files(job: dict[str, Any]) -> tuple[str, str]:
     ))
 
 
-def _grouped(session: Session, query: Select[Any] | Any) -> dict[int, list[Any]]:
-    grouped: dict[int, list[Any]] = defaultdict(list)
+def grouped(session: Session, query: Select[Any] | Any) -> dict[int, list[Any]]:
+    """The second column of a two-column query, listed by the first."""
+    result: dict[int, list[Any]] = defaultdict(list)
     for key, value in session.execute(query):
-        grouped[key].append(value)
-    return grouped
+        result[key].append(value)
+    return result
 
 
 def _moldables(session: Session, selected: Select[Any]) -> dict[int, list[tuple[int, int]]]:
@@ -358,7 +372,7 @@ def resource_jobs(session: Session, resource_ids: Iterable[int] | None = None) -
     )
     if resource_ids is not None:
         query = query.where(AssignedResource.resource_id.in_(list(resource_ids)))
-    return dict(_grouped(session, query))
+    return dict(grouped(session, query))
 
 
 def known_hosts(session: Session) -> list[str]:

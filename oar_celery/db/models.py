@@ -39,6 +39,8 @@ class Job(Base):
         Index("ix_jobs_state", "state"),
         Index("ix_jobs_user", "job_user"),
         Index("ix_jobs_array", "array_id"),
+        # the jobs that ended after a date: the Gantt's window and the API's ``from``
+        Index("ix_jobs_stop_time", "stop_time"),
         # the quick round's first waiting jobs of each queue, in submission order
         Index(
             "ix_jobs_waiting", "queue_name", "submission_time", "job_id",

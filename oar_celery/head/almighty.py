@@ -31,7 +31,7 @@ from oar_celery.head.lib.context import Context
 from oar_celery.head.lib.holders import holder_is_dead, holder_token
 from oar_celery.protocol import scripts
 from oar_celery.protocol.bus import QUEUED_TTL, send_head_task
-from oar_celery.protocol.names import Key, Message, Task
+from oar_celery.protocol.names import Key, Message, Task, duration_bucket
 
 logger = logging.getLogger(__name__)
 
@@ -186,11 +186,14 @@ class Almighty:
         each one's seconds.
         """
         took = {module: round(seconds, 6) for module, seconds in ran.items()}
-        entry = json.dumps({"start": started, "end": self.context.now(), "modules": list(ran), "took": took,
+        ended = self.context.now()
+        entry = json.dumps({"start": started, "end": ended, "modules": list(ran), "took": took,
                             "pid": os.getpid()})
-        keys = (Key.CYCLES, Key.LOCK, Key.PENDING)
+        keys = (Key.CYCLES, Key.LOCK, Key.PENDING, Key.DURATIONS)
+        observed = [("cycle", max(0.0, ended - started)), *((f"module:{name}", s) for name, s in took.items())]
+        counts = [part for name, seconds in observed for part in (name, duration_bucket(seconds), repr(seconds))]
         try:
-            return int(self.redis.eval(scripts.END_CYCLE, 3, *keys, entry, CYCLES_KEPT - 1, token))
+            return int(self.redis.eval(scripts.END_CYCLE, 4, *keys, entry, CYCLES_KEPT - 1, token, *counts))
         except Exception as error:  # noqa: BLE001 - a broker hiccup: the lock expires by itself
             logger.warning("almighty: cycle end not recorded: %s", error)
             return 0

@@ -71,10 +71,24 @@ class Key:
     LAST_SCHEDULER_RUN = "oar:almighty:last_scheduler"
     DELAYED = "oar:almighty:delayed"
     CYCLES = "oar:almighty:cycles"
+    #: Histogram counts of cycle and module durations, ``<name>|<le>`` and ``<name>|sum`` (never trimmed).
+    DURATIONS = "oar:almighty:durations"
     #: The node report batches waiting for a cycle (JSON lists of reports).
     QUEUED_REPORTS = "oar:reports"
     FINAUD_SENT = "oar:finaud:sent"
     FINAUD_ANSWERED = "oar:finaud:answered"
+
+
+#: Upper bounds (seconds) of the duration histograms' buckets: Almighty counts, the metrics read.
+DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+
+
+def duration_bucket(seconds: float) -> str:
+    """The label of the smallest bucket holding ``seconds`` (``+Inf`` past the last bound)."""
+    for bound in DURATION_BUCKETS:
+        if seconds <= bound:
+            return repr(bound)
+    return "+Inf"
 
 
 def reply_key(job_id: int) -> str:

@@ -40,11 +40,16 @@ redis.call('del', KEYS[2])
 return {messages, redis.call('get', KEYS[3]) or ''}
 """
 
-#: End a cycle: record it, release the lock if still ours, count what is pending.
-#: KEYS: cycles, lock, pending; ARGV: record, last index kept, token.
+#: End a cycle: record it, count its durations in the histograms, release the lock if still ours, count
+#: what is pending. KEYS: cycles, lock, pending, durations; ARGV: record, last index kept, token, then
+#: triples (histogram name, bucket label, seconds).
 END_CYCLE = """
 redis.call('lpush', KEYS[1], ARGV[1])
 redis.call('ltrim', KEYS[1], 0, ARGV[2])
+for i = 4, #ARGV, 3 do
+  redis.call('hincrby', KEYS[4], ARGV[i] .. '|' .. ARGV[i + 1], 1)
+  redis.call('hincrbyfloat', KEYS[4], ARGV[i] .. '|sum', ARGV[i + 2])
+end
 if redis.call('get', KEYS[2]) == ARGV[3] then redis.call('del', KEYS[2]) end
 return redis.call('scard', KEYS[3])
 """
