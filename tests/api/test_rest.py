@@ -199,7 +199,7 @@ def test_an_admin_revokes_tokens_with_oar3s_file(api: Api) -> None:
 
 
 def test_another_user_cannot_act_on_a_job_nor_read_its_private_fields(api: Api, eve: str) -> None:
-    job_id = api.cluster.oarsub("-h", "-l", "/core=1", "sleep 30")
+    job_id = api.cluster.oarsub("--hold", "-l", "/core=1", "sleep 30")
     key_file = api.cluster.state_dir / "api.key"
     forged = "eyJhbGciOiJIUzI1NiJ9.eyJ1c2VyIjoicm9vdCIsImRhdGUiOiIyMDMwLTAxLTAxIDAwOjAwOjAwIn0.c2lnbmF0dXJl"
     eve_token = {"Authorization": f"Bearer {api.token(eve)}"}

@@ -46,7 +46,7 @@ def test_metrics_show_every_state_and_count_jobs_and_cycles_as_counters(cluster_
             assert value(before, "oar_resources", state=state, host=host) == 0
         assert value(before, "oar_broker_queue_messages", queue=f"oar.node.{host}") >= 0
     assert value(before, "oar_broker_queue_messages", queue="oar.head") >= 0
-    held = cluster.oarsub("-h", "-l", "/core=1", "true")
+    held = cluster.oarsub("--hold", "-l", "/core=1", "true")
     job_ids = [cluster.oarsub("-l", "/core=1", "sleep 1") for _ in range(3)]
     cluster.wait_for(job_ids)
 
