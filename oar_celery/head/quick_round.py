@@ -82,7 +82,7 @@ def _start(
     rows = {row.job_id: row for row in store_for(session).start_now(session, starting, alternatives, at)}
     gantt_writes.forget_remembered({m for job_id in rows for m in alternatives.get(job_id, ())})
     host_of = {r.id: r.network_address for r in resources}
-    return [
+    return launch.start_without_node(session, [
         launch.launch_spec(
             rows[a.job_id],
             [(r, host_of[r]) for r in sorted(a.resource_ids)],
@@ -91,7 +91,7 @@ def _start(
         )
         for a in starting
         if a.job_id in rows
-    ]
+    ])
 
 
 def free_now(resources: list[sched.Resource], placed: list[sched.Allocation], at: int) -> int:

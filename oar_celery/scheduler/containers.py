@@ -13,7 +13,7 @@ their resources. An inner job whose container is not on the chart waits.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 from .gantt import INFINITY, Gantt
 from .types import Allocation, Job
@@ -26,6 +26,7 @@ class Round(Protocol):
 
     gantt: Gantt
     stops: dict[int, int]
+    frontier: dict[Any, Any]
 
     def put(self, allocation: Allocation) -> None: ...
 

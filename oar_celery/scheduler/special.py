@@ -72,10 +72,17 @@ class SpecialTypes:
                 self._taken(outcome, charted=False)
             return outcome
         pool = placeholders.pool_of(job.types, "allowed")
-        if pool is not None:
+        if pool is None:
+            outcome = self._with_tokens(job, not_before, self.round.place)
+        else:
+            # The round's bounds on where a request shape fits hold for the chart without the pool:
+            # an allowed job sees more, so it neither uses them nor records its own.
+            bounds, self.round.frontier = self.round.frontier, {}
             placeholders.open_pool(self.round.gantt, pool)
-        outcome = self._with_tokens(job, not_before, self.round.place)
-        if pool is not None:
+            try:
+                outcome = self._with_tokens(job, not_before, self.round.place)
+            finally:
+                self.round.frontier = bounds
             taken = None if isinstance(outcome, str) else self._window(outcome)
             placeholders.close_pool(self.round.gantt, pool, taken)
         if not isinstance(outcome, str):

@@ -72,12 +72,13 @@ def container_rounds(draw: st.DrawFn) -> tuple[list, list[Allocation], list[Job]
     waiting: list[Job] = []
     next_id = 1
     for _ in range(draw(st.integers(1, 2))):
-        if draw(st.booleans()):
+        if ids and draw(st.booleans()):  # running containers never share a resource
             box_ids = sorted(draw(st.sets(st.sampled_from(ids), min_size=1)))
+            ids = [i for i in ids if i not in box_ids]
             start = NOW - draw(st.integers(0, H))
             placed.append(running(next_id, box_ids, start=start, walltime=draw(st.integers(1, 4)) * H, container=""))
         else:
-            count = draw(st.integers(1, len(ids)))
+            count = draw(st.integers(1, len(resources)))
             waiting.append(job(next_id, f"/core={count},walltime={draw(st.integers(1, 4))}:00:00",
                                types={"container": ""}))
         next_id += 1
@@ -128,6 +129,14 @@ def test_placeholder_resources_are_for_allowed_jobs_only() -> None:
     assert got[3].start == got[4].start == NOW
     assert {*got[3].resource_ids, *got[4].resource_ids} == {1, 2}  # two allowed jobs never share
     assert got[5].start == NOW + H  # another pool's job waits for free nodes
+
+
+def test_an_ordinary_job_of_the_same_shape_does_not_hold_back_an_allowed_one() -> None:
+    resources = cluster(3, 1)
+    placed = [running(1, [1, 2], walltime=4 * H, placeholder="p")]
+    waiting = [job(2, "/nodes=2,walltime=1:00:00"), job(3, "/nodes=2,walltime=1:00:00", types={"allowed": "p"})]
+    got = by_job(schedule(NOW, resources, placed, waiting, security_time=0))
+    assert got[2].start == NOW + 4 * H and got[3].start == NOW
 
 
 def test_a_waiting_placeholder_lends_its_resources_in_the_same_round() -> None:

@@ -1,0 +1,44 @@
+"""Inner jobs end with their container, as in OAR: checked at the start of every full scheduling round.
+
+A container that has ended (``Terminated`` or ``Error``, by its walltime, its
+end or ``oardel``) takes its inner jobs with it: the running ones are fragged
+(Leon kills them), the ones still waiting go to ``Error`` with the reason.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from oar_celery.db.models import FINAL_STATES, STARTED_STATES, FragJob, Job, JobType
+from oar_celery.db.session import now
+from oar_celery.head.lib.transitions import add_event, finish
+from oar_celery.protocol.states import FragState, JobState
+
+_INNER_OF_LIVE_JOBS = (
+    select(JobType.job_id, JobType.type, Job.state)
+    .join(Job, Job.job_id == JobType.job_id)
+    .where(JobType.type.like("inner=%"), JobType.types_index == "CURRENT", Job.state.not_in(FINAL_STATES))
+)
+WAITING_STATES = (JobState.WAITING, JobState.HOLD, JobState.TO_LAUNCH)
+
+
+def end_orphans(session: Session) -> list[int]:
+    """Frag the running inner jobs of ended containers, refuse the waiting ones; the ids fragged."""
+    inner = [(job_id, kind.partition("=")[2], state) for job_id, kind, state in session.execute(_INNER_OF_LIVE_JOBS)]
+    containers = {int(c) for _, c, _ in inner if c.isdigit()}
+    if not containers:
+        return []
+    ended = set(session.scalars(select(Job.job_id).where(Job.job_id.in_(containers), Job.state.in_(FINAL_STATES))))
+    fragged: list[int] = []
+    for job_id, container, state in inner:
+        if not container.isdigit() or int(container) not in ended:
+            continue
+        message = f"its container {container} has ended"
+        if state in WAITING_STATES:
+            finish(session, [job_id], JobState.ERROR, expected=WAITING_STATES, message=message)
+        elif state in STARTED_STATES and session.get(FragJob, job_id) is None:
+            session.add(FragJob(frag_id_job=job_id, frag_date=now(), frag_state=FragState.LEON))
+            add_event(session, "CONTAINER_ENDED", job_id, message)
+            fragged.append(job_id)
+    return fragged
