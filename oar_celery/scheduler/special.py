@@ -58,6 +58,9 @@ class SpecialTypes:
 
     def put(self, allocation: Allocation) -> None:
         """A running job or accepted reservation onto the right chart."""
+        if not allocation.types:  # most jobs: no type, nothing more to do
+            self.round.put(allocation)
+            return
         if container_of(allocation.types) is not None and self.containers.put(allocation):
             self._taken(allocation, charted=False)
             return
@@ -66,6 +69,8 @@ class SpecialTypes:
 
     def place(self, job: Job, not_before: int) -> Allocation | str:
         """Place a waiting job on the right chart, with the pool it may use and the tokens it needs."""
+        if not job.types:
+            return self.round.place(job, not_before)
         if container_of(job.types) is not None:
             outcome = self._with_tokens(job, not_before, self.containers.place)
             if not isinstance(outcome, str):
