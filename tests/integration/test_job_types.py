@@ -18,42 +18,21 @@ from tests.integration.users import run_command_as, throwaway_user
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(180)]
 
-ACTIVE = ("Waiting", "Hold", "toLaunch", "toAckReservation", "Launching", "Running", "Finishing")
-SITE_RULES = '''
-"""A site's admission rules."""
-from oar_celery.scheduler.errors import RequestError
-
-
-def rule_retry_is_idempotent(job):
-    """Jobs named retry-* are idempotent."""
-    if (job.name or "").startswith("retry-") and "idempotent" not in job.types:
-        job.types.append("idempotent")
-
-
-def rule_closed_project(job):
-    """The project 'closed' takes no job."""
-    if job.project == "closed":
-        raise RequestError("project 'closed' takes no more jobs")
-'''
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
-def oar(cluster_factory, tmp_path_factory) -> LocalCluster:  # type: ignore[no-untyped-def]
-    site = tmp_path_factory.mktemp("site")
-    (site / "site_rules_e2e.py").write_text(SITE_RULES)
+def oar(cluster_factory) -> LocalCluster:  # type: ignore[no-untyped-def]
     return cluster_factory(
         nodes=3, cores=2, OAR_COSYSTEM_HOSTNAME="node3", OAR_TOKENS="licence=1",
-        OAR_ADMISSION_RULES="site_rules_e2e", OAR_QUEUE_MAX_WALLTIME="default=10:00:00", PYTHONPATH=str(site),
+        OAR_ADMISSION_RULES="tests.site_rules", OAR_QUEUE_MAX_WALLTIME="default=10:00:00", PYTHONPATH=str(ROOT),
     )
 
 
 @pytest.fixture(autouse=True)
 def empty_cluster(oar: LocalCluster):  # type: ignore[no-untyped-def]
     yield
-    ids = [row[0] for row in oar.query("SELECT job_id FROM jobs WHERE state = ANY(:s)", s=list(ACTIVE))]
-    if ids:
-        oar.run("oardel", *map(str, ids))
-        oar.wait_for(ids, timeout=30)
+    oar.end_active_jobs()
 
 
 def resources_of(oar: LocalCluster, job_id: int) -> set[int]:
@@ -229,7 +208,7 @@ def test_the_admin_queue_is_refused_to_a_user(oar: LocalCluster) -> None:
     with throwaway_user() as user:
         done = run_command_as(oar, user, "oarsub", "-d", "/tmp", "-q", "admin", "true")
         assert done.returncode != 0
-        assert done.stderr.strip() == "oarsub: error: only the OAR administrator can submit jobs in the admin queue"
+        assert done.stderr.strip() == "oarsub: error: only member of the group admin can submit jobs in the admin queue"
         changed = run_command_as(oar, user, "oaradmissionrules", "-d", "oar.admin_queue")
         assert changed.returncode != 0 and "only the OAR administrator" in changed.stderr
     admin = oar.oarsub("-q", "admin", "true")  # root may
@@ -247,14 +226,14 @@ def test_oaradmissionrules_lists_disables_and_enables(oar: LocalCluster) -> None
     listed = oar.run("oaradmissionrules")
     assert listed.returncode == 0, listed.stderr
     names = [line.split()[2] for line in listed.stdout.splitlines()]
-    assert names[0] == "oar.default_queue" and "site_rules_e2e.rule_closed_project" in names
-    assert oar.run("oaradmissionrules", "-d", "site_rules_e2e.rule_closed_project").returncode == 0
+    assert names[0] == "oar.default_queue" and "tests.site_rules.rule_closed_project" in names
+    assert oar.run("oaradmissionrules", "-d", "tests.site_rules.rule_closed_project").returncode == 0
     try:
         job_id = oar.oarsub("--project", "closed", "true")
         oar.wait_for(job_id)
-        assert " off site_rules_e2e.rule_closed_project" in oar.run("oar-celery", "admission").stdout
+        assert " off tests.site_rules.rule_closed_project" in oar.run("oar-celery", "admission").stdout
     finally:
-        assert oar.run("oaradmissionrules", "-e", "site_rules_e2e.rule_closed_project").returncode == 0
+        assert oar.run("oaradmissionrules", "-e", "tests.site_rules.rule_closed_project").returncode == 0
     refused(oar, "--project", "closed", "true")
     added = oar.run("oaradmissionrules", "-n", '{"name": "nolong", "when": {"project": "p"}, "refuse": "no p"}')
     assert added.stdout.strip() == "added rule table.nolong"

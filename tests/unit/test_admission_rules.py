@@ -6,7 +6,6 @@ the head's schema, as a submission does; a refused request stores nothing.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,44 +18,20 @@ from oar_celery.db.models import AdmissionRule, Job
 from oar_celery.head.lib import admission, rulebook, rules
 from oar_celery.scheduler.errors import RequestError
 
-SITE_RULES = '''
-"""A site's rules."""
-from oar_celery.scheduler.errors import RequestError
-
-
-def rule_retry_is_idempotent(job):
-    """Jobs named retry-* are resubmitted when their node fails."""
-    if (job.name or "").startswith("retry-") and "idempotent" not in job.types:
-        job.types.append("idempotent")
-
-
-def rule_no_secret_project(job):
-    """The project 'secret' is closed."""
-    if job.project == "secret":
-        raise RequestError("project 'secret' is closed until Monday")
-
-
-def rule_crashes(job):
-    if job.project == "crash":
-        raise ValueError("a bug in the rule\\nsecond line")
-'''
-
 
 @pytest.fixture
-def head(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+def head(tmp_path: Path) -> Iterator[Any]:
     from oar_celery.db.schema import init_database
     from oar_celery.db.session import session_scope
     from oar_celery.head.lib.resources import add_resources
 
-    (tmp_path / "site_rules_for_tests.py").write_text(SITE_RULES)
-    monkeypatch.syspath_prepend(str(tmp_path))
     url = f"sqlite:///{tmp_path / 'oar.db'}"
     init_database(url)
     with session_scope(url) as session:
         add_resources(session, ["node1", "node2"], cpus=1, cores=2)
 
     class Head:
-        config = Settings(admission_rules="site_rules_for_tests", queue_max_walltime="default=4:00:00",
+        config = Settings(admission_rules="tests.site_rules", queue_max_walltime="default=4:00:00",
                           tokens="licence=2", cosystem_hostname="node2")
 
         def submit(self, **request: Any) -> Any:
@@ -74,7 +49,6 @@ def head(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
 
     yield Head()
     rules.loaded_rules.cache_clear()
-    sys.modules.pop("site_rules_for_tests", None)
 
 
 def test_default_queue_and_walltime(head: Any) -> None:
@@ -94,7 +68,7 @@ def test_a_besteffort_reservation_is_refused(head: Any) -> None:
 
 
 def test_the_admin_queue_is_for_the_admin_only(head: Any) -> None:
-    assert head.refused(queue="admin") == "only the OAR administrator can submit jobs in the admin queue"
+    assert head.refused(queue="admin") == "only member of the group admin can submit jobs in the admin queue"
     assert head.submit(queue="admin", user="oar").queue == "admin"
 
 
@@ -122,14 +96,14 @@ def test_a_site_rule_adds_a_type(head: Any) -> None:
 
 
 def test_a_site_rule_refuses_and_nothing_is_stored(head: Any) -> None:
-    assert head.refused(project="secret") == "project 'secret' is closed until Monday"
+    assert head.refused(project="closed") == "project 'closed' takes no more jobs"
     with head.session() as session:
         assert session.scalar(select(func.count()).select_from(Job)) == 0
 
 
 def test_a_rule_that_crashes_refuses_with_its_first_line(head: Any) -> None:
     message = head.refused(project="crash")
-    assert message == "admission rule site_rules_for_tests.rule_crashes: a bug in the rule"
+    assert message == "admission rule tests.site_rules.rule_crashes: a bug in the rule"
 
 
 def test_a_disabled_rule_is_not_applied_and_can_be_enabled_again(head: Any) -> None:
@@ -143,13 +117,13 @@ def test_a_disabled_rule_is_not_applied_and_can_be_enabled_again(head: Any) -> N
 
 def test_rules_are_listed_in_order_with_their_state(head: Any) -> None:
     with head.session() as session:
-        rulebook.set_enabled(session, head.config, "site_rules_for_tests.rule_crashes", False)
+        rulebook.set_enabled(session, head.config, "tests.site_rules.rule_crashes", False)
         listed = rulebook.describe(session, head.config)
     names = [r["name"] for r in listed]
     assert names[:8] == ["oar.default_queue", "oar.admin_queue", "oar.besteffort_formatting",
                          "oar.besteffort_reservation", "oar.deploy_whole_nodes", "oar.default_walltime",
                          "oar.max_walltime", "oar.check_types"]
-    assert {r["name"]: r["enabled"] for r in listed}["site_rules_for_tests.rule_crashes"] is False
+    assert {r["name"]: r["enabled"] for r in listed}["tests.site_rules.rule_crashes"] is False
 
 
 def test_an_unknown_rule_name_is_refused(head: Any) -> None:

@@ -20,6 +20,7 @@ Which rules are on is kept in the ``admission_rules`` table (:mod:`.rulebook`).
 
 from __future__ import annotations
 
+import grp
 import importlib
 import re
 from collections.abc import Callable, Sequence
@@ -76,10 +77,21 @@ def default_queue(job: Candidate) -> None:
         job.queue = "besteffort" if "besteffort" in job.types else job.config.default_queue
 
 
+#: OAR3's rule 04: the group whose members (with the admin user and root) may use the ``admin`` queue.
+ADMIN_GROUP = "admin"
+
+
+def in_group(user: str, group: str) -> bool:
+    try:
+        return user in grp.getgrnam(group).gr_mem
+    except KeyError:
+        return False
+
+
 def admin_queue(job: Candidate) -> None:
-    """Only the admin (``OAR_ADMIN_USER``, root) may submit to the ``admin`` queue (OAR's rule 4)."""
-    if job.queue == "admin" and not job.config.is_admin(job.user):
-        raise RequestError("only the OAR administrator can submit jobs in the admin queue")
+    """Only the admin (``OAR_ADMIN_USER``, root) and group ``admin`` may submit to the ``admin`` queue (rule 4)."""
+    if job.queue == "admin" and not (job.config.is_admin(job.user) or in_group(job.user, ADMIN_GROUP)):
+        raise RequestError(f"only member of the group {ADMIN_GROUP} can submit jobs in the admin queue")
 
 
 def besteffort_formatting(job: Candidate) -> None:
