@@ -56,7 +56,7 @@ def _body(argv: list[str]) -> int:
                 print(f"rule {rule.name} {'enabled' if args.enable else 'disabled'}")
             else:
                 print("\n".join(rule_lines(rulebook.describe(session, config))))
-    except (RequestError, RuntimeError) as exc:
+    except RequestError as exc:
         error_line(COMMAND, exc)
         return EXIT_FAILURE
     return 0

@@ -192,3 +192,8 @@ def test_cosystem_needs_its_host(head: Any) -> None:
     assert head.refused(types=["cosystem"], resources=["/nodes=1"]) == (
         "cosystem jobs are not available: OAR_COSYSTEM_HOSTNAME is not set"
     )
+
+
+def test_a_broken_rule_module_refuses_every_job_with_one_line(head: Any) -> None:
+    head.config = Settings(admission_rules="tests.no_such_rules_module")
+    assert head.refused().startswith("OAR_ADMISSION_RULES: cannot import 'tests.no_such_rules_module'")

@@ -204,7 +204,7 @@ def _from_module(entry: str) -> list[Rule]:
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
-        raise RuntimeError(f"OAR_ADMISSION_RULES: cannot import {module_name!r} ({exc})") from None
+        raise RequestError(f"OAR_ADMISSION_RULES: cannot import {module_name!r} ({exc})") from None
     if attribute:
         functions = [getattr(module, attribute, None)]
     else:
@@ -215,7 +215,7 @@ def _from_module(entry: str) -> list[Rule]:
     rules = []
     for function in functions:
         if not callable(function):
-            raise RuntimeError(f"OAR_ADMISSION_RULES: {entry!r} names no callable")
+            raise RequestError(f"OAR_ADMISSION_RULES: {entry!r} names no callable")
         name = f"{module_name}.{function.__name__}"
         priority = int(getattr(function, "priority", 1000))
         rules.append(Rule(name, priority, function, module_name, _first_line(function.__doc__ or "")))
