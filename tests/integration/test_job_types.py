@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.fixture(scope="module")
 def oar(cluster_factory) -> LocalCluster:  # type: ignore[no-untyped-def]
     return cluster_factory(
-        nodes=3, cores=2, OAR_COSYSTEM_HOSTNAME="node3", OAR_TOKENS="licence=1",
+        nodes=3, cores=2, OAR_COSYSTEM_HOSTNAME="node3", OAR_DEPLOY_HOSTNAME="node2", OAR_TOKENS="licence=1",
         OAR_ADMISSION_RULES="tests.site_rules", OAR_QUEUE_MAX_WALLTIME="default=10:00:00", PYTHONPATH=str(ROOT),
     )
 
@@ -175,15 +175,16 @@ def test_a_token_job_waits_for_the_token(oar: LocalCluster) -> None:
 # ---------------------------------------------------------------------------------- cosystem
 
 
-def test_a_cosystem_job_runs_on_the_cosystem_host(oar: LocalCluster) -> None:
-    job_id = oar.oarsub("-t", "cosystem", "-l", "/nodes=1,walltime=0:05:00", "-p", "network_address = 'node1'",
-                        "-O", "cosystem.out", 'cat "$OAR_NODEFILE"')
+@pytest.mark.parametrize(("kind", "host"), [("cosystem", "node3"), ("deploy", "node2")])
+def test_cosystem_and_deploy_jobs_run_on_their_configured_host(oar: LocalCluster, kind: str, host: str) -> None:
+    job_id = oar.oarsub("-t", kind, "-l", "/nodes=1,walltime=0:05:00", "-p", "network_address = 'node1'",
+                        "-O", f"{kind}.out", 'cat "$OAR_NODEFILE"')
     assert oar.wait_for(job_id)[job_id] == "Terminated"
     nodes = Path(oar.env["OAR_STATE_DIR"]) / "nodes"
-    assert (nodes / "node3" / "jobs" / str(job_id)).is_dir()
+    assert (nodes / host / "jobs" / str(job_id)).is_dir()
     assert not (nodes / "node1" / "jobs" / str(job_id)).exists()
-    assert set((oar.workdir / "cosystem.out").read_text().split()) == {"node1"}
-    assert refused(oar, "-t", "cosystem", "-l", "/core=1", "true").startswith("oarsub: error: core resource")
+    assert set((oar.workdir / f"{kind}.out").read_text().split()) == {"node1"}  # its nodefile: its nodes
+    assert refused(oar, "-t", kind, "-l", "/core=1", "true").startswith("oarsub: error: core resource")
 
 
 # --------------------------------------------------------------------------- admission rules

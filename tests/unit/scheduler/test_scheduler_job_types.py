@@ -155,6 +155,32 @@ def test_a_running_allowed_job_keeps_its_resources_from_the_pool() -> None:
     assert got[3].start == NOW + H
 
 
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(st.tuples(st.sampled_from(["plain", "allowed", "placeholder"]), st.integers(1, 3), st.integers(1, 3)),
+             min_size=1, max_size=8),
+    st.sets(st.integers(1, 6), max_size=4),
+)
+def test_placeholder_resources_are_never_shared(jobs: list[tuple[str, int, int]], held: set[int]) -> None:
+    placed = [running(100, sorted(held), walltime=2 * H, placeholder="p")] if held else []
+    waiting = [job(i, f"/core={cores},walltime={hours}:00:00", types={kind: "p"} if kind != "plain" else {})
+               for i, (kind, cores, hours) in enumerate(jobs, start=1)]
+    result = schedule(NOW, cluster(3, 2), placed, waiting, security_time=0)
+    got = result.placements
+    holders = [*placed, *(a for a in got if "placeholder" in a.types)]
+    def overlap(a: Allocation, b: Allocation) -> bool:
+        return a.start < b.stop and b.start < a.stop and bool(set(a.resource_ids) & set(b.resource_ids))
+
+    for a in got:
+        for b in got:  # no two jobs share a resource, but an allowed job and a placeholder
+            if a.job_id < b.job_id and {"allowed", "placeholder"} != {*a.types, *b.types}:
+                assert not overlap(a, b)
+        for h in holders:  # only allowed jobs go on a placeholder's resources during its time
+            if h.job_id != a.job_id and overlap(a, h):
+                assert "allowed" in a.types
+    assert {a.job_id for a in got} | set(result.unplaceable) == {j.id for j in waiting}
+
+
 # ----------------------------------------------------------------------------------- tokens
 
 
