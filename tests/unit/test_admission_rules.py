@@ -197,3 +197,14 @@ def test_cosystem_needs_its_host(head: Any) -> None:
 def test_a_broken_rule_module_refuses_every_job_with_one_line(head: Any) -> None:
     head.config = Settings(admission_rules="tests.no_such_rules_module")
     assert head.refused().startswith("OAR_ADMISSION_RULES: cannot import 'tests.no_such_rules_module'")
+
+
+def test_what_a_rule_changes_is_what_is_stored(head: Any) -> None:
+    rule = '{"name": "big", "when": {"user": "alice"}, "set_queue": "besteffort", "add_properties": "core > 1"}'
+    with head.session() as session:
+        rulebook.add_declarative(session, rule)
+    with head.session() as session:
+        job_id = admission.insert(session, head.submit(properties="core < 4"), at=0.0)[0]
+    with head.session() as session:
+        stored = session.get(Job, job_id)
+        assert (stored.queue_name, stored.properties) == ("besteffort", "(core < 4) AND (core > 1)")

@@ -139,6 +139,8 @@ def check(session: Session, request: SubmitRequest, config: Settings) -> Submiss
     rules.apply(rulebook.active_rules(session, config), job)
     for note in job.notes:
         logger.info("job of %s: %s", user, note)
+    if not job.command.strip():
+        raise RequestError("no command given: an empty job is refused")
     if any(m.walltime <= 0 for m in job.moldables):
         raise RequestError("a walltime is required on this cluster (-l ...,walltime=H:MM:SS)")
     queue, types, moldables = job.queue or config.default_queue, list(dict.fromkeys(job.types)), job.moldables
@@ -154,15 +156,15 @@ def check(session: Session, request: SubmitRequest, config: Settings) -> Submiss
     check_against_cluster(session, moldables, job.properties, config)
     return Submission(
         user=user,
-        command=command,
+        command=job.command,
         moldables=moldables,
         queue=queue,
         directory=directory,
         request=request,
         types=types,
         dependencies=dependencies,
-        reservation_start=start,
-        commands=_array_commands(request, command),
+        reservation_start=job.reservation,
+        commands=_array_commands(request, job.command),
     )
 
 
