@@ -47,6 +47,23 @@ def types_of(oar: LocalCluster, job_id: int) -> set[str]:
     return {row[0] for row in oar.query("SELECT type FROM job_types WHERE job_id = :id", id=job_id)}
 
 
+def pinged_jobs(oar: LocalCluster, monkeypatch: pytest.MonkeyPatch) -> dict[str, list[int]]:
+    """The started jobs Finaud asks each node about, with the cluster's settings."""
+    from oar_celery.config import settings
+    from oar_celery.db.session import session_scope
+    from oar_celery.head import finaud
+
+    for key, value in oar.env.items():
+        if key.startswith("OAR_"):
+            monkeypatch.setenv(key, value)
+    settings.cache_clear()
+    try:
+        with session_scope(oar.env["OAR_DATABASE_URL"]) as session:
+            return finaud._jobs_by_first_host(session)
+    finally:
+        settings.cache_clear()
+
+
 def refused(oar: LocalCluster, *args: str) -> str:
     """oarsub's one error line; the test fails if a job was stored."""
     before = oar.scalar("SELECT count(*) FROM jobs")
@@ -176,9 +193,13 @@ def test_a_token_job_waits_for_the_token(oar: LocalCluster) -> None:
 
 
 @pytest.mark.parametrize(("kind", "host"), [("cosystem", "node3"), ("deploy", "node2")])
-def test_cosystem_and_deploy_jobs_run_on_their_configured_host(oar: LocalCluster, kind: str, host: str) -> None:
+def test_cosystem_and_deploy_jobs_run_on_their_configured_host(
+    oar: LocalCluster, kind: str, host: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     job_id = oar.oarsub("-t", kind, "-l", "/nodes=1,walltime=0:05:00", "-p", "network_address = 'node1'",
-                        "-O", f"{kind}.out", 'cat "$OAR_NODEFILE"')
+                        "-O", f"{kind}.out", 'cat "$OAR_NODEFILE"; sleep 2')
+    oar.wait_for(job_id, ("Running",), timeout=30)
+    assert job_id in pinged_jobs(oar, monkeypatch)[host]  # Finaud asks the host that runs it for its end
     assert oar.wait_for(job_id)[job_id] == "Terminated"
     nodes = Path(oar.env["OAR_STATE_DIR"]) / "nodes"
     assert (nodes / host / "jobs" / str(job_id)).is_dir()

@@ -37,11 +37,11 @@ def job_hosts(session: Session, job_ids: list[int]) -> dict[int, list[str]]:
     for job_id, host in rows:
         if host not in hosts[job_id]:
             hosts[job_id].append(host)
-    _add_head_side_hosts(session, hosts)
+    add_head_side_hosts(session, hosts)
     return hosts
 
 
-def _add_head_side_hosts(session: Session, hosts: dict[int, list[str]]) -> None:
+def add_head_side_hosts(session: Session, hosts: dict[int, list[str]]) -> None:
     """A cosystem or deploy job runs on its configured host: its kills and signals go there first."""
     if not hosts:
         return
