@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from .gantt import INFINITY, Gantt
+from .gantt import Gantt
 from .types import Allocation, Job
 
 NOT_PLACED = "its container is not placed yet"
@@ -33,14 +33,18 @@ class Round(Protocol):
     def place(self, job: Job, not_before: int) -> Allocation | str: ...
 
 
-def container_of(types: dict[str, str]) -> int | None:
-    """The container id of an ``inner=ID`` job."""
-    value = types.get("inner", "")
-    return int(value) if value.isdigit() else None
+def container_of(types: dict[str, str]) -> str | None:
+    """The container an ``inner=ID`` (or ``inner=NAME``) job goes in."""
+    return types.get("inner") or None
 
 
 def is_container(types: dict[str, str]) -> bool:
     return "container" in types
+
+
+def container_name(allocation: Allocation) -> str:
+    """A container's name: ``container=NAME``'s, else its job id (OAR3's slot set names)."""
+    return allocation.types.get("container") or str(allocation.job_id)
 
 
 class ContainerCharts:
@@ -50,23 +54,23 @@ class ContainerCharts:
         self.now = now
         self.new_round = new_round
         self.mask_of = mask_of
-        self.charts: dict[int, Round] = {}
-        #: the window of each container: (start, stop, resources)
-        self.windows: dict[int, tuple[int, int, int]] = {}
+        self.charts: dict[str, Round] = {}
 
     def open(self, container: Allocation) -> None:
-        """The container is on the chart: its inner jobs may be placed from now on."""
-        mask = self.mask_of(container.resource_ids)
-        chart = self.new_round()
-        chart.gantt = Gantt(self.now, mask)
-        chart.gantt.occupy(self.now, container.start, mask)
-        chart.gantt.occupy(container.stop, INFINITY, mask)
-        self.charts[container.job_id] = chart
-        self.windows[container.job_id] = (container.start, container.stop, mask)
+        """The container is on the chart: its inner jobs may be placed from now on.
+
+        Containers of one name (``container=NAME``) add their resources and times to one chart.
+        """
+        name = container_name(container)
+        chart = self.charts.get(name)
+        if chart is None:
+            chart = self.charts[name] = self.new_round()
+            chart.gantt = Gantt(self.now, 0)  # nothing is free but what containers bring
+        chart.gantt.release(container.start, container.stop, self.mask_of(container.resource_ids))
 
     def put(self, allocation: Allocation) -> bool:
         """A running inner job goes on its container's chart; False if it has no open container."""
-        chart = self.charts.get(container_of(allocation.types) or -1)
+        chart = self.charts.get(container_of(allocation.types) or "")
         if chart is None:
             return False
         chart.put(allocation)
@@ -74,7 +78,7 @@ class ContainerCharts:
 
     def place(self, job: Job, not_before: int) -> Allocation | str:
         container = container_of(job.types)
-        chart = self.charts.get(container if container is not None else -1)
+        chart = self.charts.get(container or "")
         if chart is None:
             return NOT_PLACED
         outcome = chart.place(job, not_before)

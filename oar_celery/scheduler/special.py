@@ -148,7 +148,7 @@ class SpecialTypes:
         return NO_TOKENS
 
     def _undo(self, job: Job, outcome: Allocation) -> None:
-        chart = self.containers.charts.get(container_of(job.types) or -1, self.round)
+        chart = self.containers.charts.get(container_of(job.types) or "", self.round)
         start, stop, mask = self._window(outcome)
         chart.gantt.release(start, stop, mask)
         chart.stops.pop(job.id, None)

@@ -176,6 +176,14 @@ def test_inner_needs_a_container_of_ones_own(head: Any) -> None:
     assert head.submit(types=[f"inner={box}"]).types == [f"inner={box}"]
 
 
+def test_inner_by_container_name(head: Any) -> None:
+    assert head.refused(types=["inner=grp"]).startswith("inner=grp: no container named grp")
+    with head.session() as session:
+        admission.insert(session, _checked(head, types=["container=grp"]), at=0.0)
+    assert head.submit(types=["inner=grp"]).types == ["inner=grp"]
+    assert head.refused(types=["inner=grp"], user="mallory") == "inner=grp: the container belongs to another user"
+
+
 def _checked(head: Any, **request: Any) -> Any:
     return head.submit(**request)
 
@@ -208,3 +216,24 @@ def test_what_a_rule_changes_is_what_is_stored(head: Any) -> None:
     with head.session() as session:
         stored = session.get(Job, job_id)
         assert (stored.queue_name, stored.properties) == ("besteffort", "(core < 4) AND (core > 1)")
+
+
+def test_inner_jobs_end_with_the_last_container_of_their_name(head: Any) -> None:
+    from sqlalchemy import update
+
+    from oar_celery.head.lib.inner import end_orphans
+
+    with head.session() as session:
+        boxes = [admission.insert(session, _checked(head, types=["container=grp"]), at=0.0)[0] for _ in range(2)]
+    with head.session() as session:
+        inner = admission.insert(session, _checked(head, types=["inner=grp"]), at=0.0)[0]
+    for count, box in enumerate(boxes, start=1):
+        with head.session() as session:
+            session.execute(update(Job).where(Job.job_id == box).values(state="Terminated"))
+            end_orphans(session)
+        with head.session() as session:
+            state, message = session.execute(select(Job.state, Job.message).where(Job.job_id == inner)).one()
+        if count == 1:
+            assert state == "Waiting"  # another container of that name still lives
+        else:
+            assert (state, message) == ("Error", "its container grp has ended")

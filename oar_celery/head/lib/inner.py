@@ -1,7 +1,8 @@
 """Inner jobs end with their container, as in OAR: checked at the start of every full scheduling round.
 
 A container that has ended (``Terminated`` or ``Error``, by its walltime, its
-end or ``oardel``) takes its inner jobs with it: the running ones are fragged
+end or ``oardel``; for ``container=NAME``, the last live job of that name)
+takes its inner jobs with it: the running ones are fragged
 (Leon kills them), the ones still waiting go to ``Error`` with the reason.
 """
 
@@ -20,19 +21,36 @@ _INNER_OF_LIVE_JOBS = (
     .join(Job, Job.job_id == JobType.job_id)
     .where(JobType.type.like("inner=%"), JobType.types_index == "CURRENT", Job.state.not_in(FINAL_STATES))
 )
+_LIVE_NAMED_CONTAINERS = (
+    select(JobType.type)
+    .join(Job, Job.job_id == JobType.job_id)
+    .where(JobType.type.like("container=%"), JobType.types_index == "CURRENT", Job.state.not_in(FINAL_STATES))
+)
 WAITING_STATES = (JobState.WAITING, JobState.HOLD, JobState.TO_LAUNCH)
+
+
+def _ended_containers(session: Session, names: set[str]) -> set[str]:
+    """Which of these containers have ended: a job id that is over, a name no live job carries any more."""
+    ids = {int(name) for name in names if name.isdigit()}
+    ended = {str(job_id) for job_id in session.scalars(
+        select(Job.job_id).where(Job.job_id.in_(ids), Job.state.in_(FINAL_STATES))
+    )} if ids else set()
+    named = {name for name in names if not name.isdigit()}
+    if named:
+        live = {kind.partition("=")[2] for kind in session.scalars(_LIVE_NAMED_CONTAINERS)}
+        ended |= named - live
+    return ended
 
 
 def end_orphans(session: Session) -> list[int]:
     """Frag the running inner jobs of ended containers, refuse the waiting ones; the ids fragged."""
     inner = [(job_id, kind.partition("=")[2], state) for job_id, kind, state in session.execute(_INNER_OF_LIVE_JOBS)]
-    containers = {int(c) for _, c, _ in inner if c.isdigit()}
-    if not containers:
+    if not inner:
         return []
-    ended = set(session.scalars(select(Job.job_id).where(Job.job_id.in_(containers), Job.state.in_(FINAL_STATES))))
+    gone = _ended_containers(session, {c for _, c, _ in inner})
     fragged: list[int] = []
     for job_id, container, state in inner:
-        if not container.isdigit() or int(container) not in ended:
+        if container not in gone:
             continue
         message = f"its container {container} has ended"
         if state in WAITING_STATES:

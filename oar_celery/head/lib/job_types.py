@@ -44,8 +44,21 @@ def _host_for(kind: str, config: Settings) -> str:
 
 
 def _check_container(session: Session, user: str, value: str, config: Settings) -> None:
-    if not value.isdigit():
-        raise RequestError(f"inner={value}: a container is named by its job id")
+    """``inner=ID`` names a container job, ``inner=NAME`` the live jobs of type ``container=NAME``."""
+    if value.isdigit():
+        _check_container_job(session, user, value, config)
+        return
+    owners = set(session.scalars(
+        select(Job.job_user).join(JobType, JobType.job_id == Job.job_id)
+        .where(JobType.type == f"container={value}", JobType.types_index == "CURRENT", Job.state.not_in(FINAL_STATES))
+    ))
+    if not owners:
+        raise RequestError(f"inner={value}: no container named {value} (-t container={value}) is waiting or running")
+    if owners != {user} and not config.is_admin(user):
+        raise RequestError(f"inner={value}: the container belongs to another user")
+
+
+def _check_container_job(session: Session, user: str, value: str, config: Settings) -> None:
     row = session.execute(select(Job.job_user, Job.state).where(Job.job_id == int(value))).first()
     if row is None:
         raise RequestError(f"inner={value}: job {value} does not exist")

@@ -62,6 +62,15 @@ def test_a_reservation_is_a_container() -> None:
     assert placed[2].start == NOW + H and set(placed[2].resource_ids) <= set(placed[1].resource_ids)
 
 
+def test_containers_of_one_name_make_one_chart() -> None:
+    resources = cluster(3, 1)
+    placed = [running(1, [1], walltime=2 * H, container="group"), running(2, [3], walltime=2 * H, container="group")]
+    waiting = [job(i, "/nodes=1,walltime=1:00:00", types={"inner": "group"}) for i in (5, 6, 7)]
+    got = by_job(schedule(NOW, resources, placed, waiting, security_time=0))
+    assert {got[5].resource_ids[0], got[6].resource_ids[0]} == {1, 3} and got[5].start == got[6].start == NOW
+    assert got[7].start == NOW + H and got[7].resource_ids[0] in (1, 3)
+
+
 @st.composite
 def container_rounds(draw: st.DrawFn) -> tuple[list, list[Allocation], list[Job]]:
     nodes = draw(st.integers(1, 4))
