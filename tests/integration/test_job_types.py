@@ -7,6 +7,7 @@ admission rules is configured. Each test leaves no job behind.
 
 from __future__ import annotations
 
+import datetime
 import textwrap
 import time
 from pathlib import Path
@@ -151,6 +152,16 @@ def test_a_container_runs_its_inner_jobs_inside_it_and_ends_them(oar: LocalClust
     ended = oar.wait_for([box, *late], timeout=60)
     assert ended[late[1]] == "Error" and "container" in (oar.job(late[1])["message"] or "")
     assert ended[late[0]] in ("Error", "Terminated")
+
+
+def test_a_reservation_is_a_container(oar: LocalCluster) -> None:
+    start = datetime.datetime.now() + datetime.timedelta(seconds=4)
+    box = oar.oarsub("-r", f"{start:%Y-%m-%d %H:%M:%S}", "-t", "container", "-l", "/nodes=1,walltime=0:01:00",
+                     "sleep 60")
+    inner = oar.oarsub("-t", f"inner={box}", "-l", "/core=1,walltime=0:00:30", "true")
+    assert oar.wait_for(inner, timeout=60)[inner] == "Terminated"
+    assert oar.job(inner)["start_time"] >= start.timestamp() - 1
+    assert resources_of(oar, inner) <= resources_of(oar, box)
 
 
 def test_inner_jobs_go_only_in_ones_own_container(oar: LocalCluster) -> None:
