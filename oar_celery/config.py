@@ -103,6 +103,15 @@ class Settings:
     visibility_timeout: int = 3600
     auth_key_file: str = ""
     auth_socket: str = ""
+    #: the admin's admission rule modules, ``pkg.mod`` or ``pkg.mod:func``, comma-separated
+    admission_rules: str = ""
+    #: ``queue=H:MM:SS,...``: the longest walltime each listed queue accepts
+    queue_max_walltime: str = ""
+    #: where cosystem and deploy jobs run (OAR's COSYSTEM_HOSTNAME / DEPLOY_HOSTNAME): a node's name
+    cosystem_hostname: str = ""
+    deploy_hostname: str = ""
+    #: cluster-wide counters for ``-t token:NAME=N``: ``NAME=TOTAL,...``
+    tokens: str = ""
 
     @property
     def database(self) -> str:

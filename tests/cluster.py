@@ -160,6 +160,13 @@ class LocalCluster:
             time.sleep(0.2)
         raise AssertionError(f"jobs not in {sorted(wanted)} after {timeout} s: {current}\n{self.logs()}")
 
+    def end_active_jobs(self, timeout: float = 30) -> None:
+        """``oardel`` every job that has not ended, and wait for their end: a test leaves no job behind."""
+        ids = [row[0] for row in self.query("SELECT job_id FROM jobs WHERE state <> ALL(:s)", s=list(FINAL))]
+        if ids:
+            self.run("oardel", *map(str, ids))
+            self.wait_for(ids, timeout=timeout)
+
     def wait_until(self, predicate: Any, timeout: float = 30, message: str = "condition") -> Any:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

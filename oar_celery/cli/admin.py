@@ -265,6 +265,12 @@ def cmd_status(_: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_admission(args: argparse.Namespace) -> int:
+    from oar_celery.cli import oaradmissionrules
+
+    return oaradmissionrules.main(args.rest)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="oar-celery", description="Administer an oar-celery cluster.")
     from oar_celery.cli.common import version_text
@@ -319,6 +325,9 @@ def build_parser() -> argparse.ArgumentParser:
     up.set_defaults(func=cmd_up)
     sub.add_parser("down", help="stop the cluster started by 'up'").set_defaults(func=cmd_down)
     sub.add_parser("status", help="processes of the local cluster").set_defaults(func=cmd_status)
+    admission = sub.add_parser("admission", help="admission rules (as oaradmissionrules)", add_help=False)
+    admission.add_argument("rest", nargs=argparse.REMAINDER)
+    admission.set_defaults(func=cmd_admission)
     return parser
 
 

@@ -72,6 +72,7 @@ def build_parser() -> Parser:
     add("--array-param-file", metavar="FILE", help="one array job per line, the line appended to the command")
     add("--project", help="project")
     add_version(p)
+    add("-S", "--scanscript", action="store_true", help="read #OAR directives in the job script (the command)")
     add("-I", "--interactive", action="store_true", help=argparse.SUPPRESS)
     add("-C", "--connect", metavar="JOBID", help=argparse.SUPPRESS)
     add("command", nargs="*", help="the command (quote it with its arguments)")
@@ -148,8 +149,24 @@ def array_params(path: str) -> list[str]:
     return params
 
 
+def with_script_directives(args: argparse.Namespace) -> tuple[argparse.Namespace, list[str]]:
+    """``-S``: the options of the script's ``#OAR`` lines where the command line set none; their words."""
+    if not args.scanscript:
+        return args, []
+    from oar_celery.client import jobscript
+
+    command = command_text(args.command)
+    try:
+        path = jobscript.script_path(command)
+        directives = jobscript.scan(jobscript.read_script(path), name=command.split()[0])
+    except jobscript.ScriptError as exc:
+        raise UsageError(str(exc)) from None
+    return argparse.Namespace(**jobscript.merge(vars(args), directives)), directives.words
+
+
 def build_request(args: argparse.Namespace) -> dict[str, Any]:
     """Check the parsed options and turn them into the head's request dict."""
+    args, script_words = with_script_directives(args)
     if args.interactive or args.connect:
         raise UsageError("interactive jobs are not supported")
     command = command_text(args.command)
@@ -188,6 +205,7 @@ def build_request(args: argparse.Namespace) -> dict[str, Any]:
         "array": len(params) if params else args.array,
         "array_params": params,
         "project": args.project,
+        "script_words": script_words,
     }
 
 
@@ -216,7 +234,7 @@ def reservation_lines(answer: dict[str, Any]) -> tuple[list[str], bool]:
 def _body(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     request = build_request(args)
-    request["initial_request"] = shlex.join([COMMAND, *argv])
+    request["initial_request"] = shlex.join([COMMAND, *argv, *request.pop("script_words")])
     from oar_celery.client import api
     from oar_celery.config import current_user
 

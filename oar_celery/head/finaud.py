@@ -31,6 +31,7 @@ from oar_celery.db.session import session_scope
 from oar_celery.head.lib import sender
 from oar_celery.head.lib.context import Context
 from oar_celery.head.lib.failures import Failures, fail_jobs_on
+from oar_celery.head.lib.hosts import add_head_side_hosts
 from oar_celery.head.lib.transitions import add_event
 from oar_celery.protocol.bus import broker_redis, notify, queue_reports
 from oar_celery.protocol.messages import EndedReport, JobStatus, ended_report
@@ -95,7 +96,8 @@ def _checked_hosts(session: Session) -> dict[str, Watched]:
 
 
 def _jobs_by_first_host(session: Session) -> dict[str, list[int]]:
-    """The started jobs, by the host their supervisor runs on (the first, in resource order)."""
+    """The started jobs, by the host their supervisor runs on (the first, in resource order; for a cosystem
+    or deploy job, its configured host)."""
     rows = session.execute(
         select(Job.job_id, Resource.network_address)
         .join(AssignedResource, AssignedResource.moldable_job_id == Job.assigned_moldable_job)
@@ -103,12 +105,13 @@ def _jobs_by_first_host(session: Session) -> dict[str, list[int]]:
         .where(Job.state.in_(STARTED_STATES), AssignedResource.assigned_resource_index == "CURRENT")
         .order_by(Job.job_id, Resource.resource_id)
     )
-    first: dict[int, str] = {}
+    first: dict[int, list[str]] = {}
     for job_id, host in rows:
-        first.setdefault(job_id, host)
+        first.setdefault(job_id, [host])
+    add_head_side_hosts(session, first)
     by_host: dict[str, list[int]] = defaultdict(list)
-    for job_id, host in first.items():
-        by_host[host].append(job_id)
+    for job_id, hosts in first.items():
+        by_host[hosts[0]].append(job_id)
     return by_host
 
 

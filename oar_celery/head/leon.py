@@ -17,7 +17,7 @@ from oar_celery.db.models import FINAL_STATES, STARTED_STATES, FragJob, Job, Res
 from oar_celery.db.session import session_scope
 from oar_celery.head.lib import sender
 from oar_celery.head.lib.context import Context
-from oar_celery.head.lib.hosts import job_hosts
+from oar_celery.head.lib.hosts import job_hosts, noop_jobs
 from oar_celery.head.lib.transitions import add_event, finish
 from oar_celery.protocol.bus import notify
 from oar_celery.protocol.names import Task
@@ -38,6 +38,7 @@ def run_leon(context: Context) -> None:
             .where(FragJob.frag_state.in_((FragState.LEON, FragState.LEON_EXTERMINATE)))
         ).all()
         hosts = job_hosts(session, [job_id for job_id, _, _ in frags])
+        noop = noop_jobs(session, [job_id for job_id, _, _ in frags])
         for job_id, frag_state, state in frags:
             if frag_state == FragState.LEON_EXTERMINATE:
                 exterminate(session, job_id, hosts.get(job_id, []))
@@ -46,6 +47,10 @@ def run_leon(context: Context) -> None:
                 _set_frag(session, job_id, FragState.FRAGGED)
             elif state in NOT_STARTED:
                 finish(session, [job_id], JobState.ERROR, expected=NOT_STARTED, message="job killed before it started")
+                _set_frag(session, job_id, FragState.FRAGGED)
+                freed = True
+            elif state in STARTED_STATES and job_id in noop:
+                finish(session, [job_id], JobState.TERMINATED, expected=STARTED_STATES, message="noop job ended")
                 _set_frag(session, job_id, FragState.FRAGGED)
                 freed = True
             elif state in STARTED_STATES:

@@ -94,7 +94,7 @@ def _start(
             )
             spec["resource_properties"] = properties_of([by_id[r].properties for r in sorted(a.resource_ids)])
             specs.append(spec)
-    return specs
+    return launch.start_without_node(session, specs)
 
 
 def _launch_resource(resource: sched.Resource) -> launch.LaunchResource:

@@ -19,6 +19,7 @@ from oar_celery.db.session import now, session_scope
 from oar_celery.head.lib import gantt_writes
 from oar_celery.head.lib.context import Context
 from oar_celery.head.lib.gantt_loads import load_waiting
+from oar_celery.head.lib.inner import end_orphans
 from oar_celery.head.lib.planning import Outcome, collector_paused, load_placed, plan
 from oar_celery.head.lib.resources import load_resources
 from oar_celery.head.lib.transitions import add_event, set_state
@@ -33,6 +34,7 @@ def run_scheduler(context: Context) -> Outcome:
     """One scheduling round on the database; the Almighty cycle calls it."""
     at = int(context.now())
     with collector_paused(), session_scope() as session:
+        orphans = end_orphans(session)
         resources, columns = load_resources(session)
         placed, reservations = load_placed(session, at)
         waiting, blocked = load_waiting(session)
@@ -40,10 +42,10 @@ def run_scheduler(context: Context) -> Outcome:
         placed_by_id = {a.job_id: a for a in placed}
         outcome = apply(session, at, result, waiting, reservations, blocked, placed_by_id)
     _resubmit_killed_besteffort(outcome.besteffort_killed)
-    if outcome.launched or outcome.refused or outcome.besteffort_killed:
+    if outcome.launched or outcome.refused or outcome.besteffort_killed or orphans:
         from oar_celery.protocol.bus import notify
 
-        notify(["Qdel"] if outcome.besteffort_killed else [])
+        notify(["Qdel"] if outcome.besteffort_killed or orphans else [])
         logger.info(
             "scheduler: %d to launch, %d predicted, %d refused",
             len(outcome.launched), outcome.predicted, len(outcome.refused),

@@ -28,6 +28,7 @@ from .filters import PropertyFilter, compile_filter
 from .gantt import INFINITY, Gantt, TimeshareKey
 from .placement import NOT_ENOUGH, MoldableRequest, ResourceIndex, check_satisfiable
 from .request import parse_moldables, parse_resource_request
+from .special import SpecialTypes
 from .types import Allocation, Job, Level, Moldable, Resource, ResourceGroup, SchedulingResult
 from .walltime import parse_walltime
 
@@ -243,22 +244,26 @@ def schedule(
     hierarchy_labels: Sequence[str] = DEFAULT_LABELS,
     resource_order: Sequence[str] = ("resource_id",),
     columns: Mapping[str, str] | None = None,
+    tokens: Mapping[str, int] | None = None,
 ) -> SchedulingResult:
     """One scheduling round: predicted start and resources of every waiting job.
 
     ``placed`` are running jobs and accepted reservations; ``waiting`` the jobs
     to place. Only ``Alive`` resources are used. See the module docstring for
-    the policy.
+    the policy; containers, placeholders and ``tokens`` (totals by name) are :mod:`.special`'s.
     """
     del hierarchy_labels  # levels were validated when requests were parsed
     index = ResourceIndex(resources, resource_order=resource_order, columns=columns)
     round_ = _Round(now, index, security_time)
     round_.block_expiring(resources)
     result = round_.result
+    special = SpecialTypes(now, round_, lambda: _Round(now, index, security_time), index.mask_of, security_time,
+                           tokens or {})
+    waiting, inner = special.split_waiting(waiting)
     besteffort_running = [a for a in placed if is_besteffort(a.types, a.queue)]
-    for allocation in placed:
+    for allocation in special.ordered(placed):
         if not is_besteffort(allocation.types, allocation.queue):
-            round_.put(allocation)
+            special.put(allocation)
 
     reservations = sorted(
         (j for j in waiting if j.reservation_start is not None),
@@ -295,7 +300,7 @@ def schedule(
                 blocked.setdefault(pending, []).append(current)
                 continue
             else:
-                outcome = round_.place(current, not_before)
+                outcome = special.place(current, not_before)
                 if isinstance(outcome, str):
                     result.unplaceable[current.id] = outcome
                 else:
@@ -307,6 +312,7 @@ def schedule(
         run(job)
     for job in normal:
         run(job)
+    special.place_inner(inner, result.placements, result.unplaceable)
 
     # Running besteffort jobs in the way of a job that starts now must go.
     starting_now = 0

@@ -136,3 +136,14 @@ class Gantt:
                 m -= 1
             k = m if m > k else k + 1
         return None  # only possible when resources are withdrawn for good (available_upto)
+
+    def release(self, start: int, stop: int, mask: int) -> None:
+        """Give ``mask`` back during ``[start, stop)``: undo an :meth:`occupy` of resources that were free."""
+        start = max(start, self.origin)
+        if stop <= start or not mask:
+            return
+        first = self._split(start)
+        last = self._split(stop) if stop < INFINITY else len(self.starts)
+        frees = self.frees
+        for k in range(first, last):
+            frees[k] |= mask

@@ -163,7 +163,7 @@ def parse_resource_request(
         groups = (ResourceGroup(DEFAULT_LEVELS),)
     else:
         raise RequestError(f"missing resources in -l {raw!r}")
-    if walltime <= 0:
+    if walltime <= 0 and (seen_walltime or default_walltime):  # default 0: left for the admission rules
         raise RequestError("the walltime must be greater than zero")
     return Moldable(groups=groups, walltime=walltime, moldable_id=moldable_id)
 

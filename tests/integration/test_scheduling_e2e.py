@@ -20,7 +20,6 @@ from tests.cluster import LocalCluster, command_path
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(120)]
 
-ACTIVE = ("Waiting", "Hold", "toLaunch", "toAckReservation", "Launching", "Running", "Finishing")
 
 
 @pytest.fixture(scope="module")
@@ -32,10 +31,7 @@ def oar(cluster_factory) -> LocalCluster:  # type: ignore[no-untyped-def]
 def empty_cluster(oar: LocalCluster):  # type: ignore[no-untyped-def]
     """Every test leaves no job behind it, whatever happened."""
     yield
-    ids = [row[0] for row in oar.query("SELECT job_id FROM jobs WHERE state = ANY(:s)", s=list(ACTIVE))]
-    if ids:
-        oar.run("oardel", *map(str, ids))
-        oar.wait_for(ids, timeout=30)
+    oar.end_active_jobs()
 
 
 def date_text(epoch: float) -> str:

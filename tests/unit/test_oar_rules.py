@@ -6,8 +6,7 @@ import pytest
 
 from oar_celery.cli import oarsub
 from oar_celery.client.sql_filter import select_rows
-from oar_celery.config import Settings
-from oar_celery.head.lib import admission_rules as rules
+from oar_celery.head.lib import rules
 from oar_celery.scheduler.errors import RequestError
 from oar_celery.wait_status import exit_value, status_text, wait_status
 
@@ -18,24 +17,6 @@ def test_oar3_exit_code_is_the_wait_status() -> None:
     assert wait_status(0) == 0 and wait_status(None) is None
     assert wait_status(143, "killed") == 15 and status_text(15) == "15 (0,15,0)"
     assert wait_status(139, "exited") == 139 << 8  # the job's shell itself exited 139
-
-
-def test_oar3_admin_queue_rule_04() -> None:
-    """OAR3's admission rule 04: only the admin group (and here the admin user, root) may use queue admin."""
-    config = Settings()
-    rules.check_admin_queue("admin", "root", config)
-    rules.check_admin_queue("admin", config.admin_user, config)
-    rules.check_admin_queue("default", "alice", config)
-    with pytest.raises(RequestError, match="admin queue"):
-        rules.check_admin_queue("admin", "nosuchuser-alice", config)
-
-
-def test_oar3_besteffort_reservation_rule_07() -> None:
-    """OAR3's admission rule 07: a job cannot both be besteffort and a reservation."""
-    rules.check_besteffort_reservation(["besteffort"], None)
-    rules.check_besteffort_reservation([], "2030-01-01 00:00:00")
-    with pytest.raises(RequestError, match="besteffort"):
-        rules.check_besteffort_reservation(["besteffort"], "2030-01-01 00:00:00")
 
 
 def test_oar3_reservation_in_the_past_is_kept_until_its_walltime_is_over() -> None:

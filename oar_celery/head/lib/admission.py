@@ -9,12 +9,13 @@ dependencies in one transaction. Nothing is written for a refused request.
 from __future__ import annotations
 
 import json
+import logging
 import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import insert as sa_insert
 from sqlalchemy import select, update
@@ -31,14 +32,15 @@ from oar_celery.db.models import (
     MoldableJobDescription,
     Queue,
 )
-from oar_celery.head.lib import admission_rules as rules
+from oar_celery.head.lib import job_types, rulebook, rules
+from oar_celery.head.lib.rules import Candidate
 from oar_celery.protocol import notify_method
 from oar_celery.protocol.messages import SubmitRequest
 from oar_celery.protocol.states import JobState, ReservationState
 from oar_celery.scheduler.errors import RequestError
 from oar_celery.scheduler.types import Moldable
 
-KNOWN_TYPES = ("besteffort", "idempotent", "timesharing")
+logger = logging.getLogger(__name__)
 #: OAR3's rule 15: the two words of ``timesharing`` in either order.
 _TIMESHARING = re.compile(r"^timesharing=(?:(?:\*|user),(?:\*|name)|(?:\*|name),(?:\*|user))$")
 
@@ -60,13 +62,14 @@ class Submission:
 
 
 def parse_types(types: Sequence[str]) -> list[str]:
-    for kind in types:
-        if kind in ("besteffort", "idempotent") or _TIMESHARING.match(kind):
-            continue
-        if kind.startswith("timesharing"):
+    """The ``-t`` types without blanks and repeats; a malformed timesharing is refused (whatever the rules)."""
+    kinds = [str(kind).strip() for kind in types]
+    for kind in kinds:
+        if not kind:
+            raise RequestError("empty job type (-t)")
+        if kind.startswith("timesharing") and not _TIMESHARING.match(kind):
             raise RequestError(f"bad timesharing type '{kind}' (use timesharing=user,* or timesharing=*,*)")
-        raise RequestError(f"unknown job type '{kind}' (known: {', '.join(KNOWN_TYPES)})")
-    return list(dict.fromkeys(types))
+    return list(dict.fromkeys(kinds))
 
 
 def parse_reservation(text: str, *, at: float) -> float:
@@ -79,7 +82,7 @@ def parse_reservation(text: str, *, at: float) -> float:
             continue
     else:
         raise RequestError(f"bad reservation date '{text}' (expected YYYY-MM-DD HH:MM:SS)")
-    del at  # a start in the past is judged with the walltime (admission_rules.reservation_start)
+    del at  # a start in the past is judged with the walltime (rules.reservation_start)
     return start
 
 
@@ -119,49 +122,59 @@ def check(session: Session, request: SubmitRequest, config: Settings) -> Submiss
     directory = str(request.get("directory") or "")
     if not directory.startswith("/"):
         raise RequestError("the working directory must be an absolute path")
-    queue = str(request.get("queue") or "")
     types = parse_types(request.get("types") or [])
-    if not queue:
-        queue = "besteffort" if "besteffort" in types else config.default_queue
-    state = session.scalar(select(Queue.state).where(Queue.queue_name == queue))
-    if state is None:
-        raise RequestError(f"unknown queue '{queue}'")
-    # OAR3: a disabled queue still takes submissions; its jobs wait until it is active again
-    rules.check_admin_queue(queue, user, config)
-    if queue == "besteffort" and "besteffort" not in types:
-        types.append("besteffort")
-    rules.check_besteffort_reservation(types, request.get("reservation"))
     moldables = parse_moldables(
         list(request.get("resources") or ["/resource_id=1"]),
-        default_walltime=config.default_walltime,
+        default_walltime=0,
         hierarchy_labels=config.labels,
     )
+    reservation = request.get("reservation")
+    start = parse_reservation(str(reservation), at=time.time()) if reservation else None
+    job = Candidate(
+        user=user, queue=str(request.get("queue") or "") or None, types=types,
+        properties=request.get("properties") or None, moldables=moldables, reservation=start,
+        project=request.get("project") or None, name=request.get("name") or None, command=command,
+        session=session, config=config,
+    )
+    rules.apply(rulebook.active_rules(session, config), job)
+    for note in job.notes:
+        logger.info("job of %s: %s", user, note)
+    if not job.command.strip() and start is None:  # a command-less reservation holds its resources
+        raise RequestError("no command given: an empty job is refused")
+    if any(m.walltime <= 0 for m in job.moldables):
+        raise RequestError("a walltime is required on this cluster (-l ...,walltime=H:MM:SS)")
+    queue, types, moldables = job.queue or config.default_queue, list(dict.fromkeys(job.types)), job.moldables
+    _check_queue(session, queue)
+    job_types.check(session, user, types, config)
+    request = cast(SubmitRequest, {**request, "properties": job.properties, "project": job.project, "name": job.name})
     _check_checkpoint(request, moldables)
     parse_notify(request.get("notify"))
     dependencies = [int(d) for d in request.get("dependencies") or []]
     _check_dependencies(session, dependencies)
-    reservation = request.get("reservation")
-    start = None
-    if reservation:
-        at = time.time()
-        start = rules.reservation_start(
-            parse_reservation(str(reservation), at=at), [m.walltime for m in moldables], at=at
-        )
+    if start is not None:
+        start = rules.reservation_start(start, [m.walltime for m in moldables], at=time.time())
     from oar_celery.head.lib.resources import check_against_cluster
 
-    check_against_cluster(session, moldables, request.get("properties"), config)
+    check_against_cluster(session, moldables, job.properties, config)
     return Submission(
         user=user,
-        command=command,
+        command=job.command,
         moldables=moldables,
         queue=queue,
         directory=directory,
         request=request,
         types=types,
         dependencies=dependencies,
-        reservation_start=start,
-        commands=_array_commands(request, command),
+        reservation_start=job.reservation,
+        commands=_array_commands(request, job.command),
     )
+
+
+def _check_queue(session: Session, queue: str) -> None:
+    state = session.scalar(select(Queue.state).where(Queue.queue_name == queue))
+    if state is None:
+        raise RequestError(f"unknown queue '{queue}'")
+    # OAR3: a disabled queue still takes submissions; its jobs wait until it is active again
 
 
 def _check_checkpoint(request: SubmitRequest, moldables: list[Moldable]) -> None:

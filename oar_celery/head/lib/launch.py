@@ -17,7 +17,9 @@ from sqlalchemy.orm import Session
 
 from oar_celery.config import settings
 from oar_celery.db.models import AssignedResource, Job, JobType, MoldableJobDescription, Resource
+from oar_celery.db.session import now
 from oar_celery.head.lib import sender
+from oar_celery.head.lib.hosts import head_side_host
 from oar_celery.head.lib.launch_properties import properties_text
 from oar_celery.head.lib.resources import has_property
 from oar_celery.head.lib.store.sql import LAUNCH_COLUMNS
@@ -40,7 +42,25 @@ def start_launching(session: Session, job_ids: list[int]) -> list[LaunchSpec]:
     The caller sends them with :func:`send_launches` once its transaction has
     committed, never before: a job is launched at most once.
     """
-    return build_specs(session, set_state(session, job_ids, JobState.LAUNCHING, expected=(JobState.TO_LAUNCH,)))
+    specs = build_specs(session, set_state(session, job_ids, JobState.LAUNCHING, expected=(JobState.TO_LAUNCH,)))
+    return start_without_node(session, specs)
+
+
+def start_without_node(session: Session, specs: list[LaunchSpec]) -> list[LaunchSpec]:
+    """noop jobs run nothing: ``Launching`` → ``Running`` here, as OAR's meta-scheduler does; the others' specs.
+
+    A noop job holds its resources until its walltime (Sarko) or ``oardel``
+    (Leon), which end it ``Terminated`` without asking a node.
+    """
+    noop = [spec["job_id"] for spec in specs if "noop" in spec["types"]]
+    if not noop:
+        return specs
+    started = set(set_state(session, noop, JobState.RUNNING, expected=(JobState.LAUNCHING,), start_time=now()))
+    for job_id in started:
+        logger.info("job %s is noop: running without a node", job_id)
+    return [spec for spec in specs if spec["job_id"] not in started and "noop" not in spec["types"]]
+
+
 
 
 def send_launch(spec: LaunchSpec) -> None:
@@ -141,6 +161,9 @@ def launch_spec(job: Any, resources: list[LaunchResource], types: list[str], wal
     """What the node gets: ``job`` has the :data:`LAUNCH_COLUMNS`, ``resources`` are :data:`LaunchResource` by id."""
     hosts = list(dict.fromkeys(resource[1] for resource in resources))
     lines = sorted((resource[1] for resource in resources), key=hosts.index)
+    runner = head_side_host(types)
+    if runner:  # the job's script runs on that host, its nodefile still lists its nodes
+        hosts = [runner, *(host for host in hosts if host != runner)]
     stdout, stderr = output_paths(job)
     walltime = walltime if walltime is not None else settings().default_walltime
     return {

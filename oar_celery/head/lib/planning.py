@@ -28,6 +28,7 @@ from oar_celery.head.lib.gantt_loads import load_types
 from oar_celery.protocol.states import JobState, ReservationState
 from oar_celery.scheduler import schedule
 from oar_celery.scheduler import types as sched
+from oar_celery.scheduler.tokens import parse_tokens
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +61,7 @@ def plan(
         hierarchy_labels=config.labels,
         resource_order=tuple(config.scheduler_resource_order.split(",")),
         columns=columns,
+        tokens=parse_tokens(config.tokens),
     )
 
 
