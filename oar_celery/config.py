@@ -85,6 +85,19 @@ class Settings:
     visibility_timeout: int = 3600
     auth_key_file: str = ""
     auth_socket: str = ""
+    #: OAR's ACCOUNTING_WINDOW: the length of one ``accounting`` window, seconds.
+    accounting_window: int = 86400
+    #: OAR's karma (FAIRSHARING_ENABLED and SCHEDULER_FAIRSHARING_*): off unless configured.
+    fairsharing_enabled: bool = False
+    scheduler_fairsharing_window_size: int = 3600 * 30 * 24
+    scheduler_fairsharing_project_targets: str = "{default => 21.0}"
+    scheduler_fairsharing_user_targets: str = "{default => 22.0}"
+    scheduler_fairsharing_coef_project: float = 0.0
+    scheduler_fairsharing_coef_user: float = 1.0
+    scheduler_fairsharing_coef_user_ask: float = 1.0
+    #: OAR3's QUOTAS: rules in a JSON file, read again when it changes.
+    quotas: bool = False
+    quotas_conf_file: str = "/etc/oar/quotas_conf.json"
 
     @property
     def database(self) -> str:
