@@ -30,6 +30,7 @@ HEAD_TASK_MODULES = (
     "oar_celery.tasks.finaud",
     "oar_celery.tasks.judas",
     "oar_celery.tasks.node_admin",
+    "oar_celery.tasks.queue_admin",
 )
 NODE_TASK_MODULES = ("oar_celery.tasks.bipbip",)
 
