@@ -354,9 +354,9 @@ def accounting_summary(
 ) -> dict[tuple[str, str], dict[str, int]]:
     """``oarstat --accounting``: ASKED and USED seconds per user (and project), first and last window, as OAR3."""
     key: list[Any] = [Accounting.accounting_user] + ([Accounting.accounting_project] if by_project else [])
-    project = Accounting.accounting_project if by_project else literal_column("''")
+    project_column = Accounting.accounting_project if by_project else literal_column("''")
     query = (
-        select(Accounting.accounting_user, project, Accounting.consumption_type, func.sum(Accounting.consumption),
+        select(Accounting.accounting_user, project_column, Accounting.consumption_type, func.sum(Accounting.consumption),
                func.min(Accounting.window_start), func.max(Accounting.window_stop))
         .where(Accounting.window_stop > start, Accounting.window_start < stop)
         .group_by(*key, Accounting.consumption_type)
