@@ -356,8 +356,8 @@ def accounting_summary(
     key: list[Any] = [Accounting.accounting_user] + ([Accounting.accounting_project] if by_project else [])
     project_column = Accounting.accounting_project if by_project else literal_column("''")
     query = (
-        select(Accounting.accounting_user, project_column, Accounting.consumption_type, func.sum(Accounting.consumption),
-               func.min(Accounting.window_start), func.max(Accounting.window_stop))
+        select(Accounting.accounting_user, project_column, Accounting.consumption_type,
+               func.sum(Accounting.consumption), func.min(Accounting.window_start), func.max(Accounting.window_stop))
         .where(Accounting.window_stop > start, Accounting.window_start < stop)
         .group_by(*key, Accounting.consumption_type)
         .order_by(*key)

@@ -118,3 +118,74 @@ def test_delete_before_drops_only_the_windows_that_ended(db: str) -> None:  # no
     with session_scope() as session:
         accounting.delete_before(session, day + 86399)
     assert {w for (w,) in rows("SELECT DISTINCT window_start FROM accounting")} == {day + 86400}
+
+
+JOB_TABLES = ("jobs", "moldable_job_descriptions", "job_resource_groups", "job_resource_descriptions",
+              "assigned_resources", "job_state_logs", "event_logs", "job_types")
+
+
+def job_rows(job_ids: list[int]) -> dict[str, int]:
+    """How many rows each table holds about these jobs."""
+    moldables = "(SELECT moldable_id FROM moldable_job_descriptions WHERE moldable_job_id = ANY(:ids))"
+    counts = {
+        "jobs": "SELECT count(*) FROM jobs WHERE job_id = ANY(:ids)",
+        "moldable_job_descriptions": "SELECT count(*) FROM moldable_job_descriptions WHERE moldable_job_id = ANY(:ids)",
+        "job_resource_groups": f"SELECT count(*) FROM job_resource_groups WHERE res_group_moldable_id IN {moldables}",
+        "job_resource_descriptions": "SELECT count(*) FROM job_resource_descriptions WHERE res_job_group_id IN "
+        f"(SELECT res_group_id FROM job_resource_groups WHERE res_group_moldable_id IN {moldables})",
+        "assigned_resources": f"SELECT count(*) FROM assigned_resources WHERE moldable_job_id IN {moldables}",
+        "job_state_logs": "SELECT count(*) FROM job_state_logs WHERE job_id = ANY(:ids)",
+        "event_logs": "SELECT count(*) FROM event_logs WHERE job_id = ANY(:ids)",
+        "job_types": "SELECT count(*) FROM job_types WHERE job_id = ANY(:ids)",
+    }
+    return {name: rows(sql, ids=job_ids)[0][0] for name, sql in counts.items()}
+
+
+def admin(database_url: str, *args: str) -> Any:
+    import os
+    import subprocess
+
+    from tests.cluster import command_path
+
+    env = {key: value for key, value in os.environ.items() if key.startswith("OAR_") or key in ("PATH", "HOME")}
+    env["OAR_DATABASE_URL"] = database_url
+    return subprocess.run([command_path("oar-celery"), *args], env=env, capture_output=True, text=True, timeout=60)
+
+
+def test_db_purge_keeps_accounting_and_removes_the_jobs_rows(db: str) -> None:  # noqa: F811
+    ended = some_jobs()
+    rows("DELETE FROM accounting")
+    rows("UPDATE jobs SET accounted = 'NO'")  # as if they ended before accounting was on
+    waiting = submit(user="carol", resources=["/core=1"])
+    before = job_rows(ended)
+    assert before["jobs"] == 5 and before["assigned_resources"] > 0 and before["job_state_logs"] > 0
+    result = admin(db, "db", "purge", "--before", "2100-01-01")
+    assert result.returncode == 0, result.stderr
+    assert "5 job(s)" in result.stdout
+    assert job_rows(ended) == dict.fromkeys(before, 0)
+    assert totals("USED") == {"alice": 300 + 2000 + 1, "bob": 10 * 2 + 1000}  # accounted on the way out
+    assert rows("SELECT state FROM jobs WHERE job_id = :id", id=waiting) == [("Waiting",)]
+
+
+def test_db_archive_writes_each_job_with_its_rows_then_removes_them(db: str, tmp_path: Any) -> None:  # noqa: F811
+    import json
+
+    ended = some_jobs()
+    target = tmp_path / "jobs.jsonl"
+    result = admin(db, "db", "archive", "--before", "2100-01-01 00:00", "--to", str(target))
+    assert result.returncode == 0, result.stderr
+    records = [json.loads(line) for line in target.read_text().splitlines()]
+    assert [r["job"]["job_id"] for r in records] == ended
+    assert all(r["assigned_resources"] and r["moldable_job_descriptions"] and r["job_state_logs"] for r in records)
+    assert job_rows(ended)["jobs"] == 0
+    again = admin(db, "db", "archive", "--before", "2100-01-01", "--to", str(target))
+    assert again.returncode == 1 and "exists already" in again.stderr
+
+
+def test_db_purge_refuses_a_bad_date_and_keeps_everything(db: str) -> None:  # noqa: F811
+    ended = some_jobs()
+    result = admin(db, "db", "purge", "--before", "last tuesday")
+    assert result.returncode == 1 and len(result.stderr.strip().splitlines()) == 1 and "bad date" in result.stderr
+    assert job_rows(ended)["jobs"] == 5
+    kept = admin(db, "db", "purge", "--before", "1990-01-01")
+    assert kept.returncode == 0 and job_rows(ended)["jobs"] == 5
