@@ -155,6 +155,7 @@ def job_full(job: Mapping[str, Any]) -> str:
         ("array_id", _text(job.get("array_id"))),
         ("array_index", _text(job.get("array_index"))),
         ("resubmit_job_id", _text(job.get("resubmit_job_id"))),
+        ("karma", "" if job.get("karma") is None else f"{job['karma']:.3f}"),
     ]
     lines = [f"Job_Id: {job['id']}", *(f"    {name} = {value}" for name, value in fields)]
     lines.append("    events = ")

@@ -69,6 +69,7 @@ JOB_COLUMNS = {
     "notify": Job.notify,
     "suspended": Job.suspended,
     "assigned_moldable_job": Job.assigned_moldable_job,
+    "karma": Job.last_karma,
 }
 #: OAR stores ``ALL`` and ``BEST`` counts as these values.
 SPECIAL_COUNTS = {-1: "ALL", -2: "BEST"}

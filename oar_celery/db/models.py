@@ -86,6 +86,8 @@ class Job(Base):
     launch_host: Mapped[str | None] = mapped_column(String(255))
     #: ``YES`` once the job's usage is in ``accounting`` (OAR's flag, read by ``oaraccounting``).
     accounted: Mapped[str] = mapped_column(String(3), default="NO", server_default="NO")
+    #: The fair-share karma the job had when the scheduler started it (OAR3's column; none when off).
+    last_karma: Mapped[float | None] = mapped_column(Float)
 
 
 class MoldableJobDescription(Base):

@@ -46,6 +46,8 @@ logger = logging.getLogger(__name__)
 def run_quick_round(context: Context) -> Outcome | None:
     """Start what can start now among the first waiting jobs; None when only a full round may decide."""
     at = int(context.now())
+    if context.settings.fairsharing_enabled or context.settings.quotas:
+        return None  # karma and quotas order and hold jobs by the whole queue: the full round decides
     with session_scope() as session:
         if _reservations_to_answer(session):
             return None

@@ -19,6 +19,7 @@ from oar_celery.db.models import (
 from oar_celery.db.session import now, session_scope
 from oar_celery.head.lib import gantt_writes
 from oar_celery.head.lib.context import Context
+from oar_celery.head.lib.fairshare import apply_karma, record_karma
 from oar_celery.head.lib.gantt_loads import load_waiting
 from oar_celery.head.lib.planning import Outcome, collector_paused, load_placed, plan
 from oar_celery.head.lib.resources import load_resources
@@ -37,9 +38,11 @@ def run_scheduler(context: Context) -> Outcome:
         resources, columns = load_resources(session)
         placed, reservations = load_placed(session, at)
         waiting, blocked = load_waiting(session)
+        apply_karma(session, context.settings, at, waiting)
         result = plan(context.settings, at, resources, placed, waiting, columns)
         placed_by_id = {a.job_id: a for a in placed}
         outcome = apply(session, at, result, waiting, reservations, blocked, placed_by_id)
+        record_karma(session, context.settings, outcome.launched, waiting)
     _resubmit_killed_besteffort(outcome.besteffort_killed)
     if outcome.launched or outcome.refused or outcome.besteffort_killed:
         from oar_celery.protocol.bus import notify

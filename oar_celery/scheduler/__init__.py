@@ -10,7 +10,8 @@ A round, as OAR does it:
 1. running jobs and accepted reservations go on the Gantt first;
 2. waiting reservations are placed exactly at their start, or refused (their
    dependencies are not considered: a reservation keeps its time);
-3. waiting jobs follow in descending queue priority, then FIFO, each at the
+3. waiting jobs follow in descending queue priority, then karma (fair-share,
+   0 when off), then FIFO, each at the
    earliest time its request fits for its whole walltime (+ security time),
    never moving anything already placed; of several moldable alternatives the
    one finishing first wins;
@@ -227,7 +228,7 @@ class Frontier:
 
 
 def _priority_order(jobs: Sequence[Job]) -> list[Job]:
-    return sorted(jobs, key=lambda job: (-job.queue_priority, job.submission_time, job.id))
+    return sorted(jobs, key=lambda job: (-job.queue_priority, job.karma, job.submission_time, job.id))
 
 
 def schedule(

@@ -67,6 +67,9 @@ class Job:
     dependencies: list[int] = field(default_factory=list)
     reservation_start: int | None = None
     name: str = ""
+    project: str = ""
+    #: OAR's fair-share karma (:mod:`.karma`): lower goes first within a queue priority; 0 when off.
+    karma: float = 0.0
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""accounting, jobs.accounted and walltime_change: OAR's usage windows and walltime change requests
+"""accounting, jobs.accounted, jobs.last_karma and walltime_change: OAR's usage windows and walltime change requests
 
 Revision ID: 0008
 Revises: 0004
@@ -31,6 +31,7 @@ def upgrade() -> None:
     )
     op.create_index("ix_accounting_window_stop", "accounting", ["window_stop"])
     op.add_column("jobs", sa.Column("accounted", sa.String(length=3), nullable=False, server_default="NO"))
+    op.add_column("jobs", sa.Column("last_karma", sa.Float(), nullable=True))
     op.create_table(
         "walltime_change",
         sa.Column("job_id", sa.Integer(), nullable=False),
@@ -46,6 +47,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("walltime_change")
+    op.drop_column("jobs", "last_karma")
     op.drop_column("jobs", "accounted")
     op.drop_index("ix_accounting_window_stop", table_name="accounting")
     op.drop_table("accounting")
