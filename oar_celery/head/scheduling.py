@@ -22,6 +22,7 @@ from oar_celery.head.lib.context import Context
 from oar_celery.head.lib.fairshare import apply_karma, record_karma
 from oar_celery.head.lib.gantt_loads import load_waiting
 from oar_celery.head.lib.planning import Outcome, collector_paused, load_placed, plan
+from oar_celery.head.lib.quota_rules import quotas_for
 from oar_celery.head.lib.resources import load_resources
 from oar_celery.head.lib.transitions import add_event, set_state
 from oar_celery.protocol.states import FragState, JobState, ReservationState
@@ -39,7 +40,8 @@ def run_scheduler(context: Context) -> Outcome:
         placed, reservations = load_placed(session, at)
         waiting, blocked = load_waiting(session)
         apply_karma(session, context.settings, at, waiting)
-        result = plan(context.settings, at, resources, placed, waiting, columns)
+        quotas = quotas_for(context.settings, resources)
+        result = plan(context.settings, at, resources, placed, waiting, columns, quotas)
         placed_by_id = {a.job_id: a for a in placed}
         outcome = apply(session, at, result, waiting, reservations, blocked, placed_by_id)
         record_karma(session, context.settings, outcome.launched, waiting)
@@ -94,7 +96,7 @@ def apply(
     kept = [a for a in [*result.placements, *reservations.values()] if a.job_id not in launched]
     gantt_writes.replace_predictions(session, kept)
     outcome.predicted = len(result.placements) - len(starting)
-    messages = dict(blocked)
+    messages = {**result.notes, **blocked}
     for job_id, reason in result.unplaceable.items():
         if job_id not in reservation_ids:
             messages[job_id] = reason

@@ -85,6 +85,7 @@ class Allocation:
     user: str = ""
     queue: str = ""
     name: str = ""
+    project: str = ""
 
     @property
     def stop(self) -> int:
@@ -105,3 +106,5 @@ class SchedulingResult:
     placements: list[Allocation] = field(default_factory=list)
     unplaceable: dict[int, str] = field(default_factory=dict)
     besteffort_to_kill: list[int] = field(default_factory=list)
+    #: why a placed job starts later than the chart alone allows (quotas), by job id
+    notes: dict[int, str] = field(default_factory=dict)
