@@ -94,3 +94,10 @@ def main(args: list[str], *, write: bool = True) -> None:
         "re-places the jobs that did not start.\n\n" + markdown_table(HEADER, rows)
     )
     report("Scheduler with its database round trip", text, "python -m bench scheduler " + " ".join(args), write=write)
+    if "--no-policies" not in args:
+        from bench import policies
+
+        sizes = policies.SIZES[:1] if quick else policies.SIZES
+        text = (policies.__doc__ or "").split("\n\n")[1].replace("\n", " ") + "\n\n" + markdown_table(
+            policies.HEADER, policies.rows(sizes))
+        report("Scheduler with karma and quotas", text, "python -m bench scheduler " + " ".join(args), write=write)

@@ -251,14 +251,18 @@ class Profile:
             step[2] += amounts[2]
 
     def over(self, start: int, stop: int, amounts: Sequence[int], limits: Limits) -> tuple[int, int] | None:
-        """The first limit the job would pass inside ``[start, stop)`` (kind, time that step ends), or None."""
+        """The first limit the job would pass inside ``[start, stop)``: (kind, the next time it fits that
+        limit again, -1 if never), or None."""
         k = max(0, bisect_right(self.times, start) - 1)
         end = bisect_left(self.times, stop)
+        values = self.values
         for i in range(k, max(end, k + 1)):
-            step = self.values[i]
+            step = values[i]
             for kind in range(3):
                 if limits[kind] > -1 and step[kind] + amounts[kind] > limits[kind]:
-                    return kind, self.times[i + 1] if i + 1 < len(self.times) else -1
+                    room = limits[kind] - amounts[kind]
+                    after = next((j for j in range(i + 1, len(values)) if values[j][kind] <= room), None)
+                    return kind, -1 if after is None else self.times[after]
         return None
 
 
@@ -302,6 +306,8 @@ class Ledger:
     quotas: Quotas
     profiles: dict[Key, Profile] = field(default_factory=dict)
     notes: dict[int, str] = field(default_factory=dict)
+    #: the rule that applies, per rule set and kind of job (most jobs of a round share a few)
+    rules_of: dict[tuple[int, str, str, tuple[str, ...], str], Key | None] = field(default_factory=dict)
 
     def counted(self, queue: str, types: Mapping[str, str]) -> bool:
         return "container" not in types and ("besteffort" not in types or queue == "besteffort")
@@ -329,7 +335,13 @@ class Ledger:
         while t < stop:
             rules, until = self.quotas.rules_at(t)
             end = stop if until is None else min(stop, until)
-            key = applicable(rules, self.quotas.job_types, job.queue, job.project, job.types, job.user)
+            memo = (id(rules), job.queue, job.project, tuple(job.types), job.user)
+            if memo in self.rules_of:
+                key = self.rules_of[memo]
+            else:
+                key = self.rules_of[memo] = applicable(
+                    rules, self.quotas.job_types, job.queue, job.project, job.types, job.user
+                )
             if key is not None:
                 limits = rules[key]
                 counter = _counter(key, job.queue, job.project, job.user)
