@@ -67,6 +67,12 @@ def record_karma(session: Session, config: Settings, started: Sequence[int], job
     if not config.fairsharing_enabled or not started:
         return
     karma_of = {job.id: job.karma for job in jobs}
-    values = [{"job_id": job_id, "last_karma": karma_of[job_id]} for job_id in started if job_id in karma_of]
-    if values:
-        session.execute(update(Job), values)
+    by_value: dict[float, list[int]] = {}
+    for job_id in started:
+        if job_id in karma_of:
+            by_value.setdefault(karma_of[job_id], []).append(job_id)
+    for value, job_ids in by_value.items():  # one statement per user and project, not per job
+        session.execute(
+            update(Job).where(Job.job_id.in_(job_ids)).values(last_karma=value)
+            .execution_options(synchronize_session=False)
+        )
