@@ -98,6 +98,13 @@ class Settings:
     #: OAR3's QUOTAS: rules in a JSON file, read again when it changes.
     quotas: bool = False
     quotas_conf_file: str = "/etc/oar/quotas_conf.json"
+    #: OAR3's WALLTIME_CHANGE_*: oarwalltime requests, granted by the scheduler when the Gantt allows them.
+    walltime_change_enabled: bool = False
+    #: seconds, ``-1`` for no limit, a fraction (<= 1.0) of the walltime, or per queue: ``{'default': 7200, '_': 3600}``
+    walltime_max_increase: str = "7200"
+    walltime_min_for_change: str = "0"
+    #: users who may delay the next jobs (``*``: everyone), per queue as above
+    walltime_allowed_users_to_delay_jobs: str = ""
 
     @property
     def database(self) -> str:

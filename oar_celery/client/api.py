@@ -231,6 +231,14 @@ def accounting(*, reinitialize: bool = False, delete_before: int | None = None, 
     return [str(line) for line in _call(Task.ACCOUNTING, kwargs).get("results") or []]
 
 
+def walltime(job_id: int, new_walltime: str | None = None, *, delay_next_jobs: bool = False,
+             user: str | None = None) -> list[str]:
+    """oarwalltime: the job's walltime change status, or a request for ``[+|-]DURATION``."""
+    kwargs = {"user": user or current_user(), "job_id": int(job_id), "new_walltime": new_walltime,
+              "delay_next_jobs": delay_next_jobs}
+    return [str(line) for line in _call(Task.WALLTIME, kwargs).get("results") or []]
+
+
 def wait_reservation(job_id: int, *, timeout: float | None = None) -> dict[str, Any]:
     """Block until the head grants or refuses reservation ``job_id``."""
     from oar_celery.client.replies import wait_reservation as wait

@@ -25,6 +25,7 @@ from oar_celery.head.lib.planning import Outcome, collector_paused, load_placed,
 from oar_celery.head.lib.quota_rules import quotas_for
 from oar_celery.head.lib.resources import load_resources
 from oar_celery.head.lib.transitions import add_event, set_state
+from oar_celery.head.lib.walltime_changes import grant_pending
 from oar_celery.protocol.states import FragState, JobState, ReservationState
 from oar_celery.scheduler import is_besteffort
 from oar_celery.scheduler import types as sched
@@ -38,6 +39,8 @@ def run_scheduler(context: Context) -> Outcome:
     with collector_paused(), session_scope() as session:
         resources, columns = load_resources(session)
         placed, reservations = load_placed(session, at)
+        if context.settings.walltime_change_enabled:
+            grant_pending(session, context.settings, at, placed)
         waiting, blocked = load_waiting(session)
         apply_karma(session, context.settings, at, waiting)
         quotas = quotas_for(context.settings, resources)

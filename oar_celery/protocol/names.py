@@ -47,6 +47,7 @@ class Task:
     NODE_SUSPEND = "oar.node.suspend"
     NODE_RESUME = "oar.node.resume"
     NODE_PING = "oar.node.ping"
+    NODE_WALLTIME = "oar.node.walltime"
 
 
 class Message(StrEnum):
