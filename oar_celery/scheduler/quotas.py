@@ -331,6 +331,8 @@ class Ledger:
         if not self.counted(job.queue, job.types):
             return None
         amounts = (count, 1, count * walltime)
+        if self.quotas.calendar is None:  # one rule set: the job's rule once, its counter's profile
+            return self._check_one(job, start, start + walltime, amounts)
         t, stop = start, start + walltime
         while t < stop:
             rules, until = self.quotas.rules_at(t)
@@ -357,6 +359,26 @@ class Ledger:
         return None
 
 
+    def _check_one(self, job: Job, start: int, stop: int, amounts: tuple[int, int, int]) -> tuple[int, str] | None:
+        rules = self.quotas.rule_sets[None]
+        memo = (0, job.queue, job.project, tuple(job.types), job.user)
+        if memo in self.rules_of:
+            key = self.rules_of[memo]
+        else:
+            key = self.rules_of[memo] = applicable(
+                rules, self.quotas.job_types, job.queue, job.project, job.types, job.user
+            )
+        if key is None:
+            return None
+        limits = rules[key]
+        if -1 < limits[0] < amounts[0] or -1 < limits[1] < 1 or -1 < limits[2] < amounts[2]:
+            kind = next(k for k in range(3) if -1 < limits[k] < amounts[k])
+            return -1, _note(key, kind, limits[kind])
+        profile = self.profiles.get(_counter(key, job.queue, job.project, job.user))
+        over = profile.over(start, stop, amounts, limits) if profile is not None else None
+        return None if over is None else (over[1], _note(key, over[0], limits[over[0]]))
+
+
 #: How many later starts a job held back by quotas is tried at, before it is left unplaced for this round.
 MAX_TRIES = 64
 
@@ -374,6 +396,15 @@ def within_quotas(
         if verdict is None:
             break
         later, why = verdict
+        count = found[1].bit_count()
+        while later > found[0]:  # move on while the quotas alone say no: a chart search costs more than a check
+            again = ledger.check(job, later, walltime, count)
+            if again is None:
+                break
+            if again[0] <= later:
+                later = -1
+            else:
+                later, why = again
         found = search(later) if later > found[0] else None
     else:
         found = None
