@@ -103,10 +103,9 @@ def db_round(n_jobs: int, n_resources: int, *, policies: bool, quotas_file: str)
     from dataclasses import replace
 
     from bench.localcluster import BenchCluster
-    from bench.scheduler_db import add_resources
+    from bench.scheduler_db import add_resources, timed_rounds
     from oar_celery.db.session import dispose_engines
     from oar_celery.head.lib.context import process_context
-    from oar_celery.head.scheduling import run_scheduler
 
     with open(quotas_file, "w", encoding="utf-8") as out:
         json.dump(QUOTAS, out)
@@ -120,12 +119,7 @@ def db_round(n_jobs: int, n_resources: int, *, policies: bool, quotas_file: str)
             ))
         add_resources(bench, n_resources)
         load_policy_jobs(n_jobs, n_resources)
-        wall, cpu = time.perf_counter(), time.process_time()
-        outcome = run_scheduler(context)
-        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-        second = time.perf_counter()
-        run_scheduler(context)
-        second = time.perf_counter() - second
+        outcome, wall, cpu, second = timed_rounds(context)
         dispose_engines()
     return [f"{wall:.3f} s", f"{cpu:.3f} s", f"{second:.3f} s", f"{len(outcome.launched):,}"]
 
