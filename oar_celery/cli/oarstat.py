@@ -115,7 +115,7 @@ def _accounting(args: argparse.Namespace) -> int:
         error_line(COMMAND, f"user {user} is not in the accounting table")
         return EXIT_FAILURE
     projects = api.accounting_summary(start, stop, user, by_project=True)
-    emit(fmt.accounting_user(user, first, second, summary.get((user, "")), projects))
+    emit(fmt.accounting_user(user, first, second, summary.get((user, "")), projects, api.last_karmas(user, stop)))
     return 0
 
 

@@ -275,6 +275,14 @@ def accounting_summary(
         return queries.accounting_summary(session, start, stop, user, by_project=by_project)
 
 
+def last_karmas(user: str, before: float) -> dict[str, float]:
+    """Per project, the karma of the user's last job started before ``before`` (fair-share on)."""
+    from oar_celery.client import queries
+
+    with queries.reading() as session:
+        return queries.last_karmas(session, user, before)
+
+
 def job(job_id: int) -> dict[str, Any]:
     """One job with every detail; ClientError if there is no such job."""
     found = jobs(job_ids=[job_id], full=True)

@@ -286,7 +286,8 @@ def accounting_table(summary: Mapping[tuple[str, str], Mapping[str, int]]) -> st
 
 
 def accounting_user(user: str, first: str, second: str, entry: Mapping[str, int] | None,
-                    projects: Mapping[tuple[str, str], Mapping[str, int]]) -> str:
+                    projects: Mapping[tuple[str, str], Mapping[str, int]],
+                    karmas: Mapping[str, float] | None = None) -> str:
     """``oarstat -u USER --accounting``: OAR3's usage summary of one user, then by project."""
     def consumption(label: str, seconds: int) -> str:
         return f"{label:>28}: {seconds:>10} ({duration(seconds):>10})"
@@ -304,4 +305,6 @@ def accounting_user(user: str, first: str, second: str, entry: Mapping[str, int]
     for (_, project), values in sorted(projects.items()):
         lines += [f"  {project}:", consumption("Asked consumption", values["ASKED"]),
                   consumption("Used consumption", values["USED"])]
+        if karmas and project in karmas:
+            lines.append(f"{'Last Karma':>28}: {karmas[project]:.3f}")
     return "\n".join(lines)

@@ -372,3 +372,13 @@ def accounting_summary(
         entry["begin"] = min(entry["begin"], int(first))
         entry["end"] = max(entry["end"], int(last))
     return found
+
+
+def last_karmas(session: Session, user: str, before: float) -> dict[str, float]:
+    """The karma of the user's last job started before ``before``, per project (``oarstat -u --accounting``)."""
+    rows = session.execute(
+        select(Job.project, Job.last_karma)
+        .where(Job.job_user == user, Job.last_karma.is_not(None), Job.start_time > 0, Job.start_time < before)
+        .order_by(Job.start_time)
+    )
+    return {project: float(karma) for project, karma in rows if karma is not None}

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 
@@ -78,3 +79,7 @@ def test_two_users_with_a_70_30_target_share_a_busy_cluster_by_it(fair_cluster, 
     assert all(karma is not None for *_, karma in rows)
     full = fair_cluster.run("oarstat", "-f", "-j", str(jobs[-1]))
     assert full.returncode == 0 and "    karma = " in full.stdout
+    days = time.strftime("%Y-%m-%d", time.localtime(time.time() - 86400)) + ", " + time.strftime(
+        "%Y-%m-%d", time.localtime(time.time() + 86400))
+    summary = fair_cluster.run("oarstat", "-u", second, "--accounting", days)
+    assert summary.returncode == 0 and "Last Karma: " in summary.stdout, summary.stdout + summary.stderr
