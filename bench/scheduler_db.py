@@ -12,6 +12,7 @@ launch messages go to Redis db 13 and nobody reads them).
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from bench.common import markdown_table, report
 from bench.localcluster import BenchCluster
@@ -48,22 +49,28 @@ def add_resources(bench: BenchCluster, n_resources: int) -> None:
         raise RuntimeError(result.stderr)
 
 
+def timed_rounds(context: Any) -> tuple[Any, float, float, float]:
+    """Two rounds: the first's outcome, wall and CPU time, and the second's wall time."""
+    from oar_celery.head.scheduling import run_scheduler
+
+    wall, cpu = time.perf_counter(), time.process_time()
+    outcome = run_scheduler(context)
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    second = time.perf_counter()
+    run_scheduler(context)
+    return outcome, wall, cpu, time.perf_counter() - second
+
+
 def measure(n_jobs: int, n_resources: int) -> list[object]:
     from oar_celery.head.lib.context import process_context
     from oar_celery.head.runner import launch_jobs
-    from oar_celery.head.scheduling import run_scheduler
 
     with BenchCluster(start=False) as bench:
         bench.init_database()
         context = process_context()
         add_resources(bench, n_resources)
         load_jobs(n_jobs, n_resources)
-        wall, cpu = time.perf_counter(), time.process_time()
-        outcome = run_scheduler(context)
-        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-        second = time.perf_counter()
-        run_scheduler(context)
-        second = time.perf_counter() - second
+        outcome, wall, cpu, second = timed_rounds(context)
         launch = time.perf_counter()
         launch_jobs()
         launch = time.perf_counter() - launch
@@ -94,3 +101,10 @@ def main(args: list[str], *, write: bool = True) -> None:
         "re-places the jobs that did not start.\n\n" + markdown_table(HEADER, rows)
     )
     report("Scheduler with its database round trip", text, "python -m bench scheduler " + " ".join(args), write=write)
+    if "--no-policies" not in args:
+        from bench import policies
+
+        sizes = policies.SIZES[:1] if quick else policies.SIZES
+        text = (policies.__doc__ or "").split("\n\n")[1].replace("\n", " ") + "\n\n" + markdown_table(
+            policies.HEADER, policies.rows(sizes))
+        report("Scheduler with karma and quotas", text, "python -m bench scheduler " + " ".join(args), write=write)

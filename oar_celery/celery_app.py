@@ -30,6 +30,8 @@ HEAD_TASK_MODULES = (
     "oar_celery.tasks.finaud",
     "oar_celery.tasks.judas",
     "oar_celery.tasks.node_admin",
+    "oar_celery.tasks.queue_admin",
+    "oar_celery.tasks.walltime",
 )
 NODE_TASK_MODULES = ("oar_celery.tasks.bipbip",)
 

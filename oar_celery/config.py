@@ -112,6 +112,26 @@ class Settings:
     deploy_hostname: str = ""
     #: cluster-wide counters for ``-t token:NAME=N``: ``NAME=TOTAL,...``
     tokens: str = ""
+    #: OAR's ACCOUNTING_WINDOW: the length of one ``accounting`` window, seconds.
+    accounting_window: int = 86400
+    #: OAR's karma (FAIRSHARING_ENABLED and SCHEDULER_FAIRSHARING_*): off unless configured.
+    fairsharing_enabled: bool = False
+    scheduler_fairsharing_window_size: int = 3600 * 30 * 24
+    scheduler_fairsharing_project_targets: str = "{default => 21.0}"
+    scheduler_fairsharing_user_targets: str = "{default => 22.0}"
+    scheduler_fairsharing_coef_project: float = 0.0
+    scheduler_fairsharing_coef_user: float = 1.0
+    scheduler_fairsharing_coef_user_ask: float = 1.0
+    #: OAR3's QUOTAS: rules in a JSON file, read again when it changes.
+    quotas: bool = False
+    quotas_conf_file: str = "/etc/oar/quotas_conf.json"
+    #: OAR3's WALLTIME_CHANGE_*: oarwalltime requests, granted by the scheduler when the Gantt allows them.
+    walltime_change_enabled: bool = False
+    #: seconds, ``-1`` for no limit, a fraction (<= 1.0) of the walltime, or per queue: ``{'default': 7200, '_': 3600}``
+    walltime_max_increase: str = "7200"
+    walltime_min_for_change: str = "0"
+    #: users who may delay the next jobs (``*``: everyone), per queue as above
+    walltime_allowed_users_to_delay_jobs: str = ""
 
     @property
     def database(self) -> str:

@@ -36,6 +36,71 @@ def cmd_db_init(_: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_db_upgrade(args: argparse.Namespace) -> int:
+    """Apply the Alembic migrations up to ``--revision`` (default: the newest)."""
+    from alembic import command
+
+    from oar_celery.db.schema import alembic_config
+    from oar_celery.db.session import get_engine
+
+    engine = get_engine()
+    config = alembic_config(str(engine.url.render_as_string(hide_password=False)))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, args.revision)
+    print(f"database at revision {args.revision}: {settings().masked()['database_url']}")
+    return 0
+
+
+def parse_date(text: str) -> float:
+    """``YYYY-MM-DD`` or ``YYYY-MM-DD HH:MM[:SS]``, local time, as an epoch."""
+    for pattern in ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d"):
+        try:
+            return time.mktime(time.strptime(text.strip(), pattern))
+        except ValueError:
+            continue
+    raise ValueError(f"bad date '{text}' (expected YYYY-MM-DD or 'YYYY-MM-DD HH:MM:SS')")
+
+
+def cmd_db_purge(args: argparse.Namespace) -> int:
+    """Delete the jobs finished before a date (``archive``: written to a file first); accounting is kept."""
+    from oar_celery.db.session import session_scope
+    from oar_celery.head.lib import archive
+
+    before = parse_date(args.before)
+    target = getattr(args, "to", None)
+    if target and Path(target).exists():
+        return fail(f"{target} exists already: archive to a new file")
+    with session_scope() as session:
+        job_ids = archive.finished_before(session, before)
+        if target:
+            with open(target, "x", encoding="utf-8") as out:
+                removed = archive.archive(session, job_ids, out)
+        else:
+            removed = archive.purge(session, job_ids)
+    where = f" (archived to {target})" if target else ""
+    print(f"{removed} job(s) finished before {args.before} removed{where}; accounting kept")
+    return 0
+
+
+def cmd_db_reset(args: argparse.Namespace) -> int:
+    """Drop every table and create the schema again: for tests and fresh starts only."""
+    if not args.yes:
+        return fail("db reset deletes every job, resource and queue: give --yes to confirm")
+    from sqlalchemy import MetaData
+
+    from oar_celery.db.schema import init_database
+    from oar_celery.db.session import get_engine
+
+    engine = get_engine()
+    existing = MetaData()
+    existing.reflect(bind=engine)
+    existing.drop_all(bind=engine)
+    init_database()
+    print(f"database reset: {settings().masked()['database_url']}")
+    return 0
+
+
 def _parse_properties(pairs: list[str]) -> dict[str, str]:
     properties = {}
     for pair in pairs:
@@ -280,6 +345,18 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("config", help="print the effective settings").set_defaults(func=cmd_config)
     db = sub.add_parser("db", help="the database").add_subparsers(dest="db_command", required=True)
     db.add_parser("init", help="create or upgrade the schema (idempotent)").set_defaults(func=cmd_db_init)
+    upgrade = db.add_parser("upgrade", help="apply the Alembic migrations")
+    upgrade.add_argument("--revision", default="head", help="target revision (default: the newest)")
+    upgrade.set_defaults(func=cmd_db_upgrade)
+    for name, text in (("purge", "delete"), ("archive", "write to a JSON-lines file, then delete")):
+        command = db.add_parser(name, help=f"{text} the jobs finished before a date (accounting is kept)")
+        command.add_argument("--before", required=True, metavar="DATE", help="YYYY-MM-DD or 'YYYY-MM-DD HH:MM:SS'")
+        if name == "archive":
+            command.add_argument("--to", required=True, metavar="FILE", help="a new file for the archived jobs")
+        command.set_defaults(func=cmd_db_purge)
+    reset = db.add_parser("reset", help="drop every table and create the schema again (tests)")
+    reset.add_argument("--yes", action="store_true", help="yes, delete everything")
+    reset.set_defaults(func=cmd_db_reset)
     resources = sub.add_parser("resources", help="resources").add_subparsers(dest="res_command", required=True)
     add = resources.add_parser("add", help="one resource per core for every host of a nodeset")
     add.add_argument("nodeset", help="hosts in ClusterShell's nodeset syntax, e.g. 'node[1-4]'")

@@ -48,6 +48,7 @@ def build_parser() -> Parser:
     add("-S", "--sql", metavar="CLAUSE", help="only jobs matching this clause on the jobs columns")
     add("-J", "--json", action="store_true", help="JSON output")
     add("-Y", "--yaml", action="store_true", help="YAML output")
+    add("--accounting", metavar='"YYYY-MM-DD, YYYY-MM-DD"', help="usage between two dates (with -u: of one user)")
     return p
 
 
@@ -128,11 +129,48 @@ def missing_jobs(requested: list[int] | None, jobs: list[dict[str, Any]]) -> lis
     return [job_id for job_id in dict.fromkeys(requested or ()) if job_id not in found]
 
 
+ACCOUNTING_DATES = re.compile(r"\s*(\d{4}-\d{1,2}-\d{1,2})\s*,\s*(\d{4}-\d{1,2}-\d{1,2})\s*$")
+
+
+def accounting_dates(text: str) -> tuple[str, str, float, float]:
+    """``"DATE1, DATE2"`` → both dates at midnight, as text and as local epochs (OAR3's reading)."""
+    match = ACCOUNTING_DATES.match(text)
+    if not match:
+        raise UsageError(f'bad syntax for --accounting: {text!r} (expected "YYYY-MM-DD, YYYY-MM-DD")')
+    texts = [f"{date} 00:00:00" for date in match.groups()]
+    try:
+        epochs = [time.mktime(time.strptime(t, "%Y-%m-%d %H:%M:%S")) for t in texts]
+    except ValueError:
+        raise UsageError(f"bad date in --accounting: {text!r}") from None
+    return texts[0], texts[1], epochs[0], epochs[1]
+
+
+def _accounting(args: argparse.Namespace) -> int:
+    from oar_celery.client import accounting_format as fmt
+    from oar_celery.client import api
+    from oar_celery.config import current_user
+
+    first, second, start, stop = accounting_dates(args.accounting)
+    if args.user is None:
+        emit(fmt.accounting_table(api.accounting_summary(start, stop)))
+        return 0
+    user = args.user or current_user()
+    summary = api.accounting_summary(start, stop, user)
+    if not summary:
+        error_line(COMMAND, f"user {user} is not in the accounting table")
+        return EXIT_FAILURE
+    projects = api.accounting_summary(start, stop, user, by_project=True)
+    emit(fmt.accounting_user(user, first, second, summary.get((user, "")), projects, api.last_karmas(user, stop)))
+    return 0
+
+
 def _body(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     check_options(args)
     if args.gantt:
         gantt_window(args.gantt)
+    if args.accounting is not None:
+        return _accounting(args)
     from oar_celery.client import api
 
     full = args.full or args.json or args.yaml or args.show_resources or bool(args.gantt)

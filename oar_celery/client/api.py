@@ -252,6 +252,32 @@ def remove_resources(resource_ids: Sequence[int], *, user: str | None = None) ->
     return [str(line) for line in _call(REMOVE_RESOURCES_TASK, kwargs).get("results") or []]
 
 
+def queue(action: str, name: str | None = None, priority: int | None = None, policy: str | None = None,
+          *, user: str | None = None) -> list[str]:
+    """oarqueue / oarnotify's queue options: list, enable, disable, add, change or remove queues (admin)."""
+    kwargs = {"user": user or current_user(), "action": action, "name": name, "priority": priority, "policy": policy}
+    return [str(line) for line in _call(Task.QUEUE, kwargs).get("results") or []]
+
+
+def notify_tag(tag: str, *, user: str | None = None) -> list[str]:
+    """oarnotify TAG: send Almighty one of its messages (admin)."""
+    return [str(line) for line in _call(Task.NOTIFY_TAG, {"user": user or current_user(), "tag": tag})["results"]]
+
+
+def accounting(*, reinitialize: bool = False, delete_before: int | None = None, user: str | None = None) -> list[str]:
+    """oaraccounting: catch up the accounting table, empty it, or drop its old windows (admin)."""
+    kwargs = {"user": user or current_user(), "reinitialize": reinitialize, "delete_before": delete_before}
+    return [str(line) for line in _call(Task.ACCOUNTING, kwargs).get("results") or []]
+
+
+def walltime(job_id: int, new_walltime: str | None = None, *, delay_next_jobs: bool = False,
+             user: str | None = None) -> list[str]:
+    """oarwalltime: the job's walltime change status, or a request for ``[+|-]DURATION``."""
+    kwargs = {"user": user or current_user(), "job_id": int(job_id), "new_walltime": new_walltime,
+              "delay_next_jobs": delay_next_jobs}
+    return [str(line) for line in _call(Task.WALLTIME, kwargs).get("results") or []]
+
+
 def wait_reservation(job_id: int, *, timeout: float | None = None) -> dict[str, Any]:
     """Block until the head grants or refuses reservation ``job_id``."""
     from oar_celery.client.replies import wait_reservation as wait
@@ -276,6 +302,24 @@ def jobs(
     conditions = queries.job_selection(job_ids=job_ids, user=user, array_id=array_id, current_only=current_only)
     with queries.reading() as session:
         return queries.list_jobs(session, conditions, full=full)
+
+
+def accounting_summary(
+    start: float, stop: float, user: str | None = None, *, by_project: bool = False
+) -> dict[tuple[str, str], dict[str, int]]:
+    """Usage between two dates per user (and project), from the accounting table."""
+    from oar_celery.client import queries
+
+    with queries.reading() as session:
+        return queries.accounting_summary(session, start, stop, user, by_project=by_project)
+
+
+def last_karmas(user: str, before: float) -> dict[str, float]:
+    """Per project, the karma of the user's last job started before ``before`` (fair-share on)."""
+    from oar_celery.client import queries
+
+    with queries.reading() as session:
+        return queries.last_karmas(session, user, before)
 
 
 def job(job_id: int) -> dict[str, Any]:

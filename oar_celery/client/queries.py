@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import column, literal_column, or_, select, table
+from sqlalchemy import column, func, literal_column, or_, select, table
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import Select
@@ -24,6 +24,7 @@ from oar_celery.client.errors import ClientError, reason
 from oar_celery.config import mask, settings
 from oar_celery.db.models import (
     FINAL_STATES,
+    Accounting,
     AssignedResource,
     EventLog,
     EventLogHostname,
@@ -71,6 +72,7 @@ JOB_COLUMNS = {
     "env": Job.job_env,
     "info_type": Job.info_type,
     "group": Job.job_group,
+    "last_karma": Job.last_karma,
 }
 #: OAR stores ``ALL`` and ``BEST`` counts as these values.
 SPECIAL_COUNTS = {-1: "ALL", -2: "BEST"}
@@ -400,3 +402,37 @@ def host_events(
     query = query if since is not None else query.limit(limit)
     rows = [dict(row) for row in session.execute(query).mappings()]
     return rows[::-1]
+
+
+def accounting_summary(
+    session: Session, start: float, stop: float, user: str | None = None, *, by_project: bool = False
+) -> dict[tuple[str, str], dict[str, int]]:
+    """``oarstat --accounting``: ASKED and USED seconds per user (and project), first and last window, as OAR3."""
+    key: list[Any] = [Accounting.accounting_user] + ([Accounting.accounting_project] if by_project else [])
+    project_column = Accounting.accounting_project if by_project else literal_column("''")
+    query = (
+        select(Accounting.accounting_user, project_column, Accounting.consumption_type,
+               func.sum(Accounting.consumption), func.min(Accounting.window_start), func.max(Accounting.window_stop))
+        .where(Accounting.window_stop > start, Accounting.window_start < stop)
+        .group_by(*key, Accounting.consumption_type)
+        .order_by(*key)
+    )
+    if user:
+        query = query.where(Accounting.accounting_user == user)
+    found: dict[tuple[str, str], dict[str, int]] = {}
+    for name, project, kind, total, first, last in session.execute(query):
+        entry = found.setdefault((name, project), {"ASKED": 0, "USED": 0, "begin": int(first), "end": int(last)})
+        entry[kind] = int(total)
+        entry["begin"] = min(entry["begin"], int(first))
+        entry["end"] = max(entry["end"], int(last))
+    return found
+
+
+def last_karmas(session: Session, user: str, before: float) -> dict[str, float]:
+    """The karma of the user's last job started before ``before``, per project (``oarstat -u --accounting``)."""
+    rows = session.execute(
+        select(Job.project, Job.last_karma)
+        .where(Job.job_user == user, Job.last_karma.is_not(None), Job.start_time > 0, Job.start_time < before)
+        .order_by(Job.start_time)
+    )
+    return {project: float(karma) for project, karma in rows if karma is not None}

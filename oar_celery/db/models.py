@@ -86,6 +86,10 @@ class Job(Base):
     suspended: Mapped[str] = mapped_column(String(3), default="NO")
     suspended_time: Mapped[float] = mapped_column(Float, default=0.0)
     launch_host: Mapped[str | None] = mapped_column(String(255))
+    #: ``YES`` once the job's usage is in ``accounting`` (OAR's flag, read by ``oaraccounting``).
+    accounted: Mapped[str] = mapped_column(String(3), default="NO", server_default="NO")
+    #: The fair-share karma the job had when the scheduler started it (OAR3's column; none when off).
+    last_karma: Mapped[float | None] = mapped_column(Float)
 
 
 class MoldableJobDescription(Base):
@@ -275,6 +279,35 @@ class AdmissionRule(Base):
     priority: Mapped[int] = mapped_column(Integer, default=0)
     enabled: Mapped[str] = mapped_column(String(3), default="YES")
     rule: Mapped[str] = mapped_column(Text, default="")
+
+
+class Accounting(Base):
+    """OAR's usage windows: core-seconds ``ASKED`` (walltime) and ``USED`` per user, project, queue and window."""
+
+    __tablename__ = "accounting"
+    __table_args__ = (Index("ix_accounting_window_stop", "window_stop"),)
+
+    window_start: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    window_stop: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    accounting_user: Mapped[str] = mapped_column(String(255), primary_key=True)
+    accounting_project: Mapped[str] = mapped_column(String(255), primary_key=True)
+    queue_name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    consumption_type: Mapped[str] = mapped_column(String(5), primary_key=True)
+    consumption: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class WalltimeChange(Base):
+    """A running job's walltime change request (``oarwalltime``): ``pending`` seconds, ``granted`` so far."""
+
+    __tablename__ = "walltime_change"
+
+    job_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    pending: Mapped[int] = mapped_column(Integer, default=0)
+    force: Mapped[str] = mapped_column(String(3), default="NO")
+    delay_next_jobs: Mapped[str] = mapped_column(String(3), default="NO")
+    granted: Mapped[int] = mapped_column(Integer, default=0)
+    granted_with_force: Mapped[int] = mapped_column(Integer, default=0)
+    granted_with_delay_next_jobs: Mapped[int] = mapped_column(Integer, default=0)
 
 
 DEFAULT_QUEUES = (("admin", 10), ("default", 2), ("besteffort", 0))

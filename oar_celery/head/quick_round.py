@@ -12,7 +12,8 @@ No job outside that prefix is ahead of one inside it, so a job the quick
 round starts never delays a job that was ahead of it. What needs the whole
 queue is left to the full round, which follows within the minimum time:
 reservations to answer or to start, besteffort jobs to kill, timesharing and
-dependencies. Predictions of the jobs that wait are left as they were.
+dependencies; and, when they are on, karma and quotas (no quick round then).
+Predictions of the jobs that wait are left as they were.
 
 The jobs it starts go on to ``Launching`` in the same transaction and are
 sent to their nodes once it commits, as the Runner would have done: a cycle
@@ -47,6 +48,8 @@ logger = logging.getLogger(__name__)
 def run_quick_round(context: Context) -> Outcome | None:
     """Start what can start now among the first waiting jobs; None when only a full round may decide."""
     at = int(context.now())
+    if context.settings.fairsharing_enabled or context.settings.quotas:
+        return None  # karma and quotas order and hold jobs by the whole queue: the full round decides
     with session_scope() as session:
         if _reservations_to_answer(session):
             return None

@@ -18,11 +18,14 @@ from oar_celery.db.models import FragJob, Job, MoldableJobDescription
 from oar_celery.db.session import now, session_scope
 from oar_celery.head.lib import gantt_writes
 from oar_celery.head.lib.context import Context
+from oar_celery.head.lib.fairshare import apply_karma, record_karma
 from oar_celery.head.lib.gantt_loads import load_waiting
 from oar_celery.head.lib.inner import end_orphans
 from oar_celery.head.lib.planning import Outcome, collector_paused, load_placed, plan
+from oar_celery.head.lib.quota_rules import quotas_for
 from oar_celery.head.lib.resources import load_resources
 from oar_celery.head.lib.transitions import add_event, set_state
+from oar_celery.head.lib.walltime_changes import grant_pending
 from oar_celery.protocol.states import FragState, JobState, ReservationState
 from oar_celery.scheduler import is_besteffort
 from oar_celery.scheduler import types as sched
@@ -37,10 +40,15 @@ def run_scheduler(context: Context) -> Outcome:
         orphans = end_orphans(session)
         resources, columns = load_resources(session)
         placed, reservations = load_placed(session, at)
+        if context.settings.walltime_change_enabled:
+            grant_pending(session, context.settings, at, placed)
         waiting, blocked = load_waiting(session)
-        result = plan(context.settings, at, resources, placed, waiting, columns)
+        apply_karma(session, context.settings, at, waiting)
+        quotas = quotas_for(context.settings, resources)
+        result = plan(context.settings, at, resources, placed, waiting, columns, quotas)
         placed_by_id = {a.job_id: a for a in placed}
         outcome = apply(session, at, result, waiting, reservations, blocked, placed_by_id)
+        record_karma(session, context.settings, outcome.launched, waiting)
     _resubmit_killed_besteffort(outcome.besteffort_killed)
     if outcome.launched or outcome.refused or outcome.besteffort_killed or orphans:
         from oar_celery.protocol.bus import notify
@@ -93,7 +101,7 @@ def apply(
     kept = [a for a in [*result.placements, *reservations.values()] if a.job_id not in launched]
     gantt_writes.replace_predictions(session, kept)
     outcome.predicted = len(result.placements) - len(starting)
-    messages = dict(blocked)
+    messages = {**result.notes, **blocked}
     for job_id, reason in result.unplaceable.items():
         if job_id not in reservation_ids:
             messages[job_id] = reason

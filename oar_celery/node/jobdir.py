@@ -170,6 +170,15 @@ class JobDir:
     def kill_request(self) -> dict[str, float] | None:
         return self.read_json("kill.json")
 
+    def set_walltime(self, walltime: int) -> None:
+        """The walltime the head granted since the launch (``oarwalltime``); the backstop follows it."""
+        self.write("walltime", str(int(walltime)), durable=False)
+
+    @property
+    def walltime(self) -> int | None:
+        text = self.read("walltime")
+        return int(text) if text and text.strip().isdigit() else None
+
     def mark_suspended(self) -> None:
         if self.read("suspended") is None:
             self.write("suspended", repr(time.time()))

@@ -74,6 +74,7 @@ class Supervisor:
         self.started = 0.0  # time.monotonic() when the job's process started
         self.reason = "exited"
         self.hard_kill_at: float | None = None
+        self.changes_checked = 0.0
         self.hard_killed = False
 
     @classmethod
@@ -157,6 +158,9 @@ class Supervisor:
                 jobcontrol.terminate(pgid, self.cgroup)
             self.hard_kill_at = now + max(0.0, kill["time"] + kill["grace"] - time.time())
         walltime = float(self.spec.get("walltime") or 0)
+        if self.changes_checked <= now - 1.0:  # oarwalltime: a granted change, looked for once a second
+            self.changes_checked = now
+            self.spec["walltime"] = walltime = float(self.job.walltime or walltime)
         elapsed = now - self.started - self.job.suspended_seconds()
         if self.reason == "exited" and walltime > 0 and elapsed >= walltime + self.grace:
             self.reason = "walltime"

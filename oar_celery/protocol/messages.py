@@ -145,6 +145,12 @@ class ControlAnswer(TypedDict):
     failed: list[int]
 
 
+class LinesAnswer(TypedDict):
+    """An admin request's answer (``oarqueue``, ``oarnotify``, ``oaraccounting``, ``oarwalltime``): lines to print."""
+
+    results: list[str]
+
+
 class LaunchSummary(TypedDict):
     """What ``launch_many`` did: the node's log line, nobody stores it."""
 

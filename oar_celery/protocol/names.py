@@ -31,6 +31,10 @@ class Task:
     FORCE_TERMINATE = "oar.control.force_terminate"
     NODE_SETTING = "oar.control.node_setting"
     REMOVE_RESOURCES = "oar.control.remove_resources"
+    QUEUE = "oar.control.queue"
+    NOTIFY_TAG = "oar.control.notify_tag"
+    ACCOUNTING = "oar.control.accounting"
+    WALLTIME = "oar.control.walltime"
     REPORTS = "oar.head.reports"
     JOB_RUNNING = "oar.head.job_running"
     JOB_ENDED = "oar.head.job_ended"
@@ -45,6 +49,7 @@ class Task:
     NODE_SUSPEND = "oar.node.suspend"
     NODE_RESUME = "oar.node.resume"
     NODE_PING = "oar.node.ping"
+    NODE_WALLTIME = "oar.node.walltime"
 
 
 class Message(StrEnum):

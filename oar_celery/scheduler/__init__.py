@@ -10,7 +10,8 @@ A round, as OAR does it:
 1. running jobs and accepted reservations go on the Gantt first;
 2. waiting reservations are placed exactly at their start, or refused (their
    dependencies are not considered: a reservation keeps its time);
-3. waiting jobs follow in descending queue priority, then FIFO, each at the
+3. waiting jobs follow in descending queue priority, then karma (fair-share,
+   0 when off), then FIFO, each at the
    earliest time its request fits for its whole walltime (+ security time),
    never moving anything already placed; of several moldable alternatives the
    one finishing first wins;
@@ -22,11 +23,13 @@ from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
 from collections.abc import Mapping, Sequence
+from functools import partial
 
 from .errors import RequestError
 from .filters import PropertyFilter, compile_filter
 from .gantt import INFINITY, Gantt, TimeshareKey
 from .placement import NOT_ENOUGH, MoldableRequest, ResourceIndex, check_satisfiable
+from .quotas import Ledger, Quotas, within_quotas
 from .request import parse_moldables, parse_resource_request
 from .special import SpecialTypes
 from .types import Allocation, Job, Level, Moldable, Resource, ResourceGroup, SchedulingResult
@@ -85,6 +88,7 @@ class _Round:
         self.requests: dict[tuple[Moldable, str | None], MoldableRequest | str] = {}
         #: per request shape, starts before which no window fits (see :meth:`_search`)
         self.frontier: dict[tuple[tuple[ResourceGroup, ...], str | None], Frontier] = {}
+        self.quotas: Ledger | None = None
 
     def put(self, allocation: Allocation) -> None:
         """Put a running job or accepted reservation on the chart."""
@@ -95,6 +99,8 @@ class _Round:
         key = timeshare_key(allocation.types, allocation.user, allocation.name)
         self.gantt.occupy(allocation.start, stop, mask, key)
         self.stops[allocation.job_id] = allocation.stop
+        if self.quotas is not None:
+            self.quotas.add(allocation, allocation.project)
 
     def block_expiring(self, resources: Sequence[Resource]) -> None:
         """Take every resource from its ``available_upto`` on (desktop computing, energy saving).
@@ -142,8 +148,13 @@ class _Round:
                 start, mask = job.reservation_start, found
             else:
                 found_at = self._search(not_before, moldable, compiled, job.properties_filter, share)
-                if found_at is None:  # only resources withdrawn for good (available_upto) leave no room
-                    reason = WITHDRAWN
+                held = None
+                if found_at is not None and self.quotas is not None:
+                    search = partial(self._search, moldable=moldable, compiled=compiled,
+                                     job_filter=job.properties_filter, share=share)
+                    found_at, held = within_quotas(self.quotas, job, moldable.walltime, found_at, search)
+                if found_at is None:  # only resources withdrawn for good (available_upto) leave no room, or quotas
+                    reason = held or WITHDRAWN
                     continue
                 start, mask = found_at
             finish = start + moldable.walltime
@@ -154,7 +165,7 @@ class _Round:
         _, start, moldable, mask = best
         self.gantt.occupy(max(start, self.now), start + moldable.walltime + self.security_time, mask, share)
         self.stops[job.id] = start + moldable.walltime
-        return Allocation(
+        allocation = Allocation(
             job_id=job.id,
             moldable_id=moldable.moldable_id,
             start=start,
@@ -164,7 +175,11 @@ class _Round:
             user=job.user,
             queue=job.queue,
             name=job.name,
+            project=job.project,
         )
+        if self.quotas is not None:
+            self.quotas.add(allocation, job.project)
+        return allocation
 
     def _at(self, start: int, moldable: Moldable, compiled: MoldableRequest, share: TimeshareKey | None) -> int | None:
         stop = start + moldable.walltime + self.security_time
@@ -231,7 +246,7 @@ class Frontier:
 
 
 def _priority_order(jobs: Sequence[Job]) -> list[Job]:
-    return sorted(jobs, key=lambda job: (-job.queue_priority, job.submission_time, job.id))
+    return sorted(jobs, key=lambda job: (-job.queue_priority, job.karma, job.submission_time, job.id))
 
 
 def schedule(
@@ -245,6 +260,7 @@ def schedule(
     resource_order: Sequence[str] = ("resource_id",),
     columns: Mapping[str, str] | None = None,
     tokens: Mapping[str, int] | None = None,
+    quotas: Quotas | None = None,
 ) -> SchedulingResult:
     """One scheduling round: predicted start and resources of every waiting job.
 
@@ -255,6 +271,7 @@ def schedule(
     del hierarchy_labels  # levels were validated when requests were parsed
     index = ResourceIndex(resources, resource_order=resource_order, columns=columns)
     round_ = _Round(now, index, security_time)
+    round_.quotas = Ledger(quotas) if quotas is not None else None
     round_.block_expiring(resources)
     result = round_.result
     special = SpecialTypes(now, round_, lambda: _Round(now, index, security_time), index.mask_of, security_time,
@@ -329,4 +346,6 @@ def schedule(
     for jobs in blocked.values():
         for job in jobs:
             result.unplaceable.setdefault(job.id, "its dependencies form a cycle")
+    if round_.quotas is not None:
+        result.notes = {k: v for k, v in round_.quotas.notes.items() if k not in result.unplaceable}
     return result

@@ -67,6 +67,9 @@ class Job:
     dependencies: list[int] = field(default_factory=list)
     reservation_start: int | None = None
     name: str = ""
+    project: str = ""
+    #: OAR's fair-share karma (:mod:`.karma`): lower goes first within a queue priority; 0 when off.
+    karma: float = 0.0
 
 
 @dataclass
@@ -82,6 +85,7 @@ class Allocation:
     user: str = ""
     queue: str = ""
     name: str = ""
+    project: str = ""
 
     @property
     def stop(self) -> int:
@@ -102,3 +106,5 @@ class SchedulingResult:
     placements: list[Allocation] = field(default_factory=list)
     unplaceable: dict[int, str] = field(default_factory=dict)
     besteffort_to_kill: list[int] = field(default_factory=list)
+    #: why a placed job starts later than the chart alone allows (quotas), by job id
+    notes: dict[int, str] = field(default_factory=dict)

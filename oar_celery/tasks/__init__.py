@@ -39,6 +39,12 @@ Head queue ``oar.head``:
   (older nodes); the same code as a batch of one.
 - ``oar.head.job_resumed(job_id, host)``: the node continued a job after ``oarresume``;
   ``Resuming`` → ``Running`` (``head/lib/suspension.py``).
+- ``oar.control.queue(user, action, name, priority, policy)`` (``oarqueue``, ``oarnotify``'s queue
+  options), ``oar.control.notify_tag(user, tag)`` (``oarnotify TAG``) and
+  ``oar.control.accounting(user, reinitialize, delete_before)`` (``oaraccounting``): root or the admin
+  user only → ``{"results": ["line", ...]}`` (``head/queue_admin.py``).
+- ``oar.control.walltime(user, job_id, new_walltime=None, delay_next_jobs=False)``: ``oarwalltime``'s
+  request (or, without ``new_walltime``, its status) → ``{"results": [...]}`` (``head/walltime.py``).
 - ``oar.judas.notify(job_id, tag, comment)`` and ``oar.judas.mail_admin(subject, body)``:
   notifications, sent from tasks of their own so that SMTP never delays a report (``judas.py``).
 
@@ -50,6 +56,8 @@ Node queue ``oar.node.<hostname>`` (``tasks/bipbip.py``, no database access):
 - ``oar.node.kill(job_id, grace)``, ``oar.node.signal(job_id, signum)``,
   ``oar.node.suspend(job_id)``, ``oar.node.resume(job_id)`` (which answers with
   ``oar.head.job_resumed``).
+- ``oar.node.walltime(job_id, walltime)``: the head granted the job more (or less) walltime; the
+  node's backstop follows it.
 - ``oar.node.ping(token, job_ids)``: the health check that must travel through the
   node's own queue; answered with ``oar.finaud.answer`` on the head.
 """

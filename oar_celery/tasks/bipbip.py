@@ -98,6 +98,17 @@ def kill(job_id: int, grace: float | None = None) -> dict[str, Any]:
     return {"job_id": job.job_id, "killed": True}
 
 
+@app.task(name=Task.NODE_WALLTIME)
+def walltime(job_id: int, walltime: int) -> dict[str, Any]:
+    """The head granted the job a new walltime (``oarwalltime``): the backstop follows it."""
+    job = _job(job_id)
+    if not job.exists() or job.status is not None:
+        return {"job_id": job.job_id, "changed": False}
+    job.set_walltime(int(walltime))
+    logger.info("job %s on %s: walltime now %s s", job_id, node_hostname(), walltime)
+    return {"job_id": job.job_id, "changed": True}
+
+
 def _running(job_id: int) -> tuple[JobDir, int | None]:
     """The job directory and the job's process group, None if the job is not running here."""
     job = _job(job_id)

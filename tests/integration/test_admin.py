@@ -45,6 +45,26 @@ def test_db_init_creates_oar_tables_and_queues_and_can_run_twice(admin_env):
     assert queues == {"admin": 10, "default": 2, "besteffort": 0}
 
 
+def test_db_upgrade_then_reset_gives_an_empty_schema_with_the_default_queues(admin_env):
+    assert admin(admin_env, "db", "upgrade").returncode == 0
+    assert admin(admin_env, "db", "init").returncode == 0
+    assert admin(admin_env, "resources", "add", "node1").returncode == 0
+    engine = create_engine(admin_env["OAR_DATABASE_URL"])
+    with engine.begin() as connection:
+        connection.exec_driver_sql("INSERT INTO queues (queue_name, priority, scheduler_policy, state) "
+                                   "VALUES ('extra', 1, 'kamelot', 'Active')")
+    refused = admin(admin_env, "db", "reset")
+    assert refused.returncode == 1 and "--yes" in refused.stderr
+    with engine.connect() as connection:
+        assert connection.exec_driver_sql("SELECT count(*) FROM resources").scalar() == 1
+    assert admin(admin_env, "db", "reset", "--yes").returncode == 0
+    with engine.connect() as connection:
+        assert connection.exec_driver_sql("SELECT count(*) FROM resources").scalar() == 0
+        queues = dict(connection.exec_driver_sql("SELECT queue_name, priority FROM queues").all())
+    engine.dispose()
+    assert queues == {"admin": 10, "default": 2, "besteffort": 0}
+
+
 def test_resources_add_creates_one_resource_per_core_of_a_nodeset(admin_env):
     admin(admin_env, "db", "init")
     result = admin(admin_env, "resources", "add", "node[1-4]", "--cpus", "1", "--cores", "4")

@@ -14,7 +14,7 @@ import pwd
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -40,14 +40,21 @@ def uid_of(user: str) -> int:
     return pwd.getpwnam(user).pw_uid
 
 
-def run_command_as(cluster: Any, user: str, command: str, *args: str) -> subprocess.CompletedProcess[str]:
-    """Run ``oardel``, ``oarhold``... as ``user`` with the cluster's settings."""
+def run_command_as(
+    cluster: Any, user: str, command: str, *args: str, warm_up: Sequence[str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run ``oardel``, ``oarhold``... as ``user`` with the cluster's settings.
+
+    ``warm_up``: the arguments of the run as root that does the lazy imports
+    (default: the same with the last one replaced by a job that does not exist).
+    """
     entry = pwd.getpwnam(user)
+    first = repr(list(warm_up)) if warm_up is not None else "[*sys.argv[1:-1], '2147483647']"
     code = (
         "import contextlib, importlib, io, os, sys\n"
         f"main = importlib.import_module('oar_celery.cli.{command}').main\n"
         "with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):\n"
-        "    main([*sys.argv[1:-1], '2147483647'])  # as root, on no job: every lazy import done\n"
+        f"    main({first})  # as root, on no job: every lazy import done\n"
         f"os.setgroups([]); os.setgid({entry.pw_gid}); os.setuid({entry.pw_uid})\n"
         "sys.exit(main(sys.argv[1:]))\n"
     )

@@ -41,7 +41,7 @@ WAITING = and_(Job.state == JobState.WAITING, Job.reservation != ReservationStat
 _WAITING_IN_ORDER = (
     select(
         Job.job_id, Job.queue_name, Queue.priority, Job.submission_time, Job.job_user,
-        Job.properties, Job.reservation, Job.start_time, Job.job_name,
+        Job.properties, Job.reservation, Job.start_time, Job.job_name, Job.project,
     )
     .join(Queue, Queue.queue_name == Job.queue_name)
     .where(WAITING, Queue.state == "Active")
@@ -66,7 +66,7 @@ def _first_waiting_of_each_queue() -> Select[Any]:
     firsts = (
         select(
             Job.job_id, Job.queue_name, Job.submission_time, Job.job_user,
-            Job.properties, Job.reservation, Job.start_time, Job.job_name, _TYPED, _DEPENDENT,
+            Job.properties, Job.reservation, Job.start_time, Job.job_name, Job.project, _TYPED, _DEPENDENT,
         )
         .where(Job.queue_name == Queue.queue_name, WAITING)
         .order_by(Job.submission_time, Job.job_id)
@@ -77,7 +77,7 @@ def _first_waiting_of_each_queue() -> Select[Any]:
     return (
         select(
             c.job_id, c.queue_name, Queue.priority, c.submission_time, c.job_user,
-            c.properties, c.reservation, c.start_time, c.job_name, c.typed, c.dependent,
+            c.properties, c.reservation, c.start_time, c.job_name, c.project, c.typed, c.dependent,
         )
         .select_from(Queue)
         .join(firsts, true())
@@ -118,8 +118,9 @@ def load_waiting(session: Session, *, first: int | None = None) -> tuple[list[sc
             submission_time=int(submitted), user=user, properties_filter=properties,
             types=types.get(job_id, no_types), dependencies=dependencies.get(job_id, []),
             reservation_start=int(start) if reservation == ReservationState.TO_SCHEDULE else None, name=name or "",
+            project=project or "",
         )
-        for job_id, queue, priority, submitted, user, properties, reservation, start, name, *_ in rows
+        for job_id, queue, priority, submitted, user, properties, reservation, start, name, project, *_ in rows
         if job_id not in blocked
     ]
     return jobs, blocked

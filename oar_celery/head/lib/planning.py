@@ -28,6 +28,7 @@ from oar_celery.head.lib.gantt_loads import load_types
 from oar_celery.protocol.states import JobState, ReservationState
 from oar_celery.scheduler import schedule
 from oar_celery.scheduler import types as sched
+from oar_celery.scheduler.quotas import Quotas
 from oar_celery.scheduler.tokens import parse_tokens
 
 logger = logging.getLogger(__name__)
@@ -50,8 +51,9 @@ def plan(
     placed: list[sched.Allocation],
     waiting: list[sched.Job],
     columns: dict[str, str],
+    quotas: Quotas | None = None,
 ) -> sched.SchedulingResult:
-    """The pure scheduler with this cluster's settings (security time, hierarchy, resource order)."""
+    """The pure scheduler with this cluster's settings (security time, hierarchy, resource order, quotas)."""
     return schedule(
         at,
         resources,
@@ -62,6 +64,7 @@ def plan(
         resource_order=tuple(config.scheduler_resource_order.split(",")),
         columns=columns,
         tokens=parse_tokens(config.tokens),
+        quotas=quotas,
     )
 
 
@@ -88,7 +91,8 @@ def collector_paused() -> Iterator[None]:
 _PLACED = (
     select(
         Job.job_id, Job.job_user, Job.start_time, Job.suspended_time, Job.assigned_moldable_job,
-        MoldableJobDescription.moldable_walltime, AssignedResource.resource_id, Job.job_name,
+        MoldableJobDescription.moldable_walltime, AssignedResource.resource_id, Job.job_name, Job.queue_name,
+        Job.project,
     )
     .join(MoldableJobDescription, MoldableJobDescription.moldable_id == Job.assigned_moldable_job)
     .join(AssignedResource, AssignedResource.moldable_job_id == Job.assigned_moldable_job)
@@ -99,7 +103,8 @@ _PLACED = (
 _RESERVATIONS = (
     select(
         Job.job_id, Job.job_user, Job.start_time, Job.assigned_moldable_job,
-        MoldableJobDescription.moldable_walltime, GanttJobResource.resource_id, Job.job_name,
+        MoldableJobDescription.moldable_walltime, GanttJobResource.resource_id, Job.job_name, Job.queue_name,
+        Job.project,
     )
     .join(MoldableJobDescription, MoldableJobDescription.moldable_id == Job.assigned_moldable_job)
     .join(GanttJobResource, GanttJobResource.moldable_job_id == Job.assigned_moldable_job)
@@ -112,12 +117,15 @@ def load_placed(session: Session, at: int) -> tuple[list[sched.Allocation], dict
     """Running jobs and accepted reservations, as fixed allocations on the Gantt."""
     allocations: dict[int, sched.Allocation] = {}
     # names too: timesharing=*,name shares with running jobs of the same name
-    for job_id, user, start, suspended, moldable, walltime, resource_id, name in session.execute(_PLACED):
+    for job_id, user, start, suspended, moldable, walltime, resource_id, name, queue, project in session.execute(
+        _PLACED
+    ):
         allocation = allocations.get(job_id)
         if allocation is None:
             begin = int(start) if start else at
             allocation = allocations[job_id] = sched.Allocation(
-                job_id, moldable, begin, max(1, int(walltime + suspended)), [], user=user, name=name or ""
+                job_id, moldable, begin, max(1, int(walltime + suspended)), [], user=user, name=name or "",
+                queue=queue, project=project or "",
             )
         allocation.resource_ids.append(resource_id)
     reservations = _load_reservations(session)
@@ -130,9 +138,12 @@ def load_placed(session: Session, at: int) -> tuple[list[sched.Allocation], dict
 
 def _load_reservations(session: Session) -> dict[int, sched.Allocation]:
     reservations: dict[int, sched.Allocation] = {}
-    for job_id, user, start, moldable, walltime, resource_id, name in session.execute(_RESERVATIONS):
-        allocation = reservations.setdefault(
-            job_id, sched.Allocation(job_id, moldable, int(start), int(walltime), [], user=user, name=name or "")
-        )
+    for job_id, user, start, moldable, walltime, resource_id, name, queue, project in session.execute(_RESERVATIONS):
+        allocation = reservations.get(job_id)
+        if allocation is None:
+            allocation = reservations[job_id] = sched.Allocation(
+                job_id, moldable, int(start), int(walltime), [], user=user, name=name or "", queue=queue,
+                project=project or "",
+            )
         allocation.resource_ids.append(resource_id)
     return reservations

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from oar_celery.db.models import EventLog, EventLogHostname
 from oar_celery.db.session import now
+from oar_celery.head.lib import accounting
 from oar_celery.head.lib.store import store_for
 
 logger = logging.getLogger(__name__)
@@ -44,9 +45,12 @@ def set_state(
         return []
     at = now() if at is None else at
     each = {name: values for name, values in (each or {}).items() if values}
-    return store_for(session).move(
+    moved = store_for(session).move(
         session, ids, new_state, expected=expected, at=at, each=each, release=release, columns=dict(columns)
     )
+    if new_state in accounting.ENDED and moved:
+        accounting.account(session, moved)
+    return moved
 
 
 def add_event(

@@ -1,0 +1,176 @@
+"""OAR's ``accounting`` table, filled as jobs end: core-seconds asked and used per user, project, queue, window.
+
+OAR fills it when ``oaraccounting`` runs (from cron); here every move of a
+started job to ``Terminated`` or ``Error`` accounts for it in the same
+transaction (:func:`account`), so the karma of the next round already sees
+it, and ``oaraccounting`` only catches up on jobs ended before (or with the
+table reinitialized). A job is flagged ``accounted`` by a conditional
+update whose returned ids are the only ones counted: a job is never counted
+twice, whoever races.
+
+A job's usage is cut into the windows it spans (``OAR_ACCOUNTING_WINDOW``
+seconds, aligned on the epoch, ``window_stop`` inclusive as in OAR): ``USED``
+from its start to its stop, ``ASKED`` from its start to start + walltime,
+each times its number of ``default`` resources.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import bindparam, delete, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from oar_celery.config import settings
+from oar_celery.db.models import Accounting, AssignedResource, Job, MoldableJobDescription, Resource
+from oar_celery.protocol.states import JobState
+
+#: One accounting row's key: window start and stop, user, project, queue, ASKED or USED.
+Key = tuple[int, int, str, str, str, str]
+ENDED = (JobState.TERMINATED, JobState.ERROR)
+
+
+def windows(start: int, stop: int, size: int) -> list[tuple[int, int, int]]:
+    """``(window_start, window_stop, seconds)`` of each window ``[start, stop)`` spans, as OAR cuts them."""
+    cut: list[tuple[int, int, int]] = []
+    window_start = (start // size) * size
+    window_stop = window_start + size - 1
+    while stop > start:
+        seconds = stop - start if stop <= window_stop else window_stop - start + 1
+        cut.append((window_start, window_stop, seconds))
+        window_start = window_stop + 1
+        start = window_start
+        window_stop += size
+    return cut
+
+
+def consumptions(rows: Iterable[Sequence[Any]], size: int) -> dict[Key, int]:
+    """Rows of (user, project, queue, start, stop, walltime, resources) → consumption per accounting key."""
+    totals: dict[Key, int] = defaultdict(int)
+    for user, project, queue, start, stop, walltime, count in rows:
+        begin = int(start)
+        for kind, end in (("USED", int(stop)), ("ASKED", begin + int(walltime))):
+            for window_start, window_stop, seconds in windows(begin, end, size):
+                totals[(window_start, window_stop, user, project or "", queue, kind)] += seconds * int(count)
+    return totals
+
+
+_FLAG = (
+    update(Job)
+    .where(
+        Job.job_id.in_(bindparam("job_ids", expanding=True)),
+        Job.accounted == "NO",
+        Job.state.in_(ENDED),
+        Job.start_time > 1,
+        Job.stop_time >= Job.start_time,
+    )
+    .values(accounted="YES")
+    .returning(Job.job_id)
+)
+_FLAG_ALL = (
+    update(Job)
+    .where(Job.accounted == "NO", Job.state.in_(ENDED), Job.start_time > 1, Job.stop_time >= Job.start_time)
+    .values(accounted="YES")
+    .returning(Job.job_id)
+)
+_USAGE = (
+    select(
+        Job.job_user, Job.project, Job.queue_name, Job.start_time, Job.stop_time,
+        MoldableJobDescription.moldable_walltime, func.count(AssignedResource.resource_id),
+    )
+    .join(MoldableJobDescription, MoldableJobDescription.moldable_id == Job.assigned_moldable_job)
+    .join(AssignedResource, AssignedResource.moldable_job_id == Job.assigned_moldable_job)
+    .join(Resource, Resource.resource_id == AssignedResource.resource_id)
+    .where(Job.job_id.in_(bindparam("job_ids", expanding=True)), Resource.type == "default")
+    .group_by(
+        Job.job_id, Job.job_user, Job.project, Job.queue_name, Job.start_time, Job.stop_time,
+        MoldableJobDescription.moldable_walltime,
+    )
+)
+
+
+def account(session: Session, job_ids: Sequence[int], size: int | None = None) -> list[int]:
+    """Account for the ended, started, not yet accounted jobs among ``job_ids``; the ids accounted."""
+    if not job_ids:
+        return []
+    flagged = list(session.scalars(_FLAG, {"job_ids": list(job_ids)}))
+    _add(session, flagged, size)
+    return flagged
+
+
+def account_all(session: Session, size: int | None = None) -> list[int]:
+    """``oaraccounting``: account for every ended job not accounted yet."""
+    flagged = list(session.scalars(_FLAG_ALL))
+    _add(session, flagged, size)
+    return flagged
+
+
+def _add(session: Session, job_ids: list[int], size: int | None) -> None:
+    if not job_ids:
+        return
+    window = size or settings().accounting_window
+    totals: dict[Key, int] = defaultdict(int)
+    for chunk_start in range(0, len(job_ids), 5000):
+        rows = session.execute(_USAGE, {"job_ids": job_ids[chunk_start:chunk_start + 5000]})
+        for key, value in consumptions(rows, window).items():
+            totals[key] += value
+    if totals:
+        add_consumptions(session, totals)
+
+
+def add_consumptions(session: Session, totals: dict[Key, int]) -> None:
+    """Add to the rows of these keys, creating those missing: one upsert statement."""
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = insert(Accounting)
+    statement = statement.on_conflict_do_update(
+        index_elements=[
+            Accounting.window_start, Accounting.window_stop, Accounting.accounting_user,
+            Accounting.accounting_project, Accounting.queue_name, Accounting.consumption_type,
+        ],
+        set_={"consumption": Accounting.consumption + statement.excluded.consumption},
+    )
+    session.execute(
+        statement,
+        [
+            {
+                "window_start": start, "window_stop": stop, "accounting_user": user, "accounting_project": project,
+                "queue_name": queue, "consumption_type": kind, "consumption": value,
+            }
+            for (start, stop, user, project, queue, kind), value in totals.items()
+        ],
+    )
+
+
+def reinitialize(session: Session) -> None:
+    """``oaraccounting --reinitialize``: empty the table; every job is to be accounted again."""
+    session.execute(delete(Accounting))
+    session.execute(update(Job).where(Job.accounted == "YES").values(accounted="NO"))
+
+
+def delete_before(session: Session, date: int) -> int:
+    """``oaraccounting --delete-before``: drop the windows that end by ``date``; how many."""
+    result = session.execute(delete(Accounting).where(Accounting.window_stop <= date))
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def sums_by(
+    session: Session, column: Any, queues: Sequence[str] | None, window_start: int, window_stop: int
+) -> tuple[dict[str, float], dict[str, float]]:
+    """ASKED and USED per value of ``column`` (user or project) over windows inside ``[start, stop]``."""
+    query = (
+        select(column, Accounting.consumption_type, func.sum(Accounting.consumption))
+        .where(Accounting.window_start >= window_start, Accounting.window_stop <= window_stop)
+        .group_by(column, Accounting.consumption_type)
+    )
+    if queues is not None:
+        query = query.where(Accounting.queue_name.in_(list(queues)))
+    asked: dict[str, float] = {}
+    used: dict[str, float] = {}
+    for value, kind, total in session.execute(query):
+        (asked if kind == "ASKED" else used)[value] = float(total)
+    return asked, used
+
