@@ -16,6 +16,7 @@ and recorded ``Error`` in the database directly, once every process is stopped.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import signal
@@ -165,6 +166,18 @@ def _wait_for_socket(path: str, timeout: float = 10.0) -> None:
         time.sleep(0.05)
 
 
+def _cgroup_of_this_cluster(config: Settings) -> dict[str, str]:
+    """Emulated nodes share one machine's cgroups: each local cluster keeps its jobs' under a name of its own.
+
+    Two local clusters both have a ``node1`` and a job 1; under OAR's one
+    ``oar`` directory the second would take the first's cgroup.
+    """
+    if os.environ.get("OAR_CGROUP_NAME"):
+        return {}
+    digest = hashlib.sha1(str(config.state_dir).encode()).hexdigest()[:8]
+    return {"OAR_CGROUP_NAME": f"{config.cgroup_name}-{digest}"}
+
+
 def start_cluster(
     config: Settings, hosts: list[str], *, flower_port: int | None = None, api_port: int | None = None
 ) -> list[Process]:
@@ -179,10 +192,11 @@ def start_cluster(
         start("head", head_worker_argv(config), kind="head", log_dir=logs),
         start("beat", beat_argv(config), kind="beat", log_dir=logs),
     ]
+    confinement = _cgroup_of_this_cluster(config)
     for host in hosts:
         processes.append(
-            start(host, node_worker_argv(host, config), kind=f"node-{host}", extra_env=node_worker_env(host),
-                  log_dir=logs)
+            start(host, node_worker_argv(host, config), kind=f"node-{host}",
+                  extra_env={**node_worker_env(host), **confinement}, log_dir=logs)
         )
     port = config.flower_port if flower_port is None else flower_port
     if port:

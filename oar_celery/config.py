@@ -75,6 +75,9 @@ class Settings:
     epilogue: str = ""
     #: Where the node finds its cgroup hierarchies (v2 unified, or v1 cpuset/memory/freezer under it).
     cgroup_root: str = "/sys/fs/cgroup"
+    #: The directory of the jobs' cgroups in each hierarchy (OAR's ``oar``): ``<root>/<name>/<host>/<job id>``.
+    #: Local clusters (``oar-celery up``) take one of their own, so that two on one machine never meet.
+    cgroup_name: str = "oar"
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 25
     mail_sender: str = "oar@localhost"

@@ -378,12 +378,12 @@ def _own_path(controller: str) -> str:
     return "/"
 
 
-def find_hierarchy(root: str) -> Hierarchy | None:
-    """The node's writable hierarchy under ``root``, its ``oar`` directories made; None if none."""
+def find_hierarchy(root: str, name: str = "oar") -> Hierarchy | None:
+    """The node's writable hierarchy under ``root``, its ``name`` directories made; None if none."""
     try:
         if os.path.exists(f"{root}/cgroup.controllers"):
             _enable_controllers(root)
-            base = _make_dir(f"{root}/oar", cpuset=False)
+            base = _make_dir(f"{root}/{name}", cpuset=False)
             _enable_controllers(base)
             return V2((base,))
         if not os.path.exists(f"{root}/cpuset/cpuset.cpus"):
@@ -394,21 +394,21 @@ def find_hierarchy(root: str) -> Hierarchy | None:
             if not os.path.ismount(mount) and not os.path.exists(f"{mount}/cgroup.procs"):
                 continue
             own = f"{mount}{_own_path(controller)}".rstrip("/")
-            bases.append(_make_dir(f"{own}/oar", cpuset=controller == "cpuset"))
+            bases.append(_make_dir(f"{own}/{name}", cpuset=controller == "cpuset"))
         return V1(tuple(bases))
     except OSError:
         return None
 
 
-_found: dict[str, Hierarchy | None] = {}
+_found: dict[tuple[str, str], Hierarchy | None] = {}
 _found_lock = threading.Lock()
 
 
-def node_hierarchy(root: str) -> Hierarchy | None:
+def node_hierarchy(root: str, name: str = "oar") -> Hierarchy | None:
     """:func:`find_hierarchy`, once per process: the log says once how this node confines its jobs."""
     with _found_lock:
-        if root not in _found:
-            found = _found[root] = find_hierarchy(root)
+        if (root, name) not in _found:
+            found = _found[root, name] = find_hierarchy(root, name)
             if found is None:
                 logger.warning(
                     "no writable cgroup hierarchy under %s: jobs are confined to their CPUs by CPU affinity "
@@ -416,4 +416,4 @@ def node_hierarchy(root: str) -> Hierarchy | None:
                 )
             else:
                 logger.info("jobs are confined with %s", found.describe())
-        return _found[root]
+        return _found[root, name]

@@ -16,7 +16,7 @@ import signal
 import subprocess
 from typing import Any
 
-from oar_celery.config import Settings
+from oar_celery.config import Settings, settings
 from oar_celery.node.cgroup import JobCgroup, node_hierarchy
 from oar_celery.node.jobdir import JobDir
 
@@ -54,7 +54,7 @@ def job_memory(spec: dict[str, Any], host: str) -> int | None:
 
 def make_cgroup(config: Settings, host: str, job: JobDir, cpus: list[int], spec: dict[str, Any]) -> JobCgroup | None:
     """The job's cgroup, recorded in its directory; None if the node has no cgroup hierarchy."""
-    hierarchy = node_hierarchy(config.cgroup_root)
+    hierarchy = node_hierarchy(config.cgroup_root, config.cgroup_name)
     if hierarchy is None:
         return None
     cgroup = hierarchy.create(host, job.job_id, cpus or _node_cpus(), job_memory(spec, host))
@@ -66,8 +66,8 @@ def cpuset_name(cgroup: JobCgroup | None) -> str:
     """``OAR_CPUSET`` as OAR sets it: the job's cpuset path in its hierarchy ('' without one)."""
     if cgroup is None:
         return ""
-    directory = cgroup.directories[0]
-    return "/oar/" + directory.split("/oar/", 1)[1] if "/oar/" in directory else directory
+    directory, top = cgroup.directories[0], f"/{settings().cgroup_name}/"
+    return top + directory.split(top, 1)[1] if top in directory else directory
 
 
 def confine(keeper: subprocess.Popen[bytes], cgroup: JobCgroup | None, cpus: list[int]) -> None:
