@@ -27,20 +27,19 @@ def queue_state(cluster, name: str) -> str | None:  # type: ignore[no-untyped-de
 
 
 def test_a_disabled_queue_keeps_its_jobs_waiting_until_enabled(cluster) -> None:  # type: ignore[no-untyped-def]
-    job_id = cluster.oarsub("-h", "-l", "/core=1", "true")  # a disabled queue takes no new job: submit first
+    job_id = cluster.oarsub("--hold", "-l", "/core=1", "true")
     lines(cluster.run("oarqueue", "-d", "default"))
     assert queue_state(cluster, "default") == "notActive"
-    refused = cluster.run("oarsub", "-l", "/core=1", "true")
-    assert refused.returncode != 0 and "not active" in refused.stderr
+    later = cluster.oarsub("-l", "/core=1", "true")  # OAR3: a disabled queue still takes jobs
     lines(cluster.run("oarresume", str(job_id)))
     time.sleep(2.5)  # several rounds
-    assert cluster.state(job_id) == "Waiting"
+    assert cluster.state(job_id) == cluster.state(later) == "Waiting"
     lines(cluster.run("oarqueue", "-e", "default"))
-    assert cluster.wait_for(job_id, timeout=30) == {job_id: "Terminated"}
+    assert cluster.wait_for([job_id, later], timeout=30) == {job_id: "Terminated", later: "Terminated"}
 
 
 def test_disable_all_then_enable_all_with_oarnotify(cluster) -> None:  # type: ignore[no-untyped-def]
-    job_id = cluster.oarsub("-h", "-l", "/core=1", "true")
+    job_id = cluster.oarsub("--hold", "-l", "/core=1", "true")
     lines(cluster.run("oarnotify", "-D"))
     assert {s for (s,) in cluster.query("SELECT state FROM queues")} == {"notActive"}
     lines(cluster.run("oarresume", str(job_id)))
@@ -58,7 +57,7 @@ def test_queues_are_added_listed_changed_and_removed(cluster) -> None:  # type: 
     assert listing[at + 1:at + 4] == ["priority = 5", "policy = fifo", "state = Active"]
     lines(cluster.run("oarqueue", "--change", "night,7,"))
     assert cluster.query("SELECT priority, scheduler_policy FROM queues WHERE queue_name = 'night'") == [(7, "fifo")]
-    held = cluster.oarsub("-q", "night", "-h", "-l", "/core=1", "true")
+    held = cluster.oarsub("-q", "night", "--hold", "-l", "/core=1", "true")
     refused = cluster.run("oarqueue", "--remove", "night")
     assert refused.returncode == 1 and "unfinished" in refused.stderr
     assert len(refused.stderr.strip().splitlines()) == 1

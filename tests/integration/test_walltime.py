@@ -82,7 +82,7 @@ def submit_as(cluster, user: str, command: str) -> int:  # type: ignore[no-untyp
 
 
 def test_bad_walltime_requests_are_refused_with_one_line(cluster) -> None:  # type: ignore[no-untyped-def]
-    waiting = cluster.oarsub("-h", "-l", "/core=1", "true")
+    waiting = cluster.oarsub("--hold", "-l", "/core=1", "true")
     refused = cluster.run("oarwalltime", str(waiting), "+0:10")
     assert refused.returncode == 1 and "not running" in refused.stderr
     with throwaway_user() as owner, throwaway_user() as intruder:
