@@ -130,10 +130,11 @@ def job_conditions(
 
 
 def jobs_page(
-    session: Session, conditions: list[Any], *, details: bool, offset: int, limit: int
+    session: Session, conditions: list[Any], *, details: bool, offset: int, limit: int, every_field: bool = False
 ) -> tuple[list[dict[str, Any]], int]:
-    """A page of jobs ordered by id, OAR3's fields (all of them and what ``details`` adds, or the short list)."""
-    names = list(JOB_FIELDS) if details else list(SHORT_FIELDS)
+    """A page of jobs ordered by id in OAR3's fields: all of them and what ``details`` adds, or the short list
+    (``every_field``: all of them without the details)."""
+    names = list(JOB_FIELDS) if details or every_field else list(SHORT_FIELDS)
     query = select(*(JOB_FIELDS[name].label(name) for name in names)).where(*conditions).order_by(Job.job_id)
     count = select(func.count()).select_from(Job).where(*conditions)
     jobs, total = page(session, query, count, offset, limit)
@@ -143,14 +144,8 @@ def jobs_page(
 
 
 def one_job(session: Session, job_id: int, *, details: bool) -> dict[str, Any] | None:
-    jobs, _ = jobs_page(session, [Job.job_id == job_id], details=True, offset=0, limit=1)
-    if not jobs:
-        return None
-    job = jobs[0]
-    if not details:
-        for name in ("resources", "nodes", "events", "types", "walltime", "actual_resources", "dependencies"):
-            job.pop(name, None)
-    return job
+    jobs, _ = jobs_page(session, [Job.job_id == job_id], details=details, offset=0, limit=1, every_field=True)
+    return jobs[0] if jobs else None
 
 
 def add_details(session: Session, jobs: list[dict[str, Any]]) -> None:

@@ -34,7 +34,7 @@ def test_schemathesis_finds_no_failure_in_the_openapi_document(
              "--header", f"Authorization: Bearer {api.token(user)}", "--max-examples", "30", "--workers", "2",
              "--request-timeout", "60", "--seed", "20", "--generation-database", "none",
              "--report", "junit", "--report-dir", str(report), "--no-color"],
-            capture_output=True, text=True, timeout=840, env=api.cluster.env,
+            capture_output=True, text=True, timeout=840, env=api.cluster.env, cwd=report,
         )
         (report / "schemathesis.out").write_text(result.stdout + result.stderr)
         assert result.returncode == 0, f"see {report / 'schemathesis.out'}\n" + result.stdout[-6000:]
