@@ -224,7 +224,7 @@ def repetitive_jobs(draw: st.DrawFn) -> list[Job]:
 @given(st.data())
 def test_the_frontier_only_skips_what_cannot_fit(data) -> None:  # type: ignore[no-untyped-def]
     """Searching every job from ``now`` gives the very same plan as starting at the frontier."""
-    import oar_celery.scheduler as package
+    from oar_celery.scheduler import rounds as package
 
     resources = data.draw(clusters())
     placed = data.draw(running(resources))
