@@ -46,7 +46,26 @@ _HOMES = {
     "parse_resource_request": "request", "parse_walltime": "walltime", "schedule": "rounds",
     "is_besteffort": "rounds", "timeshare_key": "rounds", "Frontier": "rounds",
 }
-__all__ = sorted(_HOMES)
+__all__ = [
+    "Allocation",
+    "Frontier",
+    "Job",
+    "Level",
+    "Moldable",
+    "PropertyFilter",
+    "RequestError",
+    "Resource",
+    "ResourceGroup",
+    "SchedulingResult",
+    "check_satisfiable",
+    "compile_filter",
+    "is_besteffort",
+    "parse_moldables",
+    "parse_resource_request",
+    "parse_walltime",
+    "schedule",
+    "timeshare_key",
+]
 
 
 def __getattr__(name: str) -> Any:
