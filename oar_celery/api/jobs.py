@@ -354,6 +354,34 @@ def hold(request: Request, job_id: JobId, hold: Literal["holds", "rholds", "hold
     return _action(job_id, "Hold request registered", lambda ids: client_api.hold(ids, user=user, running=running))
 
 
+def _walltime(request: Request, job_id: int, change: schemas.WalltimeChange | None) -> JSONResponse:
+    """``oarwalltime``: the job's walltime change status, or a request, as the command answers."""
+    user = authenticated(request, config(request))
+    try:
+        lines = client_api.walltime(job_id, change.walltime if change else None,
+                                    delay_next_jobs=bool(change and change.delay_next_jobs), user=user)
+    except NotDelivered:
+        raise
+    except ClientError as refusal:
+        return answer({"id": job_id, "cmd_output": f"{refusal}\n", "exit_status": EXIT_REFUSED,
+                       "status": "Request refused"})
+    return answer({"id": job_id, "cmd_output": "".join(f"{line}\n" for line in lines), "exit_status": 0,
+                   "status": "Walltime change request registered" if change else "Walltime change status"})
+
+
+@router.get("/{job_id:int}/walltime", response_model=schemas.JobAnswer, summary="A job's walltime change status",
+            responses={403: {"model": schemas.Error}})
+def walltime_status(request: Request, job_id: JobId) -> JSONResponse:
+    return _walltime(request, job_id, None)
+
+
+@router.post("/{job_id:int}/walltime", response_model=schemas.JobAnswer,
+             summary="Ask for more (or less) walltime for a running job (oarwalltime)",
+             responses={403: {"model": schemas.Error}})
+def walltime_change(request: Request, job_id: JobId, change: schemas.WalltimeChange) -> JSONResponse:
+    return _walltime(request, job_id, change)
+
+
 @router.post("/{job_id:int}", response_model=schemas.JobAnswer, responses={403: {"model": schemas.Error}},
              summary="Act on a job: OAR's form for clients without DELETE")
 def update(request: Request, job_id: JobId, body: schemas.JobMethod) -> JSONResponse:

@@ -117,6 +117,15 @@ class SubmitParameters(BaseModel):
         return value
 
 
+class WalltimeChange(BaseModel):
+    """``POST /jobs/<id>/walltime``: ``oarwalltime``'s request, ``[+|-]H:MM:SS``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    walltime: str = Field(pattern=r"^[+-]?\d+(:\d{1,2}){0,2}$", max_length=32)
+    delay_next_jobs: bool = False
+
+
 class JobMethod(BaseModel):
     """``POST /jobs/<id>``: OAR's way for clients without DELETE."""
 

@@ -68,7 +68,8 @@ def start_api_cluster(cluster_factory: Any, workdir: Path, nodes: int = 2, **ove
     port = free_port()
     cluster = cluster_factory(
         nodes=nodes, cores=2, up_args=("--auth", "--api-port", str(port)),
-        OAR_API_TRUSTED_PROXIES="127.0.0.1", OAR_API_REVOKED_TOKENS=str(workdir / "revoked.json"), **overrides,
+        OAR_API_TRUSTED_PROXIES="127.0.0.1", OAR_API_REVOKED_TOKENS=str(workdir / "revoked.json"),
+        **{"OAR_WALLTIME_CHANGE_ENABLED": "1", **overrides},
     )
     api = Api(cluster, port)
     api.wait_up()

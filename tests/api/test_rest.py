@@ -267,3 +267,22 @@ def test_an_admin_changes_adds_and_removes_resources_through_the_head(api: Api) 
 def _utc(offset: float = 0) -> str:
     moment = datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=offset)
     return moment.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def test_a_running_job_gets_more_walltime_as_oarwalltime_gives_it(api: Api) -> None:
+    """``POST /jobs/<id>/walltime`` is ``oarwalltime JOBID +DURATION``; ``GET`` its status; others are refused."""
+    root = api.as_("root")
+    job_id = submit(api, command="sleep 60", resource=["/core=1,walltime=0:00:30"])["id"]
+    api.cluster.wait_for(job_id, ("Running",))
+    asked = api.post(f"/jobs/{job_id}/walltime", json={"walltime": "+0:10"}, headers=root).json()
+    assert asked["exit_status"] == 0, asked
+    api.cluster.wait_until(lambda: api.cluster.scalar(
+        "SELECT m.moldable_walltime FROM jobs j JOIN moldable_job_descriptions m"
+        " ON m.moldable_id = j.assigned_moldable_job WHERE j.job_id = :id", id=job_id) == 30 + 600,
+        30, "walltime granted")
+    status = api.get(f"/jobs/{job_id}/walltime", headers=root).json()
+    assert status["exit_status"] == 0 and "0:10:30" in status["cmd_output"]
+    bad = api.post(f"/jobs/{job_id}/walltime", json={"walltime": "ten minutes"}, headers=root)
+    assert bad.status_code == 422
+    api.delete(f"/jobs/{job_id}", headers=root)
+    api.cluster.wait_for(job_id)
