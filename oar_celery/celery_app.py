@@ -15,7 +15,7 @@ from celery import Celery, signals
 from kombu import Queue
 
 from oar_celery.beat_schedule import build_schedule
-from oar_celery.broker import TRANSPORT
+from oar_celery.broker import use_for_redis_urls
 from oar_celery.config import Settings, settings
 from oar_celery.protocol.names import HEAD_QUEUE, node_queue
 
@@ -37,7 +37,7 @@ NODE_TASK_MODULES = ("oar_celery.tasks.bipbip",)
 def configure(app: Celery, config: Settings) -> None:
     if config.broker_url.startswith("redis://"):
         # plain Redis: kombu's transport with the reconnection fix of oar_celery.broker
-        app.conf.broker_transport = TRANSPORT
+        use_for_redis_urls()
     app.conf.update(
         broker_url=config.broker_url,
         result_backend=config.backend,

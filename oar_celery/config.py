@@ -80,6 +80,7 @@ class Settings:
     notify_timeout: float = 10.0
     flower_address: str = "127.0.0.1"
     flower_port: int = 5555
+    flower_auth_file: str = ""
     metrics_port: int = 0
     metrics_address: str = "127.0.0.1"
     visibility_timeout: int = 3600
@@ -97,6 +98,11 @@ class Settings:
     @property
     def logs(self) -> Path:
         return Path(self.log_dir or Path(self.state_dir) / "log")
+
+    @property
+    def flower_auth(self) -> Path:
+        """The file of Flower's ``user:password`` login."""
+        return Path(self.flower_auth_file or Path(self.state_dir) / "flower.auth")
 
     @property
     def node_dir(self) -> Path:

@@ -156,11 +156,14 @@ def cmd_up(args: argparse.Namespace) -> int:
         missing = [host for host in hosts if host not in known]
         if missing:
             add_resources(session, missing, cpus=args.cpus, cores=args.cores)
-    processes = cluster.start_cluster(config, hosts, flower_port=args.flower_port)
+    processes = cluster.start_cluster(config, hosts)
     silent = cluster.wait_for_workers(config, hosts, timeout=args.timeout)
     if silent:
         cluster.stop_cluster(config)
         return fail(f"worker(s) did not start: {', '.join(silent)} (see {config.logs})")
+    flower_port = config.flower_port if args.flower_port is None else args.flower_port
+    if flower_port:
+        processes.append(cluster.start_flower(config, flower_port))
     _print_welcome(processes, args.flower_port, len(hosts))
     if stop is None:
         return 0
@@ -168,11 +171,15 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 
 def _print_welcome(processes: list, flower_port: int | None, nodes: int) -> None:
+    from oar_celery import cluster
+
     state = settings()
     port = state.flower_port if flower_port is None else flower_port
     print(f"oar-celery cluster up: {len(processes)} processes, state in {state.state_dir}")
     if port:
-        print(f"Flower: http://{state.flower_address}:{port}/")
+        login = "FLOWER_BASIC_AUTH's login" if os.environ.get("FLOWER_BASIC_AUTH") else (
+            f"login {cluster.flower_login(state).partition(':')[0]}, password in {state.flower_auth}")
+        print(f"Flower: http://{state.flower_address}:{port}/  ({login})")
     print(f"Submit a job:   oarsub -l /nodes={min(nodes, 2)}/core=1 'hostname; sleep 5'")
     print("Watch it:       oarstat   |   oarnodes")
     print(f"Stop:           Ctrl-C here, or 'oar-celery down'   (logs in {state.logs})", flush=True)
