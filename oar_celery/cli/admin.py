@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import signal
 import sys
@@ -47,12 +46,19 @@ def _parse_properties(pairs: list[str]) -> dict[str, str]:
 
 
 def cmd_resources_add(args: argparse.Namespace) -> int:
+    from oar_celery.db.models import Resource
     from oar_celery.db.session import session_scope
     from oar_celery.head.lib.resources import add_resources, expand_nodeset
     from oar_celery.protocol.bus import notify
 
     hosts = expand_nodeset(args.nodeset)
     with session_scope() as session:
+        if args.skip_existing:
+            known = {r for (r,) in session.query(Resource.network_address).distinct()}
+            hosts = [host for host in hosts if host not in known]
+            if not hosts:
+                print("0 resource(s) added: every host has its resources already")
+                return 0
         ids = add_resources(
             session, hosts, cpus=args.cpus, cores=args.cores, properties=_parse_properties(args.property)
         )
@@ -215,16 +221,16 @@ def cmd_down(_: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_status(_: argparse.Namespace) -> int:
-    from oar_celery import cluster
+def cmd_status(args: argparse.Namespace) -> int:
+    from oar_celery.cli.health import status
 
-    path = cluster.pid_file(settings())
-    if not path.exists():
-        print("no cluster is running")
-        return 1
-    for entry in json.loads(path.read_text()):
-        print(f"{entry['name']:<10} pid {entry['pid']:<8} {'up' if cluster.alive(entry['pid']) else 'DOWN'}")
-    return 0
+    return status(settings(), args.process)
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from oar_celery.cli.health import doctor
+
+    return doctor(settings(), listen=args.listen)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -239,6 +245,8 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--cpus", type=int, default=1)
     add.add_argument("--cores", type=int, default=1, help="cores per cpu")
     add.add_argument("-p", "--property", action="append", default=[], metavar="NAME=VALUE")
+    add.add_argument("--skip-existing", action="store_true",
+                     help="leave out the hosts that have resources already (so that running it again adds nothing)")
     add.set_defaults(func=cmd_resources_add)
     worker = sub.add_parser("worker", help="start a worker (head node or compute node)")
     worker.add_argument("role", choices=("head", "node"))
@@ -264,11 +272,33 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--timeout", type=float, default=60.0)
     up.set_defaults(func=cmd_up)
     sub.add_parser("down", help="stop the cluster started by 'up'").set_defaults(func=cmd_down)
-    sub.add_parser("status", help="processes of the local cluster").set_defaults(func=cmd_status)
+    status = sub.add_parser("status", help="each process: alive, and taking work through its own queue")
+    status.add_argument("--process", metavar="NAME", help="only this one (head, node1...): exit 0 if it is healthy")
+    status.set_defaults(func=cmd_status)
+    doctor = sub.add_parser("doctor", help="check a deployment: broker, keys, database schema, clocks")
+    doctor.add_argument("--listen", type=float, default=3.0, metavar="SECONDS",
+                        help="how long to listen to the workers' heartbeats for their clocks")
+    doctor.set_defaults(func=cmd_doctor)
+    sub.add_parser(
+        "completion", help="bash code that completes the commands' options: eval \"$(oar-celery completion)\""
+    ).set_defaults(func=cmd_completion)
     return parser
 
 
+def cmd_completion(_: argparse.Namespace) -> int:
+    """The shell code that completes every command's options: ``eval "$(oar-celery completion)"``."""
+    import argcomplete
+
+    from oar_celery.cli.common import COMMANDS
+
+    print(argcomplete.shellcode(list(COMMANDS), shell="bash"))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
+    from oar_celery.cli.common import offer_completion
+
+    offer_completion(build_parser)
     args = build_parser().parse_args(argv)
     handler: Callable[[argparse.Namespace], int] = args.func
     try:
