@@ -12,6 +12,7 @@ import collections
 import json
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import urllib.error
@@ -135,6 +136,79 @@ def test_info_log_names_every_job_and_leaves_celerys_per_task_lines_out(ops):
     for chatter in ("celery.app.trace", "celery.worker.strategy", "succeeded in", "] received"):
         assert chatter not in head and chatter not in node_logs
     assert "[DEBUG]" not in head
+
+
+def status_lines(cluster: LocalCluster, *args: str, env: dict[str, str] | None = None) -> tuple[int, dict[str, str]]:
+    done = cluster.run("oar-celery", "status", *args, env=env)
+    lines = done.stdout.splitlines()
+    return done.returncode, {line.split()[0]: line for line in lines[1:]}
+
+
+def test_status_shows_every_process_alive_and_taking_work(ops):
+    cluster, _ = ops
+    code, rows = cluster.wait_until(lambda: (found := status_lines(cluster)) and found[0] == 0 and found,
+                                    timeout=30, message="every process healthy")
+    assert set(rows) == {"head", "beat", "flower", "node1", "node2"}
+    for name in ("head", "node1", "node2"):
+        assert rows[name].split()[2:4] == ["up", "yes"], rows[name]
+    assert "answered Finaud's ping" in rows["node1"] and "last Almighty cycle" in rows["head"]
+    assert status_lines(cluster, "--process", "node1")[0] == 0
+
+
+def test_status_tells_a_node_that_lives_but_takes_no_work(ops):
+    cluster, _ = ops
+    cluster.signal_process("node2", signal.SIGSTOP)
+    try:
+        code, rows = cluster.wait_until(lambda: (found := status_lines(cluster)) and "NO" in found[1]["node2"]
+                                        and found, timeout=30, message="node2 seen not consuming")
+        assert code == 1 and rows["node2"].split()[2:4] == ["up", "NO"]
+        assert "never answered" in rows["node2"]
+        assert status_lines(cluster, "--process", "node2")[0] == 1
+        assert status_lines(cluster, "--process", "node1")[0] == 0
+    finally:
+        cluster.signal_process("node2", signal.SIGCONT)
+    cluster.wait_until(lambda: status_lines(cluster, "--process", "node2")[0] == 0, timeout=30,
+                       message="node2 answering again")
+
+
+def test_doctor_passes_a_sound_cluster_and_names_each_check(ops):
+    cluster, _ = ops
+    done = cluster.admin("doctor", "--listen", "2")
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    assert any(line.startswith("ok") and "broker" in line and "answers" in line for line in lines)
+    assert any(line.startswith("ok") and "schema 0004 (the newest)" in line for line in lines)
+    assert any(line.startswith("ok") and "clock of node@node1" in line for line in lines)
+    assert any(line.startswith("WARN") and "OAR_AUTH_KEY_FILE" in line for line in lines)
+    assert re.fullmatch(r"\d+ checks: 0 failed, \d+ warnings", lines[-1])
+
+
+def test_doctor_and_status_fail_in_one_line_when_the_broker_is_down(ops):
+    cluster, _ = ops
+    down = {"OAR_BROKER_URL": f"redis://127.0.0.1:{free_port()}/0"}
+    done = cluster.run("oar-celery", "doctor", env=down)
+    assert done.returncode == 1
+    assert done.stdout.splitlines()[0].startswith("FAIL  broker redis://127.0.0.1:")
+    assert "does not answer" in done.stdout.splitlines()[0]
+    status = cluster.run("oar-celery", "status", env=down)
+    assert status.returncode == 1 and len(status.stderr.strip().splitlines()) == 1
+    assert status.stderr.startswith("oar-celery: error:")
+
+
+def test_doctor_fails_on_a_schema_of_another_version_and_a_key_others_can_read(ops):
+    cluster, _ = ops
+    key = cluster.state_dir / "loose.key"
+    key.write_text("k" * 64)
+    key.chmod(0o644)
+    cluster.execute("UPDATE alembic_version SET version_num = '0003'")
+    try:
+        done = cluster.run("oar-celery", "doctor", "--listen", "1", env={"OAR_AUTH_KEY_FILE": str(key)})
+    finally:
+        cluster.execute("UPDATE alembic_version SET version_num = '0004'")
+    assert done.returncode == 1
+    fails = [line for line in done.stdout.splitlines() if line.startswith("FAIL")]
+    assert any("schema 0003, this package expects 0004" in line for line in fails), done.stdout
+    assert any("readable by others (mode 644)" in line for line in fails), done.stdout
 
 
 def daemon_pid(log: Path, after: int) -> int:
