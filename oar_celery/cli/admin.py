@@ -105,7 +105,11 @@ def cmd_beat(args: argparse.Namespace) -> int:
 def cmd_flower(args: argparse.Namespace) -> int:
     from oar_celery.cluster import flower_argv, flower_env
 
-    return _exec(flower_argv(settings(), args.port), "flower", flower_env(settings()), daemon=args.daemon)
+    env = flower_env(settings())
+    if env:
+        print(f"Flower's login: {env['FLOWER_BASIC_AUTH'].partition(':')[0]}, password in {settings().flower_auth}",
+              file=sys.stderr, flush=True)
+    return _exec(flower_argv(settings(), args.port), "flower", env, daemon=args.daemon)
 
 
 def allow_jobs_of_starter() -> None:
