@@ -71,9 +71,11 @@ def cmd_resources_add(args: argparse.Namespace) -> int:
 def _exec(argv: list[str], kind: str, extra_env: dict[str, str] | None = None, daemon: bool = False) -> int:
     env = {**os.environ, "OAR_PROCESS_KIND": kind, **(extra_env or {})}
     if daemon:
-        from oar_celery.logs import redirect_everything
+        from oar_celery.logs import log_file, redirect_everything
 
-        if os.fork():
+        child = os.fork()
+        if child:
+            print(f"{kind} started in the background: pid {child}, log {log_file(kind)}")
             return 0
         os.setsid()
         redirect_everything(kind)

@@ -107,6 +107,10 @@ def _node_row(config: Settings, host: str, ping: dict[str, Any] | None, answer: 
 def status(config: Settings, process: str | None = None) -> int:
     """Print the table (or one process's line); 0 if every process shown is alive and consuming."""
     rows = status_rows(config)
+    if all(row.pid is None and row.consuming is None for row in rows):
+        print(f"no cluster is running (no process in {config.state_dir}/cluster.json, no head cycle or node "
+              "answer on the broker)")
+        return 1
     if process:
         rows = [row for row in rows if row.name == process]
         if not rows:

@@ -223,8 +223,10 @@ def replace_head_with_a_daemon(cluster: LocalCluster) -> None:
     cluster.kill_process("head")
     mark = log.stat().st_size
     started = cluster.admin("worker", "head", "--daemon")
-    assert started.returncode == 0 and started.stdout == "", started.stderr
+    said = re.fullmatch(r"head started in the background: pid (\d+), log (\S+)\n", started.stdout)
+    assert started.returncode == 0 and said and said.group(2) == str(log), started.stdout + started.stderr
     pid = cluster.wait_until(lambda: daemon_pid(log, mark), timeout=60, message="the daemonised head ready")
+    assert pid == int(said.group(1))
     entries = [e for e in json.loads((cluster.state_dir / "cluster.json").read_text()) if e["name"] != "head"]
     (cluster.state_dir / "cluster.json").write_text(json.dumps([*entries, {"name": "head", "pid": pid}]))
 
