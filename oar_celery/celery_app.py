@@ -114,3 +114,9 @@ def _forget_parent_connections(**_: object) -> None:
     session = sys.modules.get("oar_celery.db.session")
     if session is not None:
         session.dispose_engines()
+
+
+if os.environ.get("OAR_PROCESS_KIND") == "flower":
+    from oar_celery.monitor import install
+
+    install(settings().flower_refresh)

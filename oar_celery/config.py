@@ -99,6 +99,7 @@ class Settings:
     flower_address: str = "127.0.0.1"
     flower_port: int = 5555
     flower_auth_file: str = ""
+    flower_refresh: float = 60.0
     metrics_port: int = 0
     metrics_address: str = "127.0.0.1"
     visibility_timeout: int = 3600

@@ -42,6 +42,7 @@ class Flower:
 
     def __init__(self, cluster: LocalCluster, port: int) -> None:
         self.base = f"http://127.0.0.1:{port}"
+        self.port = port
         self.login = (cluster.state_dir / "flower.auth").read_text().strip()
 
     def get(self, path: str, login: str | None = "") -> tuple[int, str]:
@@ -65,7 +66,7 @@ class Flower:
 @pytest.fixture(scope="module")
 def ops(cluster_factory) -> tuple[LocalCluster, Flower]:  # type: ignore[no-untyped-def]
     port = free_port()
-    cluster = cluster_factory(nodes=2, cores=1, flower_port=port, OAR_LOG_LEVEL="INFO")
+    cluster = cluster_factory(nodes=2, cores=1, flower_port=port, OAR_LOG_LEVEL="INFO", OAR_FLOWER_REFRESH="2")
     flower = Flower(cluster, port)
     cluster.wait_until(lambda: len(flower.api("/api/workers") or {}) >= 3, timeout=60, message="Flower's workers")
     return cluster, flower
@@ -104,13 +105,39 @@ def test_flower_shows_each_worker_under_one_name_across_restarts(ops):
     assert set(flower.api("/api/workers")) == before
 
 
+def register(cluster: LocalCluster, name: str, started: subprocess.CompletedProcess[str]) -> int:
+    """Record a process started with ``--daemon`` in cluster.json, so that the cluster's ``down`` stops it."""
+    said = re.search(r"started in the background: pid (\d+)", started.stdout)
+    assert started.returncode == 0 and said, started.stdout + started.stderr
+    entries = [e for e in json.loads((cluster.state_dir / "cluster.json").read_text()) if e["name"] != name]
+    (cluster.state_dir / "cluster.json").write_text(json.dumps([*entries, {"name": name, "pid": int(said[1])}]))
+    return int(said[1])
+
+
+def test_flower_started_before_a_node_lists_its_queue_once_it_runs(ops):
+    cluster, flower = ops
+    cluster.kill_process("node2")
+    cluster.kill_process("flower")
+    register(cluster, "flower", cluster.admin("flower", "--port", str(flower.port), "--daemon"))
+    cluster.wait_until(lambda: "node@node1" in (flower.api("/api/workers") or {}), timeout=60,
+                       message="the new Flower up")
+    assert "oar.node.node2" not in flower.get("/broker")[1]
+    cluster.restart_process("node2")
+    cluster.wait_until(lambda: "oar.node.node2" in flower.get("/broker")[1], timeout=30,
+                       message="node2's queue on the broker page, without a refresh")
+
+
 def test_flower_shows_a_jobs_launch_and_its_failure_by_job_id(ops):
     cluster, flower = ops
-    failing = cluster.oarsub("-l", "/core=1", "exit 3")
-    assert cluster.wait_for(failing) == {failing: "Error"}
 
     def tasks(query: str) -> dict[str, Any]:
         return flower.api(f"/api/tasks?{query}") or {}
+
+    for worker in ("node@node1", "node@node2"):  # Flower turns task events on every 5 s, in workers started since too
+        cluster.wait_until(lambda w=worker: tasks(f"taskname=oar.node.ping&workername={w}"), timeout=30,
+                           message=f"task events of {worker} in Flower")
+    failing = cluster.oarsub("-l", "/core=1", "exit 3")
+    assert cluster.wait_for(failing) == {failing: "Error"}
 
     launches = cluster.wait_until(lambda: [t for t in tasks("taskname=oar.node.launch_many").values()
                                            if f"'job_id': {failing}," in (t.get("kwargs") or "")],
@@ -224,11 +251,9 @@ def replace_head_with_a_daemon(cluster: LocalCluster) -> None:
     mark = log.stat().st_size
     started = cluster.admin("worker", "head", "--daemon")
     said = re.fullmatch(r"head started in the background: pid (\d+), log (\S+)\n", started.stdout)
-    assert started.returncode == 0 and said and said.group(2) == str(log), started.stdout + started.stderr
-    pid = cluster.wait_until(lambda: daemon_pid(log, mark), timeout=60, message="the daemonised head ready")
-    assert pid == int(said.group(1))
-    entries = [e for e in json.loads((cluster.state_dir / "cluster.json").read_text()) if e["name"] != "head"]
-    (cluster.state_dir / "cluster.json").write_text(json.dumps([*entries, {"name": "head", "pid": pid}]))
+    assert said and said.group(2) == str(log), started.stdout + started.stderr
+    pid = register(cluster, "head", started)
+    assert cluster.wait_until(lambda: daemon_pid(log, mark), timeout=60, message="the daemonised head ready") == pid
 
 
 def test_a_daemonised_head_writes_each_line_once(ops):
