@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -166,10 +165,11 @@ def check_broker(config: Settings) -> list[Check]:
         user = user.decode() if isinstance(user, bytes) else str(user)
     except redis.RedisError:
         user = "default"
-    anonymous = client.connection_pool.connection_kwargs
+    address = client.connection_pool.connection_kwargs
+    if "host" not in address:  # a Unix socket: its file's mode says who may use it
+        return [*checks, Check("ok", f"the broker is a Unix socket (this process is ACL user {user})")]
     try:
-        redis.Redis(host=anonymous.get("host", "127.0.0.1"), port=anonymous.get("port", 6379),
-                    socket_connect_timeout=3).ping()
+        redis.Redis(host=address["host"], port=address.get("port", 6379), socket_connect_timeout=3).ping()
         checks.append(Check("WARN", "the broker answers without a password: anybody who reaches it may submit "
                                     "as any user (set requirepass or ACL users)"))
     except redis.RedisError:
@@ -196,8 +196,8 @@ def check_keys(config: Settings) -> list[Check]:
 
 def check_database(config: Settings) -> list[Check]:
     """The database answers and its schema is this package's (nodes have none: nothing to check)."""
-    if not config.database_url and os.environ.get("OAR_PROCESS_KIND", "").startswith("node-"):
-        return []
+    if not config.database_url and not Path(config.database.removeprefix("sqlite:///")).exists():
+        return [Check("WARN", "no OAR_DATABASE_URL and no SQLite database: right on a compute node only")]
     from oar_celery.db.schema import schema_versions
 
     url = mask(config.database)

@@ -298,3 +298,29 @@ def test_logrotate_copytruncate_then_new_lines_keep_every_process_logging(ops):
         assert b"\0" not in content, f"{path.name} kept writing at its old offset"
         assert f"job {before} running".encode() not in content
     assert any(f"job {job_id} launched".encode() in p.read_bytes() for p in logs.glob("oar-node-*.log"))
+
+
+def test_doctor_warns_of_a_broker_anybody_may_use_and_not_of_one_that_asks_a_password(tmp_path: Path):
+    from oar_celery.cli.health import check_broker
+    from oar_celery.config import load_settings
+    from tests.faults.services import PrivateRedis
+
+    def lines(url: str) -> list[str]:
+        env = {"OAR_STATE_DIR": str(tmp_path), "OAR_CONFIG_FILE": str(tmp_path / "absent"), "OAR_BROKER_URL": url}
+        return [check.line() for check in check_broker(load_settings(env))]
+
+    for password in ("", "s3cret"):
+        server = PrivateRedis(tmp_path, password=password)
+        server.start()
+        try:
+            found = lines(server.url)
+            wrong = lines(server.url.replace(f":{password}@", ":guess@")) if password else []
+        finally:
+            server.stop()
+        assert found[0].startswith("ok    broker redis://")
+        if password:
+            assert "s3cret" not in " ".join(found + wrong)
+            assert found[1] == "ok    the broker asks for a password (this process is ACL user default)"
+            assert wrong[0].startswith("FAIL  broker redis://:****@127.0.0.1:") and len(wrong) == 1
+        else:
+            assert found[1].startswith("WARN  the broker answers without a password")
