@@ -31,8 +31,10 @@ logger = logging.getLogger("oar")
 
 _FORMAT = "[%(asctime)s] [%(levelname)s] [%(processName)s %(process)d] [%(name)s] %(message)s"
 
-#: Celery's loggers that write a line per task (received, succeeded) or per beat message: DEBUG only.
-PER_TASK_LOGGERS = ("celery.worker.strategy", "celery.app.trace", "celery.beat")
+#: Celery's loggers whose only INFO lines are one per task (received, succeeded): DEBUG only.
+PER_TASK_LOGGERS = ("celery.worker.strategy", "celery.app.trace")
+#: Beat's INFO line for every message it sends (its other INFO lines, such as "Starting", stay).
+PER_MESSAGE_LINE = "Scheduler: Sending due task"
 
 
 def oar_debug(message: str, *args: object) -> None:
@@ -84,9 +86,31 @@ def _has_stderr_handler(root: logging.Logger) -> bool:
 
 
 def quiet_per_task_lines(level: int) -> None:
-    """Celery's per-task and per-message lines only at DEBUG; their warnings and errors always."""
+    """Celery's per-task and per-message lines only at DEBUG; their warnings and errors always.
+
+    A logger's level, not a filter, for the per-task loggers: Celery then skips
+    formatting those lines at all (it asks the logger once, at start-up).
+    """
     for name in PER_TASK_LOGGERS:
         logging.getLogger(name).setLevel(logging.NOTSET if level <= logging.DEBUG else max(level, logging.WARNING))
+    beat = logging.getLogger("celery.beat")
+    for old in [f for f in beat.filters if isinstance(f, _PerMessageFilter)]:
+        beat.removeFilter(old)
+    beat.addFilter(_PerMessageFilter(level))
+
+
+class _PerMessageFilter(logging.Filter):
+    """Beat's per-message INFO line as a DEBUG line: shown only at DEBUG."""
+
+    def __init__(self, level: int) -> None:
+        super().__init__()
+        self.level = level
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno == logging.INFO and str(record.msg).startswith(PER_MESSAGE_LINE):
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+            return self.level <= logging.DEBUG
+        return True
 
 
 def redirect_everything(kind: str) -> Path:

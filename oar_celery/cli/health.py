@@ -68,12 +68,13 @@ def status_rows(config: Settings) -> list[Row]:
     client = broker_client(config)
     sent = {k.decode(): json.loads(v) for k, v in client.hgetall(Key.FINAUD_SENT).items()}
     answered = {k.decode(): v.decode() for k, v in client.hgetall(Key.FINAUD_ANSWERED).items()}
+    missed = {k.decode() for k in client.hkeys(Key.FINAUD_MISSED)}
     last_cycle = client.lindex(Key.CYCLES, 0)
     now = time.time()
     rows = [_head_row(config, json.loads(last_cycle) if last_cycle else None, now)]
     rows += [Row(name) for name in pids if name not in ("head", *sent) and not name.startswith("node")]
     hosts = sorted({*sent, *(name for name in pids if name.startswith("node"))})
-    rows += [_node_row(config, host, sent.get(host), answered.get(host), now) for host in hosts]
+    rows += [_node_row(config, host, sent.get(host), answered.get(host), host in missed, now) for host in hosts]
     for row in rows:
         if row.name in pids:
             row.pid = pids[row.name]
@@ -91,16 +92,23 @@ def _head_row(config: Settings, cycle: dict[str, Any] | None, now: float) -> Row
                + ("" if age <= within else f" (beat ticks every {config.almighty_tick:g} s: is beat running?)"))
 
 
-def _node_row(config: Settings, host: str, ping: dict[str, Any] | None, answer: str | None, now: float) -> Row:
-    """Finaud's answer: the node consumes if it answered the last ping sent through its queue."""
+def _node_row(config: Settings, host: str, ping: dict[str, Any] | None, answer: str | None, missed: bool,
+              now: float) -> Row:
+    """Finaud's answer: the node consumes if it answered the last ping sent through its queue.
+
+    While a ping waits for its answer, Finaud's last judgement stands: a node
+    that missed a ping takes no work until it answers one.
+    """
     if ping is None:
         return Row(host, detail="not pinged by Finaud yet")
     age = now - float(ping["at"])
     if answer == ping["token"]:
         return Row(host, consuming=True, detail=f"answered Finaud's ping of {age:.1f} s ago")
-    if age <= config.finaud_timeout:
-        return Row(host, detail=f"Finaud's ping of {age:.1f} s ago not answered yet")
-    return Row(host, consuming=False, detail=f"Finaud's ping of {age:.1f} s ago never answered")
+    if age > config.finaud_timeout:
+        return Row(host, consuming=False, detail=f"Finaud's ping of {age:.1f} s ago never answered")
+    if missed:
+        return Row(host, consuming=False, detail=f"missed Finaud's last ping; the one of {age:.1f} s ago waits")
+    return Row(host, detail=f"Finaud's ping of {age:.1f} s ago not answered yet")
 
 
 def status(config: Settings, process: str | None = None) -> int:

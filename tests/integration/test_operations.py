@@ -163,6 +163,8 @@ def test_info_log_names_every_job_and_leaves_celerys_per_task_lines_out(ops):
     for chatter in ("celery.app.trace", "celery.worker.strategy", "succeeded in", "] received"):
         assert chatter not in head and chatter not in node_logs
     assert "[DEBUG]" not in head
+    beat = (cluster.state_dir / "log" / "oar-beat.log").read_text()
+    assert "beat: Starting..." in beat and "Sending due task" not in beat
 
 
 def status_lines(cluster: LocalCluster, *args: str, env: dict[str, str] | None = None) -> tuple[int, dict[str, str]]:
