@@ -176,13 +176,13 @@ def cmd_up(args: argparse.Namespace) -> int:
     flower_port = config.flower_port if args.flower_port is None else args.flower_port
     if flower_port:
         processes.append(cluster.start_flower(config, flower_port))
-    _print_welcome(processes, args.flower_port, len(hosts))
+    _print_welcome(processes, args.flower_port, len(hosts), detached=args.detach)
     if stop is None:
         return 0
     return _wait_until_stopped(stop)
 
 
-def _print_welcome(processes: list, flower_port: int | None, nodes: int) -> None:
+def _print_welcome(processes: list, flower_port: int | None, nodes: int, *, detached: bool = False) -> None:
     from oar_celery import cluster
 
     state = settings()
@@ -194,7 +194,8 @@ def _print_welcome(processes: list, flower_port: int | None, nodes: int) -> None
         print(f"Flower: http://{state.flower_address}:{port}/  ({login})")
     print(f"Submit a job:   oarsub -l /nodes={min(nodes, 2)}/core=1 'hostname; sleep 5'")
     print("Watch it:       oarstat   |   oarnodes")
-    print(f"Stop:           Ctrl-C here, or 'oar-celery down'   (logs in {state.logs})", flush=True)
+    how = "'oar-celery down'" if detached else "Ctrl-C here, or 'oar-celery down'"
+    print(f"Stop:           {how}   (logs in {state.logs})", flush=True)
 
 
 class StopRequest:
