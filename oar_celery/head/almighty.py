@@ -97,6 +97,7 @@ class Almighty:
 
     def cycle(self) -> list[str]:
         """One coordinator cycle under the lock; the modules it ran (none if another cycle holds the lock)."""
+        self.results = []
         return self._cycle()[0]
 
     def _cycle(self, *, renew_queued: bool = False) -> tuple[list[str], int]:
