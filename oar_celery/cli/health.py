@@ -50,6 +50,8 @@ class Row:
         return f"{self.name:<12} {self.pid or '-':<8} {alive:<5} {consuming:<9} {self.detail}".rstrip()
 
 
+#: The local cluster's processes that are not compute nodes (cluster.json names every other by its host).
+NOT_NODES = ("head", "beat", "flower", "authd")
 HEADER = f"{'process':<12} {'pid':<8} {'alive':<5} {'consuming':<9} detail"
 
 
@@ -72,8 +74,8 @@ def status_rows(config: Settings) -> list[Row]:
     last_cycle = client.lindex(Key.CYCLES, 0)
     now = time.time()
     rows = [_head_row(config, json.loads(last_cycle) if last_cycle else None, now)]
-    rows += [Row(name) for name in pids if name not in ("head", *sent) and not name.startswith("node")]
-    hosts = sorted({*sent, *(name for name in pids if name.startswith("node"))})
+    rows += [Row(name) for name in pids if name in NOT_NODES and name != "head"]
+    hosts = sorted({*sent, *(name for name in pids if name not in NOT_NODES)})
     rows += [_node_row(config, host, sent.get(host), answered.get(host), host in missed, now) for host in hosts]
     for row in rows:
         if row.name in pids:
@@ -103,6 +105,8 @@ def _node_row(config: Settings, host: str, ping: dict[str, Any] | None, answer: 
         return Row(host, detail="not pinged by Finaud yet")
     age = now - float(ping["at"])
     if answer == ping["token"]:
+        if age > 2 * config.finaud_period + config.finaud_timeout + 5:  # no ping since: Finaud is not running
+            return Row(host, detail=f"answered Finaud's ping of {age:.1f} s ago; none sent since (is the head up?)")
         return Row(host, consuming=True, detail=f"answered Finaud's ping of {age:.1f} s ago")
     if age > config.finaud_timeout:
         return Row(host, consuming=False, detail=f"Finaud's ping of {age:.1f} s ago never answered")
