@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install demo test unit lint services bench clean
+.PHONY: install demo test unit lint services man bench clean
 
 install: $(VENV)/.installed
 
@@ -14,9 +14,11 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 services:
-	bash scripts/services.sh
+	bash scripts/services.sh postgresql redis
 
-demo: install services
+# the demo keeps its state in SQLite: Redis is all it needs
+demo: install
+	bash scripts/services.sh redis
 	PATH="$(CURDIR)/$(BIN):$$PATH" bash scripts/demo.sh
 
 test: lint services
@@ -30,6 +32,9 @@ lint: install
 	$(BIN)/ruff check oar_celery tests bench
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+
+man: install
+	$(BIN)/python scripts/manpages.py
 
 bench: install services
 	$(BIN)/python -m bench

@@ -45,9 +45,25 @@ def coordinator() -> almighty.Almighty:
 
 
 @app.task(name=Task.CYCLE, ignore_result=True)
-def cycle() -> None:
-    """Almighty's task: coordinator cycles, as long as messages keep coming."""
-    coordinator().cycles()
+def cycle() -> dict[str, dict[str, str]]:
+    """Almighty's task: coordinator cycles, as long as messages keep coming.
+
+    Its result names the jobs whose end the cycles applied, with their final
+    state: no result is stored, but Flower shows it with the task (search
+    ``result:Error``), so a failed OAR job is seen where admins look.
+    """
+    this = coordinator()
+    this.cycles()
+    return job_outcomes(this.results)
+
+
+def job_outcomes(results: list[tuple[str, object]]) -> dict[str, dict[str, str]]:
+    """``{"ended": {job id: "Terminated on node1: ..."}}`` from what the cycles' modules returned."""
+    ended: dict[str, str] = {}
+    for _, result in results:
+        if isinstance(result, reports.Applied):
+            ended.update(result.outcomes())
+    return {"ended": ended} if ended else {}
 
 
 @signals.worker_ready.connect

@@ -12,6 +12,10 @@ Those messages are not lost by skipping the restore: they stay in Redis's
 unacknowledged set and kombu puts them back after the visibility timeout
 (and a Redis that restarted without persistence has forgotten them anyway;
 the database is the truth). So the restore is tried, and a failure is logged.
+
+The transport is installed as kombu's ``redis`` scheme rather than named by
+``broker_transport``: URLs then keep their ``redis://`` scheme, and what reads
+the scheme to know the broker (Flower's broker page and queue lengths) knows it.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from __future__ import annotations
 import logging
 
 import redis
+from kombu import transport as kombu_transport
 from kombu.transport import redis as kombu_redis
 
 logger = logging.getLogger(__name__)
@@ -46,3 +51,8 @@ class Channel(kombu_redis.Channel):
 
 class Transport(kombu_redis.Transport):
     Channel = Channel
+
+
+def use_for_redis_urls() -> None:
+    """Make ``redis://`` broker URLs use this transport in this process."""
+    kombu_transport.TRANSPORT_ALIASES["redis"] = TRANSPORT

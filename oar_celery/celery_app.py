@@ -15,7 +15,7 @@ from celery import Celery, signals
 from kombu import Queue
 
 from oar_celery.beat_schedule import build_schedule
-from oar_celery.broker import TRANSPORT
+from oar_celery.broker import use_for_redis_urls
 from oar_celery.config import Settings, settings
 from oar_celery.protocol.names import HEAD_QUEUE, node_queue
 
@@ -39,7 +39,7 @@ NODE_TASK_MODULES = ("oar_celery.tasks.bipbip",)
 def configure(app: Celery, config: Settings) -> None:
     if config.broker_url.startswith("redis://"):
         # plain Redis: kombu's transport with the reconnection fix of oar_celery.broker
-        app.conf.broker_transport = TRANSPORT
+        use_for_redis_urls()
     app.conf.update(
         broker_url=config.broker_url,
         result_backend=config.backend,
@@ -116,3 +116,9 @@ def _forget_parent_connections(**_: object) -> None:
     session = sys.modules.get("oar_celery.db.session")
     if session is not None:
         session.dispose_engines()
+
+
+if os.environ.get("OAR_PROCESS_KIND") == "flower":
+    from oar_celery.monitor import install
+
+    install(settings().flower_refresh)

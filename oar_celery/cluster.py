@@ -59,10 +59,29 @@ def flower_argv(config: Settings, port: int | None = None) -> list[str]:
 
 
 def flower_env(config: Settings) -> dict[str, str]:
-    """Flower's API answers without a login only on the loopback address of a local cluster."""
-    if config.flower_address in ("127.0.0.1", "localhost", "::1"):
-        return {"FLOWER_UNAUTHENTICATED_API": "true"}
-    return {}
+    """Flower asks for a login on every page and API call: ``FLOWER_BASIC_AUTH``, else the auth file's.
+
+    The file (``OAR_FLOWER_AUTH_FILE``, default ``<state dir>/flower.auth``, mode
+    0600) holds ``user:password``; it is made with a random password the first time.
+    """
+    if os.environ.get("FLOWER_BASIC_AUTH") or os.environ.get("FLOWER_AUTH"):
+        return {}
+    return {"FLOWER_BASIC_AUTH": flower_login(config)}
+
+
+def flower_login(config: Settings) -> str:
+    """``user:password`` of Flower's login, from its file, made first if need be."""
+    import secrets
+
+    from oar_celery.config import current_user
+
+    path = config.flower_auth
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as out:
+            out.write(f"{current_user()}:{secrets.token_urlsafe(16)}\n")
+    return path.read_text().strip()
 
 
 def check_broker(config: Settings) -> str | None:
@@ -178,9 +197,8 @@ def _cgroup_of_this_cluster(config: Settings) -> dict[str, str]:
     return {"OAR_CGROUP_NAME": f"{config.cgroup_name}-{digest}"}
 
 
-def start_cluster(
-    config: Settings, hosts: list[str], *, flower_port: int | None = None, api_port: int | None = None
-) -> list[Process]:
+def start_cluster(config: Settings, hosts: list[str], *, api_port: int | None = None) -> list[Process]:
+    """Start authd (if users prove who they are), the head worker, beat, the node workers and the API."""
     from oar_celery.node.worker import node_worker_argv, node_worker_env
 
     logs = config.logs
@@ -198,16 +216,20 @@ def start_cluster(
             start(host, node_worker_argv(host, config), kind=f"node-{host}",
                   extra_env={**node_worker_env(host), **confinement}, log_dir=logs)
         )
-    port = config.flower_port if flower_port is None else flower_port
-    if port:
-        processes.append(
-            start("flower", flower_argv(config, port), kind="flower", extra_env=flower_env(config), log_dir=logs)
-        )
     port = config.api_port if api_port is None else api_port
     if port:
         processes.append(start("api", api_argv(port), kind="api", log_dir=logs))
     pid_file(config).write_text(json.dumps([p.__dict__ for p in processes], indent=1))
     return processes
+
+
+def start_flower(config: Settings, port: int) -> Process:
+    """Start Flower, once the workers answer: it asks them for their queues when it starts."""
+    process = start("flower", flower_argv(config, port), kind="flower", extra_env=flower_env(config),
+                    log_dir=config.logs)
+    entries = json.loads(pid_file(config).read_text())
+    pid_file(config).write_text(json.dumps([*entries, process.__dict__], indent=1))
+    return process
 
 
 def alive(pid: int) -> bool:
@@ -348,7 +370,7 @@ def wait_for_workers(config: Settings, hosts: list[str], *, timeout: float = 60.
         for reply in replies:
             for name in reply:
                 prefix, _, rest = name.partition("@")
-                seen.add("head" if prefix == "head" else rest.rsplit("-", 1)[0])
+                seen.add("head" if prefix == "head" else rest)
         if wanted <= seen:
             return []
         time.sleep(0.3)

@@ -5,13 +5,19 @@ Every setting has an ``OAR_*`` environment variable; the file named by
 holds ``NAME="value"`` lines with the same names. The environment wins over
 the file, the file over the defaults. Secrets can come from files: a setting
 ``OAR_DATABASE_URL_FILE`` is read as the value of ``OAR_DATABASE_URL``.
+
+A name that is no setting (``OAR_SCHEDULER_MIN_TIM``) is a typo that would
+otherwise go unseen: the process says so on one line of its standard error,
+with the closest setting's name.
 """
 
 from __future__ import annotations
 
+import difflib
 import getpass
 import os
 import re
+import sys
 from dataclasses import dataclass, field, fields
 from functools import lru_cache
 from pathlib import Path
@@ -21,6 +27,18 @@ _LINE = re.compile(r"""^\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(?:"([^"]*)"|'([^']*)'
 # The password runs to the last "@" of the URL's authority (a password may hold "@").
 _SECRET_IN_URL = re.compile(r"(://[^:/@?#\s]*:)([^/?#\s]*)(@)")
 _SECRET_IN_QUERY = re.compile(r"([?&](?:password|passwd)=)([^&#\s]*)", re.IGNORECASE)
+
+
+#: ``OAR_*`` names that are not settings: a job's environment, a process's role, compose's inputs.
+NOT_SETTINGS = frozenset({
+    "OAR_CONFIG_FILE", "OAR_PROCESS_KIND", "OAR_NODE_HOSTNAME",
+    "OAR_JOB_ID", "OAR_JOBID", "OAR_NODEFILE", "OAR_NODE_FILE", "OAR_FILE_NODES", "OAR_RESOURCE_FILE",
+    "OAR_WORKDIR", "OAR_WORKING_DIRECTORY", "OAR_O_WORKDIR", "OAR_JOB_NAME", "OAR_JOB_WALLTIME",
+    "OAR_JOB_WALLTIME_SECONDS", "OAR_USER", "OAR_ARRAY_ID", "OAR_ARRAY_INDEX", "OAR_PROJECT_NAME", "OAR_STDOUT",
+    "OAR_STDERR", "OAR_DB_PASSWORD", "OAR_REDIS_PASSWORD", "OAR_FLOWER_BASIC_AUTH",
+})
+#: Prefixes of the test suite's and the benchmarks' own variables.
+NOT_SETTINGS_PREFIXES = ("OAR_TEST_", "OAR_BENCH_")
 
 
 def _default_state_dir() -> str:
@@ -85,6 +103,8 @@ class Settings:
     notify_timeout: float = 10.0
     flower_address: str = "127.0.0.1"
     flower_port: int = 5555
+    flower_auth_file: str = ""
+    flower_refresh: float = 60.0
     metrics_port: int = 9150
     metrics_address: str = "127.0.0.1"
     #: The REST API and its web pages (``oar-celery api``, started by ``up``); 0: not started by ``up``.
@@ -149,6 +169,11 @@ class Settings:
         return Path(self.log_dir or Path(self.state_dir) / "log")
 
     @property
+    def flower_auth(self) -> Path:
+        """The file of Flower's ``user:password`` login."""
+        return Path(self.flower_auth_file or Path(self.state_dir) / "flower.auth")
+
+    @property
     def node_dir(self) -> Path:
         return Path(self.node_state_dir or Path(self.state_dir) / "nodes")
 
@@ -197,17 +222,38 @@ def _convert(kind: Any, text: str) -> Any:
     return text
 
 
+def _read_file_for(env: dict[str, str]) -> dict[str, str]:
+    """The settings of the first file found: ``OAR_CONFIG_FILE``, ``<state dir>/oar.conf``, ``/etc/oar/oar.conf``."""
+    state_dir = env.get("OAR_STATE_DIR") or _default_state_dir()
+    for candidate in (env.get("OAR_CONFIG_FILE"), str(Path(state_dir) / "oar.conf"), "/etc/oar/oar.conf"):
+        if candidate and Path(candidate).is_file():
+            return read_conf_file(Path(candidate))
+    return {}
+
+
+def setting_names() -> list[str]:
+    """Every setting's variable, ``OAR_STATE_DIR`` ...; each also takes a ``_FILE`` form."""
+    return ["OAR_" + f.name.upper() for f in fields(Settings)]
+
+
+def unknown_settings(environ: dict[str, str] | None = None) -> list[str]:
+    """``OAR_*`` names of the environment and the file that are no setting, each with its closest setting."""
+    env = dict(os.environ if environ is None else environ)
+    known = setting_names()
+    valid = set(known) | {name + "_FILE" for name in known} | NOT_SETTINGS
+    unknown = []
+    for name in sorted({*_read_file_for(env), *env}):
+        if not name.startswith("OAR_") or name in valid or name.startswith(NOT_SETTINGS_PREFIXES):
+            continue
+        close = difflib.get_close_matches(name, sorted(valid - NOT_SETTINGS), n=1, cutoff=0.8)
+        unknown.append(f"{name} (did you mean {close[0]}?)" if close else name)
+    return unknown
+
+
 def load_settings(environ: dict[str, str] | None = None) -> Settings:
     """Build the settings from the defaults, the file, then the environment."""
     env = dict(os.environ if environ is None else environ)
-    state_dir = env.get("OAR_STATE_DIR") or _default_state_dir()
-    candidates = [env.get("OAR_CONFIG_FILE"), str(Path(state_dir) / "oar.conf"), "/etc/oar/oar.conf"]
-    from_file: dict[str, str] = {}
-    for candidate in candidates:
-        if candidate and Path(candidate).is_file():
-            from_file = read_conf_file(Path(candidate))
-            break
-    merged = {**from_file, **env}
+    merged = {**_read_file_for(env), **env}
     values: dict[str, Any] = {}
     for f in fields(Settings):
         key = "OAR_" + f.name.upper()
@@ -225,8 +271,12 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
 
 @lru_cache(maxsize=1)
 def settings() -> Settings:
-    """The process-wide settings, read once."""
-    return load_settings()
+    """The process-wide settings, read once; unknown ``OAR_*`` names said on one line of stderr."""
+    loaded = load_settings()
+    unknown = unknown_settings()
+    if unknown:
+        print(f"oar-celery: warning: unknown setting(s) ignored: {', '.join(unknown)}", file=sys.stderr, flush=True)
+    return loaded
 
 
 def current_user() -> str:

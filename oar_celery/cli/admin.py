@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import signal
 import sys
@@ -136,9 +135,11 @@ def cmd_resources_add(args: argparse.Namespace) -> int:
 def _exec(argv: list[str], kind: str, extra_env: dict[str, str] | None = None, daemon: bool = False) -> int:
     env = {**os.environ, "OAR_PROCESS_KIND": kind, **(extra_env or {})}
     if daemon:
-        from oar_celery.logs import redirect_everything
+        from oar_celery.logs import log_file, redirect_everything
 
-        if os.fork():
+        child = os.fork()
+        if child:
+            print(f"{kind} started in the background: pid {child}, log {log_file(kind)}")
             return 0
         os.setsid()
         redirect_everything(kind)
@@ -187,7 +188,11 @@ def cmd_beat(args: argparse.Namespace) -> int:
 def cmd_flower(args: argparse.Namespace) -> int:
     from oar_celery.cluster import flower_argv, flower_env
 
-    return _exec(flower_argv(settings(), args.port), "flower", flower_env(settings()), daemon=args.daemon)
+    env = flower_env(settings())
+    if env:
+        print(f"Flower's login: {env['FLOWER_BASIC_AUTH'].partition(':')[0]}, password in {settings().flower_auth}",
+              file=sys.stderr, flush=True)
+    return _exec(flower_argv(settings(), args.port), "flower", env, daemon=args.daemon)
 
 
 def cmd_api(args: argparse.Namespace) -> int:
@@ -259,24 +264,33 @@ def cmd_up(args: argparse.Namespace) -> int:
         missing = [host for host in hosts if host not in known]
         if missing:
             add_resources(session, missing, cpus=args.cpus, cores=args.cores, node_cpus=os.cpu_count() or 1)
-    processes = cluster.start_cluster(config, hosts, flower_port=args.flower_port, api_port=args.api_port)
+    processes = cluster.start_cluster(config, hosts, api_port=args.api_port)
     silent = cluster.wait_for_workers(config, hosts, timeout=args.timeout)
     if silent:
         cluster.stop_cluster(config)
         return fail(f"worker(s) did not start: {', '.join(silent)} (see {config.logs})")
-    _print_welcome(processes, args.flower_port, args.api_port, len(hosts))
+    flower_port = config.flower_port if args.flower_port is None else args.flower_port
+    if flower_port:
+        processes.append(cluster.start_flower(config, flower_port))
+    _print_welcome(processes, args.flower_port, args.api_port, len(hosts), detached=args.detach)
     if stop is None:
         return 0
     return _wait_until_stopped(stop)
 
 
-def _print_welcome(processes: list, flower_port: int | None, api_port: int | None, nodes: int) -> None:
+def _print_welcome(
+    processes: list, flower_port: int | None, api_port: int | None, nodes: int, *, detached: bool = False
+) -> None:
+    from oar_celery import cluster
+
     state = settings()
     port = state.flower_port if flower_port is None else flower_port
     api = state.api_port if api_port is None else api_port
     print(f"oar-celery cluster up: {len(processes)} processes, state in {state.state_dir}")
     if port:
-        print(f"Flower: http://{state.flower_address}:{port}/")
+        login = "FLOWER_BASIC_AUTH's login" if os.environ.get("FLOWER_BASIC_AUTH") else (
+            f"login {cluster.flower_login(state).partition(':')[0]}, password in {state.flower_auth}")
+        print(f"Flower: http://{state.flower_address}:{port}/  ({login})")
     if api:
         where = f"http://{state.api_address}:{api}"
         print(f"REST API: {where}/  (Gantt {where}/drawgantt, nodes {where}/monika)")
@@ -285,7 +299,8 @@ def _print_welcome(processes: list, flower_port: int | None, api_port: int | Non
         print(f"Metrics: http://{state.metrics_address}:{state.metrics_port}/metrics")
     print(f"Submit a job:   oarsub -l /nodes={min(nodes, 2)}/core=1 'hostname; sleep 5'")
     print("Watch it:       oarstat   |   oarnodes")
-    print(f"Stop:           Ctrl-C here, or 'oar-celery down'   (logs in {state.logs})", flush=True)
+    how = "'oar-celery down'" if detached else "Ctrl-C here, or 'oar-celery down'"
+    print(f"Stop:           {how}   (logs in {state.logs})", flush=True)
 
 
 class StopRequest:
@@ -318,16 +333,16 @@ def cmd_down(_: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_status(_: argparse.Namespace) -> int:
-    from oar_celery import cluster
+def cmd_status(args: argparse.Namespace) -> int:
+    from oar_celery.cli.health import status
 
-    path = cluster.pid_file(settings())
-    if not path.exists():
-        print("no cluster is running")
-        return 1
-    for entry in json.loads(path.read_text()):
-        print(f"{entry['name']:<10} pid {entry['pid']:<8} {'up' if cluster.alive(entry['pid']) else 'DOWN'}")
-    return 0
+    return status(settings(), args.process)
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from oar_celery.cli.health import doctor
+
+    return doctor(settings(), listen=args.listen)
 
 
 def cmd_admission(args: argparse.Namespace) -> int:
@@ -365,6 +380,8 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("-p", "--property", action="append", default=[], metavar="NAME=VALUE")
     add.add_argument("--node-cpus", type=int, default=None, metavar="N",
                      help="CPUs each host really has: the cores' cpusets wrap around them (default: one per core)")
+    add.add_argument("--skip-existing", action="store_true",
+                     help="leave out the hosts that have resources already (always so now)")
     add.set_defaults(func=cmd_resources_add)
     worker = sub.add_parser("worker", help="start a worker (head node or compute node)")
     worker.add_argument("role", choices=("head", "node"))
@@ -401,14 +418,36 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--timeout", type=float, default=60.0)
     up.set_defaults(func=cmd_up)
     sub.add_parser("down", help="stop the cluster started by 'up'").set_defaults(func=cmd_down)
-    sub.add_parser("status", help="processes of the local cluster").set_defaults(func=cmd_status)
+    status = sub.add_parser("status", help="each process: alive, and taking work through its own queue")
+    status.add_argument("--process", metavar="NAME", help="only this one (head, node1...): exit 0 if it is healthy")
+    status.set_defaults(func=cmd_status)
+    doctor = sub.add_parser("doctor", help="check a deployment: broker, keys, database schema, clocks")
+    doctor.add_argument("--listen", type=float, default=3.0, metavar="SECONDS",
+                        help="how long to listen to the workers' heartbeats for their clocks")
+    doctor.set_defaults(func=cmd_doctor)
+    sub.add_parser(
+        "completion", help="bash code that completes the commands' options: eval \"$(oar-celery completion)\""
+    ).set_defaults(func=cmd_completion)
     admission = sub.add_parser("admission", help="admission rules (as oaradmissionrules)", add_help=False)
     admission.add_argument("rest", nargs=argparse.REMAINDER)
     admission.set_defaults(func=cmd_admission)
     return parser
 
 
+def cmd_completion(_: argparse.Namespace) -> int:
+    """The shell code that completes every command's options: ``eval "$(oar-celery completion)"``."""
+    import argcomplete
+
+    from oar_celery.cli.common import COMMANDS
+
+    print(argcomplete.shellcode(list(COMMANDS), shell="bash"))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
+    from oar_celery.cli.common import offer_completion
+
+    offer_completion(build_parser)
     args = build_parser().parse_args(argv)
     handler: Callable[[argparse.Namespace], int] = args.func
     try:

@@ -2,7 +2,8 @@
 
 The commands promise one line on stderr and a meaningful exit status, never a
 traceback: 1 when the request failed, 2 when the command line is wrong (as
-argparse does), 130 on Ctrl-C.
+argparse does), 130 on Ctrl-C. Each completes its own options when the shell
+asks (argcomplete, set up by ``eval "$(oar-celery completion)"``).
 """
 
 from __future__ import annotations
@@ -92,8 +93,23 @@ def signal_number(text: str) -> int:
     return number
 
 
+#: The commands whose options the shell completes (``oar-celery completion``).
+COMMANDS = ("oar-celery", "oarsub", "oarstat", "oardel", "oarhold", "oarresume", "oarnodes", "oarnodesetting",
+            "oarremoveresource", "oarproperty")
+
+
+def offer_completion(build_parser: Callable[[], argparse.ArgumentParser] | None) -> None:
+    """When the shell asks for completions (argcomplete's ``_ARGCOMPLETE``): answer and exit; else nothing."""
+    if build_parser is None or "_ARGCOMPLETE" not in os.environ:
+        return
+    import argcomplete
+
+    argcomplete.autocomplete(build_parser())
+
+
 def run(command: str, body: Callable[[list[str]], int], argv: Sequence[str] | None) -> int:
     """Run a command's body and turn every failure into an exit status and one line."""
+    offer_completion(getattr(sys.modules.get(body.__module__), "build_parser", None))
     args = list(sys.argv[1:] if argv is None else argv)
     try:
         return body(args)

@@ -37,3 +37,17 @@ def init_database(url: str | None = None) -> None:
         for name, priority in DEFAULT_QUEUES:
             if name not in existing:
                 session.add(Queue(queue_name=name, priority=priority))
+
+
+def schema_versions(url: str | None = None) -> tuple[str | None, str]:
+    """The database's migration (None before ``db init``) and the newest one this package ships."""
+    from alembic.script import ScriptDirectory
+    from sqlalchemy import inspect, text
+
+    engine = get_engine(url)
+    newest = ScriptDirectory.from_config(alembic_config(str(engine.url))).get_current_head() or ""
+    with engine.connect() as connection:
+        if not inspect(connection).has_table("alembic_version"):
+            return None, newest
+        current = connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    return current, newest

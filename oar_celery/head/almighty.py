@@ -70,6 +70,8 @@ class Almighty:
         self.redis = context.redis
         #: When a cycle without a full round runs the Runner again (``context.monotonic()``).
         self.next_runner_check = 0.0
+        #: What the modules of the last :meth:`cycles` returned, in the order they ran (None left out).
+        self.results: list[tuple[str, object]] = []
 
     def cycles(self, *, seconds: float = CYCLE_TASK_SECONDS) -> int:
         """Run cycles while messages keep coming, for up to ``seconds``; how many ran.
@@ -81,6 +83,7 @@ class Almighty:
         """
         deadline = self.context.monotonic() + seconds
         count = 0
+        self.results = []
         while True:
             ran, pending = self._cycle(renew_queued=True)
             if not ran:
@@ -94,6 +97,7 @@ class Almighty:
 
     def cycle(self) -> list[str]:
         """One coordinator cycle under the lock; the modules it ran (none if another cycle holds the lock)."""
+        self.results = []
         return self._cycle()[0]
 
     def _cycle(self, *, renew_queued: bool = False) -> tuple[list[str], int]:
@@ -215,7 +219,9 @@ class Almighty:
         """Run one module, logging rather than raising its failure; the seconds it took."""
         started = time.perf_counter()
         try:
-            self.modules[name](self.context)
+            result = self.modules[name](self.context)
+            if result is not None:
+                self.results.append((name, result))
         except Exception:
             logger.exception("module %s failed; the next cycle will retry", name)
         took = time.perf_counter() - started

@@ -4,7 +4,8 @@ A live process is not enough: a Celery worker can keep running after a broker
 reconnect and never consume again. So the check travels the node's own
 queue: each round sends ``oar.node.ping`` to ``oar.node.<host>``, and the
 node must answer with ``oar.finaud.answer`` before the next round once
-``OAR_FINAUD_TIMEOUT`` has passed. A node that did not answer goes
+``OAR_FINAUD_TIMEOUT`` has passed. A node that did not answer is marked in
+``oar:finaud:missed`` until it answers again (``oar-celery status`` reads it) and goes
 ``Suspected`` (event ``FINAUD_ERROR``); a node Finaud suspected that answers
 again goes back ``Alive`` (``FINAUD_RECOVER``). Nodes suspected for other
 reasons stay so until an admin says otherwise. A node an admin is
@@ -42,6 +43,7 @@ logger = logging.getLogger(__name__)
 
 SENT = Key.FINAUD_SENT
 ANSWERED = Key.FINAUD_ANSWERED
+MISSED = Key.FINAUD_MISSED
 
 
 def run_finaud(context: Context) -> None:
@@ -130,6 +132,7 @@ def judge(context: Context, session: Session, hosts: dict[str, Watched]) -> tupl
         ok = answered.get(host) == ping["token"]
         late = context.now() - ping["at"] > timeout
         if not ok and late:
+            client.hset(MISSED, host, repr(ping["at"]))
             suspected = watched.alive and _suspect(session, host)
             ended = fail_jobs_on(session, watched.withdrawing)
             failures.kills.update(ended.kills)
@@ -208,7 +211,7 @@ def answer(host: str, token: str, jobs: dict[str, JobStatus | str] | None = None
     as the node would have queued them (conditional updates: an end the head
     already has changes nothing).
     """
-    broker_redis().hset(ANSWERED, host, token)
+    broker_redis().pipeline(transaction=False).hset(ANSWERED, host, token).hdel(MISSED, host).execute()
     ends: list[EndedReport] = []
     for job_id, status in (jobs or {}).items():
         if isinstance(status, dict):  # else "running" or "unknown"

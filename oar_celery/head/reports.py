@@ -92,6 +92,10 @@ class Applied:
     stale: dict[int, str] = field(default_factory=dict)
     methods: dict[int, str | None] = field(default_factory=dict)
 
+    def outcomes(self) -> dict[str, str]:
+        """Each ended job's final state and why, by job id: ``{"12": "Error on node1: the job exited ..."}``."""
+        return {str(e.job_id): f"{'Terminated' if e.ok else 'Error'} on {e.host}: {e.text}" for e in self.ended}
+
 
 #: Most batches one cycle applies; the rest wait for the next cycle.
 CYCLE_BATCHES = 1000

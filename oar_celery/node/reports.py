@@ -65,7 +65,7 @@ def _try_send(app: Celery, task: str, kwargs: dict[str, Any]) -> bool:
     except Exception as error:  # noqa: BLE001 - any failure means "try again later"
         logger.warning("could not send %s %s: %s", task, kwargs, error)
         return False
-    logger.info("sent %s %s", task, kwargs)
+    logger.debug("sent %s %s", task, kwargs)
     return True
 
 
@@ -151,7 +151,7 @@ def sender(app: Celery) -> Sender:
 
 def queue_report(app: Celery, report: Report) -> None:
     """Hand one job report to the sender; it returns at once."""
-    logger.info("report %s", report)
+    logger.debug("report %s", report)
     sender(app).waiting.put(report)
 
 

@@ -7,13 +7,13 @@ hand-offs of the interpreter lock, a third of a short job's cost on the node.
 Prefetch one with the fair strategy, so a busy worker never holds messages,
 and only the node's own queue. Gossip and mingle are off: with hundreds of
 nodes their broadcasts cost the broker much and give a node nothing (it
-shares no state with its peers).
+shares no state with its peers). The worker's name is ``node@<hostname>``, the
+same at every restart, so Flower shows each node once.
 """
 
 from __future__ import annotations
 
 import sys
-import uuid
 
 from oar_celery.celery_app import NODE_TASK_MODULES, node_queue
 from oar_celery.config import Settings
@@ -31,7 +31,7 @@ def node_worker_argv(hostname: str, config: Settings) -> list[str]:
         "-Q",
         node_queue(hostname),
         "-n",
-        f"node@{hostname}-{uuid.uuid4().hex[:8]}",
+        f"node@{hostname}",
         "--pool",
         "solo",
         "--prefetch-multiplier",

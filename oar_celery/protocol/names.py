@@ -82,6 +82,8 @@ class Key:
     QUEUED_REPORTS = "oar:reports"
     FINAUD_SENT = "oar:finaud:sent"
     FINAUD_ANSWERED = "oar:finaud:answered"
+    #: Nodes whose last judged ping went unanswered (until they answer one), for ``oar-celery status``.
+    FINAUD_MISSED = "oar:finaud:missed"
 
 
 #: Upper bounds (seconds) of the duration histograms' buckets: Almighty counts, the metrics read.

@@ -207,41 +207,6 @@ def test_oarnodesetting_adds_a_resource_with_properties(cluster):
     assert rows == [("Alive", 99, 42)]
 
 
-def test_flower_lists_the_node_workers_and_the_tasks_of_a_job(cluster_factory):
-    """Task events are off until Flower turns them on: it must then see a job's launch and report."""
-    import json
-    import socket
-    import urllib.request
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    flower = cluster_factory(nodes=2, cores=1, flower_port=port)
-
-    def api(path):
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/{path}", timeout=10) as answer:
-                return json.loads(answer.read())
-        except OSError:
-            return None
-
-    listed = flower.wait_until(lambda: (w := api("workers?refresh=1")) and len(w) >= 3 and w, timeout=60,
-                               message="flower workers")
-    names = " ".join(listed)
-    assert "node1" in names and "node2" in names and "head@" in names
-
-    def seen(name):
-        return {task.get("worker", "") for task in (api(f"tasks?taskname={name}") or {}).values()}
-
-    flower.wait_until(lambda: seen("oar.almighty.cycle"), timeout=60, message="task events turned on by flower")
-    job_id = flower.oarsub("-l", "/resource_id=1", "true")
-    assert flower.wait_for(job_id) == {job_id: "Terminated"}
-    workers = flower.wait_until(lambda: seen("oar.node.launch_many"), timeout=30, message="the job's launch in flower")
-    assert any(worker.startswith("node@") for worker in workers)
-    # the node queues its reports for Almighty itself: the head's part shows as its cycle tasks
-    assert any(worker.startswith("head@") for worker in seen("oar.almighty.cycle"))
-
-
 def test_up_on_sqlite_runs_a_job_with_nothing_configured(tmp_path, quiet_redis):
     """``oar-celery up`` with no database configured: SQLite in the state directory."""
     import subprocess

@@ -40,3 +40,38 @@ def test_the_admin_command_says_which_setting_is_wrong_in_one_line(tmp_path: Pat
     assert done.stderr.strip().splitlines() == [
         "oar-celery: error: OAR_SCHEDULER_MIN_TIME must be a float, not 'soon'"
     ]
+
+
+def test_an_unknown_setting_is_named_with_the_closest_setting(tmp_path: Path) -> None:
+    from oar_celery.config import unknown_settings
+
+    (tmp_path / "oar.conf").write_text('OAR_SARKO_PERIODE="3"\nOAR_ALMIGHTY_TICK="2"\n')
+    env = environment(tmp_path, OAR_CONFIG_FILE=str(tmp_path / "oar.conf"), OAR_SCHEDULER_MIN_TIM="3",
+                      OAR_BROKER_URLL_FILE="/x", OAR_NOTHING_LIKE_IT="1", OAR_JOB_ID="7", OAR_TEST_PG="x")
+    assert unknown_settings(env) == [
+        "OAR_BROKER_URLL_FILE (did you mean OAR_BROKER_URL_FILE?)",
+        "OAR_NOTHING_LIKE_IT",
+        "OAR_SARKO_PERIODE (did you mean OAR_SARKO_PERIOD?)",
+        "OAR_SCHEDULER_MIN_TIM (did you mean OAR_SCHEDULER_MIN_TIME?)",
+    ]
+
+
+def test_every_command_warns_of_an_unknown_setting_in_one_line_and_goes_on(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OAR_")}
+    env.update(environment(tmp_path, OAR_SCHEDULER_MIN_TIM="3"))
+    done = subprocess.run([sys.executable, "-m", "oar_celery.cli.admin", "config"], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0
+    assert done.stderr.splitlines() == [
+        "oar-celery: warning: unknown setting(s) ignored: OAR_SCHEDULER_MIN_TIM (did you mean OAR_SCHEDULER_MIN_TIME?)"
+    ]
+    assert "OAR_SCHEDULER_MIN_TIME=1.0" in done.stdout.splitlines()
+
+
+def test_known_settings_and_a_jobs_environment_raise_no_warning(tmp_path: Path) -> None:
+    from oar_celery.config import setting_names, unknown_settings
+
+    env = environment(tmp_path, **{name: "1" for name in setting_names()},
+                      **{name + "_FILE": "/x" for name in setting_names()},
+                      OAR_NODEFILE="/x", OAR_WORKDIR="/x", OAR_ARRAY_INDEX="1", OAR_PROCESS_KIND="head")
+    assert unknown_settings(env) == []

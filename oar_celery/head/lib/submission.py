@@ -11,6 +11,7 @@ import json
 import logging
 from typing import Any, cast
 
+from procset import ProcSet
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
@@ -107,6 +108,7 @@ def _submit_once(requests: list[SubmitRequest]) -> list[SubmitAnswer | ErrorAnsw
         else ErrorAnswer(error=outcome)
         for outcome in checked
     ]
-    logger.info("%d submission(s): %d inserted, %d answered again", len(requests), len(fresh),
+    new_jobs = str(ProcSet(*(job_id for ids in inserted for job_id in ids))) or "none"
+    logger.info("%d submission(s): %d inserted (jobs %s), %d answered again", len(requests), len(fresh), new_jobs,
                 sum(isinstance(c, list) for c in checked))
     return answers
