@@ -11,7 +11,7 @@ def test_a_cycles_result_names_each_ended_job_with_its_final_state_host_and_reas
                              Ended(13, "node1", 0, "exited", "the job exited with status 0"),
                              Ended(14, "node2", None, "walltime", "the job was killed at its walltime")])
     assert job_outcomes([("reports", applied), ("scheduler", object())]) == {"ended": {
-        "12": "Error on node3: the job exited with status 3",
+        "12": "Terminated on node3: the job exited with status 3",  # OAR: a job that ran to its end
         "13": "Terminated on node1: the job exited with status 0",
         "14": "Error on node2: the job was killed at its walltime",
     }}
