@@ -109,6 +109,14 @@ class SubmitParameters(BaseModel):
     use_job_key: Literal[False] = Field(False, alias="use-job-key", description="not supported")
     scanscript: Literal[False] = Field(False, description="not supported")
 
+    @field_validator("array", "checkpoint", "signal", mode="before")
+    @classmethod
+    def _integral(cls, value: Any) -> Any:
+        """JSON Schema's integers include ``81084.0``: an integral float is taken as the integer it is."""
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        return value
+
     @field_validator("use_job_key", "scanscript", mode="before")
     @classmethod
     def _unsupported(cls, value: Any) -> Any:
@@ -120,7 +128,7 @@ class SubmitParameters(BaseModel):
 class WalltimeChange(BaseModel):
     """``POST /jobs/<id>/walltime``: ``oarwalltime``'s request, ``[+|-]H:MM:SS``."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     walltime: str = Field(pattern=r"^[+-]?\d+(:\d{1,2}){0,2}$", max_length=32)
     delay_next_jobs: bool = False
