@@ -15,18 +15,10 @@ from pathlib import Path
 
 from argparse_manpage.manpage import Manpage
 
-COMMANDS = {
-    "oar-celery": "oar_celery.cli.admin",
-    "oarsub": "oar_celery.cli.oarsub",
-    "oarstat": "oar_celery.cli.oarstat",
-    "oardel": "oar_celery.cli.oardel",
-    "oarhold": "oar_celery.cli.oarhold",
-    "oarresume": "oar_celery.cli.oarresume",
-    "oarnodes": "oar_celery.cli.oarnodes",
-    "oarnodesetting": "oar_celery.cli.oarnodesetting",
-    "oarremoveresource": "oar_celery.cli.oarremoveresource",
-    "oarproperty": "oar_celery.cli.oarproperty",
-}
+from oar_celery.cli.common import COMMANDS as CLI_COMMANDS
+
+#: Every command, and the module whose ``build_parser`` defines its options.
+COMMANDS = {name: f"oar_celery.cli.{'admin' if name == 'oar-celery' else name}" for name in CLI_COMMANDS}
 OUT = Path(__file__).resolve().parents[1] / "docs" / "man"
 SEE_ALSO = ", ".join(rf"\fB{name}\fR(1)" for name in COMMANDS)
 

@@ -107,7 +107,7 @@ def test_compose_init_run_twice_declares_each_core_once(redis_url: str, tmp_path
         for _ in range(2):
             done = subprocess.run(init, env=env, capture_output=True, text=True, timeout=120)
             assert done.returncode == 0, done.stderr
-        assert "0 resource(s) added" in done.stdout
+        assert "already have resources, left as they are" in done.stdout
         from sqlalchemy import create_engine
 
         engine = create_engine(url)
