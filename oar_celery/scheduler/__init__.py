@@ -1,27 +1,10 @@
 """OAR's meta-scheduler as a pure function: a Gantt chart with conservative backfilling.
 
-The round itself is :mod:`.rounds`; the parsers (:mod:`.request`, :mod:`.filters`,
-:mod:`.walltime`) and the policies (:mod:`.karma`, :mod:`.quotas`, :mod:`.containers`...)
-are modules of their own. This package imports none of them until a name is asked
-for, so that a node reading :mod:`.walltime` never loads the algorithm.
-
-:func:`schedule` takes plain objects (see :mod:`.types`) and returns where and
-when every waiting job would run; the head's scheduling task loads them from
-the database and writes the answer back. Nothing here imports Celery or a
-database, so the whole policy is testable and benchmarkable on its own.
-
-A round, as OAR does it:
-
-1. running jobs and accepted reservations go on the Gantt first;
-2. waiting reservations are placed exactly at their start, or refused (their
-   dependencies are not considered: a reservation keeps its time);
-3. waiting jobs follow in descending queue priority, then karma (fair-share,
-   0 when off), then FIFO, each at the
-   earliest time its request fits for its whole walltime (+ security time),
-   never moving anything already placed; of several moldable alternatives the
-   one finishing first wins;
-4. besteffort jobs come last: normal jobs ignore them, and running besteffort
-   jobs standing in the way of a job starting now are listed to be killed.
+The round itself, and how it goes, is :mod:`.rounds`; the parsers (:mod:`.request`,
+:mod:`.filters`, :mod:`.walltime`) and the policies (:mod:`.karma`, :mod:`.quotas`,
+:mod:`.containers`...) are modules of their own. Nothing here imports Celery or a
+database. This package imports none of its modules until a name is asked for, so that
+a node reading :mod:`.walltime` never loads the algorithm.
 """
 
 from __future__ import annotations
