@@ -24,6 +24,7 @@ from oar_celery.db.models import (
     Job,
     JobStateLog,
 )
+from oar_celery.db.session import now
 from oar_celery.head.lib.store.base import Moved, ReportChange
 from oar_celery.head.lib.store.sql import LAUNCH_COLUMNS
 from oar_celery.protocol.states import STARTED_STATES, FragState, JobState
@@ -84,7 +85,7 @@ class GenericStore:
         by_job = {a.job_id: a for a in allocations}
         moldable_of: dict[int, object] = {job_id: a.moldable_id for job_id, a in by_job.items()}
         moved = self.move(
-            session, list(by_job), JobState.TO_LAUNCH, expected=(JobState.WAITING,), at=_now(), release=False,
+            session, list(by_job), JobState.TO_LAUNCH, expected=(JobState.WAITING,), at=now(), release=False,
             each={"assigned_moldable_job": moldable_of}, columns={"scheduler_info": ""},
         )
         if moved:
@@ -183,9 +184,3 @@ def forget_predictions(session: Session, moldable_ids: Collection[int]) -> None:
 def has_expressions(columns: Mapping[str, object]) -> bool:
     """Whether a column is set to a SQL expression (``Job.suspended_time + 3``), which only SQLAlchemy writes."""
     return any(isinstance(value, ClauseElement) for value in columns.values())
-
-
-def _now() -> float:
-    from oar_celery.db.session import now
-
-    return now()
