@@ -142,6 +142,21 @@ def test_stop_jobs_ends_every_job_of_a_node_and_leaves_its_worker_running(cluste
     cluster.wait_for(again, ("Terminated",), timeout=30)  # the worker still serves the node
 
 
+def test_a_job_is_held_to_the_memory_of_its_cores(cluster: LocalCluster) -> None:
+    """OAR's ``mem`` property (MB per core): a job's cgroup allows its cores' sum, the kernel enforces it."""
+    assert cluster.run("oarnodesetting", "-h", "node1", "-p", "mem=48").returncode == 0
+    limit = ("cat /sys/fs/cgroup/memory$(sed -n 's/^[0-9]*:memory://p' /proc/self/cgroup)/memory.limit_in_bytes"
+             " > mem.$OAR_JOB_ID")
+    fits = cluster.oarsub(*on("node1"), "-l", "/core=2", f"{limit}; python3 -c 'b = b\"x\" * (32 << 20)'")
+    too_big = cluster.oarsub(*on("node1"), "-l", "/core=1", f"{limit}; python3 -c 'b = b\"x\" * (256 << 20)'")
+    cluster.wait_for([fits, too_big], timeout=60)
+    assert int((cluster.workdir / f"mem.{fits}").read_text()) == 96 << 20
+    assert int((cluster.workdir / f"mem.{too_big}").read_text()) == 48 << 20
+    assert cluster.job(fits)["exit_code"] == 0
+    killed = {(128 + signal.SIGKILL) << 8, signal.SIGKILL}  # the shell saw python killed, or was python
+    assert cluster.job(too_big)["exit_code"] in killed
+
+
 def test_down_ends_the_jobs_before_stopping(cluster: LocalCluster) -> None:
     jobs = [cluster.oarsub("-l", "/core=1", f"sleep 3100{i}") for i in range(2)]
     cluster.wait_for(jobs, ("Running",), timeout=30)

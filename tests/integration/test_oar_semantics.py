@@ -8,6 +8,7 @@ back as they found it.
 from __future__ import annotations
 
 import json
+import signal
 import time
 
 import pytest
@@ -224,3 +225,27 @@ def test_oar3_admin_options_of_oardel_oarnodesetting_oarproperty(cluster: LocalC
     assert "semy (INTEGER)" in listed and not any(line.startswith("semx") for line in listed)
     bad = cluster.run("oarproperty", "-r", "semy")
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1
+
+
+def test_oar3_force_terminate_finishing_job(cluster: LocalCluster) -> None:
+    """OAR3 oardel --force-terminate-finishing-job: a job left in Finishing (by an OAR head before the switch,
+    say) becomes Terminated with OAR's event and frees its cores; a job in any other state is refused (exit 1)."""
+    job_id = cluster.oarsub("-l", "/core=1", "sleep 300")
+    cluster.wait_for(job_id, ["Running"])
+    refused = cluster.run("oardel", "--force-terminate-finishing-job", str(job_id))
+    assert refused.returncode != 0 and "is not in the Finishing state" in refused.stderr + refused.stdout
+    assert cluster.state(job_id) == "Running"
+    cluster.signal_process("node1", signal.SIGSTOP)  # no end report may race the forced end
+    cluster.signal_process("node2", signal.SIGSTOP)
+    try:
+        cluster.execute("UPDATE jobs SET state = 'Finishing' WHERE job_id = :id", id=job_id)
+        forced = cluster.run("oardel", "--force-terminate-finishing-job", str(job_id))
+        assert forced.returncode == 0, forced.stderr
+        assert f"Force the termination of the job = {job_id} ...REGISTERED." in forced.stdout
+        assert cluster.state(job_id) == "Terminated"
+        assert "FORCE_TERMINATE_FINISHING_JOB" in cluster.events(job_id)
+    finally:
+        cluster.signal_process("node1", signal.SIGCONT)
+        cluster.signal_process("node2", signal.SIGCONT)
+    whole = cluster.oarsub("-l", "/nodes=2/core=2", "true")  # every core is free again
+    assert cluster.wait_for(whole) == {whole: "Terminated"}
