@@ -246,25 +246,31 @@ def cmd_up(args: argparse.Namespace) -> int:
 
     stop = None if args.detach else StopRequest()
     config = settings()
-    problem = cluster.check_broker(config)
+    problem = None if args.auth else cluster.check_broker(config)
     if problem:
         return fail(problem)
     if cluster.pid_file(config).exists():
         return fail(f"a cluster already runs from {config.state_dir}: 'oar-celery down' stops it")
     allow_jobs_of_starter()
+    hosts = [f"node{i}" for i in range(1, args.nodes + 1)]
+    broker = None
     if args.auth:
         cluster.enable_auth(Path(config.state_dir))
-        config = settings()
+        try:
+            broker = cluster.start_own_broker(settings(), hosts)
+        except (OSError, ValueError) as error:
+            return fail(f"cannot start the cluster's own Redis with its ACL (redis-server 6 or newer): {error}")
+        except Exception as error:  # noqa: BLE001 - redis-py's errors: it never answered
+            return fail(f"the cluster's own Redis did not answer ({error}); see {settings().logs}/oar-redis.out")
     cluster.enable_api_tokens(Path(config.state_dir))
     config = settings()
     init_database()
-    hosts = [f"node{i}" for i in range(1, args.nodes + 1)]
     with session_scope() as session:
         known = {r for (r,) in session.query(Resource.network_address).distinct()}
         missing = [host for host in hosts if host not in known]
         if missing:
             add_resources(session, missing, cpus=args.cpus, cores=args.cores, node_cpus=os.cpu_count() or 1)
-    processes = cluster.start_cluster(config, hosts, api_port=args.api_port)
+    processes = cluster.start_cluster(config, hosts, api_port=args.api_port, broker=broker)
     silent = cluster.wait_for_workers(config, hosts, timeout=args.timeout)
     if silent:
         cluster.stop_cluster(config)

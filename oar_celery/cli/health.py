@@ -51,7 +51,7 @@ class Row:
 
 
 #: The local cluster's processes that are not compute nodes (cluster.json names every other by its host).
-NOT_NODES = ("head", "beat", "flower", "authd")
+NOT_NODES = ("head", "beat", "flower", "authd", "redis")
 HEADER = f"{'process':<12} {'pid':<8} {'alive':<5} {'consuming':<9} detail"
 
 
