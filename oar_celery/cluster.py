@@ -170,7 +170,7 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def _write_private(path: Path, text: str) -> None:
+def write_private(path: Path, text: str) -> None:
     """Write a file only its owner reads, never readable by others even for an instant."""
     path.unlink(missing_ok=True)
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -202,11 +202,11 @@ def start_own_broker(config: Settings, hosts: list[str]) -> Process:
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     directory.chmod(0o700)
     passwords = broker_acl.new_passwords(hosts)
-    _write_private(directory / "users.acl", broker_acl.acl_file(hosts, passwords, db=0))
+    write_private(directory / "users.acl", broker_acl.acl_file(hosts, passwords, db=0))
     port = _free_port()
     base = f"redis://127.0.0.1:{port}/0"
     for user, password in passwords.items():
-        _write_private(url_file(config, user), broker_acl.url_for(base, user, password) + "\n")
+        write_private(url_file(config, user), broker_acl.url_for(base, user, password) + "\n")
     process = start("redis", redis_argv(directory, port), kind="redis", log_dir=config.logs)
     _use_broker(config, base)
     try:

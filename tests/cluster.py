@@ -50,6 +50,10 @@ class LocalCluster:
             "--flower-port", str(flower_port), "--detach", "--timeout", str(timeout), *extra, timeout=timeout + 30,
         )
         assert result.returncode == 0, f"cluster did not start: {result.stderr}\n{self.logs()}"
+        if "--auth" in extra:  # a Redis of its own: the commands take the users' URL that up wrote
+            from oar_celery.config import read_conf_file
+
+            self.env["OAR_BROKER_URL"] = read_conf_file(self.state_dir / "oar.conf")["OAR_BROKER_URL"]
 
     def down(self) -> None:
         self.admin("down", timeout=60)

@@ -255,7 +255,8 @@ def submit(request: Request, parameters: schemas.SubmitParameters) -> JSONRespon
         raise ApiError(400, str(refusal)) from None
     lines = [f"OAR_JOB_ID={job_id}" for job_id in job_ids]
     if job["reservation"]:
-        verdict = client_api.wait_reservation(job_ids[0], reply, timeout=config(request).reservation_answer_timeout + 10)
+        wait = config(request).reservation_answer_timeout + 10
+        verdict = client_api.wait_reservation(job_ids[0], reply, timeout=wait)
         if verdict.get("status") != "granted":
             raise ApiError(400, f"reservation not valid: {verdict.get('message') or 'refused'} (job {job_ids[0]})")
         lines.append("Reservation valid --> OK")

@@ -237,6 +237,37 @@ def cmd_authd(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_acl(args: argparse.Namespace) -> int:
+    """Print the broker's ACL file for a real cluster; each user's URL, with its password, in a file of its own."""
+    from urllib.parse import unquote, urlsplit
+
+    from ClusterShell.NodeSet import NodeSet, NodeSetParseError
+
+    from oar_celery.cluster import write_private
+    from oar_celery.protocol import broker_acl
+
+    try:
+        hosts = [broker_acl.check_host(host) for host in NodeSet(args.nodes or "")]
+    except (NodeSetParseError, ValueError) as error:
+        return fail(f"bad --nodes: {error}")
+    if not hosts:
+        return fail(f"--nodes '{args.nodes}' names no node")
+    directory = Path(args.secrets or Path(settings().state_dir) / "broker")
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    base = args.url or settings().broker_url
+    passwords = broker_acl.new_passwords(hosts)
+    for user in passwords:  # a user's password is kept from one run to the next
+        path = directory / f"{user}.url"
+        if path.exists():
+            passwords[user] = unquote(urlsplit(path.read_text().strip()).password or passwords[user])
+        write_private(path, broker_acl.url_for(base, user, passwords[user]) + "\n")
+    db = int(urlsplit(base).path.strip("/") or 0)
+    sys.stdout.write(broker_acl.acl_file(hosts, passwords, db=db, anonymous=not args.no_anonymous))
+    print(f"each user's URL is in {directory}/<user>.url (mode 0600): give each process its own "
+          "(OAR_BROKER_URL_FILE)", file=sys.stderr)
+    return 0
+
+
 def cmd_up(args: argparse.Namespace) -> int:
     from oar_celery import cluster
     from oar_celery.db.models import Resource
@@ -413,6 +444,13 @@ def build_parser() -> argparse.ArgumentParser:
     authd = sub.add_parser("authd", help="serve credentials that prove users' identities to the head")
     authd.add_argument("--daemon", action="store_true")
     authd.set_defaults(func=cmd_authd)
+    acl = sub.add_parser("acl", help="the broker's ACL file (Redis 6+): a user for the head, each node, users")
+    acl.add_argument("--nodes", required=True, help="the compute nodes, in nodeset syntax: 'node[1-64]'")
+    acl.add_argument("--url", help="the broker's URL without credentials (default OAR_BROKER_URL)")
+    acl.add_argument("--secrets", metavar="DIR", help="where each user's URL is kept (default <state dir>/broker)")
+    acl.add_argument("--no-anonymous", action="store_true",
+                     help="connections without a password are refused (users then need oar-user's)")
+    acl.set_defaults(func=cmd_acl)
     up = sub.add_parser("up", help="a whole cluster on this machine")
     up.add_argument("--nodes", type=int, default=4)
     up.add_argument("--cores", type=int, default=4, help="cores per cpu")

@@ -26,9 +26,9 @@ from oar_celery.db.models import Job
 from oar_celery.db.session import now, session_scope
 from oar_celery.head.lib.context import Context
 from oar_celery.head.lib.launch import LAUNCH_RESEND, build_specs, send_launches, start_launching
+from oar_celery.head.lib.reply_tokens import token
 from oar_celery.head.lib.transitions import add_event, finish, set_state
 from oar_celery.protocol.bus import broker_redis
-from oar_celery.head.lib.reply_tokens import token
 from oar_celery.protocol.names import client_key, launch_key, reply_key
 from oar_celery.protocol.states import JobState
 

@@ -108,7 +108,7 @@ def node(host: str, password: str, db: int = 0) -> BrokerUser:
         f"(~{Key.QUEUED} +set)",
         # replay nonces and refusal counters of signed messages
         f"(~oar:seen:{host}:* +set +exists)",
-        f"(%W~{Key.REFUSED} +hincrby)",
+        f"(~{Key.REFUSED} +hincrby)",
         # remote control and its replies (Flower, status), events when Flower asks for them
         "(%W~*.reply.celery.pidbox +lpush)",
         f"&/{db}.celery.pidbox &/{db}.celeryev/* +subscribe +psubscribe +unsubscribe +punsubscribe +publish",
