@@ -219,15 +219,28 @@ def start_own_broker(config: Settings, hosts: list[str]) -> Process:
 
 def _use_broker(config: Settings, users_url: str) -> None:
     """Name the users' URL in ``oar.conf``; this process and those it starts take the head's file."""
+    set_conf_values(Path(config.state_dir), {"OAR_BROKER_URL": users_url})
+    become_head_client(config)
+
+
+def become_head_client(config: Settings) -> bool:
+    """This process (and those it starts) takes the head's broker user, if its URL file is there to read.
+
+    ``up`` does, and the admin's ``status`` and ``doctor`` on a local cluster
+    with its own broker, where the users' URL would not let them look.
+    """
     from oar_celery.celery_app import app, configure
     from oar_celery.config import settings
 
-    set_conf_values(Path(config.state_dir), {"OAR_BROKER_URL": users_url})
+    path = url_file(config, "oar-head")
+    if not os.access(path, os.R_OK):
+        return False
     for name in ("OAR_BROKER_URL", "OAR_RESULT_BACKEND", "OAR_RESULT_BACKEND_FILE"):
         os.environ.pop(name, None)
-    os.environ["OAR_BROKER_URL_FILE"] = str(url_file(config, "oar-head"))
+    os.environ["OAR_BROKER_URL_FILE"] = str(path)
     settings.cache_clear()
     configure(app, settings())
+    return True
 
 
 def _wait_for_broker(timeout: float = 10.0) -> None:

@@ -372,13 +372,17 @@ def cmd_down(_: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     from oar_celery.cli.health import status
+    from oar_celery.cluster import become_head_client
 
+    become_head_client(settings())  # a local cluster's own broker: the users' role would see nothing
     return status(settings(), args.process)
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
     from oar_celery.cli.health import doctor
+    from oar_celery.cluster import become_head_client
 
+    become_head_client(settings())
     return doctor(settings(), listen=args.listen)
 
 
