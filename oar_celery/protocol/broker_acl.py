@@ -109,9 +109,11 @@ def node(host: str, password: str, db: int = 0) -> BrokerUser:
         # replay nonces and refusal counters of signed messages
         f"(~oar:seen:{host}:* +set +exists)",
         f"(~{Key.REFUSED} +hincrby)",
-        # remote control and its replies (Flower, status), events when Flower asks for them
+        # remote control and its replies (Flower, status); events when Flower asks for them, sent but
+        # never heard (a task-received event shows the task's arguments)
         "(%W~*.reply.celery.pidbox +lpush)",
-        f"&/{db}.celery.pidbox &/{db}.celeryev/* +subscribe +psubscribe +unsubscribe +punsubscribe +publish",
+        f"(&/{db}.celery.pidbox +subscribe +psubscribe +unsubscribe +punsubscribe)",
+        f"(&/{db}.celeryev/* +publish)",
     ])
 
 

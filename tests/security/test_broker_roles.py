@@ -115,6 +115,15 @@ def test_a_node_takes_its_own_queue_and_nothing_of_a_node_with_a_longer_name(acl
     assert dry_run(base, passwords, node1, "HGETALL", unacked_keys("node1")[0]) == "OK"
 
 
+def test_a_node_sends_events_but_never_hears_other_workers_tasks(acl_redis) -> None:  # type: ignore[no-untyped-def]
+    base, passwords = acl_redis
+    node1 = broker_acl.node_user("node1")
+    assert dry_run(base, passwords, node1, "PUBLISH", "/0.celeryev/worker.heartbeat", "{}") == "OK"
+    assert dry_run(base, passwords, node1, "SUBSCRIBE", "/0.celeryev/task.received") != "OK"
+    assert dry_run(base, passwords, node1, "PSUBSCRIBE", "/0.celery.pidbox") == "OK"
+    assert dry_run(base, passwords, node1, "PUBLISH", "/0.celery.pidbox", "{}") != "OK"  # no remote control
+
+
 def test_a_node_pushes_reports_and_never_reads_them_nor_the_head_queue(acl_redis) -> None:  # type: ignore[no-untyped-def]
     base, passwords = acl_redis
     node1 = broker_acl.node_user("node1")
