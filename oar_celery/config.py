@@ -4,7 +4,8 @@ Every setting has an ``OAR_*`` environment variable; the file named by
 ``OAR_CONFIG_FILE`` (default ``<state dir>/oar.conf``, then ``/etc/oar/oar.conf``)
 holds ``NAME="value"`` lines with the same names. The environment wins over
 the file, the file over the defaults. Secrets can come from files: a setting
-``OAR_DATABASE_URL_FILE`` is read as the value of ``OAR_DATABASE_URL``.
+``OAR_DATABASE_URL_FILE`` is read as the value of ``OAR_DATABASE_URL``; either
+form in the environment wins over both in the file.
 
 A name that is no setting (``OAR_SCHEDULER_MIN_TIM``) is a typo that would
 otherwise go unseen: the process says so on one line of its standard error,

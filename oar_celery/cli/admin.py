@@ -334,6 +334,12 @@ def _print_welcome(
         print("API token: oar-celery api token USER")
     if state.metrics_port:
         print(f"Metrics: http://{state.metrics_address}:{state.metrics_port}/metrics")
+    if any(p.name == "redis" for p in processes):
+        from oar_celery.config import read_conf_file
+
+        users = read_conf_file(Path(state.state_dir) / "oar.conf")["OAR_BROKER_URL"]
+        print(f"Broker: {users}, the cluster's own, with ACL roles (named in oar.conf: unset OAR_BROKER_URL; "
+              f"each process's own URL is in {cluster.broker_dir(state)})")
     print(f"Submit a job:   oarsub -l /nodes={min(nodes, 2)}/core=1 'hostname; sleep 5'")
     print("Watch it:       oarstat   |   oarnodes")
     how = "'oar-celery down'" if detached else "Ctrl-C here, or 'oar-celery down'"
@@ -365,6 +371,7 @@ def _wait_until_stopped(stop: StopRequest) -> int:
 def cmd_down(_: argparse.Namespace) -> int:
     from oar_celery import cluster
 
+    cluster.become_head_client(settings())  # a cluster with its own broker: ends its jobs through it
     stopped = cluster.stop_cluster(settings())
     print(f"stopped {len(stopped)} process(es)" if stopped else "no cluster is running")
     return 0

@@ -256,3 +256,9 @@ def test_acl_prints_the_file_of_a_real_cluster_and_keeps_each_users_password(tmp
     assert "&/2.celery.pidbox" in first.stdout
     bad = subprocess.run([*argv[:5], "node*"], capture_output=True, text=True, env=env)
     assert bad.returncode != 0 and len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_without_anonymous_connections_users_need_the_users_role() -> None:
+    text = broker_acl.acl_file(["node1"], broker_acl.new_passwords(["node1"]), anonymous=False)
+    assert text.splitlines()[-1].startswith("user default off ")
+    assert any(line.startswith("user oar-user on #") for line in text.splitlines())
