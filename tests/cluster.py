@@ -90,9 +90,14 @@ class LocalCluster:
             argv, kind, extra = beat_argv(config), "beat", {}
         else:
             argv, kind, extra = node_worker_argv(name, config), f"node-{name}", node_worker_env(name)
+        env = dict(self.env)
+        own = self.state_dir / "broker" / ("oar-head.url" if name in ("head", "beat") else f"oar-node-{name}.url")
+        if own.exists():  # up --auth: the process's own broker user, as up gave it
+            env.pop("OAR_BROKER_URL", None)
+            env["OAR_BROKER_URL_FILE"] = str(own)
         old_env = os.environ.copy()
         os.environ.clear()
-        os.environ.update(self.env)
+        os.environ.update(env)
         try:
             process = start(name, argv, kind=kind, extra_env=extra, log_dir=config.logs)
         finally:

@@ -105,7 +105,7 @@ def node(host: str, password: str, db: int = 0) -> BrokerUser:
         # against these rules), Finaud's answers: pushed, never read
         f"({script_keys} +eval +evalsha)",
         f"(%W~{HEAD_QUEUE} %W~{Key.QUEUED_REPORTS} %W~{Key.PENDING} +lpush +rpush +sadd)",
-        f"(~{Key.QUEUED} +set)",
+        f"(~{Key.QUEUED} +set +ttl +del)",
         # replay nonces and refusal counters of signed messages
         f"(~oar:seen:{host}:* +set +exists)",
         f"(~{Key.REFUSED} +hincrby)",

@@ -137,6 +137,24 @@ def test_a_node_pushes_reports_and_never_reads_them_nor_the_head_queue(acl_redis
     assert dry_run(base, passwords, node1, "HINCRBY", Key.REFUSED, "launch:node1", "1") == "OK"
 
 
+def test_a_node_queues_its_reports_with_its_role_and_cannot_stall_almighty(acl_redis) -> None:  # type: ignore[no-untyped-def]
+    """The real report script runs under a node's role; a ``QUEUED`` a node set for ever is dropped."""
+    import redis
+
+    from oar_celery.protocol.bus import QUEUED_TTL, queue_reports
+
+    base, passwords = acl_redis
+    node1 = redis.Redis.from_url(broker_acl.url_for(base, "oar-node-node1", passwords["oar-node-node1"]))
+    assert node1.set(Key.QUEUED, "1")  # no expiry: no cycle task would ever be pushed again
+    report = {"kind": "ended", "job_id": 1, "host": "node1", "status": 0}
+    assert queue_reports([report], client=node1)  # type: ignore[list-item]
+    assert 0 < node1.ttl(Key.QUEUED) <= QUEUED_TTL
+    head = redis.Redis.from_url(broker_acl.url_for(base, "oar-head", passwords["oar-head"]))
+    assert head.llen("oar.head") == 1 and head.llen(Key.QUEUED_REPORTS) == 1
+    with pytest.raises(redis.exceptions.NoPermissionError):
+        node1.lrange(Key.QUEUED_REPORTS, 0, -1)
+
+
 def test_the_acl_file_holds_no_password(acl_redis) -> None:  # type: ignore[no-untyped-def]
     _, passwords = acl_redis
     text = broker_acl.acl_file(["node1", "node10", "node1.a"], passwords)
