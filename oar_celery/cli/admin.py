@@ -248,21 +248,24 @@ def cmd_acl(args: argparse.Namespace) -> int:
 
     try:
         hosts = [broker_acl.check_host(host) for host in NodeSet(args.nodes or "")]
+        people = [name for name in args.users.split(",") if name]
+        for name in people:
+            broker_acl.personal_user(name)
     except (NodeSetParseError, ValueError) as error:
-        return fail(f"bad --nodes: {error}")
+        return fail(f"bad --nodes or --users: {error}")
     if not hosts:
         return fail(f"--nodes '{args.nodes}' names no node")
     directory = Path(args.secrets or Path(settings().state_dir) / "broker")
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     base = args.url or settings().broker_url
-    passwords = broker_acl.new_passwords(hosts)
+    passwords = broker_acl.new_passwords(hosts, people)
     for user in passwords:  # a user's password is kept from one run to the next
         path = directory / f"{user}.url"
         if path.exists():
             passwords[user] = unquote(urlsplit(path.read_text().strip()).password or passwords[user])
         write_private(path, broker_acl.url_for(base, user, passwords[user]) + "\n")
     db = int(urlsplit(base).path.strip("/") or 0)
-    sys.stdout.write(broker_acl.acl_file(hosts, passwords, db=db, anonymous=not args.no_anonymous))
+    sys.stdout.write(broker_acl.acl_file(hosts, passwords, db=db, anonymous=not args.no_anonymous, people=people))
     print(f"each user's URL is in {directory}/<user>.url (mode 0600): give each process its own "
           "(OAR_BROKER_URL_FILE)", file=sys.stderr)
     return 0
@@ -459,6 +462,8 @@ def build_parser() -> argparse.ArgumentParser:
     acl.add_argument("--nodes", required=True, help="the compute nodes, in nodeset syntax: 'node[1-64]'")
     acl.add_argument("--url", help="the broker's URL without credentials (default OAR_BROKER_URL)")
     acl.add_argument("--secrets", metavar="DIR", help="where each user's URL is kept (default <state dir>/broker)")
+    acl.add_argument("--users", default="", metavar="NAME,...",
+                     help="people who get a broker user each (oar-user-NAME), with the users' rules")
     acl.add_argument("--no-anonymous", action="store_true",
                      help="connections without a password are refused (users then need oar-user's)")
     acl.set_defaults(func=cmd_acl)

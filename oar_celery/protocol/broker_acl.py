@@ -132,18 +132,30 @@ def anonymous_off() -> str:
     return f"user {ANONYMOUS} off resetkeys resetchannels -@all"
 
 
-def acl_file(hosts: Iterable[str], passwords: Mapping[str, str], *, db: int = 0, anonymous: bool = True) -> str:
-    """The whole ACL file of a cluster: ``passwords`` maps each user name to its password."""
+def personal_user(name: str) -> str:
+    """The broker user of one person, when a site gives each their own (``oar-celery acl --users``)."""
+    return f"oar-user-{check_host(name)}"
+
+
+def acl_file(hosts: Iterable[str], passwords: Mapping[str, str], *, db: int = 0, anonymous: bool = True,
+             people: Iterable[str] = ()) -> str:
+    """The whole ACL file of a cluster: ``passwords`` maps each user name to its password.
+
+    ``people`` get a broker user each, with the users' rules: Redis's ACL log
+    then names who was refused, and one person's access is taken back alone.
+    """
     users = [head(passwords[HEAD_USER]), submitter(SUBMIT_USER, passwords[SUBMIT_USER])]
+    users += [submitter(personal_user(name), passwords[personal_user(name)]) for name in people]
     users += [node(host, passwords[node_user(host)], db) for host in hosts]
     lines = [user.line() for user in users]
     lines.append(submitter(ANONYMOUS).line() if anonymous else anonymous_off())
     return "\n".join(lines) + "\n"
 
 
-def new_passwords(hosts: Iterable[str]) -> dict[str, str]:
-    """A random password for the head, the users' role and every node."""
-    names = [HEAD_USER, SUBMIT_USER, *(node_user(check_host(host)) for host in hosts)]
+def new_passwords(hosts: Iterable[str], people: Iterable[str] = ()) -> dict[str, str]:
+    """A random password for the head, the users' role, every person given one and every node."""
+    names = [HEAD_USER, SUBMIT_USER, *(personal_user(name) for name in people),
+             *(node_user(check_host(host)) for host in hosts)]
     return {name: secrets.token_urlsafe(32) for name in names}
 
 

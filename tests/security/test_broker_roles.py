@@ -261,13 +261,14 @@ def test_the_cluster_runs_users_jobs_with_the_acl_on(acl_cluster, accounts, shar
 def test_acl_prints_the_file_of_a_real_cluster_and_keeps_each_users_password(tmp_path: Path) -> None:
     secrets = tmp_path / "secrets"
     argv = [sys.executable, "-m", "oar_celery.cli.admin", "acl", "--nodes", "node[1-3]",
-            "--url", "redis://redis.example.org:6379/2", "--secrets", str(secrets)]
+            "--url", "redis://redis.example.org:6379/2", "--secrets", str(secrets), "--users", "alice"]
     env = {**os.environ, "OAR_STATE_DIR": str(tmp_path), "OAR_CONFIG_FILE": str(tmp_path / "absent.conf")}
     first = subprocess.run(argv, capture_output=True, text=True, env=env, check=True)
     second = subprocess.run(argv, capture_output=True, text=True, env=env, check=True)
     assert first.stdout == second.stdout
     names = [line.split()[1] for line in first.stdout.splitlines()]
-    assert names == ["oar-head", "oar-user", "oar-node-node1", "oar-node-node2", "oar-node-node3", "default"]
+    assert names == ["oar-head", "oar-user", "oar-user-alice", "oar-node-node1", "oar-node-node2", "oar-node-node3",
+                     "default"]
     node2 = urlsplit((secrets / "oar-node-node2.url").read_text().strip())
     assert (node2.username, node2.hostname, node2.path) == ("oar-node-node2", "redis.example.org", "/2")
     assert stat.S_IMODE((secrets / "oar-node-node2.url").stat().st_mode) == 0o600
