@@ -225,6 +225,24 @@ def test_a_user_finds_no_way_to_another_users_answer(acl_cluster, accounts) -> N
         ["runuser", "-u", bob, "--", "cat", str(auth_key)], capture_output=True, text=True).stderr
 
 
+def test_a_user_cannot_take_another_users_reservation_verdict(acl_cluster, accounts) -> None:  # type: ignore[no-untyped-def]
+    """The verdict waits under a name made with the cluster's key: what bob can compute names nothing."""
+    from oar_celery.protocol.auth import read_key, reply_token
+    from oar_celery.protocol.names import reply_key
+
+    bob, url, head = accounts["bob"], users_url(acl_cluster), own_url(acl_cluster, "oar-head")
+    job_id = 424242
+    alices = reply_key(job_id, reply_token(read_key(str(acl_cluster.state_dir / "auth.key")), job_id))
+    redis_cli(head, "RPUSH", alices, '{"status": "granted", "start": 1}')
+    try:
+        for guess in (reply_key(job_id, reply_token(b"", job_id)), reply_key(job_id, "0" * 32)):
+            assert redis_cli(url, "BLPOP", guess, "1", user=bob).strip() == "", guess
+        assert refused(redis_cli(url, "BLPOP", f"oar:reply:{job_id}", "1", user=bob))
+        assert redis_cli(head, "LLEN", alices).strip() == "1"  # still there for alice
+    finally:
+        redis_cli(head, "DEL", alices)
+
+
 def test_a_node_cannot_read_another_nodes_queue(acl_cluster) -> None:  # type: ignore[no-untyped-def]
     node1 = own_url(acl_cluster, "oar-node-node1")
     for command in (("LRANGE", node_queue("node2"), "0", "-1"), ("BRPOP", node_queue("node2"), "1"),
