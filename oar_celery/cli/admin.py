@@ -293,7 +293,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         try:
             broker = cluster.start_own_broker(settings(), hosts)
         except (OSError, ValueError) as error:
-            return fail(f"cannot start the cluster's own Redis with its ACL (redis-server 6 or newer): {error}")
+            return fail(f"cannot start the cluster's own Redis with its ACL (redis-server 7 or newer): {error}")
         except Exception as error:  # noqa: BLE001 - redis-py's errors: it never answered
             return fail(f"the cluster's own Redis did not answer ({error}); see {settings().logs}/oar-redis.out")
     cluster.enable_api_tokens(Path(config.state_dir))
@@ -458,7 +458,7 @@ def build_parser() -> argparse.ArgumentParser:
     authd = sub.add_parser("authd", help="serve credentials that prove users' identities to the head")
     authd.add_argument("--daemon", action="store_true")
     authd.set_defaults(func=cmd_authd)
-    acl = sub.add_parser("acl", help="the broker's ACL file (Redis 6+): a user for the head, each node, users")
+    acl = sub.add_parser("acl", help="the broker's ACL file (Redis 7+): a user for the head, each node, users")
     acl.add_argument("--nodes", required=True, help="the compute nodes, in nodeset syntax: 'node[1-64]'")
     acl.add_argument("--url", help="the broker's URL without credentials (default OAR_BROKER_URL)")
     acl.add_argument("--secrets", metavar="DIR", help="where each user's URL is kept (default <state dir>/broker)")

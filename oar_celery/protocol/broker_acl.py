@@ -1,4 +1,4 @@
-"""Roles on the broker: one Redis 6+ ACL user per role, each allowed only the keys its work needs.
+"""Roles on the broker: one Redis 7 ACL user per role, each allowed only the keys its work needs.
 
 Anybody who can write a node's queue runs commands as any user on that node,
 so the broker is split into roles (``oar-celery acl`` prints the file,
