@@ -17,7 +17,7 @@ from kombu import Queue
 from oar_celery.beat_schedule import build_schedule
 from oar_celery.broker import use_for_redis_urls
 from oar_celery.config import Settings, settings
-from oar_celery.protocol.names import HEAD_QUEUE, node_queue
+from oar_celery.protocol.names import HEAD_QUEUE, node_queue, unacked_keys
 
 __all__ = ["HEAD_QUEUE", "app", "node_queue"]
 
@@ -67,6 +67,7 @@ def configure(app: Celery, config: Settings) -> None:
             "fanout_prefix": True,
             "fanout_patterns": True,
             "ack_emulation": not is_node_worker(),
+            **unacked_options(),
         },
         result_backend_transport_options={"retry_policy": {"timeout": 5.0}},
         timezone="UTC",
@@ -74,6 +75,19 @@ def configure(app: Celery, config: Settings) -> None:
         beat_schedule=build_schedule(config),
         beat_max_loop_interval=1.0,
     )
+
+
+def unacked_options() -> dict[str, str]:
+    """A node's own keys for kombu's unacknowledged messages (the broker's ACL gives a node only its own).
+
+    Kombu keeps every consumer's unacknowledged messages, whole, in one hash
+    (``unacked``): a node that could read it would read every node's launches.
+    """
+    host = os.environ.get("OAR_NODE_HOSTNAME", "")
+    if not is_node_worker() or not host:
+        return {}
+    names = ("unacked_key", "unacked_index_key", "unacked_mutex_key")
+    return dict(zip(names, unacked_keys(host), strict=True))
 
 
 def is_node_worker() -> bool:

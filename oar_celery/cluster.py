@@ -151,6 +151,123 @@ def enable_auth(state_dir: Path) -> None:
     settings.cache_clear()
 
 
+#: The local cluster's own broker (``up --auth``): its ACL file, and each role's URL, mode 0600.
+BROKER_DIR = "broker"
+
+
+def broker_dir(config: Settings) -> Path:
+    return Path(config.state_dir) / BROKER_DIR
+
+
+def url_file(config: Settings, role: str) -> Path:
+    """The file of one broker user's URL (``oar-head``, ``oar-user``, ``oar-node-<host>``)."""
+    return broker_dir(config) / f"{role}.url"
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write a file only its owner reads, never readable by others even for an instant."""
+    path.unlink(missing_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as out:
+        out.write(text)
+
+
+def redis_argv(directory: Path, port: int) -> list[str]:
+    """A Redis of the cluster's own: its ACL file, no persistence, on the loopback only."""
+    return [
+        "redis-server", "--port", str(port), "--bind", "127.0.0.1", "--dir", str(directory),
+        "--aclfile", str(directory / "users.acl"), "--save", "", "--appendonly", "no",
+        "--daemonize", "no", "--logfile", "",
+    ]
+
+
+def start_own_broker(config: Settings, hosts: list[str]) -> Process:
+    """``up --auth``: a Redis of its own with one ACL user per role; this process becomes the head's client.
+
+    The machine's shared Redis is never touched: its ACL would apply to
+    everybody's databases. Each role's URL, with its password, is written to a
+    file of mode 0600 (``<state dir>/broker/<user>.url``), named to each process
+    by ``OAR_BROKER_URL_FILE``; ``oar.conf`` names the users' URL, which needs no
+    password (the anonymous submit-only role).
+    """
+    from oar_celery.protocol import broker_acl
+
+    directory = broker_dir(config)
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    directory.chmod(0o700)
+    passwords = broker_acl.new_passwords(hosts)
+    write_private(directory / "users.acl", broker_acl.acl_file(hosts, passwords, db=0))
+    port = _free_port()
+    base = f"redis://127.0.0.1:{port}/0"
+    for user, password in passwords.items():
+        write_private(url_file(config, user), broker_acl.url_for(base, user, password) + "\n")
+    process = start("redis", redis_argv(directory, port), kind="redis", log_dir=config.logs)
+    _use_broker(config, base)
+    try:
+        _wait_for_broker()
+    except Exception:
+        stop_processes([process])
+        raise
+    return process
+
+
+def _use_broker(config: Settings, users_url: str) -> None:
+    """Name the users' URL in ``oar.conf``; this process and those it starts take the head's file."""
+    set_conf_values(Path(config.state_dir), {"OAR_BROKER_URL": users_url})
+    become_head_client(config)
+
+
+def become_head_client(config: Settings) -> bool:
+    """This process (and those it starts) takes the head's broker user, if its URL file is there to read.
+
+    ``up`` does, and the admin's ``status`` and ``doctor`` on a local cluster
+    with its own broker, where the users' URL would not let them look.
+    """
+    from oar_celery.celery_app import app, configure
+    from oar_celery.config import settings
+
+    path = url_file(config, "oar-head")
+    if not os.access(path, os.R_OK):
+        return False
+    for name in ("OAR_BROKER_URL", "OAR_RESULT_BACKEND", "OAR_RESULT_BACKEND_FILE"):
+        os.environ.pop(name, None)
+    os.environ["OAR_BROKER_URL_FILE"] = str(path)
+    settings.cache_clear()
+    configure(app, settings())
+    return True
+
+
+def _wait_for_broker(timeout: float = 10.0) -> None:
+    import redis
+
+    from oar_celery.config import settings
+
+    client = redis.Redis.from_url(settings().broker_url, socket_connect_timeout=1)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            client.ping()
+            return
+        except redis.RedisError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
+def set_conf_values(state_dir: Path, values: dict[str, str]) -> None:
+    """Set these ``NAME="value"`` lines of ``<state dir>/oar.conf``, replacing the same names' lines."""
+    conf = state_dir / "oar.conf"
+    lines = conf.read_text().splitlines() if conf.exists() else []
+    kept = [line for line in lines if line.partition("=")[0].strip() not in values]
+    conf.write_text("\n".join([*kept, *(f'{name}="{value}"' for name, value in values.items())]) + "\n")
+
+
 def authd_argv() -> list[str]:
     return [sys.executable, "-m", "oar_celery.cli.admin", "authd"]
 
@@ -197,14 +314,25 @@ def _cgroup_of_this_cluster(config: Settings) -> dict[str, str]:
     return {"OAR_CGROUP_NAME": f"{config.cgroup_name}-{digest}"}
 
 
-def start_cluster(config: Settings, hosts: list[str], *, api_port: int | None = None) -> list[Process]:
-    """Start authd (if users prove who they are), the head worker, beat, the node workers and the API."""
+def _own_url(config: Settings, user: str, broker: Process | None) -> dict[str, str]:
+    """The variable that gives a process its own broker user, on the cluster's own broker."""
+    return {"OAR_BROKER_URL_FILE": str(url_file(config, user))} if broker else {}
+
+
+def start_cluster(config: Settings, hosts: list[str], *, api_port: int | None = None,
+                  broker: Process | None = None) -> list[Process]:
+    """Start authd (if users prove who they are), the head worker, beat, the node workers and the API.
+
+    ``broker`` is the cluster's own Redis (``up --auth``), listed first so that it is stopped last.
+    """
     from oar_celery.node.worker import node_worker_argv, node_worker_env
+    from oar_celery.protocol.broker_acl import node_user
 
     logs = config.logs
-    processes = []
+    processes = [broker] if broker else []
     if config.auth_key_file and config.auth_socket:
-        processes.append(start("authd", authd_argv(), kind="authd", log_dir=logs))
+        processes.append(start("authd", authd_argv(), kind="authd", log_dir=logs,
+                               extra_env=_own_url(config, "oar-user", broker)))
         _wait_for_socket(config.auth_socket)
     processes += [
         start("head", head_worker_argv(config), kind="head", log_dir=logs),
@@ -214,7 +342,8 @@ def start_cluster(config: Settings, hosts: list[str], *, api_port: int | None = 
     for host in hosts:
         processes.append(
             start(host, node_worker_argv(host, config), kind=f"node-{host}",
-                  extra_env={**node_worker_env(host), **confinement}, log_dir=logs)
+                  extra_env={**node_worker_env(host), **confinement, **_own_url(config, node_user(host), broker)},
+                  log_dir=logs)
         )
     port = config.api_port if api_port is None else api_port
     if port:
@@ -285,11 +414,13 @@ def stop_cluster(config: Settings) -> list[Process]:
     head = next((p for p in processes if p.name == "head"), None)
     if head is not None and alive(head.pid):
         end_jobs(config)
-    stop_processes(processes)
+    broker = [p for p in processes if p.name == "redis"]
+    stop_processes([p for p in processes if p.name != "redis"])
     kill_node_jobs(config)  # also what a node never reported the end of, though the head ended it
     left = unfinished_jobs(config)
     if left:
         record_killed(config, left)
+    stop_processes(broker)  # the cluster's own broker, last: the others leave it in order
     path.unlink(missing_ok=True)
     return processes
 

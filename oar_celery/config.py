@@ -4,7 +4,8 @@ Every setting has an ``OAR_*`` environment variable; the file named by
 ``OAR_CONFIG_FILE`` (default ``<state dir>/oar.conf``, then ``/etc/oar/oar.conf``)
 holds ``NAME="value"`` lines with the same names. The environment wins over
 the file, the file over the defaults. Secrets can come from files: a setting
-``OAR_DATABASE_URL_FILE`` is read as the value of ``OAR_DATABASE_URL``.
+``OAR_DATABASE_URL_FILE`` is read as the value of ``OAR_DATABASE_URL``; either
+form in the environment wins over both in the file.
 
 A name that is no setting (``OAR_SCHEDULER_MIN_TIM``) is a typo that would
 otherwise go unseen: the process says so on one line of its standard error,
@@ -253,20 +254,31 @@ def unknown_settings(environ: dict[str, str] | None = None) -> list[str]:
 def load_settings(environ: dict[str, str] | None = None) -> Settings:
     """Build the settings from the defaults, the file, then the environment."""
     env = dict(os.environ if environ is None else environ)
-    merged = {**_read_file_for(env), **env}
+    from_file = _read_file_for(env)
     values: dict[str, Any] = {}
     for f in fields(Settings):
         key = "OAR_" + f.name.upper()
-        raw = merged.get(key)
-        secret_file = merged.get(key + "_FILE")
-        if raw is None and secret_file:
-            raw = Path(secret_file).read_text().strip()
+        raw = _value(env, key)
+        if raw is None:
+            raw = _value(from_file, key)
         if raw is not None:
             try:
                 values[f.name] = _convert(f.type, raw)
             except ValueError:
                 raise ValueError(f"{key} must be {'an' if f.type == 'int' else 'a'} {f.type}, not {raw!r}") from None
     return Settings(**values)
+
+
+def _value(source: dict[str, str], key: str) -> str | None:
+    """``key``'s value in one source, itself or read from its ``_FILE``: the environment's wins over the file's.
+
+    So a process given ``OAR_BROKER_URL_FILE`` (its own credentials) uses it even
+    where ``oar.conf`` names the users' broker URL.
+    """
+    if key in source:
+        return source[key]
+    secret_file = source.get(key + "_FILE")
+    return Path(secret_file).read_text().strip() if secret_file else None
 
 
 @lru_cache(maxsize=1)

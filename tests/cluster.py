@@ -50,6 +50,10 @@ class LocalCluster:
             "--flower-port", str(flower_port), "--detach", "--timeout", str(timeout), *extra, timeout=timeout + 30,
         )
         assert result.returncode == 0, f"cluster did not start: {result.stderr}\n{self.logs()}"
+        if "--auth" in extra:  # a Redis of its own: the commands take the users' URL that up wrote
+            from oar_celery.config import read_conf_file
+
+            self.env["OAR_BROKER_URL"] = read_conf_file(self.state_dir / "oar.conf")["OAR_BROKER_URL"]
 
     def down(self) -> None:
         self.admin("down", timeout=60)
@@ -86,9 +90,14 @@ class LocalCluster:
             argv, kind, extra = beat_argv(config), "beat", {}
         else:
             argv, kind, extra = node_worker_argv(name, config), f"node-{name}", node_worker_env(name)
+        env = dict(self.env)
+        own = self.state_dir / "broker" / ("oar-head.url" if name in ("head", "beat") else f"oar-node-{name}.url")
+        if own.exists():  # up --auth: the process's own broker user, as up gave it
+            env.pop("OAR_BROKER_URL", None)
+            env["OAR_BROKER_URL_FILE"] = str(own)
         old_env = os.environ.copy()
         os.environ.clear()
-        os.environ.update(self.env)
+        os.environ.update(env)
         try:
             process = start(name, argv, kind=kind, extra_env=extra, log_dir=config.logs)
         finally:

@@ -248,14 +248,15 @@ def submit(request: Request, parameters: schemas.SubmitParameters) -> JSONRespon
     user = authenticated(request, config(request))
     job = submission(parameters, user)
     try:
-        job_ids = client_api.submit(job)
+        job_ids, reply = client_api.submit_for_reply(job)
     except NotDelivered:
         raise
     except ClientError as refusal:
         raise ApiError(400, str(refusal)) from None
     lines = [f"OAR_JOB_ID={job_id}" for job_id in job_ids]
     if job["reservation"]:
-        verdict = client_api.wait_reservation(job_ids[0], timeout=config(request).reservation_answer_timeout + 10)
+        wait = config(request).reservation_answer_timeout + 10
+        verdict = client_api.wait_reservation(job_ids[0], reply, timeout=wait)
         if verdict.get("status") != "granted":
             raise ApiError(400, f"reservation not valid: {verdict.get('message') or 'refused'} (job {job_ids[0]})")
         lines.append("Reservation valid --> OK")

@@ -237,6 +237,40 @@ def cmd_authd(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_acl(args: argparse.Namespace) -> int:
+    """Print the broker's ACL file for a real cluster; each user's URL, with its password, in a file of its own."""
+    from urllib.parse import unquote, urlsplit
+
+    from ClusterShell.NodeSet import NodeSet, NodeSetParseError
+
+    from oar_celery.cluster import write_private
+    from oar_celery.protocol import broker_acl
+
+    try:
+        hosts = [broker_acl.check_host(host) for host in NodeSet(args.nodes or "")]
+        people = [name for name in args.users.split(",") if name]
+        for name in people:
+            broker_acl.personal_user(name)
+    except (NodeSetParseError, ValueError) as error:
+        return fail(f"bad --nodes or --users: {error}")
+    if not hosts:
+        return fail(f"--nodes '{args.nodes}' names no node")
+    directory = Path(args.secrets or Path(settings().state_dir) / "broker")
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    base = args.url or settings().broker_url
+    passwords = broker_acl.new_passwords(hosts, people)
+    for user in passwords:  # a user's password is kept from one run to the next
+        path = directory / f"{user}.url"
+        if path.exists():
+            passwords[user] = unquote(urlsplit(path.read_text().strip()).password or passwords[user])
+        write_private(path, broker_acl.url_for(base, user, passwords[user]) + "\n")
+    db = int(urlsplit(base).path.strip("/") or 0)
+    sys.stdout.write(broker_acl.acl_file(hosts, passwords, db=db, anonymous=not args.no_anonymous, people=people))
+    print(f"each user's URL is in {directory}/<user>.url (mode 0600): give each process its own "
+          "(OAR_BROKER_URL_FILE)", file=sys.stderr)
+    return 0
+
+
 def cmd_up(args: argparse.Namespace) -> int:
     from oar_celery import cluster
     from oar_celery.db.models import Resource
@@ -246,25 +280,31 @@ def cmd_up(args: argparse.Namespace) -> int:
 
     stop = None if args.detach else StopRequest()
     config = settings()
-    problem = cluster.check_broker(config)
+    problem = None if args.auth else cluster.check_broker(config)
     if problem:
         return fail(problem)
     if cluster.pid_file(config).exists():
         return fail(f"a cluster already runs from {config.state_dir}: 'oar-celery down' stops it")
     allow_jobs_of_starter()
+    hosts = [f"node{i}" for i in range(1, args.nodes + 1)]
+    broker = None
     if args.auth:
         cluster.enable_auth(Path(config.state_dir))
-        config = settings()
+        try:
+            broker = cluster.start_own_broker(settings(), hosts)
+        except (OSError, ValueError) as error:
+            return fail(f"cannot start the cluster's own Redis with its ACL (redis-server 7 or newer): {error}")
+        except Exception as error:  # noqa: BLE001 - redis-py's errors: it never answered
+            return fail(f"the cluster's own Redis did not answer ({error}); see {settings().logs}/oar-redis.out")
     cluster.enable_api_tokens(Path(config.state_dir))
     config = settings()
     init_database()
-    hosts = [f"node{i}" for i in range(1, args.nodes + 1)]
     with session_scope() as session:
         known = {r for (r,) in session.query(Resource.network_address).distinct()}
         missing = [host for host in hosts if host not in known]
         if missing:
             add_resources(session, missing, cpus=args.cpus, cores=args.cores, node_cpus=os.cpu_count() or 1)
-    processes = cluster.start_cluster(config, hosts, api_port=args.api_port)
+    processes = cluster.start_cluster(config, hosts, api_port=args.api_port, broker=broker)
     silent = cluster.wait_for_workers(config, hosts, timeout=args.timeout)
     if silent:
         cluster.stop_cluster(config)
@@ -297,6 +337,12 @@ def _print_welcome(
         print("API token: oar-celery api token USER")
     if state.metrics_port:
         print(f"Metrics: http://{state.metrics_address}:{state.metrics_port}/metrics")
+    if any(p.name == "redis" for p in processes):
+        from oar_celery.config import read_conf_file
+
+        users = read_conf_file(Path(state.state_dir) / "oar.conf")["OAR_BROKER_URL"]
+        print(f"Broker: {users}, the cluster's own, with ACL roles (named in oar.conf: unset OAR_BROKER_URL; "
+              f"each process's own URL is in {cluster.broker_dir(state)})")
     print(f"Submit a job:   oarsub -l /nodes={min(nodes, 2)}/core=1 'hostname; sleep 5'")
     print("Watch it:       oarstat   |   oarnodes")
     how = "'oar-celery down'" if detached else "Ctrl-C here, or 'oar-celery down'"
@@ -328,6 +374,7 @@ def _wait_until_stopped(stop: StopRequest) -> int:
 def cmd_down(_: argparse.Namespace) -> int:
     from oar_celery import cluster
 
+    cluster.become_head_client(settings())  # a cluster with its own broker: ends its jobs through it
     stopped = cluster.stop_cluster(settings())
     print(f"stopped {len(stopped)} process(es)" if stopped else "no cluster is running")
     return 0
@@ -335,13 +382,17 @@ def cmd_down(_: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     from oar_celery.cli.health import status
+    from oar_celery.cluster import become_head_client
 
+    become_head_client(settings())  # a local cluster's own broker: the users' role would see nothing
     return status(settings(), args.process)
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
     from oar_celery.cli.health import doctor
+    from oar_celery.cluster import become_head_client
 
+    become_head_client(settings())
     return doctor(settings(), listen=args.listen)
 
 
@@ -407,6 +458,15 @@ def build_parser() -> argparse.ArgumentParser:
     authd = sub.add_parser("authd", help="serve credentials that prove users' identities to the head")
     authd.add_argument("--daemon", action="store_true")
     authd.set_defaults(func=cmd_authd)
+    acl = sub.add_parser("acl", help="the broker's ACL file (Redis 7+): a user for the head, each node, users")
+    acl.add_argument("--nodes", required=True, help="the compute nodes, in nodeset syntax: 'node[1-64]'")
+    acl.add_argument("--url", help="the broker's URL without credentials (default OAR_BROKER_URL)")
+    acl.add_argument("--secrets", metavar="DIR", help="where each user's URL is kept (default <state dir>/broker)")
+    acl.add_argument("--users", default="", metavar="NAME,...",
+                     help="people who get a broker user each (oar-user-NAME), with the users' rules")
+    acl.add_argument("--no-anonymous", action="store_true",
+                     help="connections without a password are refused (users then need oar-user's)")
+    acl.set_defaults(func=cmd_acl)
     up = sub.add_parser("up", help="a whole cluster on this machine")
     up.add_argument("--nodes", type=int, default=4)
     up.add_argument("--cores", type=int, default=4, help="cores per cpu")

@@ -51,7 +51,7 @@ class Row:
 
 
 #: The local cluster's processes that are not compute nodes (cluster.json names every other by its host).
-NOT_NODES = ("head", "beat", "flower", "authd")
+NOT_NODES = ("head", "beat", "flower", "authd", "redis")
 HEADER = f"{'process':<12} {'pid':<8} {'alive':<5} {'consuming':<9} detail"
 
 
@@ -182,11 +182,28 @@ def check_broker(config: Settings) -> list[Check]:
         return [*checks, Check("ok", f"the broker is a Unix socket (this process is ACL user {user})")]
     try:
         redis.Redis(host=address["host"], port=address.get("port", 6379), socket_connect_timeout=3).ping()
-        checks.append(Check("WARN", "the broker answers without a password: anybody who reaches it may submit "
-                                    "as any user (set requirepass or ACL users)"))
+        if _anonymous_submits_only(client):
+            checks.append(Check("ok", f"connections without a password may only submit (ACL roles; this process "
+                                      f"is ACL user {user})"))
+        else:
+            checks.append(Check("WARN", "the broker answers without a password: anybody who reaches it may "
+                                        "write any queue (oar-celery acl prints an ACL file of roles)"))
     except redis.RedisError:
         checks.append(Check("ok", f"the broker asks for a password (this process is ACL user {user})"))
     return checks
+
+
+def _anonymous_submits_only(client: Any) -> bool:
+    """Whether the broker's ACL keeps password-less connections off the nodes' queues (Redis's own dry run)."""
+    import redis
+
+    from oar_celery.protocol.names import node_queue
+
+    try:
+        answer = client.execute_command("ACL", "DRYRUN", "default", "LPUSH", node_queue("doctor"), "x")
+    except redis.RedisError:  # no ACL (Redis < 7), or not allowed to ask: assume the worst
+        return False
+    return answer not in (b"OK", "OK")
 
 
 def check_keys(config: Settings) -> list[Check]:

@@ -239,12 +239,12 @@ def _body(argv: list[str]) -> int:
     from oar_celery.config import current_user
 
     request["user"] = current_user()
-    job_ids = api.submit(request)
+    job_ids, reply = api.submit_for_reply(request)
     print("\n".join(job_id_lines(job_ids, array=bool(request["array"]))), flush=True)
     if not request["reservation"]:
         return 0
     print("Reservation mode: waiting validation...", flush=True)
-    answer = api.wait_reservation(job_ids[0])
+    answer = api.wait_reservation(job_ids[0], reply)
     lines, granted = reservation_lines(answer)
     print("\n".join(lines), flush=True)
     if not granted:

@@ -125,11 +125,16 @@ def _with_identity(request: dict[str, Any], user: str) -> dict[str, Any]:
 
 def submit(request: dict[str, Any]) -> list[int]:
     """Submit one job (or an array); the ids given by the head, in order."""
+    return submit_for_reply(request)[0]
+
+
+def submit_for_reply(request: dict[str, Any]) -> tuple[list[int], str]:
+    """Submit one job (or an array): its ids, and the reply token its reservation's verdict waits under."""
     answer = _submit_call(SUBMIT_TASK, {"request": _with_identity(request, current_user())})
     job_ids = answer.get("job_ids")
     if not isinstance(job_ids, list) or not job_ids:
         raise ClientError(f"the head accepted the job but sent no job id: {answer!r}")
-    return [int(job_id) for job_id in job_ids]
+    return [int(job_id) for job_id in job_ids], str(answer.get("reply") or "")
 
 
 SUBMIT_MANY_TASK = Task.SUBMIT_MANY
@@ -278,11 +283,11 @@ def walltime(job_id: int, new_walltime: str | None = None, *, delay_next_jobs: b
     return [str(line) for line in _call(Task.WALLTIME, kwargs).get("results") or []]
 
 
-def wait_reservation(job_id: int, *, timeout: float | None = None) -> dict[str, Any]:
-    """Block until the head grants or refuses reservation ``job_id``."""
+def wait_reservation(job_id: int, token: str, *, timeout: float | None = None) -> dict[str, Any]:
+    """Block until the head grants or refuses reservation ``job_id`` (``token``: from :func:`submit_for_reply`)."""
     from oar_celery.client.replies import wait_reservation as wait
 
-    return wait(job_id, timeout=timeout)
+    return wait(job_id, token, timeout=timeout)
 
 
 # ------------------------------------------------------------------------------- reads

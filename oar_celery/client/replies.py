@@ -1,9 +1,10 @@
 """Waiting for the head's answer to a reservation (``oarsub -r``).
 
 OAR's oarsub keeps a socket open until the reservation is validated. Here the
-client keeps the key ``oar:client:<job_id>`` alive (5-second TTL, refreshed
+client keeps the key ``oar:client:<job_id>:<token>`` alive (5-second TTL, refreshed
 every second) so that the head's Runner knows someone is listening, and pops
-the answer the Runner pushes on the list ``oar:reply:<job_id>``. When the
+the answer the Runner pushes on the list ``oar:reply:<job_id>:<token>``; the
+token came in the submission's answer, so only the submitter knows the names. When the
 client dies the key expires and the Runner frags the reservation, as OAR does.
 """
 
@@ -47,10 +48,12 @@ def parse_reply(raw: bytes | str) -> dict[str, Any]:
     return answer
 
 
-def wait_reservation(job_id: int, *, timeout: float | None = None) -> dict[str, Any]:
+def wait_reservation(job_id: int, token: str, *, timeout: float | None = None) -> dict[str, Any]:
     """Block until the head grants or refuses reservation ``job_id``.
 
-    Returns ``{"status": "granted"|"refused", "start": epoch, "message": str}``.
+    ``token`` is the reply token the head gave in the submission's answer: the
+    keys are named after it, so that no other user can take the answer or
+    pretend to listen. Returns ``{"status": "granted"|"refused", "start": epoch, "message": str}``.
     ``timeout`` (seconds, ``None`` = wait as long as it takes) bounds the wait.
     """
     import redis
@@ -59,13 +62,13 @@ def wait_reservation(job_id: int, *, timeout: float | None = None) -> dict[str, 
     client = redis.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=REFRESH + 5)
     deadline = None if timeout is None else time.monotonic() + timeout
     try:
-        client.set(client_key(job_id), "1", ex=ALIVE_TTL)
+        client.set(client_key(job_id, token), "1", ex=ALIVE_TTL)
         wake_runner(client)
         while deadline is None or time.monotonic() < deadline:
-            client.set(client_key(job_id), "1", ex=ALIVE_TTL)
-            item = client.blpop([reply_key(job_id)], timeout=REFRESH)
+            client.set(client_key(job_id, token), "1", ex=ALIVE_TTL)
+            item = client.blpop([reply_key(job_id, token)], timeout=REFRESH)
             if item is not None:
-                client.delete(client_key(job_id))
+                client.delete(client_key(job_id, token))
                 return parse_reply(item[1])
     except redis.RedisError as exc:
         raise ClientError(f"cannot reach the broker at {mask(url)} ({reason(exc)})") from exc

@@ -26,6 +26,7 @@ from oar_celery.db.models import Job
 from oar_celery.db.session import now, session_scope
 from oar_celery.head.lib.context import Context
 from oar_celery.head.lib.launch import LAUNCH_RESEND, build_specs, send_launches, start_launching
+from oar_celery.head.lib.reply_tokens import token
 from oar_celery.head.lib.transitions import add_event, finish, set_state
 from oar_celery.protocol.bus import broker_redis
 from oar_celery.protocol.names import client_key, launch_key, reply_key
@@ -64,14 +65,14 @@ def run_runner(context: Context) -> None:
 def reply(job_id: int, answer: dict[str, Any]) -> None:
     """Push an answer to the client waiting on this job (``oarsub -r``); called after the commit."""
     client = broker_redis()
-    key = reply_key(job_id)
+    key = reply_key(job_id, token(job_id))
     client.rpush(key, json.dumps(answer))
     client.expire(key, REPLY_TTL)
 
 
 def client_waiting(job_id: int) -> bool:
     """Whether an ``oarsub`` is still waiting for this job's answer."""
-    return bool(broker_redis().exists(client_key(job_id)))
+    return bool(broker_redis().exists(client_key(job_id, token(job_id))))
 
 
 def answer_errors() -> None:

@@ -152,3 +152,13 @@ def serve(socket_path: str, key: bytes) -> None:
 def _answer_and_close(connection: socket.socket, key: bytes) -> None:
     with connection:
         answer_one(connection, key)
+
+
+def reply_token(key: bytes, job_id: int) -> str:
+    """The secret part of a job's reply keys: the head derives it, the submitter is told it.
+
+    An HMAC under the cluster's key, so the head needs to store nothing to find
+    it again; without a key it is a plain digest anyone can compute, as every
+    name is on a broker users can read (a cluster without ``OAR_AUTH_KEY_FILE``).
+    """
+    return hmac.new(key, f"reply|{int(job_id)}".encode(), hashlib.sha256).hexdigest()[:32]

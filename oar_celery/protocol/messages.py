@@ -123,9 +123,14 @@ class ErrorAnswer(TypedDict):
 
 
 class SubmitAnswer(TypedDict):
-    """The ids of the jobs one submission created (several for an array)."""
+    """The ids of the jobs one submission created (several for an array).
+
+    ``reply`` is the first job's reply token: a reservation's verdict waits
+    for its client under a name only the head and this answer's reader know.
+    """
 
     job_ids: list[int]
+    reply: NotRequired[str]
 
 
 class ManyAnswer(TypedDict):

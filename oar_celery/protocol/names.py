@@ -84,6 +84,13 @@ class Key:
     FINAUD_ANSWERED = "oar:finaud:answered"
     #: Nodes whose last judged ping went unanswered (until they answer one), for ``oar-celery status``.
     FINAUD_MISSED = "oar:finaud:missed"
+    #: Counters of refused messages, field ``<kind>:<origin>`` (nodes may only HINCRBY it).
+    REFUSED = "oar:refused"
+
+
+def unacked_keys(hostname: str) -> tuple[str, str, str]:
+    """Kombu's unacknowledged-message keys of one node (hash, index, mutex): no node reads another's."""
+    return f"oar:unacked:{hostname}", f"oar:unacked_index:{hostname}", f"oar:unacked_mutex:{hostname}"
 
 
 #: Upper bounds (seconds) of the duration histograms' buckets: Almighty counts, the metrics read.
@@ -98,14 +105,19 @@ def duration_bucket(seconds: float) -> str:
     return "+Inf"
 
 
-def reply_key(job_id: int) -> str:
-    """The list where the Runner pushes its answer to the ``oarsub`` waiting for the job."""
-    return f"oar:reply:{job_id}"
+def reply_key(job_id: int, token: str) -> str:
+    """The list where the Runner pushes its answer to the ``oarsub`` waiting for the job.
+
+    ``token`` is the job's reply token, which only the head and the submitter
+    (in its submission's answer) know: users may read any ``oar:reply:*:*`` on
+    the broker, so the name is what keeps the answer the submitter's.
+    """
+    return f"oar:reply:{job_id}:{token}"
 
 
-def client_key(job_id: int) -> str:
+def client_key(job_id: int, token: str) -> str:
     """Set while an ``oarsub`` waits for the job's start or reservation (the client's heartbeat)."""
-    return f"oar:client:{job_id}"
+    return f"oar:client:{job_id}:{token}"
 
 
 def launch_key(job_id: int) -> str:

@@ -9,7 +9,11 @@ cycle's start and end. Read them side by side: they share keys (``QUEUED``,
 from __future__ import annotations
 
 #: Push the cycle task (ARGV[1]) unless one is on its way (``QUEUED`` set for ARGV[2] seconds).
+#: A ``QUEUED`` that would outlive ARGV[2] was not set by this protocol (a node may set it: its
+#: broker role allows this script's ``SET``): it is dropped, so that no one can stall Almighty.
 _CYCLE_UNLESS_QUEUED = """
+local left = redis.call('ttl', KEYS[2])
+if left == -1 or left > tonumber(ARGV[2]) then redis.call('del', KEYS[2]) end
 if redis.call('set', KEYS[2], '1', 'NX', 'EX', ARGV[2]) then
   redis.call('lpush', KEYS[3], ARGV[1])
   return 1

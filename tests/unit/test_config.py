@@ -75,3 +75,14 @@ def test_known_settings_and_a_jobs_environment_raise_no_warning(tmp_path: Path) 
                       **{name + "_FILE": "/x" for name in setting_names()},
                       OAR_NODEFILE="/x", OAR_WORKDIR="/x", OAR_ARRAY_INDEX="1", OAR_PROCESS_KIND="head")
     assert unknown_settings(env) == []
+
+
+def test_a_secret_file_named_in_the_environment_wins_over_the_value_of_the_file(tmp_path: Path) -> None:
+    """A process given its own broker credentials (``OAR_BROKER_URL_FILE``) uses them, not oar.conf's URL."""
+    (tmp_path / "oar.conf").write_text('OAR_BROKER_URL="redis://127.0.0.1:7000/0"\nOAR_LOG_LEVEL="WARNING"\n')
+    (tmp_path / "head.url").write_text("redis://oar-head:secret@127.0.0.1:7000/0\n")
+    env = environment(tmp_path, OAR_CONFIG_FILE=str(tmp_path / "oar.conf"),
+                      OAR_BROKER_URL_FILE=str(tmp_path / "head.url"))
+    config = load_settings(env)
+    assert (config.broker_url, config.log_level) == ("redis://oar-head:secret@127.0.0.1:7000/0", "WARNING")
+    assert load_settings({**env, "OAR_BROKER_URL_FILE": ""}).broker_url == "redis://127.0.0.1:7000/0"

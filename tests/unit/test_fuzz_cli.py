@@ -76,7 +76,8 @@ def no_network(monkeypatch: pytest.MonkeyPatch, head: Head) -> None:
     from oar_celery.client import api
 
     monkeypatch.setattr(api, "submit", head.submit)
-    monkeypatch.setattr(api, "wait_reservation", lambda job_id, timeout=None: {"status": "granted", "start": 0})
+    monkeypatch.setattr(api, "submit_for_reply", lambda request: (head.submit(request), ""))
+    monkeypatch.setattr(api, "wait_reservation", lambda job_id, token, timeout=None: {"status": "granted", "start": 0})
     refuse = lambda *a, **k: (_ for _ in ()).throw(ClientError("no head in this test"))  # noqa: E731
     for name in ("delete", "hold", "resume"):
         monkeypatch.setattr(api, name, refuse)

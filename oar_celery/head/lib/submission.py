@@ -19,7 +19,7 @@ from oar_celery.config import settings
 from oar_celery.db import statistics
 from oar_celery.db.models import JobSubmission
 from oar_celery.db.session import now, session_scope
-from oar_celery.head.lib import admission
+from oar_celery.head.lib import admission, reply_tokens
 from oar_celery.protocol.messages import ErrorAnswer, SubmitAnswer, SubmitRequest
 from oar_celery.scheduler.errors import RequestError
 
@@ -82,6 +82,11 @@ def submit_requests(requests: list[SubmitRequest]) -> list[SubmitAnswer | ErrorA
         return _submit_once(requests)
 
 
+def _accepted(job_ids: list[int]) -> SubmitAnswer:
+    """The ids, and the reply token of the first job: where a reservation's verdict will wait for its client."""
+    return SubmitAnswer(job_ids=job_ids, reply=reply_tokens.token(job_ids[0]))
+
+
 def _submit_once(requests: list[SubmitRequest]) -> list[SubmitAnswer | ErrorAnswer]:
     at = now()
     with session_scope() as session:
@@ -101,9 +106,9 @@ def _submit_once(requests: list[SubmitRequest]) -> list[SubmitAnswer | ErrorAnsw
     statistics.refresh_after_burst(sum(len(ids) for ids in inserted))
     new_ids = iter(inserted)
     answers: list[SubmitAnswer | ErrorAnswer] = [
-        SubmitAnswer(job_ids=outcome)
+        _accepted(outcome)
         if isinstance(outcome, list)
-        else SubmitAnswer(job_ids=next(new_ids))
+        else _accepted(next(new_ids))
         if isinstance(outcome, admission.Submission)
         else ErrorAnswer(error=outcome)
         for outcome in checked

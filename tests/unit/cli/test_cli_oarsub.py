@@ -153,7 +153,7 @@ def test_reservation_verdict(
     answer: dict[str, Any], code: int, verdict: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setattr("oar_celery.client.transport.call", lambda *a, **k: {"job_ids": [5]})
-    monkeypatch.setattr("oar_celery.client.replies.wait_reservation", lambda job_id, timeout=None: answer)
+    monkeypatch.setattr("oar_celery.client.replies.wait_reservation", lambda job_id, token, timeout=None: answer)
     assert oarsub.main(["-r", "2030-01-01 10:00:00", "true"]) == code
     out, err = capsys.readouterr()
     assert out.splitlines()[:3] == ["OAR_JOB_ID=5", "Reservation mode: waiting validation...", verdict]
