@@ -252,6 +252,22 @@ def remove_resources(resource_ids: Sequence[int], *, user: str | None = None) ->
     return [str(line) for line in _call(REMOVE_RESOURCES_TASK, kwargs).get("results") or []]
 
 
+def change_properties(adds: Sequence[str] = (), deletes: Sequence[str] = (), renames: Sequence[tuple[str, str]] = (),
+                      *, text: bool = False, user: str | None = None) -> list[str]:
+    """oarproperty -a/-d/-r: add, delete or rename property columns, all or none (admin)."""
+    kwargs = {"user": user or current_user(), "adds": list(adds), "deletes": list(deletes),
+              "renames": [list(pair) for pair in renames], "text": text}
+    return [str(line) for line in _call(Task.PROPERTY, kwargs).get("results") or []]
+
+
+def add_resources(nodeset: str, *, cpus: int = 1, cores: int = 1, properties: Mapping[str, str] | None = None,
+                  node_cpus: int | None = None, user: str | None = None) -> list[str]:
+    """oar-celery resources add: one resource per core of every new host of a nodeset (admin)."""
+    kwargs = {"user": user or current_user(), "nodeset": nodeset, "cpus": cpus, "cores": cores,
+              "properties": dict(properties or {}), "node_cpus": node_cpus}
+    return [str(line) for line in _call(Task.ADD_RESOURCES, kwargs).get("results") or []]
+
+
 def queue(action: str, name: str | None = None, priority: int | None = None, policy: str | None = None,
           *, user: str | None = None) -> list[str]:
     """oarqueue / oarnotify's queue options: list, enable, disable, add, change or remove queues (admin)."""
