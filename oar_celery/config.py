@@ -87,6 +87,10 @@ class Settings:
     dead_switch_time: int = 0
     reservation_answer_timeout: float = 30.0
     client_timeout: float = 30.0
+    #: Hostile input: bounds every submission is checked against, by the command and again by the head.
+    max_command_size: int = 64 * 1024
+    max_walltime: int = 366 * 24 * 3600
+    max_filter_depth: int = 16
     node_state_dir: str = ""
     head_concurrency: int = 2
     prologue: str = ""
