@@ -108,6 +108,8 @@ class Settings:
     flower_address: str = "127.0.0.1"
     flower_port: int = 5555
     flower_auth_file: str = ""
+    #: Flower without any login: only when explicitly told (a trusted, closed network).
+    flower_open: bool = False
     flower_refresh: float = 60.0
     metrics_port: int = 9150
     metrics_address: str = "127.0.0.1"

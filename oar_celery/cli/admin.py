@@ -203,9 +203,11 @@ def cmd_flower(args: argparse.Namespace) -> int:
     from oar_celery.cluster import flower_argv, flower_env
 
     env = flower_env(settings())
-    if env:
+    if "FLOWER_BASIC_AUTH" in env:
         print(f"Flower's login: {env['FLOWER_BASIC_AUTH'].partition(':')[0]}, password in {settings().flower_auth}",
               file=sys.stderr, flush=True)
+    elif settings().flower_open:
+        print("warning: Flower asks for no login (OAR_FLOWER_OPEN=yes)", file=sys.stderr, flush=True)
     return _exec(flower_argv(settings(), args.port), "flower", env, daemon=args.daemon)
 
 

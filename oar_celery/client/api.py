@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from oar_celery.client.errors import BrokerUnreachable, ClientError, NoAnswer, NotDelivered
+from oar_celery.client.errors import BrokerUnreachable, ClientError, NeverSent, NoAnswer, NotDelivered
 from oar_celery.config import current_user
 from oar_celery.protocol.names import Task
 
@@ -94,6 +94,8 @@ def _ids(job_ids: Iterable[int]) -> list[int]:
 
 #: Longest wait for one answer before the submission is asked again (same submission id).
 ASK_AGAIN_AFTER = 10.0
+#: How long a broker that refuses every connection is tried, when no request could have left yet.
+NEVER_SENT_PATIENCE = 5.0
 #: After the deadline, how long the head may still take to finish a commit it had begun.
 COMMIT_GRACE = 2.0
 
@@ -112,17 +114,23 @@ def _submit_call(task: str, kwargs: dict[str, Any]) -> dict[str, Any]:
     """
     from oar_celery.config import settings
 
-    deadline = time.time() + settings().client_timeout
+    started = time.time()
+    deadline = started + settings().client_timeout
     request = {**kwargs, "deadline": deadline}
-    pause = 0.2
+    pause, sent = 0.2, False
     while (left := deadline - time.time()) > 0:
         try:
             return _call(task, request, timeout=min(left, ASK_AGAIN_AFTER))
+        except NeverSent:
+            if not sent and time.time() - started > NEVER_SENT_PATIENCE:
+                raise  # the head never had it: nothing was submitted
         except BrokerUnreachable:
-            time.sleep(min(pause, max(0.0, deadline - time.time())))
-            pause = min(pause * 2, 2.0)
+            sent = True
         except NoAnswer:
+            sent = True
             continue
+        time.sleep(min(pause, max(0.0, deadline - time.time())))
+        pause = min(pause * 2, 2.0)
     time.sleep(COMMIT_GRACE)
     return _outcome_after_deadline(task, request)
 
