@@ -71,7 +71,8 @@ def flower_env(config: Settings) -> dict[str, str]:
     if config.flower_open:
         return {}
     closed = {"FLOWER_UNAUTHENTICATED_API": "false"}
-    if os.environ.get("FLOWER_BASIC_AUTH") or (os.environ.get("FLOWER_AUTH") and os.environ.get("FLOWER_AUTH_PROVIDER")):
+    oauth = os.environ.get("FLOWER_AUTH") and os.environ.get("FLOWER_AUTH_PROVIDER")
+    if os.environ.get("FLOWER_BASIC_AUTH") or oauth:
         return closed
     return {**closed, "FLOWER_BASIC_AUTH": flower_login(config)}
 

@@ -189,8 +189,8 @@ def test_a_forged_request_over_a_limit_is_refused_by_the_head_before_any_databas
     # The table a submission reads first is locked: a head that touched the database would not answer.
     with as_client.engine.begin() as connection:
         connection.execute(text("LOCK TABLE job_submissions IN ACCESS EXCLUSIVE MODE"))
-        answer = call("oar.almighty.submit", {**payload, "credential": fetch_credential(settings().auth_socket, payload)},
-                      timeout=20)
+        credential = fetch_credential(settings().auth_socket, payload)
+        answer = call("oar.almighty.submit", {**payload, "credential": credential}, timeout=20)
     assert limit in answer["error"] and "\n" not in answer["error"]
     assert as_client.scalar("SELECT count(*) FROM jobs") == before
 
