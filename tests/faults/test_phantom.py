@@ -18,7 +18,7 @@ from sqlalchemy import text
 
 from tests.cluster import LocalCluster, command_path
 from tests.faults.counting import launch_command, launches_of
-from tests.faults.services import PrivateRedis
+from tests.faults.services import PrivatePostgres, PrivateRedis
 
 pytestmark = pytest.mark.cluster
 
@@ -109,3 +109,17 @@ def test_redis_stopped_30_ms_after_the_head_took_the_submission(cluster_factory,
     probe = probe_job(cluster, launches)
     outcome = agree(cluster, (process.returncode, out, err), launches, probe)
     assert "accepted once" in outcome, outcome  # the head had committed it: asked again, it gave the id
+
+
+def test_postgres_restarted_during_a_submission(cluster_factory, private_postgres: PrivatePostgres,  # type: ignore[no-untyped-def]
+                                                launches: Path) -> None:
+    cluster = cluster_factory(nodes=1, cores=2, OAR_DATABASE_URL=private_postgres.url, OAR_CLIENT_TIMEOUT="30")
+    private_postgres.stop()
+    process = oarsub(cluster, launch_command(launches))
+    time.sleep(3)
+    private_postgres.start()
+    out, err = process.communicate(timeout=120)
+    cluster.engine.dispose()
+    probe = probe_job(cluster, launches)
+    outcome = agree(cluster, (process.returncode, out, err), launches, probe)
+    assert "accepted once" in outcome, outcome  # the head waited for the database instead of refusing the job
