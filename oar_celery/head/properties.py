@@ -73,10 +73,10 @@ def change(user: str, adds: list[str], deletes: list[str], renames: list[list[st
     """One ``oarproperty`` request, all of it or nothing; the lines to print. Raises Refused."""
     if not settings().is_admin(user):
         raise Refused(f"only root or {settings().admin_user} may change resource properties, not {user}")
-    adds, deletes = [_checked(n) for n in adds], [_checked(n) for n in deletes]
-    pairs = [(_checked(pair[0]), _checked(pair[1])) for pair in renames if len(pair) == 2]
-    if len(pairs) != len(renames):
+    if any(len(pair) != 2 for pair in renames):
         raise Refused("a rename is a pair OLD,NEW")
+    adds, deletes = [_checked(n) for n in adds], [_checked(n) for n in deletes]
+    pairs = [(_checked(old), _checked(new)) for old, new in renames]
     if set(adds) & set(deletes):
         raise Refused("a property cannot be added and deleted at once")
     with get_engine().begin() as connection:
@@ -118,12 +118,26 @@ def _apply(connection: Connection, adds: list[str], deletes: list[str], pairs: l
     return lines
 
 
+def _names(value: object) -> list[str]:
+    """A list of names from the wire; anything else (a bare string, a number) is a bad request."""
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise Refused("bad request: property names come as a list of strings")
+    return list(value)
+
+
+def _pairs(value: object) -> list[list[str]]:
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(pair, list) and len(pair) == 2 for pair in value):
+        raise Refused("a rename is a pair OLD,NEW")
+    return [_names(pair) for pair in value]
+
+
 def property_task(user: str, adds: list[str] | None = None, deletes: list[str] | None = None,
                   renames: list[list[str]] | None = None, text: bool = False) -> LinesAnswer | ErrorAnswer:
     try:
-        return {"results": change(user, list(adds or []), list(deletes or []),
-                                  [list(pair) for pair in renames or []], bool(text))}
+        return {"results": change(user, _names(adds), _names(deletes), _pairs(renames), text is True)}
     except Refused as refusal:
         return {"error": str(refusal)}
-    except (TypeError, ValueError) as error:
-        return {"error": f"bad request: {error}"}
