@@ -59,14 +59,22 @@ def flower_argv(config: Settings, port: int | None = None) -> list[str]:
 
 
 def flower_env(config: Settings) -> dict[str, str]:
-    """Flower asks for a login on every page and API call: ``FLOWER_BASIC_AUTH``, else the auth file's.
+    """Flower asks for a login on every page and API call, unless told not to (``OAR_FLOWER_OPEN=yes``).
 
-    The file (``OAR_FLOWER_AUTH_FILE``, default ``<state dir>/flower.auth``, mode
-    0600) holds ``user:password``; it is made with a random password the first time.
+    The login is ``FLOWER_BASIC_AUTH``, or Flower's OAuth when both
+    ``FLOWER_AUTH`` and ``FLOWER_AUTH_PROVIDER`` are set, else the auth file's
+    (``OAR_FLOWER_AUTH_FILE``, default ``<state dir>/flower.auth``, mode 0600,
+    ``user:password``, made with a random password the first time). Flower's
+    own ``FLOWER_UNAUTHENTICATED_API``, which opens its API to anyone, is
+    turned off unless Flower is explicitly open.
     """
-    if os.environ.get("FLOWER_BASIC_AUTH") or os.environ.get("FLOWER_AUTH"):
+    if config.flower_open:
         return {}
-    return {"FLOWER_BASIC_AUTH": flower_login(config)}
+    closed = {"FLOWER_UNAUTHENTICATED_API": "false"}
+    oauth = os.environ.get("FLOWER_AUTH") and os.environ.get("FLOWER_AUTH_PROVIDER")
+    if os.environ.get("FLOWER_BASIC_AUTH") or oauth:
+        return closed
+    return {**closed, "FLOWER_BASIC_AUTH": flower_login(config)}
 
 
 def flower_login(config: Settings) -> str:

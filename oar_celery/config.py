@@ -88,6 +88,10 @@ class Settings:
     dead_switch_time: int = 0
     reservation_answer_timeout: float = 30.0
     client_timeout: float = 30.0
+    #: Hostile input: bounds every submission is checked against, by the command and again by the head.
+    max_command_size: int = 64 * 1024
+    max_walltime: int = 366 * 24 * 3600
+    max_filter_depth: int = 16
     node_state_dir: str = ""
     head_concurrency: int = 2
     prologue: str = ""
@@ -105,6 +109,8 @@ class Settings:
     flower_address: str = "127.0.0.1"
     flower_port: int = 5555
     flower_auth_file: str = ""
+    #: Flower without any login: only when explicitly told (a trusted, closed network).
+    flower_open: bool = False
     flower_refresh: float = 60.0
     metrics_port: int = 9150
     metrics_address: str = "127.0.0.1"

@@ -111,6 +111,21 @@ def _parse_properties(pairs: list[str]) -> dict[str, str]:
 
 
 def cmd_resources_add(args: argparse.Namespace) -> int:
+    """A request to the head, checked for the admin user; ``--offline`` writes itself, before any head runs.
+
+    Only the head writes the database: a user's process, even an admin's,
+    holds at most a read-only role. ``--offline`` is for setting a cluster
+    up (``db init`` then ``resources add``) with the database owner's
+    credentials, when no head worker takes requests yet.
+    """
+    properties = _parse_properties(args.property)
+    if not args.offline:
+        from oar_celery.client import api
+
+        lines = api.add_resources(args.nodeset, cpus=args.cpus, cores=args.cores, properties=properties,
+                                  node_cpus=args.node_cpus)
+        print("\n".join(lines))
+        return 0
     from oar_celery.db.session import session_scope
     from oar_celery.head.lib.resources import add_resources, expand_nodeset, known_hosts
     from oar_celery.protocol.bus import notify
@@ -120,8 +135,7 @@ def cmd_resources_add(args: argparse.Namespace) -> int:
         present = known_hosts(session, wanted)
         hosts = [host for host in wanted if host not in present]
         ids = add_resources(
-            session, hosts, cpus=args.cpus, cores=args.cores, properties=_parse_properties(args.property),
-            node_cpus=args.node_cpus,
+            session, hosts, cpus=args.cpus, cores=args.cores, properties=properties, node_cpus=args.node_cpus,
         ) if hosts else []
     if present:  # idempotent: running the same command twice does not duplicate a host's resources
         print(f"{len(present)} host(s) already have resources, left as they are: {','.join(present)}")
@@ -189,9 +203,11 @@ def cmd_flower(args: argparse.Namespace) -> int:
     from oar_celery.cluster import flower_argv, flower_env
 
     env = flower_env(settings())
-    if env:
+    if "FLOWER_BASIC_AUTH" in env:
         print(f"Flower's login: {env['FLOWER_BASIC_AUTH'].partition(':')[0]}, password in {settings().flower_auth}",
               file=sys.stderr, flush=True)
+    elif settings().flower_open:
+        print("warning: Flower asks for no login (OAR_FLOWER_OPEN=yes)", file=sys.stderr, flush=True)
     return _exec(flower_argv(settings(), args.port), "flower", env, daemon=args.daemon)
 
 
@@ -433,6 +449,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="CPUs each host really has: the cores' cpusets wrap around them (default: one per core)")
     add.add_argument("--skip-existing", action="store_true",
                      help="leave out the hosts that have resources already (always so now)")
+    add.add_argument("--offline", action="store_true",
+                     help="write to the database directly, before any head worker runs (setup, owner's credentials)")
     add.set_defaults(func=cmd_resources_add)
     worker = sub.add_parser("worker", help="start a worker (head node or compute node)")
     worker.add_argument("role", choices=("head", "node"))

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import signal as signals
 import sys
 from collections.abc import Callable, Sequence
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from oar_celery.client.errors import ClientError
 
@@ -61,9 +62,42 @@ def add_version(p: argparse.ArgumentParser) -> None:
     p.add_argument("-V", "--version", action="version", version=version_text(), help="print the OAR version and exit")
 
 
+#: Control characters (C0, DEL, C1); a user's field may hold any of them (a job name, a property value).
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+#: The same but newline and tab, which lay a command's output out.
+_CONTROL_IN_LAYOUT = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_NAMED = {"\n": "\\n", "\t": "\\t", "\r": "\\r"}
+
+
+def _escape_one(match: re.Match[str]) -> str:
+    char = match.group()
+    return _NAMED.get(char) or f"\\x{ord(char):02x}"
+
+
+def escape_controls(text: str) -> str:
+    """A user's text made inert on a terminal: ``\n`` and ``\x1b[2J`` shown as those four and seven characters."""
+    return _CONTROL.sub(_escape_one, text)
+
+
+def escaped(value: Any) -> Any:
+    """Rows for a text output, every string in them escaped (:func:`escape_controls`); JSON escapes its own."""
+    if isinstance(value, str):
+        return escape_controls(value)
+    if isinstance(value, dict):
+        return {key: escaped(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(escaped(item) for item in value)
+    return value
+
+
+def terminal_safe(text: str) -> str:
+    """A block of output with every control character escaped but the newlines and tabs that lay it out."""
+    return _CONTROL_IN_LAYOUT.sub(_escape_one, text)
+
+
 def error_line(command: str, message: object) -> None:
     """Print ``<command>: error: <message>`` on one line of stderr."""
-    text = " ".join(str(message).split()) or "unknown error"
+    text = " ".join(escape_controls(str(message)).split()) or "unknown error"
     print(f"{command}: error: {text}", file=sys.stderr)
 
 
@@ -165,13 +199,13 @@ def _silence_stdout() -> None:
 def emit(text: str) -> None:
     """Print a block of output, if there is any."""
     if text:
-        print(text)
+        print(terminal_safe(text))
 
 
 def print_outcome(outcome: dict[int, str], failed: set[int]) -> int:
     """Print the head's line for each job (failures on stderr); 1 if any job failed."""
     for job_id, line in outcome.items():
-        print(line, file=sys.stderr if job_id in failed else sys.stdout)
+        print(escape_controls(line), file=sys.stderr if job_id in failed else sys.stdout)
     return EXIT_FAILURE if failed else 0
 
 

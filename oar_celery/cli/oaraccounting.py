@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 
-from oar_celery.cli.common import Parser, UsageError, parser, run
+from oar_celery.cli.common import Parser, UsageError, escape_controls, parser, run
 
 COMMAND = "oaraccounting"
 
@@ -31,7 +31,7 @@ def _body(argv: list[str]) -> int:
     from oar_celery.client import api
 
     for line in api.accounting(reinitialize=args.reinitialize, delete_before=args.delete_before):
-        print(line)
+        print(escape_controls(line))
     return 0
 
 

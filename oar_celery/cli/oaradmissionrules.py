@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sys
 
-from oar_celery.cli.common import EXIT_FAILURE, Parser, error_line, parser, run
+from oar_celery.cli.common import EXIT_FAILURE, Parser, emit, error_line, parser, run
 
 COMMAND = "oaradmissionrules"
 
@@ -55,7 +55,7 @@ def _body(argv: list[str]) -> int:
                 rule = rulebook.set_enabled(session, config, args.enable or args.disable, bool(args.enable))
                 print(f"rule {rule.name} {'enabled' if args.enable else 'disabled'}")
             else:
-                print("\n".join(rule_lines(rulebook.describe(session, config))))
+                emit("\n".join(rule_lines(rulebook.describe(session, config))))
     except RequestError as exc:
         error_line(COMMAND, exc)
         return EXIT_FAILURE

@@ -14,6 +14,7 @@ from oar_celery.cli.common import (
     add_version,
     emit,
     error_line,
+    escaped,
     parser,
     positive_int,
     run,
@@ -123,7 +124,8 @@ def _events(args: argparse.Namespace) -> int:
             return EXIT_FAILURE
     events = api.host_events(hosts, since=getattr(args, "since", None))
     structured = args.json or args.yaml
-    emit(fmt.dump(fmt.host_events_data(events), yaml=args.yaml) if structured else fmt.host_events_table(events))
+    text = fmt.dump(fmt.host_events_data(events), yaml=args.yaml) if structured else None
+    emit(text or fmt.host_events_table(escaped(events)))
     return 0
 
 
@@ -142,7 +144,7 @@ def _body(argv: list[str]) -> int:
         if not rows:
             error_line(COMMAND, f"There are no resource(s) for this SQL WHERE clause ({args.sql})")
             return EXIT_NO_MATCH
-    emit(render(args, rows, jobs))
+    emit(render(args, rows if args.json or args.yaml else escaped(rows), jobs))
     errors = unknown(args, rows) if args.sql is None else []
     for line in errors:
         error_line(COMMAND, line)

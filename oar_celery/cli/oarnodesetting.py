@@ -10,7 +10,17 @@ import argparse
 import re
 import sys
 
-from oar_celery.cli.common import EXIT_FAILURE, Parser, UsageError, add_version, error_line, parser, positive_int, run
+from oar_celery.cli.common import (
+    EXIT_FAILURE,
+    Parser,
+    UsageError,
+    add_version,
+    error_line,
+    escape_controls,
+    parser,
+    positive_int,
+    run,
+)
 
 COMMAND = "oarnodesetting"
 #: OAR3's exit status when ``--sql`` matches no resource.
@@ -155,7 +165,7 @@ def _body(argv: list[str]) -> int:
             error_line(COMMAND, f"Cannot retrieve the last value for {args.last_property_value}. "
                                 "Either no resource or no such property exists (yet).")
             return EXIT_FAILURE
-        print(value)
+        print(escape_controls(value))
         return 0
     if args.sql is not None:
         args.resource_ids = [*args.resource_ids, *sql_resources(args.sql)]
@@ -174,7 +184,7 @@ def _body(argv: list[str]) -> int:
         drain=args.drain,
     )
     for line in lines:
-        print(line)
+        print(escape_controls(line))
     return 0
 
 

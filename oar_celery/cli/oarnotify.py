@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 
-from oar_celery.cli.common import Parser, UsageError, parser, run
+from oar_celery.cli.common import Parser, UsageError, escape_controls, parser, run
 from oar_celery.cli.oarqueue import split_spec
 
 COMMAND = "oarnotify"
@@ -50,7 +50,7 @@ def _body(argv: list[str]) -> int:
                                   else (value if isinstance(value, str) else None, None, None))
         lines = api.queue(action, name, priority, policy)
     for line in lines:
-        print(line)
+        print(escape_controls(line))
     return 0
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from oar_celery.cli.common import Parser, UsageError, parser, run
+from oar_celery.cli.common import Parser, UsageError, escape_controls, parser, run
 
 COMMAND = "oarqueue"
 
@@ -67,7 +67,7 @@ def _body(argv: list[str]) -> int:
     from oar_celery.client import api
 
     for line in api.queue(action, name, priority, policy):
-        print(line)
+        print(escape_controls(line))
     return 0
 
 

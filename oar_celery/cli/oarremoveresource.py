@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 
-from oar_celery.cli.common import Parser, add_version, parser, positive_int, run
+from oar_celery.cli.common import Parser, add_version, escape_controls, parser, positive_int, run
 
 COMMAND = "oarremoveresource"
 
@@ -25,7 +25,7 @@ def _body(argv: list[str]) -> int:
     from oar_celery.client import api
 
     for line in api.remove_resources(args.resource_ids):
-        print(line)
+        print(escape_controls(line))
     return 0
 
 

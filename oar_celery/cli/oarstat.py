@@ -20,6 +20,7 @@ from oar_celery.cli.common import (
     add_version,
     emit,
     error_line,
+    escaped,
     parser,
     positive_int,
     run,
@@ -175,6 +176,8 @@ def _body(argv: list[str]) -> int:
 
     full = args.full or args.json or args.yaml or args.show_resources or bool(args.gantt)
     jobs = filtered(args, api.jobs(**selection(args), full=full))
+    if not (args.json or args.yaml):
+        jobs = escaped(jobs)  # a job's name or command may hold control characters: never sent to the terminal
     if args.events:
         _print_events(args, jobs)
     elif args.properties:
@@ -197,7 +200,7 @@ def _print_events(args: argparse.Namespace, jobs: list[dict[str, Any]]) -> None:
     if args.json or args.yaml:
         emit(fmt.dump(fmt.events_data(events), yaml=args.yaml))
     else:
-        emit(fmt.events_table(events))
+        emit(fmt.events_table(escaped(events)))
 
 
 def _print_properties(args: argparse.Namespace, jobs: list[dict[str, Any]]) -> None:
@@ -209,7 +212,7 @@ def _print_properties(args: argparse.Namespace, jobs: list[dict[str, Any]]) -> N
         data = {str(job_id): [fmt.user_properties(r) for r in rows] for job_id, rows in by_job.items()}
         emit(fmt.dump(data, yaml=args.yaml))
         return
-    emit("\n".join(fmt.properties_line(r) for job_id in sorted(by_job) for r in by_job[job_id]))
+    emit("\n".join(fmt.properties_line(escaped(r)) for job_id in sorted(by_job) for r in by_job[job_id]))
 
 
 def main(argv: list[str] | None = None) -> int:

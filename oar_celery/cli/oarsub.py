@@ -164,6 +164,19 @@ def with_script_directives(args: argparse.Namespace) -> tuple[argparse.Namespace
     return argparse.Namespace(**jobscript.merge(vars(args), directives)), directives.words
 
 
+def check_limits(args: argparse.Namespace, command: str) -> None:
+    """Hostile input first: size, walltime, filter depth, control characters (the head checks again)."""
+    from oar_celery.config import settings
+    from oar_celery.protocol.limits import limit_problem, limits_of
+
+    fields = {"command": command, "resources": list(args.resource), "properties": args.properties,
+              "name": args.name, "project": args.project, "queue": args.queue, "stdout": args.stdout,
+              "stderr": args.stderr, "notify": args.notify, "types": list(args.types), "directory": args.directory}
+    problem = limit_problem(fields, limits_of(settings()))
+    if problem:
+        raise UsageError(problem)
+
+
 def build_request(args: argparse.Namespace) -> dict[str, Any]:
     """Check the parsed options and turn them into the head's request dict."""
     args, script_words = with_script_directives(args)
@@ -172,6 +185,7 @@ def build_request(args: argparse.Namespace) -> dict[str, Any]:
     command = command_text(args.command)
     if not command and not args.reservation:
         raise UsageError("a command is required (interactive jobs are not supported; a reservation may have none)")
+    check_limits(args, command)
     check_resources(args.resource)
     if args.properties is not None:
         check_properties(args.properties)

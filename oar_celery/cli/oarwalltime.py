@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import sys
 
-from oar_celery.cli.common import Parser, UsageError, parser, positive_int, run
+from oar_celery.cli.common import Parser, UsageError, escape_controls, parser, positive_int, run
 
 COMMAND = "oarwalltime"
 _DURATION = re.compile(r"^[-+]?\d+(?::\d+(?::\d+)?)?$")
@@ -33,7 +33,7 @@ def _body(argv: list[str]) -> int:
     from oar_celery.client import api
 
     for line in api.walltime(args.job_id, args.new_walltime, delay_next_jobs=args.delay_next_jobs):
-        print(line)
+        print(escape_controls(line))
     return 0
 
 

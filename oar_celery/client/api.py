@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from oar_celery.client.errors import BrokerUnreachable, ClientError, NoAnswer
+from oar_celery.client.errors import BrokerUnreachable, ClientError, NeverSent, NoAnswer, NotDelivered
 from oar_celery.config import current_user
 from oar_celery.protocol.names import Task
 
@@ -92,31 +92,86 @@ def _ids(job_ids: Iterable[int]) -> list[int]:
 # ------------------------------------------------------------------------------ writes
 
 
-#: A submission is sent again this many times when the broker could not be reached.
-SUBMIT_ATTEMPTS = 3
-#: After a lost answer, how long a second try waits: a head that already took the submission answers at once.
-RECHECK_TIMEOUT = 5.0
+#: Longest wait for one answer before the submission is asked again (same submission id).
+ASK_AGAIN_AFTER = 10.0
+#: How long a broker that refuses every connection is tried, when no request could have left yet.
+NEVER_SENT_PATIENCE = 5.0
+#: After the deadline, how long the head may still take to finish a commit it had begun.
+COMMIT_GRACE = 2.0
 
 
 def _submit_call(task: str, kwargs: dict[str, Any]) -> dict[str, Any]:
-    """Send a submission, again if it may not have arrived.
+    """Send a submission, and ask again with the same submission id until its outcome is known.
 
-    Safe because every request carries a ``submission_id``: the head answers a
-    submission it already took with the jobs it made then. An unreachable
-    broker is tried again a few times; a lost answer once more, briefly, so
-    that a head that acted just before dying is heard without doubling the
-    user's wait.
+    No phantom submission: the request carries the client's ``deadline``,
+    past which the head commits no new job, so once it has passed the
+    outcome is final. Before it, an unreachable broker or a missing answer
+    means asking again (safe: the head answers a submission id it already
+    took with the jobs it made then). After it, the client looks the
+    submission id up in the database (what ``oarstat`` reads), then asks the
+    head once more; it says "failed" only when one of them says no job was
+    made, and otherwise that the outcome is unknown, naming the submission.
     """
-    for attempt in range(1, SUBMIT_ATTEMPTS + 1):
+    from oar_celery.config import settings
+
+    started = time.time()
+    deadline = started + settings().client_timeout
+    request = {**kwargs, "deadline": deadline}
+    pause, sent = 0.2, False
+    while (left := deadline - time.time()) > 0:
         try:
-            return _call(task, kwargs)
+            return _call(task, request, timeout=min(left, ASK_AGAIN_AFTER))
+        except NeverSent:
+            if not sent and time.time() - started > NEVER_SENT_PATIENCE:
+                raise  # the head never had it: nothing was submitted
         except BrokerUnreachable:
-            if attempt == SUBMIT_ATTEMPTS:
-                raise
-            time.sleep(attempt * 0.5)
+            sent = True
         except NoAnswer:
-            return _call(task, kwargs, timeout=RECHECK_TIMEOUT)
-    raise AssertionError("unreachable")
+            sent = True
+            continue
+        time.sleep(min(pause, max(0.0, deadline - time.time())))
+        pause = min(pause * 2, 2.0)
+    time.sleep(COMMIT_GRACE)
+    return _outcome_after_deadline(task, request)
+
+
+def _submission_ids(kwargs: Mapping[str, Any]) -> list[str]:
+    requests = [kwargs["request"]] if isinstance(kwargs.get("request"), Mapping) else kwargs.get("requests") or []
+    return [str(r["submission_id"]) for r in requests if r.get("submission_id")]
+
+
+def _outcome_after_deadline(task: str, request: dict[str, Any]) -> dict[str, Any]:
+    """What became of a submission whose deadline passed: from the database, else the head; never a guess."""
+    ids = _submission_ids(request)
+    from oar_celery.client import queries
+
+    try:
+        with queries.reading() as session:
+            made = queries.submitted_jobs(session, ids)
+    except Exception:  # noqa: BLE001 - no database access from here: ask the head
+        made = None
+    if made is not None:
+        if task == SUBMIT_TASK:
+            if ids and ids[0] in made:
+                return {"job_ids": made[ids[0]]}
+            raise ClientError(f"no answer from the head within {_timeout():g}s: nothing was submitted")
+        return {"results": [{"job_ids": made[sid]} if sid in made else {"error": "not submitted: no answer in time"}
+                            for sid in ids]}
+    try:
+        return _call(task, request, timeout=RECHECK_TIMEOUT)
+    except NotDelivered:
+        raise ClientError(f"no answer from the head within {_timeout():g}s and no database to ask: the outcome of "
+                          f"submission {ids[0] if ids else '?'} is unknown (look for it with oarstat)") from None
+
+
+def _timeout() -> float:
+    from oar_celery.config import settings
+
+    return settings().client_timeout
+
+
+#: How long the last question to the head waits, once the deadline has passed.
+RECHECK_TIMEOUT = 5.0
 
 
 def _with_identity(request: dict[str, Any], user: str) -> dict[str, Any]:
@@ -255,6 +310,22 @@ def remove_resources(resource_ids: Sequence[int], *, user: str | None = None) ->
     """oarremoveresource: delete ``Dead`` resources (all or none)."""
     kwargs = {"user": user or current_user(), "resource_ids": [int(r) for r in resource_ids]}
     return [str(line) for line in _call(REMOVE_RESOURCES_TASK, kwargs).get("results") or []]
+
+
+def change_properties(adds: Sequence[str] = (), deletes: Sequence[str] = (), renames: Sequence[tuple[str, str]] = (),
+                      *, text: bool = False, user: str | None = None) -> list[str]:
+    """oarproperty -a/-d/-r: add, delete or rename property columns, all or none (admin)."""
+    kwargs = {"user": user or current_user(), "adds": list(adds), "deletes": list(deletes),
+              "renames": [list(pair) for pair in renames], "text": text}
+    return [str(line) for line in _call(Task.PROPERTY, kwargs).get("results") or []]
+
+
+def add_resources(nodeset: str, *, cpus: int = 1, cores: int = 1, properties: Mapping[str, str] | None = None,
+                  node_cpus: int | None = None, user: str | None = None) -> list[str]:
+    """oar-celery resources add: one resource per core of every new host of a nodeset (admin)."""
+    kwargs = {"user": user or current_user(), "nodeset": nodeset, "cpus": cpus, "cores": cores,
+              "properties": dict(properties or {}), "node_cpus": node_cpus}
+    return [str(line) for line in _call(Task.ADD_RESOURCES, kwargs).get("results") or []]
 
 
 def queue(action: str, name: str | None = None, priority: int | None = None, policy: str | None = None,

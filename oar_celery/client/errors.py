@@ -23,6 +23,10 @@ class BrokerUnreachable(NotDelivered):
     """The broker could not be reached: the request most likely never left."""
 
 
+class NeverSent(BrokerUnreachable):
+    """The broker refused the connection before the request was pushed: the head cannot have it."""
+
+
 class NoAnswer(NotDelivered):
     """The request left but no answer came in time: the head may be down, or may have acted."""
 

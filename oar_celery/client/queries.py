@@ -436,3 +436,18 @@ def last_karmas(session: Session, user: str, before: float) -> dict[str, float]:
         .order_by(Job.start_time)
     )
     return {project: float(karma) for project, karma in rows if karma is not None}
+
+
+def submitted_jobs(session: Session, submission_ids: Sequence[str]) -> dict[str, list[int]]:
+    """The jobs the head made for these client submission ids (those it never took are absent)."""
+    import json
+
+    from oar_celery.db.models import JobSubmission
+
+    if not submission_ids:
+        return {}
+    rows = session.execute(
+        select(JobSubmission.submission_id, JobSubmission.job_ids)
+        .where(JobSubmission.submission_id.in_(list(submission_ids)))
+    )
+    return {submission_id: [int(i) for i in json.loads(job_ids)] for submission_id, job_ids in rows}

@@ -13,7 +13,7 @@ import contextlib
 import sys
 from typing import Any
 
-from oar_celery.client.errors import BrokerUnreachable, ClientError, NoAnswer, reason
+from oar_celery.client.errors import BrokerUnreachable, ClientError, NeverSent, NoAnswer, reason
 from oar_celery.config import mask, settings
 
 HEAD_QUEUE = "oar.head"
@@ -62,9 +62,12 @@ def call(task_name: str, kwargs: dict[str, Any], *, timeout: float | None = None
 
     if wire.usable(config.broker_url, config.backend):
         return _call_wire(task_name, kwargs, wait)
-    probe(config.broker_url)
-    if config.backend != config.broker_url:
-        probe(config.backend)
+    try:
+        probe(config.broker_url)
+        if config.backend != config.broker_url:
+            probe(config.backend)
+    except ClientError as exc:
+        raise NeverSent(str(exc)) from exc
     try:
         from celery.exceptions import TimeoutError as CeleryTimeout
 
@@ -108,6 +111,9 @@ def _call_wire(task_name: str, kwargs: dict[str, Any], wait: float) -> dict[str,
         ) from exc
     except wire.TaskFailed as exc:
         raise ClientError(f"the head worker failed on {task_name}: {exc}") from exc
+    except wire.NotSent as exc:
+        cause = exc.__cause__ or exc
+        raise NeverSent(f"cannot reach the broker at {broker_text()} ({reason(cause)})") from exc
     except Exception as exc:
         if not isinstance(exc, OSError) and not _is_redis_error(exc):
             raise

@@ -19,7 +19,7 @@ from typing import Any
 from oar_celery.protocol.names import result_key
 from oar_celery.protocol.wire import push, task_message
 
-__all__ = ["NoAnswer", "TaskFailed", "call", "push", "result_key", "task_message", "usable"]
+__all__ = ["NoAnswer", "NotSent", "TaskFailed", "call", "push", "result_key", "task_message", "usable"]
 
 #: Answers of a task that has not finished yet (the backend may publish them).
 _PENDING_STATES = ("PENDING", "RECEIVED", "STARTED", "RETRY")
@@ -27,6 +27,10 @@ _PENDING_STATES = ("PENDING", "RECEIVED", "STARTED", "RETRY")
 
 class NoAnswer(Exception):
     """The head did not answer in time."""
+
+
+class NotSent(Exception):
+    """The broker could not be reached before the task was pushed: it was never sent."""
 
 
 class TaskFailed(Exception):
@@ -45,11 +49,14 @@ def call(broker_url: str, backend_url: str, task: str, kwargs: dict[str, Any], q
     answer cannot slip by; it reads the stored result too, in case the
     backend stored it without publishing.
     """
-    broker, backend, pubsub = _connect(broker_url, backend_url, wait + 5)
     task_id = str(uuid.uuid4())
     key = result_key(task_id)
     try:
+        broker, backend, pubsub = _connect(broker_url, backend_url, wait + 5)
         pubsub.subscribe(key)
+    except Exception as exc:  # noqa: BLE001 - whatever the client, nothing was pushed
+        raise NotSent(str(exc)) from exc
+    try:
         push(broker, task, kwargs, queue, task_id=task_id, expires=wait)
         return _await(backend, pubsub, key, time.monotonic() + wait)
     finally:

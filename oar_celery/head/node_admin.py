@@ -17,7 +17,7 @@ from oar_celery.db.models import GanttJobResource, Resource, ResourceLog
 from oar_celery.db.session import session_scope
 from oar_celery.head.lib.failures import active_jobs_on
 from oar_celery.head.lib.jobs import request_frag
-from oar_celery.head.lib.resources import add_resources, resources_table
+from oar_celery.head.lib.resources import add_resources, expand_nodeset, known_hosts, resources_table
 from oar_celery.protocol.bus import notify
 from oar_celery.protocol.states import ResourceState
 from oar_celery.scheduler.errors import RequestError
@@ -177,3 +177,37 @@ def remove_resources_task(user: str, resource_ids: list[int]) -> dict[str, Any]:
         return {"results": remove_resources(user, [int(r) for r in resource_ids])}
     except RequestError as error:
         return {"error": str(error)}
+
+
+def add_hosts(user: str, nodeset: str, *, cpus: int = 1, cores: int = 1, properties: dict[str, str] | None = None,
+              node_cpus: int | None = None) -> list[str]:
+    """``oar-celery resources add``: one resource per core of every new host of ``nodeset``.
+
+    Idempotent: hosts that have resources already are left as they are, so
+    running the same request twice adds nothing.
+    """
+    if not settings().is_admin(user):
+        raise RequestError(f"only root or {settings().admin_user} may add resources, not {user}")
+    wanted = expand_nodeset(str(nodeset))
+    with session_scope() as session:
+        present = known_hosts(session, wanted)
+        hosts = [host for host in wanted if host not in present]
+        ids = add_resources(session, hosts, cpus=int(cpus), cores=int(cores), properties=dict(properties or {}),
+                            node_cpus=None if node_cpus is None else int(node_cpus)) if hosts else []
+    lines = [f"{len(present)} host(s) already have resources, left as they are: {','.join(present)}"] if present else []
+    if ids:
+        logger.info("resources %s..%s added on %s by %s", ids[0], ids[-1], ",".join(hosts), user)
+        lines.append(f"{len(ids)} resource(s) added on {len(hosts)} host(s): {ids[0]}..{ids[-1]}")
+        notify(["ChState"])
+    return lines
+
+
+def add_hosts_task(user: str, nodeset: str, cpus: int = 1, cores: int = 1, properties: dict[str, str] | None = None,
+                   node_cpus: int | None = None) -> dict[str, Any]:
+    try:
+        return {"results": add_hosts(user, nodeset, cpus=cpus, cores=cores, properties=properties,
+                                     node_cpus=node_cpus)}
+    except RequestError as error:
+        return {"error": str(error)}
+    except (TypeError, ValueError) as error:
+        return {"error": f"bad request: {error}"}

@@ -31,6 +31,8 @@ class Task:
     FORCE_TERMINATE = "oar.control.force_terminate"
     NODE_SETTING = "oar.control.node_setting"
     REMOVE_RESOURCES = "oar.control.remove_resources"
+    ADD_RESOURCES = "oar.control.add_resources"
+    PROPERTY = "oar.control.property"
     QUEUE = "oar.control.queue"
     NOTIFY_TAG = "oar.control.notify_tag"
     ACCOUNTING = "oar.control.accounting"

@@ -9,8 +9,10 @@ Every message is JSON. Head tasks answer clients with a dict: ``{"error":
 
 Head queue ``oar.head``:
 
-- ``oar.almighty.submit(request)`` → ``{"job_ids": [...]}``; admission and insertion
-  (``head/submit.py``). ``request`` keys: ``user, command, resources`` (list of
+- ``oar.almighty.submit(request, deadline=None)`` → ``{"job_ids": [...]}``; admission and insertion
+  (``head/submit.py``). ``deadline`` (epoch seconds) is when the client gives up: no new job is
+  committed past it, so a client told "failed" is right; the limits of ``protocol/limits.py``
+  are checked first, before any database work. ``request`` keys: ``user, command, resources`` (list of
   ``-l`` strings), ``name, directory, stdout, stderr, queue, hold, types``
   (list), ``properties, dependencies`` (list of ids), ``reservation`` (date
   text), ``notify, checkpoint, signal, array, array_params`` (list of lines),
@@ -43,6 +45,10 @@ Head queue ``oar.head``:
   options), ``oar.control.notify_tag(user, tag)`` (``oarnotify TAG``) and
   ``oar.control.accounting(user, reinitialize, delete_before)`` (``oaraccounting``): root or the admin
   user only → ``{"results": ["line", ...]}`` (``head/queue_admin.py``).
+- ``oar.control.property(user, adds, deletes, renames, text)`` (``oarproperty``'s column changes,
+  ``head/properties.py``) and ``oar.control.add_resources(user, nodeset, cpus, cores, properties,
+  node_cpus)`` (``oar-celery resources add``, ``head/node_admin.py``): root or the admin user only
+  → ``{"results": ["line", ...]}``.
 - ``oar.control.walltime(user, job_id, new_walltime=None, delay_next_jobs=False)``: ``oarwalltime``'s
   request (or, without ``new_walltime``, its status) → ``{"results": [...]}`` (``head/walltime.py``).
 - ``oar.judas.notify(job_id, tag, comment)`` and ``oar.judas.mail_admin(subject, body)``:

@@ -117,7 +117,7 @@ def start_cluster(hosts: Hosts, state: Path) -> dict[str, str]:
     from oar_celery.node.worker import node_worker_argv, node_worker_env
 
     head_env = base_env(state, "redis://127.0.0.1:6379/0")
-    for argv in (["db", "init"], ["resources", "add", "node[1-2]", "--cores", "2"]):
+    for argv in (["db", "init"], ["resources", "add", "--offline", "node[1-2]", "--cores", "2"]):
         subprocess.run([str(BIN / "oar-celery"), *argv], env=head_env, check=True, capture_output=True, timeout=60)
     hosts.start("head", "redis", ["redis-server", "--port", "6379", "--bind", "0.0.0.0", "--protected-mode", "no",
                                   "--save", "", "--appendonly", "no"], head_env)

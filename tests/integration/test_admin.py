@@ -48,7 +48,7 @@ def test_db_init_creates_oar_tables_and_queues_and_can_run_twice(admin_env):
 def test_db_upgrade_then_reset_gives_an_empty_schema_with_the_default_queues(admin_env):
     assert admin(admin_env, "db", "upgrade").returncode == 0
     assert admin(admin_env, "db", "init").returncode == 0
-    assert admin(admin_env, "resources", "add", "node1").returncode == 0
+    assert admin(admin_env, "resources", "add", "--offline", "node1").returncode == 0
     engine = create_engine(admin_env["OAR_DATABASE_URL"])
     with engine.begin() as connection:
         connection.exec_driver_sql("INSERT INTO queues (queue_name, priority, scheduler_policy, state) "
@@ -67,7 +67,7 @@ def test_db_upgrade_then_reset_gives_an_empty_schema_with_the_default_queues(adm
 
 def test_resources_add_creates_one_resource_per_core_of_a_nodeset(admin_env):
     admin(admin_env, "db", "init")
-    result = admin(admin_env, "resources", "add", "node[1-4]", "--cpus", "1", "--cores", "4")
+    result = admin(admin_env, "resources", "add", "--offline", "node[1-4]", "--cpus", "1", "--cores", "4")
     assert result.returncode == 0, result.stderr
     engine = create_engine(admin_env["OAR_DATABASE_URL"])
     with engine.connect() as connection:
@@ -77,7 +77,7 @@ def test_resources_add_creates_one_resource_per_core_of_a_nodeset(admin_env):
         ).all()
     engine.dispose()
     assert rows == [(f"node{i}", 4, 1, 4) for i in range(1, 5)]
-    bad = admin(admin_env, "resources", "add", "node[1-")
+    bad = admin(admin_env, "resources", "add", "--offline", "node[1-")
     assert bad.returncode != 0 and len(bad.stderr.strip().splitlines()) == 1
 
 

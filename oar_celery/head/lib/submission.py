@@ -12,8 +12,9 @@ import logging
 from typing import Any, cast
 
 from procset import ProcSet
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from oar_celery.config import settings
 from oar_celery.db import statistics
@@ -24,6 +25,14 @@ from oar_celery.protocol.messages import ErrorAnswer, SubmitAnswer, SubmitReques
 from oar_celery.scheduler.errors import RequestError
 
 logger = logging.getLogger(__name__)
+
+
+#: What a client told "nothing was submitted" is answered when its deadline has passed.
+ABANDONED = "the submission was abandoned: its client had stopped waiting (nothing was submitted)"
+
+
+class Abandoned(Exception):
+    """The client's deadline passed before the new jobs were committed: the transaction is rolled back."""
 
 
 def submit_request(request: SubmitRequest) -> list[int]:
@@ -68,7 +77,7 @@ def known_submissions(session: Any, ids: list[str]) -> dict[str, list[int]]:
     return {submission_id: json.loads(job_ids) for submission_id, job_ids in rows}
 
 
-def submit_requests(requests: list[SubmitRequest]) -> list[SubmitAnswer | ErrorAnswer]:
+def submit_requests(requests: list[SubmitRequest], deadline: float | None = None) -> list[SubmitAnswer | ErrorAnswer]:
     """Check every request, insert the accepted ones in one transaction; one answer per request.
 
     A request carrying a ``submission_id`` already seen is answered with the
@@ -77,9 +86,9 @@ def submit_requests(requests: list[SubmitRequest]) -> list[SubmitAnswer | ErrorA
     Two copies racing end in a key violation; the second pass answers both.
     """
     try:
-        return _submit_once(requests)
+        return _submit_once(requests, deadline)
     except IntegrityError:
-        return _submit_once(requests)
+        return _submit_once(requests, deadline)
 
 
 def _accepted(job_ids: list[int]) -> SubmitAnswer:
@@ -87,13 +96,29 @@ def _accepted(job_ids: list[int]) -> SubmitAnswer:
     return SubmitAnswer(job_ids=job_ids, reply=reply_tokens.token(job_ids[0]))
 
 
-def _submit_once(requests: list[SubmitRequest]) -> list[SubmitAnswer | ErrorAnswer]:
+def _bound_by(session: Session, deadline: float | None) -> None:
+    """On PostgreSQL, no lock wait nor statement of this transaction goes past the client's deadline."""
+    if deadline is None or session.get_bind().dialect.name != "postgresql":
+        return
+    left = max(1, int((deadline - now()) * 1000))
+    session.execute(text(f"SET LOCAL lock_timeout = {left}"))
+    session.execute(text(f"SET LOCAL statement_timeout = {left}"))
+
+
+def _past(deadline: float | None) -> bool:
+    return deadline is not None and now() >= deadline
+
+
+def _submit_once(requests: list[SubmitRequest], deadline: float | None) -> list[SubmitAnswer | ErrorAnswer]:
     at = now()
     with session_scope() as session:
+        _bound_by(session, deadline)
         known = known_submissions(session, [sid for r in requests if (sid := _submission_id(r))])
         cache: dict[str, Any] = {}
+        late = _past(deadline)
         checked = [
-            known[sid] if (sid := _submission_id(request)) in known else _check_one(session, request, cache)
+            known[sid] if (sid := _submission_id(request)) in known
+            else ABANDONED if late else _check_one(session, request, cache)
             for request in requests
         ]
         fresh = [(r, c) for r, c in zip(requests, checked, strict=True) if isinstance(c, admission.Submission)]
@@ -103,6 +128,9 @@ def _submit_once(requests: list[SubmitRequest]) -> list[SubmitAnswer | ErrorAnsw
             for (request, _), ids in zip(fresh, inserted, strict=True)
             if (sid := _submission_id(request))
         )
+        session.flush()
+        if fresh and _past(deadline):
+            raise Abandoned(ABANDONED)
     statistics.refresh_after_burst(sum(len(ids) for ids in inserted))
     new_ids = iter(inserted)
     answers: list[SubmitAnswer | ErrorAnswer] = [

@@ -41,16 +41,10 @@ def test_an_unreachable_broker_is_tried_again_with_the_same_submission_id(monkey
     assert len(head.calls) == 3 and len(ids) == 1
 
 
-def test_a_lost_answer_is_asked_again_once_briefly(monkeypatch: pytest.MonkeyPatch) -> None:
-    head = FlakyHead([NoAnswer("no answer")])
-    assert _submit(monkeypatch, head) == [7]
-    (first, first_wait), (second, second_wait) = head.calls
-    assert first["request"]["submission_id"] == second["request"]["submission_id"]
-    assert first_wait is None and second_wait == api.RECHECK_TIMEOUT
-
-
-def test_a_head_that_stays_silent_fails_after_the_second_ask(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_lost_answer_is_asked_again_with_the_same_id_and_deadline(monkeypatch: pytest.MonkeyPatch) -> None:
     head = FlakyHead([NoAnswer("no answer"), NoAnswer("still none")])
-    with pytest.raises(NoAnswer):
-        _submit(monkeypatch, head)
-    assert len(head.calls) == 2
+    assert _submit(monkeypatch, head) == [7]
+    assert len(head.calls) == 3
+    assert len({kwargs["request"]["submission_id"] for kwargs, _ in head.calls}) == 1
+    assert len({kwargs["deadline"] for kwargs, _ in head.calls}) == 1
+    assert all(wait is not None and wait <= api.ASK_AGAIN_AFTER for _, wait in head.calls)
