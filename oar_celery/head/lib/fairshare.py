@@ -11,7 +11,7 @@ The formula and the order are the pure scheduler's (:mod:`oar_celery.scheduler.k
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import lru_cache
 
 from sqlalchemy import bindparam, func, select, update
@@ -60,6 +60,30 @@ def apply_karma(session: Session, config: Settings, at: int, jobs: Sequence[sche
         return
     policy = policy_of(config)
     karma.set_karma(policy, usage_by_priority(session, at, policy.window), jobs)
+
+
+def karma_of(session: Session, config: Settings, at: int) -> Callable[[int, str, str], float] | None:
+    """The karma of a job by its queue priority, user and project (None when fair-sharing is off).
+
+    The quick round orders the waiting jobs by it before it loads the first
+    of them; the value is the one :func:`apply_karma` gives, from the same one
+    query, computed once per priority, user and project.
+    """
+    if not config.fairsharing_enabled:
+        return None
+    policy = policy_of(config)
+    usage = usage_by_priority(session, at, policy.window)
+    empty = karma.Usage()
+    memo: dict[tuple[int, str, str], float] = {}
+
+    def of(priority: int, user: str, project: str) -> float:
+        key = (priority, user, project)
+        value = memo.get(key)
+        if value is None:
+            value = memo[key] = karma.karma(policy, usage.get(priority, empty), user, project)
+        return value
+
+    return of
 
 
 def record_karma(session: Session, config: Settings, started: Sequence[int], jobs: Sequence[sched.Job]) -> None:
