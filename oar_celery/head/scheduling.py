@@ -107,8 +107,7 @@ def apply(
             messages[job_id] = reason
         elif set_state(session, [job_id], JobState.TO_ERROR, expected=(JobState.WAITING,), message=reason):
             outcome.refused[job_id] = reason
-    gantt_writes.clear_scheduler_info(session, messages)
-    gantt_writes.set_scheduler_info(session, messages)
+    gantt_writes.store_scheduler_info(session, messages)
     outcome.besteffort_killed = _frag_besteffort(session, kill)
     return outcome
 

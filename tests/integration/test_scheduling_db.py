@@ -423,3 +423,14 @@ def test_quick_round_holds_a_job_over_its_quota_and_starts_the_others(db: str, t
         assert "rule (*,*,*,/), limit 1" in rows("SELECT scheduler_info FROM jobs WHERE job_id = :id", id=alice)[0][0]
     finally:
         forget_launches()
+
+
+def test_a_round_clears_the_old_message_of_a_job_it_places_later_and_keeps_the_others(db: str) -> None:
+    first = submit(resources=["/nodes=2,walltime=1:00:00"])
+    later = submit(resources=["/nodes=2,walltime=1:00:00"])
+    held = submit(resources=["/nodes=2,walltime=1:00:00"], hold=True)
+    rows("UPDATE jobs SET scheduler_info = 'stale' WHERE job_id IN (:a, :b)", a=later, b=held)
+    schedule()
+    assert state(first) == "toLaunch" and later in predictions()
+    assert rows("SELECT job_id, scheduler_info FROM jobs WHERE job_id IN (:a, :b) ORDER BY job_id", a=later, b=held) == [
+        (later, ""), (held, "stale")]  # a held job is no waiting job: its message stays

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from functools import lru_cache
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import bindparam, case, func, select, update
 from sqlalchemy.orm import Session
 
 from oar_celery.config import Settings
@@ -91,12 +91,10 @@ def record_karma(session: Session, config: Settings, started: Sequence[int], job
     if not config.fairsharing_enabled or not started:
         return
     karma_of = {job.id: job.karma for job in jobs}
-    by_value: dict[float, list[int]] = {}
-    for job_id in started:
-        if job_id in karma_of:
-            by_value.setdefault(karma_of[job_id], []).append(job_id)
-    for value, job_ids in by_value.items():  # one statement per user and project, not per job
+    values = {job_id: karma_of[job_id] for job_id in started if job_id in karma_of}
+    if values:  # one statement for the round, not one per user and project
         session.execute(
-            update(Job).where(Job.job_id.in_(job_ids)).values(last_karma=value)
+            update(Job).where(Job.job_id.in_(list(values)))
+            .values(last_karma=case(values, value=Job.job_id))
             .execution_options(synchronize_session=False)
         )
