@@ -432,5 +432,5 @@ def test_a_round_clears_the_old_message_of_a_job_it_places_later_and_keeps_the_o
     rows("UPDATE jobs SET scheduler_info = 'stale' WHERE job_id IN (:a, :b)", a=later, b=held)
     schedule()
     assert state(first) == "toLaunch" and later in predictions()
-    assert rows("SELECT job_id, scheduler_info FROM jobs WHERE job_id IN (:a, :b) ORDER BY job_id", a=later, b=held) == [
-        (later, ""), (held, "stale")]  # a held job is no waiting job: its message stays
+    messages = rows("SELECT job_id, scheduler_info FROM jobs WHERE job_id IN (:a, :b) ORDER BY job_id", a=later, b=held)
+    assert messages == [(later, ""), (held, "stale")]  # a held job is no waiting job: its message stays
