@@ -176,7 +176,7 @@ def store_scheduler_info(session: Session, messages: Mapping[int, str]) -> None:
         clear_scheduler_info(session, messages)
         set_scheduler_info(session, messages)
         return
-    current = dict(session.execute(_WAITING_MESSAGES).tuples().all())
+    current: dict[int, str] = {job_id: info for job_id, info in session.execute(_WAITING_MESSAGES)}
     changes = {job_id: "" for job_id in current if job_id not in messages}
     changes.update((job_id, message) for job_id, message in messages.items() if current.get(job_id) != message)
     if not changes:
