@@ -271,9 +271,12 @@ class Profile:
                 continue
             room = limit - amounts[kind]
             window = self.levels[kind][k:end]
-            if max(window) <= room:
+            if window[0] > room:  # most often: the counter is already full where the job would start
+                step = k
+            elif max(window) <= room:
                 continue
-            step = k + next(i for i, value in enumerate(window) if value > room)
+            else:
+                step = k + next(i for i, value in enumerate(window) if value > room)
             if first is None or step < first[0]:
                 first = (step, kind, room)
         if first is None:
@@ -285,6 +288,8 @@ class Profile:
     def _first_within(self, values: list[int], begin: int, room: int) -> int:
         """The first step from ``begin`` on at or below ``room``, -1 if none: a chunk at a time."""
         chunk = self.CHUNK
+        if begin < len(values) and values[begin] <= room:
+            return begin
         for offset in range(begin, len(values), chunk):
             part = values[offset:offset + chunk]
             if min(part) <= room:
@@ -456,10 +461,13 @@ def within_quotas(
     kind = kind_of(job.queue, job.project, job.types, job.user)
     check = ledger.check_kind
     why: Why | None = None
+    fits: tuple[int, int] | None = None  # a start and a count the quotas were just seen to allow
     for _ in range(MAX_TRIES):
         if found is None:
             break
         count = found[1].bit_count()
+        if (found[0], count) == fits:
+            break  # the chart gave the very start the quotas allow: checking it again would say so again
         verdict = check(kind, found[0], walltime, count)
         if verdict is None:
             break
@@ -467,6 +475,7 @@ def within_quotas(
         while later > found[0]:  # move on while the quotas alone say no: a chart search costs more than a check
             again = check(kind, later, walltime, count)
             if again is None:
+                fits = (later, count)
                 break
             if again[0] <= later:
                 later = -1
