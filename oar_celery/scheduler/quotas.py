@@ -432,6 +432,55 @@ class Ledger:
             t = end
         return None
 
+    def chain(self, kind: Kind, start: int, walltime: int, count: int) -> tuple[int, Why | None]:
+        """From ``start``, on to the next start each refusal names while the quotas alone say no.
+
+        The start reached that the quotas allow (``start`` itself and no reason
+        if they allow it there; -1 if there is none), and the last reason given.
+        With one rule set the rule, its limits and its counter are looked up
+        once for the whole chain.
+        """
+        if self.quotas.calendar is not None:
+            return self._chain_checks(kind, start, walltime, count)
+        rules = self.quotas.rule_sets[None]
+        key = self.rule_of(rules, kind)
+        if key is None:
+            return start, None
+        limits = rules[key]
+        amounts = (count, 1, count * walltime)
+        alone = next((k for k in range(3) if -1 < limits[k] < amounts[k]), None)
+        if alone is not None:
+            return -1, (key, alone, limits[alone])
+        queue, project, _, user = kind
+        profile = self.profiles.get(_counter(key, queue, project, user))
+        over = profile.over(start, start + walltime, amounts, limits) if profile is not None else None
+        if profile is None or over is None:
+            return start, None
+        why: Why = (key, over[0], limits[over[0]])
+        later = over[1]
+        while later > start:
+            over = profile.over(later, later + walltime, amounts, limits)
+            if over is None:
+                return later, why
+            if over[1] <= later:
+                return -1, why
+            later, why = over[1], (key, over[0], limits[over[0]])
+        return -1, why
+
+    def _chain_checks(self, kind: Kind, start: int, walltime: int, count: int) -> tuple[int, Why | None]:
+        verdict = self.check_kind(kind, start, walltime, count)
+        if verdict is None:
+            return start, None
+        later, why = verdict
+        while later > start:
+            again = self.check_kind(kind, later, walltime, count)
+            if again is None:
+                return later, why
+            if again[0] <= later:
+                return -1, why
+            later, why = again
+        return -1, why
+
     def _check_one(self, kind: Kind, start: int, stop: int, amounts: tuple[int, int, int]) -> tuple[int, Why] | None:
         rules = self.quotas.rule_sets[None]
         key = self.rule_of(rules, kind)
@@ -459,7 +508,6 @@ def within_quotas(
     if found is None or not ledger.counted(job.queue, job.types):
         return found, None
     kind = kind_of(job.queue, job.project, job.types, job.user)
-    check = ledger.check_kind
     why: Why | None = None
     fits: tuple[int, int] | None = None  # a start and a count the quotas were just seen to allow
     for _ in range(MAX_TRIES):
@@ -468,20 +516,16 @@ def within_quotas(
         count = found[1].bit_count()
         if (found[0], count) == fits:
             break  # the chart gave the very start the quotas allow: checking it again would say so again
-        verdict = check(kind, found[0], walltime, count)
-        if verdict is None:
+        # move on while the quotas alone say no: a chart search costs more than a check
+        later, reason = ledger.chain(kind, found[0], walltime, count)
+        if reason is None:
             break
-        later, why = verdict
-        while later > found[0]:  # move on while the quotas alone say no: a chart search costs more than a check
-            again = check(kind, later, walltime, count)
-            if again is None:
-                fits = (later, count)
-                break
-            if again[0] <= later:
-                later = -1
-            else:
-                later, why = again
-        found = search(later) if later > found[0] else None
+        why = reason
+        if later > found[0]:
+            fits = (later, count)
+            found = search(later)
+        else:
+            found = None
     else:
         found = None
     if why is None:
