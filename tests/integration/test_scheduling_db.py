@@ -434,3 +434,16 @@ def test_a_round_clears_the_old_message_of_a_job_it_places_later_and_keeps_the_o
     assert state(first) == "toLaunch" and later in predictions()
     messages = rows("SELECT job_id, scheduler_info FROM jobs WHERE job_id IN (:a, :b) ORDER BY job_id", a=later, b=held)
     assert messages == [(later, ""), (held, "stale")]  # a held job is no waiting job: its message stays
+
+
+def test_reservations_accepted_in_one_round_each_keep_their_own_start_and_moldable(db: str) -> None:
+    at = int(time.time()) // 60 * 60
+    starts = [at + 1200, at + 3600]
+    ids = [submit(resources=["/nodes=1,walltime=0:20:00"],
+                  reservation=time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(start))) for start in starts]
+    schedule()
+    found = rows("SELECT j.job_id, j.state, j.reservation, j.start_time, m.moldable_job_id FROM jobs j "
+                 "JOIN moldable_job_descriptions m ON m.moldable_id = j.assigned_moldable_job ORDER BY j.job_id")
+    assert found == [(job_id, "toAckReservation", "Scheduled", float(start), job_id)
+                     for job_id, start in zip(ids, starts, strict=True)]
+    assert rows("SELECT count(*) FROM event_logs WHERE type = 'RESERVATION_ACCEPTED'") == [(2,)]
