@@ -107,4 +107,7 @@ def main(args: list[str], *, write: bool = True) -> None:
         sizes = policies.SIZES[:1] if quick else policies.SIZES
         text = (policies.__doc__ or "").split("\n\n")[1].replace("\n", " ") + "\n\n" + markdown_table(
             policies.HEADER, policies.rows(sizes))
+        if not quick:
+            text += ("\n\n`schedule()` alone on growing queues, best of 3 up to 10,000 jobs, one run above:\n\n"
+                     + markdown_table(policies.LINEAR_HEADER, policies.linearity_rows()))
         report("Scheduler with karma and quotas", text, "python -m bench scheduler " + " ".join(args), write=write)

@@ -12,8 +12,16 @@ No job outside that prefix is ahead of one inside it, so a job the quick
 round starts never delays a job that was ahead of it. What needs the whole
 queue is left to the full round, which follows within the minimum time:
 reservations to answer or to start, besteffort jobs to kill, timesharing and
-dependencies; and, when they are on, karma and quotas (no quick round then).
-Predictions of the jobs that wait are left as they were.
+dependencies. Predictions of the jobs that wait are left as they were.
+
+Karma and quotas hold here as in the full round. With karma on, the prefix
+is the first ``k`` jobs in karma order (one accounting query, every waiting
+job's row read without its alternatives). Quotas count the running jobs and
+reservations, then the prefix's jobs in order, exactly what the full round
+counts when it reaches the same jobs: a job of the prefix gets the same
+answer from both, and one held back by a quota stays waiting (its message is
+the full round's to write). The full round may start more (a job beyond the
+prefix, when one inside it is held by a quota), never less.
 
 The jobs it starts go on to ``Launching`` in the same transaction and are
 sent to their nodes once it commits, as the Runner would have done: a cycle
@@ -32,9 +40,11 @@ from oar_celery.db.models import Job
 from oar_celery.db.session import session_scope
 from oar_celery.head.lib import gantt_writes, launch
 from oar_celery.head.lib.context import Context
+from oar_celery.head.lib.fairshare import karma_of, record_karma
 from oar_celery.head.lib.gantt_loads import load_waiting
 from oar_celery.head.lib.launch_properties import properties_of
 from oar_celery.head.lib.planning import Outcome, load_placed, plan
+from oar_celery.head.lib.quota_rules import quotas_for
 from oar_celery.head.lib.resources import load_resources
 from oar_celery.head.lib.store import store_for
 from oar_celery.protocol.messages import LaunchSpec
@@ -48,8 +58,7 @@ logger = logging.getLogger(__name__)
 def run_quick_round(context: Context) -> Outcome | None:
     """Start what can start now among the first waiting jobs; None when only a full round may decide."""
     at = int(context.now())
-    if context.settings.fairsharing_enabled or context.settings.quotas:
-        return None  # karma and quotas order and hold jobs by the whole queue: the full round decides
+    config = context.settings
     with session_scope() as session:
         if _reservations_to_answer(session):
             return None
@@ -58,15 +67,17 @@ def run_quick_round(context: Context) -> Outcome | None:
         if any(_needs_full_round(a) for a in placed) or any(r.start <= at for r in reservations.values()):
             return None
         free = free_now(resources, placed, at)
-        waiting = load_waiting(session, first=free)[0] if free else []
+        karma = karma_of(session, config, at) if free else None
+        waiting = load_waiting(session, first=free, karma=karma)[0] if free else []
         if any(job.dependencies or _needs_full_round(job) for job in waiting):
             return None
         if not waiting:
             return Outcome()
-        result = plan(context.settings, at, resources, placed, waiting, columns)
+        result = plan(config, at, resources, placed, waiting, columns, quotas_for(config, resources))
         starting = [p for p in result.placements if p.start <= at]
         specs = _start(session, starting, waiting, resources, context.now())
         launched = [spec["job_id"] for spec in specs]
+        record_karma(session, config, launched, waiting)
     launch.send_launches(specs)
     if launched:
         logger.info("quick round: %d to launch of %d considered", len(launched), len(waiting))

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from oar_celery.db.models import FragJob, Job, MoldableJobDescription
@@ -107,8 +107,7 @@ def apply(
             messages[job_id] = reason
         elif set_state(session, [job_id], JobState.TO_ERROR, expected=(JobState.WAITING,), message=reason):
             outcome.refused[job_id] = reason
-    gantt_writes.clear_scheduler_info(session, messages)
-    gantt_writes.set_scheduler_info(session, messages)
+    gantt_writes.store_scheduler_info(session, messages)
     outcome.besteffort_killed = _frag_besteffort(session, kill)
     return outcome
 
@@ -140,13 +139,17 @@ def _resources_of(allocations: dict[int, sched.Allocation] | None, job_ids: list
 
 
 def _accept_reservations(session: Session, placements: list[sched.Allocation]) -> None:
+    """The reservations placed this round wait for their client: one state change for all of them."""
+    if not placements:
+        return
+    moved = set(set_state(
+        session, [p.job_id for p in placements], JobState.TO_ACK_RESERVATION, expected=(JobState.WAITING,),
+        each={"start_time": {p.job_id: float(p.start) for p in placements},
+              "assigned_moldable_job": {p.job_id: p.moldable_id for p in placements}},
+        reservation=ReservationState.SCHEDULED,
+    ))
     for placement in placements:
-        moved = set_state(
-            session, [placement.job_id], JobState.TO_ACK_RESERVATION, expected=(JobState.WAITING,),
-            reservation=ReservationState.SCHEDULED, start_time=float(placement.start),
-            assigned_moldable_job=placement.moldable_id,
-        )
-        if moved:
+        if placement.job_id in moved:
             add_event(session, "RESERVATION_ACCEPTED", placement.job_id, f"reservation starts at {placement.start}")
 
 
@@ -171,9 +174,13 @@ def _reduce_late_reservations(session: Session, due: list[sched.Allocation], at:
 
 
 def _frag_besteffort(session: Session, job_ids: list[int]) -> list[int]:
+    """Frag the besteffort jobs in the way that are not fragged yet (one query for which are)."""
+    if not job_ids:
+        return []
+    already = set(session.scalars(select(FragJob.frag_id_job).where(FragJob.frag_id_job.in_(job_ids))))
     fragged: list[int] = []
-    for job_id in job_ids:
-        if session.get(FragJob, job_id) is None:
+    for job_id in dict.fromkeys(job_ids):
+        if job_id not in already:
             session.add(FragJob(frag_id_job=job_id, frag_date=now(), frag_state=FragState.LEON))
             add_event(session, "BESTEFFORT_KILL", job_id, "besteffort job killed to free resources for a job")
             fragged.append(job_id)

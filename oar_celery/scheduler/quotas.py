@@ -32,7 +32,7 @@ from __future__ import annotations
 import time
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from .types import Allocation, Job
@@ -229,41 +229,72 @@ def _calendar(data: Mapping[str, Any], sets: dict[str | None, dict[Key, Limits]]
 
 
 class Profile:
-    """Resources, jobs and resource-seconds held over time by the jobs one counter counts: a step function."""
+    """Resources, jobs and resource-seconds held over time by the jobs one counter counts: a step function.
+
+    One list per kind (``levels[kind][k]`` holds during ``[times[k], times[k+1])``), so that a check
+    scans a window with ``max`` and ``min`` over slices, in C, instead of step by step in Python.
+    """
+
+    #: steps looked at by one ``min`` when looking for the end of a stretch over a limit
+    CHUNK = 64
 
     def __init__(self) -> None:
         self.times: list[int] = [0]
-        self.values: list[list[int]] = [[0, 0, 0]]
+        self.levels: tuple[list[int], list[int], list[int]] = ([0], [0], [0])
 
     def _split(self, t: int) -> int:
-        k = bisect_right(self.times, t) - 1
-        if self.times[k] != t:
+        times = self.times
+        k = bisect_right(times, t) - 1
+        if times[k] != t:
             k += 1
-            self.times.insert(k, t)
-            self.values.insert(k, list(self.values[k - 1]))
+            times.insert(k, t)
+            for values in self.levels:
+                values.insert(k, values[k - 1])
         return k
 
     def add(self, start: int, stop: int, amounts: Sequence[int]) -> None:
         first, last = self._split(start), self._split(stop)
-        for step in self.values[first:last]:
-            step[0] += amounts[0]
-            step[1] += amounts[1]
-            step[2] += amounts[2]
+        for values, amount in zip(self.levels, amounts, strict=True):
+            if amount:
+                values[first:last] = [value + amount for value in values[first:last]]
 
     def over(self, start: int, stop: int, amounts: Sequence[int], limits: Limits) -> tuple[int, int] | None:
         """The first limit the job would pass inside ``[start, stop)``: (kind, the next time it fits that
-        limit again, -1 if never), or None."""
-        k = max(0, bisect_right(self.times, start) - 1)
-        end = bisect_left(self.times, stop)
-        values = self.values
-        for i in range(k, max(end, k + 1)):
-            step = values[i]
-            for kind in range(3):
-                if limits[kind] > -1 and step[kind] + amounts[kind] > limits[kind]:
-                    room = limits[kind] - amounts[kind]
-                    after = next((j for j in range(i + 1, len(values)) if values[j][kind] <= room), None)
-                    return kind, -1 if after is None else self.times[after]
-        return None
+        limit again, -1 if never), or None. Of two limits passed at one step, the first kind is named."""
+        times = self.times
+        k = max(0, bisect_right(times, start) - 1)
+        end = max(bisect_left(times, stop), k + 1)
+        first: tuple[int, int, int] | None = None  # step, kind, room
+        for kind in range(3):
+            limit = limits[kind]
+            if limit < 0:
+                continue
+            room = limit - amounts[kind]
+            window = self.levels[kind][k:end]
+            if window[0] > room:  # most often: the counter is already full where the job would start
+                step = k
+            elif max(window) <= room:
+                continue
+            else:
+                step = k + next(i for i, value in enumerate(window) if value > room)
+            if first is None or step < first[0]:
+                first = (step, kind, room)
+        if first is None:
+            return None
+        step, kind, room = first
+        after = self._first_within(self.levels[kind], step + 1, room)
+        return kind, -1 if after < 0 else times[after]
+
+    def _first_within(self, values: list[int], begin: int, room: int) -> int:
+        """The first step from ``begin`` on at or below ``room``, -1 if none: a chunk at a time."""
+        chunk = self.CHUNK
+        if begin < len(values) and values[begin] <= room:
+            return begin
+        for offset in range(begin, len(values), chunk):
+            part = values[offset:offset + chunk]
+            if min(part) <= room:
+                return offset + next(i for i, value in enumerate(part) if value <= room)
+        return -1
 
 
 def _matches(rule: Key, queue: str, project: str, types: Iterable[str], user: str) -> bool:
@@ -299,84 +330,170 @@ def applicable(rules: Mapping[Key, Limits], job_types: Sequence[str], queue: str
     return None if user_key is None else (queue_key, project_key, type_key, user_key)
 
 
-@dataclass
+#: What the quotas know of a job or an allocation: queue, project, type names, user.
+Kind = tuple[str, str, tuple[str, ...], str]
+#: Why a job waits: the rule, the kind of limit (an index of ``KINDS``) and the limit.
+Why = tuple[Key, int, int]
+
+
+def kind_of(queue: str, project: str, types: Mapping[str, str], user: str) -> Kind:
+    return queue, project, tuple(types), user
+
+
 class Ledger:
-    """One round's counters: what placed and running jobs hold, per counter key, over time."""
+    """One round's counters: what placed and running jobs hold, per counter key, over time.
 
-    quotas: Quotas
-    profiles: dict[Key, Profile] = field(default_factory=dict)
-    notes: dict[int, str] = field(default_factory=dict)
-    #: the rule that applies, per rule set and kind of job (most jobs of a round share a few)
-    rules_of: dict[tuple[int, str, str, tuple[str, ...], str], Key | None] = field(default_factory=dict)
+    Only the counters of a rule that applies to some waiting job are kept (given the waiting jobs):
+    a counter no job is checked against, such as the whole cluster's under a per-user rule, would
+    otherwise be updated at every placement for nothing. The rule of each kind of job and the
+    profiles an allocation counts in are found once per kind, not once per job.
+    """
 
-    def counted(self, queue: str, types: Mapping[str, str]) -> bool:
+    def __init__(self, quotas: Quotas, waiting: Iterable[Job] | None = None) -> None:
+        self.quotas = quotas
+        self.profiles: dict[Key, Profile] = {}
+        self.notes: dict[int, str] = {}
+        #: the rule that applies, per rule set and kind of job (most jobs of a round share a few)
+        self.rules_of: dict[tuple[int, Kind], Key | None] = {}
+        #: the profiles an allocation of one kind counts in
+        self._targets: dict[Kind, list[Profile]] = {}
+        self.needed: set[Key] | None = None
+        if waiting is not None:
+            kinds = {kind_of(job.queue, job.project, job.types, job.user)
+                     for job in waiting if self.counted(job.queue, job.types)}
+            self.needed = {rule for rules in quotas.all_rules() for kind in kinds
+                           if (rule := self.rule_of(rules, kind)) is not None}
+
+    @staticmethod
+    def counted(queue: str, types: Mapping[str, str]) -> bool:
         return "container" not in types and ("besteffort" not in types or queue == "besteffort")
+
+    def rule_of(self, rules: dict[Key, Limits], kind: Kind) -> Key | None:
+        memo = (id(rules), kind)
+        if memo in self.rules_of:
+            return self.rules_of[memo]
+        queue, project, types, user = kind
+        key = self.rules_of[memo] = applicable(rules, self.quotas.job_types, queue, project, types, user)
+        return key
 
     def add(self, allocation: Allocation, project: str) -> None:
         """A running, reserved or placed job now holds its resources from its start to its stop."""
         if not self.counted(allocation.queue, allocation.types):
             return
-        count = len(allocation.resource_ids)
-        amounts = (count, 1, count * allocation.walltime)
+        kind = kind_of(allocation.queue, project, allocation.types, allocation.user)
+        targets = self._targets.get(kind)
+        if targets is None:
+            targets = self._targets[kind] = self._profiles_of(kind)
+        if targets:
+            count = len(allocation.resource_ids)
+            amounts = (count, 1, count * allocation.walltime)
+            for profile in targets:
+                profile.add(allocation.start, allocation.stop, amounts)
+
+    def _profiles_of(self, kind: Kind) -> list[Profile]:
+        queue, project, types, user = kind
+        needed = self.needed
         keys = {
-            _counter(rule, allocation.queue, project, allocation.user)
+            _counter(rule, queue, project, user)
             for rules in self.quotas.all_rules() for rule in rules
-            if _matches(rule, allocation.queue, project, allocation.types, allocation.user)
+            if (needed is None or rule in needed) and _matches(rule, queue, project, types, user)
         }
-        for key in keys:
-            self.profiles.setdefault(key, Profile()).add(allocation.start, allocation.stop, amounts)
+        return [self.profiles.setdefault(key, Profile()) for key in sorted(keys)]
 
     def check(self, job: Job, start: int, walltime: int, count: int) -> tuple[int, str] | None:
         """Whether the job fits the quotas at ``start``: None, or (a later start to try, -1 if none; why)."""
         if not self.counted(job.queue, job.types):
             return None
+        verdict = self.check_kind(kind_of(job.queue, job.project, job.types, job.user), start, walltime, count)
+        return None if verdict is None else (verdict[0], _note(*verdict[1]))
+
+    def check_kind(self, kind: Kind, start: int, walltime: int, count: int) -> tuple[int, Why] | None:
+        """:meth:`check` for a job of ``kind`` that the quotas count; the rule passed, unworded."""
         amounts = (count, 1, count * walltime)
         if self.quotas.calendar is None:  # one rule set: the job's rule once, its counter's profile
-            return self._check_one(job, start, start + walltime, amounts)
+            return self._check_one(kind, start, start + walltime, amounts)
+        queue, project, _, user = kind
         t, stop = start, start + walltime
         while t < stop:
             rules, until = self.quotas.rules_at(t)
             end = stop if until is None else min(stop, until)
-            memo = (id(rules), job.queue, job.project, tuple(job.types), job.user)
-            if memo in self.rules_of:
-                key = self.rules_of[memo]
-            else:
-                key = self.rules_of[memo] = applicable(
-                    rules, self.quotas.job_types, job.queue, job.project, job.types, job.user
-                )
+            key = self.rule_of(rules, kind)
             if key is not None:
                 limits = rules[key]
-                counter = _counter(key, job.queue, job.project, job.user)
+                counter = _counter(key, queue, project, user)
                 alone = next((k for k in range(3) if -1 < limits[k] < amounts[k]), None)
                 if alone is not None:  # the job alone passes this period's limit: the next period may allow it
-                    return (until if until is not None else -1), _note(key, alone, limits[alone])
+                    return (until if until is not None else -1), (key, alone, limits[alone])
                 profile = self.profiles.get(counter)
                 over = profile.over(t, end, amounts, limits) if profile is not None else None
                 if over is not None:  # retry once that step is over, or when the rules change, whichever first
                     retry = over[1] if until is None or over[1] < 0 else min(over[1], until)
-                    return retry, _note(key, over[0], limits[over[0]])
+                    return retry, (key, over[0], limits[over[0]])
             t = end
         return None
 
+    def chain(self, kind: Kind, start: int, walltime: int, count: int) -> tuple[int, Why | None]:
+        """From ``start``, on to the next start each refusal names while the quotas alone say no.
 
-    def _check_one(self, job: Job, start: int, stop: int, amounts: tuple[int, int, int]) -> tuple[int, str] | None:
+        The start reached that the quotas allow (``start`` itself and no reason
+        if they allow it there; -1 if there is none), and the last reason given.
+        With one rule set the rule, its limits and its counter are looked up
+        once for the whole chain.
+        """
+        if self.quotas.calendar is not None:
+            return self._chain_checks(kind, start, walltime, count)
         rules = self.quotas.rule_sets[None]
-        memo = (0, job.queue, job.project, tuple(job.types), job.user)
-        if memo in self.rules_of:
-            key = self.rules_of[memo]
-        else:
-            key = self.rules_of[memo] = applicable(
-                rules, self.quotas.job_types, job.queue, job.project, job.types, job.user
-            )
+        key = self.rule_of(rules, kind)
+        if key is None:
+            return start, None
+        limits = rules[key]
+        amounts = (count, 1, count * walltime)
+        alone = next((k for k in range(3) if -1 < limits[k] < amounts[k]), None)
+        if alone is not None:
+            return -1, (key, alone, limits[alone])
+        queue, project, _, user = kind
+        profile = self.profiles.get(_counter(key, queue, project, user))
+        over = profile.over(start, start + walltime, amounts, limits) if profile is not None else None
+        if profile is None or over is None:
+            return start, None
+        why: Why = (key, over[0], limits[over[0]])
+        later = over[1]
+        while later > start:
+            over = profile.over(later, later + walltime, amounts, limits)
+            if over is None:
+                return later, why
+            if over[1] <= later:
+                return -1, why
+            later, why = over[1], (key, over[0], limits[over[0]])
+        return -1, why
+
+    def _chain_checks(self, kind: Kind, start: int, walltime: int, count: int) -> tuple[int, Why | None]:
+        verdict = self.check_kind(kind, start, walltime, count)
+        if verdict is None:
+            return start, None
+        later, why = verdict
+        while later > start:
+            again = self.check_kind(kind, later, walltime, count)
+            if again is None:
+                return later, why
+            if again[0] <= later:
+                return -1, why
+            later, why = again
+        return -1, why
+
+    def _check_one(self, kind: Kind, start: int, stop: int, amounts: tuple[int, int, int]) -> tuple[int, Why] | None:
+        rules = self.quotas.rule_sets[None]
+        key = self.rule_of(rules, kind)
         if key is None:
             return None
         limits = rules[key]
         if -1 < limits[0] < amounts[0] or -1 < limits[1] < 1 or -1 < limits[2] < amounts[2]:
-            kind = next(k for k in range(3) if -1 < limits[k] < amounts[k])
-            return -1, _note(key, kind, limits[kind])
-        profile = self.profiles.get(_counter(key, job.queue, job.project, job.user))
+            alone = next(k for k in range(3) if -1 < limits[k] < amounts[k])
+            return -1, (key, alone, limits[alone])
+        queue, project, _, user = kind
+        profile = self.profiles.get(_counter(key, queue, project, user))
         over = profile.over(start, stop, amounts, limits) if profile is not None else None
-        return None if over is None else (over[1], _note(key, over[0], limits[over[0]]))
+        return None if over is None else (over[1], (key, over[0], limits[over[0]]))
 
 
 #: How many later starts a job held back by quotas is tried at, before it is left unplaced for this round.
@@ -388,29 +505,33 @@ def within_quotas(
     search: Callable[[int], tuple[int, int] | None],
 ) -> tuple[tuple[int, int] | None, str | None]:
     """The first of the Gantt's starts for the job, from ``found`` on, that the quotas allow; and why it moved."""
-    why = None
+    if found is None or not ledger.counted(job.queue, job.types):
+        return found, None
+    kind = kind_of(job.queue, job.project, job.types, job.user)
+    why: Why | None = None
+    fits: tuple[int, int] | None = None  # a start and a count the quotas were just seen to allow
     for _ in range(MAX_TRIES):
         if found is None:
             break
-        verdict = ledger.check(job, found[0], walltime, found[1].bit_count())
-        if verdict is None:
-            break
-        later, why = verdict
         count = found[1].bit_count()
-        while later > found[0]:  # move on while the quotas alone say no: a chart search costs more than a check
-            again = ledger.check(job, later, walltime, count)
-            if again is None:
-                break
-            if again[0] <= later:
-                later = -1
-            else:
-                later, why = again
-        found = search(later) if later > found[0] else None
+        if (found[0], count) == fits:
+            break  # the chart gave the very start the quotas allow: checking it again would say so again
+        # move on while the quotas alone say no: a chart search costs more than a check
+        later, reason = ledger.chain(kind, found[0], walltime, count)
+        if reason is None:
+            break
+        why = reason
+        if later > found[0]:
+            fits = (later, count)
+            found = search(later)
+        else:
+            found = None
     else:
         found = None
-    if why is not None:
-        ledger.notes[job.id] = why
-    return found, why
+    if why is None:
+        return found, None
+    note = ledger.notes[job.id] = _note(*why)
+    return found, note
 
 
 def _note(rule: Key, kind: int, limit: int) -> str:

@@ -250,7 +250,7 @@ def schedule(
     del hierarchy_labels  # levels were validated when requests were parsed
     index = ResourceIndex(resources, resource_order=resource_order, columns=columns)
     round_ = _Round(now, index, security_time)
-    round_.quotas = Ledger(quotas) if quotas is not None else None
+    round_.quotas = Ledger(quotas, waiting) if quotas is not None else None
     round_.block_expiring(resources)
     result = round_.result
     special = SpecialTypes(now, round_, lambda: _Round(now, index, security_time), index.mask_of, security_time,

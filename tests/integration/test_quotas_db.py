@@ -111,3 +111,20 @@ def test_the_rules_are_read_again_when_the_file_changes_and_a_broken_file_keeps_
     round_at(path)
     assert [state(i) for i in ids] == ["toLaunch", "toLaunch", "Waiting"]
     assert "limit 2" in info(ids[2])
+
+
+def test_a_waiting_job_placed_by_a_later_round_forgets_why_it_waited(db: str, tmp_path: Path) -> None:  # noqa: F811
+    path = tmp_path / "quotas.json"
+    write(path, {"quotas": {"*,*,*,/": [1, -1, -1]}})
+    running = submit(user="alice", resources=["/core=1,walltime=1:00:00"])
+    held = [submit(user="alice", resources=["/core=1,walltime=1:00:00"]) for _ in range(2)]
+    round_at(path)
+    assert state(running) == "toLaunch"
+    assert {info(j) for j in held} == {"Quotas limitation reached: nb resources quotas failed, rule (*,*,*,/), limit 1"}
+    write(path, {"quotas": {"*,*,*,/": [2, -1, -1]}})
+    round_at(path)  # one of them is placed now and launched, the other waits on the new limit
+    assert [state(j) for j in held] == ["toLaunch", "Waiting"]
+    assert info(held[0]) == "" and "limit 2" in info(held[1])
+    write(path, {"quotas": {"*,*,*,/": [-1, -1, -1]}})
+    round_at(path)
+    assert state(held[1]) == "toLaunch" and info(held[1]) == ""

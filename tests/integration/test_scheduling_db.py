@@ -341,3 +341,109 @@ def test_quick_round_leaves_reservations_besteffort_and_dependencies_to_the_full
     set_state(besteffort, "Running")
     submit(resources=["/nodes=2,walltime=0:10:00"])
     assert quick() is None  # a besteffort job may have to be killed: the full round decides
+
+
+def quick_with(**changes: Any) -> Any:
+    """A quick round with these settings changed (karma, quotas)."""
+    from dataclasses import replace
+
+    from oar_celery.config import settings
+    from oar_celery.head.lib.context import Context
+    from oar_celery.head.quick_round import run_quick_round
+    from oar_celery.protocol.bus import broker_redis
+
+    return run_quick_round(Context(replace(settings(), **changes), broker_redis()))
+
+
+def forget_launches() -> None:
+    redis.Redis.from_url(os.environ["OAR_BROKER_URL"]).delete("oar.node.node1", "oar.node.node2")
+
+
+def running_on(cores: int, user: str = "carol") -> int:
+    """A running job of ``user`` on ``cores`` cores, its predictions gone."""
+    job_id = submit(user=user, resources=[f"/resource_id={cores},walltime=1:00:00"])
+    schedule()
+    set_state(job_id, "Running")
+    rows("TRUNCATE gantt_jobs_predictions, gantt_jobs_resources")
+    return job_id
+
+
+def test_quick_round_takes_the_first_jobs_in_karma_order(db: str) -> None:
+    from oar_celery.db.session import session_scope
+    from oar_celery.head.lib import accounting
+
+    running_on(3)
+    alice = submit(user="alice", resources=["/resource_id=1,walltime=0:10:00"])  # first come, but used a lot
+    bob = submit(user="bob", resources=["/resource_id=1,walltime=0:10:00"])
+    day = int(time.time()) // 86400 * 86400
+    with session_scope() as session:
+        accounting.add_consumptions(session, {(day, day + 86399, "alice", "", "default", kind): 36000
+                                              for kind in ("ASKED", "USED")})
+    try:
+        karma = {"fairsharing_enabled": True, "scheduler_fairsharing_user_targets": "{alice => 50, bob => 50}"}
+        assert quick_with(**karma).launched == [bob]  # the one free core goes to the lower karma
+        assert (state(alice), state(bob)) == ("Waiting", "Launching")
+        assert rows("SELECT last_karma FROM jobs WHERE job_id = :id", id=bob)[0][0] < 0  # oarstat -f shows it
+    finally:
+        rows("TRUNCATE accounting")
+        forget_launches()
+
+
+def test_quick_round_without_karma_keeps_first_come_first_served(db: str) -> None:
+    running_on(3)
+    alice = submit(user="alice", resources=["/resource_id=1,walltime=0:10:00"])
+    submit(user="bob", resources=["/resource_id=1,walltime=0:10:00"])
+    try:
+        assert quick_with().launched == [alice]
+    finally:
+        forget_launches()
+
+
+def test_quick_round_holds_a_job_over_its_quota_and_starts_the_others(db: str, tmp_path: Any) -> None:
+    path = tmp_path / "quotas.json"
+    path.write_text(json.dumps({"quotas": {"*,*,*,/": [1, -1, -1]}}))
+    running_on(1, user="alice")  # alice's one core is in use
+    alice = submit(user="alice", resources=["/resource_id=1,walltime=0:10:00"])
+    bob = submit(user="bob", resources=["/resource_id=1,walltime=0:10:00"])
+    bob_too_big = submit(user="bob", resources=["/resource_id=2,walltime=0:10:00"])  # alone over bob's quota
+    try:
+        outcome = quick_with(quotas=True, quotas_conf_file=str(path))
+        assert outcome.launched == [bob]
+        assert {state(j) for j in (alice, bob_too_big)} == {"Waiting"}
+        # the full round agrees, and says why the others wait
+        from dataclasses import replace
+
+        from oar_celery.config import settings
+        from oar_celery.head.lib.context import Context
+        from oar_celery.head.scheduling import run_scheduler
+        from oar_celery.protocol.bus import broker_redis
+
+        config = replace(settings(), quotas=True, quotas_conf_file=str(path))
+        assert run_scheduler(Context(config, broker_redis())).launched == []
+        assert "rule (*,*,*,/), limit 1" in rows("SELECT scheduler_info FROM jobs WHERE job_id = :id", id=alice)[0][0]
+    finally:
+        forget_launches()
+
+
+def test_a_round_clears_the_old_message_of_a_job_it_places_later_and_keeps_the_others(db: str) -> None:
+    first = submit(resources=["/nodes=2,walltime=1:00:00"])
+    later = submit(resources=["/nodes=2,walltime=1:00:00"])
+    held = submit(resources=["/nodes=2,walltime=1:00:00"], hold=True)
+    rows("UPDATE jobs SET scheduler_info = 'stale' WHERE job_id IN (:a, :b)", a=later, b=held)
+    schedule()
+    assert state(first) == "toLaunch" and later in predictions()
+    messages = rows("SELECT job_id, scheduler_info FROM jobs WHERE job_id IN (:a, :b) ORDER BY job_id", a=later, b=held)
+    assert messages == [(later, ""), (held, "stale")]  # a held job is no waiting job: its message stays
+
+
+def test_reservations_accepted_in_one_round_each_keep_their_own_start_and_moldable(db: str) -> None:
+    at = int(time.time()) // 60 * 60
+    starts = [at + 1200, at + 3600]
+    ids = [submit(resources=["/nodes=1,walltime=0:20:00"],
+                  reservation=time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(start))) for start in starts]
+    schedule()
+    found = rows("SELECT j.job_id, j.state, j.reservation, j.start_time, m.moldable_job_id FROM jobs j "
+                 "JOIN moldable_job_descriptions m ON m.moldable_id = j.assigned_moldable_job ORDER BY j.job_id")
+    assert found == [(job_id, "toAckReservation", "Scheduled", float(start), job_id)
+                     for job_id, start in zip(ids, starts, strict=True)]
+    assert rows("SELECT count(*) FROM event_logs WHERE type = 'RESERVATION_ACCEPTED'") == [(2,)]

@@ -11,10 +11,10 @@ The formula and the order are the pure scheduler's (:mod:`oar_celery.scheduler.k
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import lru_cache
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import bindparam, case, func, select, update
 from sqlalchemy.orm import Session
 
 from oar_celery.config import Settings
@@ -62,17 +62,39 @@ def apply_karma(session: Session, config: Settings, at: int, jobs: Sequence[sche
     karma.set_karma(policy, usage_by_priority(session, at, policy.window), jobs)
 
 
+def karma_of(session: Session, config: Settings, at: int) -> Callable[[int, str, str], float] | None:
+    """The karma of a job by its queue priority, user and project (None when fair-sharing is off).
+
+    The quick round orders the waiting jobs by it before it loads the first
+    of them; the value is the one :func:`apply_karma` gives, from the same one
+    query, computed once per priority, user and project.
+    """
+    if not config.fairsharing_enabled:
+        return None
+    policy = policy_of(config)
+    usage = usage_by_priority(session, at, policy.window)
+    empty = karma.Usage()
+    memo: dict[tuple[int, str, str], float] = {}
+
+    def of(priority: int, user: str, project: str) -> float:
+        key = (priority, user, project)
+        value = memo.get(key)
+        if value is None:
+            value = memo[key] = karma.karma(policy, usage.get(priority, empty), user, project)
+        return value
+
+    return of
+
+
 def record_karma(session: Session, config: Settings, started: Sequence[int], jobs: Sequence[sched.Job]) -> None:
     """``last_karma`` of the jobs the round starts, for ``oarstat -f`` (OAR3's column)."""
     if not config.fairsharing_enabled or not started:
         return
     karma_of = {job.id: job.karma for job in jobs}
-    by_value: dict[float, list[int]] = {}
-    for job_id in started:
-        if job_id in karma_of:
-            by_value.setdefault(karma_of[job_id], []).append(job_id)
-    for value, job_ids in by_value.items():  # one statement per user and project, not per job
+    values = {job_id: karma_of[job_id] for job_id in started if job_id in karma_of}
+    if values:  # one statement for the round, not one per user and project
         session.execute(
-            update(Job).where(Job.job_id.in_(job_ids)).values(last_karma=value)
+            update(Job).where(Job.job_id.in_(list(values)))
+            .values(last_karma=case(values, value=Job.job_id))
             .execution_options(synchronize_session=False)
         )

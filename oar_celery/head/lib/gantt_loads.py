@@ -13,6 +13,7 @@ first query tells.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from sqlalchemy import Select, and_, bindparam, exists, select, true
@@ -53,7 +54,8 @@ _DEPENDENT = (
     exists().where(JobDependency.job_id == Job.job_id, JobDependency.job_dependency_index == "CURRENT")
     .label("dependent")
 )
-_FIRST_WAITING = _WAITING_IN_ORDER.add_columns(_TYPED, _DEPENDENT).limit(bindparam("first"))
+_ALL_WAITING_FLAGGED = _WAITING_IN_ORDER.add_columns(_TYPED, _DEPENDENT)
+_FIRST_WAITING = _ALL_WAITING_FLAGGED.limit(bindparam("first"))
 
 
 def _first_waiting_of_each_queue() -> Select[Any]:
@@ -90,14 +92,25 @@ def _first_waiting_of_each_queue() -> Select[Any]:
 _FIRST_WAITING_BY_QUEUE = _first_waiting_of_each_queue()
 
 
-def load_waiting(session: Session, *, first: int | None = None) -> tuple[list[sched.Job], dict[int, str]]:
+#: Karma by queue priority, user and project (:mod:`oar_celery.head.lib.fairshare`).
+KarmaOf = Callable[[int, str, str], float]
+
+
+def load_waiting(
+    session: Session, *, first: int | None = None, karma: KarmaOf | None = None
+) -> tuple[list[sched.Job], dict[int, str]]:
     """Waiting jobs with their alternatives; and the ids held back by a dependency, with why.
 
     ``first`` keeps only that many jobs, the first in the scheduler's order
-    (queue priority, then submission): the quick round's prefix of the queue.
+    (queue priority, then karma when ``karma`` is given, then submission): the
+    quick round's prefix of the queue. With karma, the first jobs of a queue
+    may come from anywhere in it: every waiting job's row is read (no
+    alternatives), ordered, and only the prefix's alternatives are loaded.
     """
     if first is None:
         rows = session.execute(_WAITING_IN_ORDER).all()
+    elif karma is not None:
+        rows = _first_by_karma(session.execute(_ALL_WAITING_FLAGGED).all(), first, karma)
     else:
         by_queue = session.get_bind().dialect.name == "postgresql"
         rows = session.execute(_FIRST_WAITING_BY_QUEUE if by_queue else _FIRST_WAITING, {"first": first}).all()
@@ -123,7 +136,18 @@ def load_waiting(session: Session, *, first: int | None = None) -> tuple[list[sc
         for job_id, queue, priority, submitted, user, properties, reservation, start, name, project, *_ in rows
         if job_id not in blocked
     ]
+    if karma is not None:
+        for job in jobs:
+            job.karma = karma(job.queue_priority, job.user, job.project)
     return jobs, blocked
+
+
+def _first_by_karma(rows: Sequence[Any], first: int, karma: KarmaOf) -> list[Any]:
+    """The ``first`` rows in the scheduler's order: queue priority, karma, submission, id."""
+    def key(row: Any) -> tuple[int, float, int, int]:
+        return -row.priority, karma(row.priority, row.job_user, row.project or ""), int(row.submission_time), row.job_id
+
+    return sorted(rows, key=key)[:first]
 
 
 class _Loader:

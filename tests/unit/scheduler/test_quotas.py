@@ -74,6 +74,26 @@ def test_ALL_stands_for_the_cluster_resources() -> None:
     assert sorted(starts(result).values()) == [0, 0, 0, 0, 600]
 
 
+def test_a_long_queue_of_one_user_waits_its_turn_job_after_job() -> None:
+    # over a hundred steps of the user's counter above the limit: each job still starts when the one before ends
+    result = run({"quotas": {"*,*,*,/": [-1, 1, -1]}}, [job(i) for i in range(1, 151)] + [job(151, user="bob")])
+    assert starts(result) == {**{i: 600 * (i - 1) for i in range(1, 151)}, 151: 0}
+    assert len(result.notes) == 149
+
+
+def test_a_counter_no_waiting_job_is_checked_against_does_not_change_what_others_get() -> None:
+    # the cluster-wide rule applies to no job (the per-user rule is more specific): it is not counted
+    rules = {"quotas": {"*,*,*,*": [1, -1, -1], "*,*,*,/": [2, -1, -1]}}
+    result = run(rules, [job(1), job(2), job(3), job(4, user="bob"), job(5, user="bob")])
+    assert starts(result) == {1: 0, 2: 0, 3: 600, 4: 0, 5: 0}
+
+
+def test_of_two_limits_passed_at_once_the_note_names_the_first() -> None:
+    result = run({"quotas": {"*,*,*,/": [1, 1, -1]}}, [job(1), job(2)])
+    assert starts(result) == {1: 0, 2: 600}
+    assert "nb resources quotas failed" in result.notes[2]
+
+
 def monday(hour: int, minute: int = 0) -> int:
     """A Monday of 2027 at this local time."""
     return int(time.mktime((2027, 1, 4, hour, minute, 0, 0, 0, -1)))

@@ -46,6 +46,7 @@ PER_JOB = {
     "message": ("text[]", "each.message"),
     "exit_code": ("integer[]", "COALESCE(each.exit_code, jobs.exit_code)"),
     "assigned_moldable_job": ("integer[]", "each.assigned_moldable_job"),
+    "start_time": ("double precision[]", "each.start_time"),
 }
 
 
