@@ -200,8 +200,10 @@ def _cgroup_of_this_cluster(config: Settings) -> dict[str, str]:
 def start_cluster(config: Settings, hosts: list[str], *, api_port: int | None = None) -> list[Process]:
     """Start authd (if users prove who they are), the head worker, beat, the node workers and the API."""
     from oar_celery.node.worker import node_worker_argv, node_worker_env
+    from oar_celery.protocol.tls import ensure_cluster_keys
 
     logs = config.logs
+    ensure_cluster_keys(config.keys, hosts)  # the job-shell service's CA, node certificates and job-key secret
     processes = []
     if config.auth_key_file and config.auth_socket:
         processes.append(start("authd", authd_argv(), kind="authd", log_dir=logs))

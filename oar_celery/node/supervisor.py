@@ -126,6 +126,7 @@ class Supervisor:
         self.cgroup = confinement.make_cgroup(self.config, self.host, self.job, cpus, self.spec)
         self.env = job_environment(self.spec, account, self.job.nodefile)
         self.env["OAR_CPUSET"] = confinement.cpuset_name(self.cgroup)
+        self._write_job_key(account)
         failure = self._hook(self.config.prologue, self.env)
         if failure:
             raise JobRefused("prologue_error", f"prologue failed: {failure}")
@@ -146,6 +147,17 @@ class Supervisor:
         process.release(self.process)
         reports.job_running(self.app, self.host, self.job.job_id, self.pgid)
         watcher().watch(self)
+
+    def _write_job_key(self, account: Account) -> None:
+        """The key ``oarsh`` finds in ``OAR_JOB_KEY_FILE``; a cluster without job-shell keys has none."""
+        from oar_celery.node import jobshell
+
+        try:
+            path = jobshell.write_job_key(self.config, self.job, self.spec, account, time.time())
+        except (OSError, ValueError) as error:
+            logger.info("job %s: no job key (%s)", self.job.job_id, error)
+            return
+        self.env["OAR_JOB_KEY_FILE"] = str(path)
 
     def check(self, now: float) -> None:
         """Every :data:`POLL` seconds while the job runs: act on a kill request and on the walltime."""
@@ -205,6 +217,10 @@ class Supervisor:
 
     def _exit_code(self) -> int | None:
         """What the keeper recorded; else its own status (our child), or SIGKILL's if we sent it."""
+        if self.spec.get("interactive"):  # the job was its oarsub -I shell: its status is the job's
+            session = process.read_exit(self.job.path / "session_exit")
+            if session is not None:
+                return session
         recorded = process.read_exit(self.job.exit_file)
         if recorded is not None:
             return recorded

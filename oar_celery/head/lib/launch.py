@@ -169,7 +169,9 @@ def launch_spec(job: Any, resources: list[LaunchResource], types: list[str], wal
     return {
         "job_id": job.job_id,
         "user": job.job_user,
-        "command": job.command or f"sleep {int(walltime)}",  # a command-less reservation holds its resources
+        # A command-less job (oarsub -I, a reservation) holds its resources for its shells until its walltime.
+        "command": job.command or f"sleep {int(walltime)}",
+        "interactive": job.job_type == "INTERACTIVE",
         "directory": job.launching_directory,
         "name": job.job_name or "",
         "walltime": int(walltime),
