@@ -69,15 +69,16 @@ HANGUP_GRACE = 2.0
 #: Run as the user: wait until the service has confined it, take the terminal, enter the directory, exec.
 TRAMPOLINE = (
     "import os, sys\n"
-    "if os.read(3, 2) != b'go': sys.exit(125)\n"
-    "os.close(3)\n"
-    "if sys.argv[1] == '1':\n"
+    "go = int(sys.argv[1])\n"
+    "if os.read(go, 2) != b'go': sys.exit(125)\n"
+    "os.close(go)\n"
+    "if sys.argv[2] == '1':\n"
     "    import fcntl, termios; fcntl.ioctl(0, termios.TIOCSCTTY, 0)\n"
     "try:\n"
-    "    os.chdir(sys.argv[2])\n"
+    "    os.chdir(sys.argv[3])\n"
     "except OSError as e:\n"
-    "    sys.stderr.write(f'oarsh: cannot enter the working directory {sys.argv[2]}: {e.strerror}\\n'); sys.exit(2)\n"
-    "os.execvp(sys.argv[3], sys.argv[3:])\n"
+    "    sys.stderr.write(f'oarsh: cannot enter the working directory {sys.argv[3]}: {e.strerror}\\n'); sys.exit(2)\n"
+    "os.execvp(sys.argv[4], sys.argv[4:])\n"
 )
 
 
@@ -318,6 +319,8 @@ class Session:
             with contextlib.suppress(OSError):
                 self._drain_outputs()
                 wire.send_json_frame(self.sock, wire.EXIT, {"code": code, "reason": reason})
+        if self.master is not None:
+            os.close(self.master)
 
     # ---------------------------------------------------------------- starting
 
@@ -347,7 +350,7 @@ class Session:
             streams = {"stdin": subprocess.PIPE, "stdout": subprocess.PIPE, "stderr": subprocess.PIPE}
         try:
             self.process = subprocess.Popen(  # type: ignore[call-overload]
-                [sys.executable, "-S", "-c", TRAMPOLINE, "1" if self.tty else "0", str(grant.spec["directory"]),
+                [sys.executable, "-S", "-c", TRAMPOLINE, str(go_read), "1" if self.tty else "0", str(grant.spec["directory"]),
                  *argv],
                 env=self._environment(), cwd="/", start_new_session=True, pass_fds=(go_read,),
                 **streams, **grant.account.popen_identity(),
@@ -472,10 +475,6 @@ class Session:
         except subprocess.TimeoutExpired:
             self._hang_up()
             status = self.process.wait()
-        for fd in [*self.outputs]:
-            if fd == self.master:
-                with contextlib.suppress(OSError):
-                    os.close(fd)
         return 128 - status if status < 0 else status
 
     def _ended_with_the_job(self, code: int) -> bool:
