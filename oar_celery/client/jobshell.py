@@ -67,7 +67,7 @@ def connect(keys_dir: Path, key: wire.JobKey, host: str) -> ssl.SSLSocket:
         raise ClientError(f"no job-shell service is known for {host} (is it a node of job {key['job_id']}?)")
     address, port = nodes[host]
     try:
-        context = tls.client_context(keys_dir)
+        context = tls.client_context(keys_dir, key.get("ca"))
     except OSError as error:
         raise ClientError(f"cannot read the cluster's CA in {tls.tls_dir(keys_dir)} ({error.strerror})") from None
     try:

@@ -350,8 +350,8 @@ class Session:
             streams = {"stdin": subprocess.PIPE, "stdout": subprocess.PIPE, "stderr": subprocess.PIPE}
         try:
             self.process = subprocess.Popen(  # type: ignore[call-overload]
-                [sys.executable, "-S", "-c", TRAMPOLINE, str(go_read), "1" if self.tty else "0", str(grant.spec["directory"]),
-                 *argv],
+                [sys.executable, "-S", "-c", TRAMPOLINE, str(go_read), "1" if self.tty else "0",
+                 str(grant.spec["directory"]), *argv],
                 env=self._environment(), cwd="/", start_new_session=True, pass_fds=(go_read,),
                 **streams, **grant.account.popen_identity(),
             )
@@ -569,7 +569,7 @@ def write_job_key(config: Settings, job: JobDir, spec: dict[str, Any], account: 
     content: wire.JobKey = {
         "job_id": job.job_id, "key": tls.job_secret(key, job.job_id, str(spec["user"])),
         "first_host": hosts[0] if hosts else "", "nodes": published_nodes(),
-        "ticket": ticket, "ticket_mac": tls.ticket_mac(key, ticket),
+        "ticket": ticket, "ticket_mac": tls.ticket_mac(key, ticket), "ca": tls.ca_pem(config.keys),
     }
     path = job.path / JOB_KEY
     job.write(JOB_KEY, json.dumps(content) + "\n", mode=0o600, durable=False)

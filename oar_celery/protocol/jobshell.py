@@ -59,6 +59,8 @@ class JobKey(TypedDict):
     nodes: NotRequired[dict[str, list[Any]]]
     ticket: NotRequired[dict[str, Any] | None]
     ticket_mac: NotRequired[str | None]
+    #: The cluster's CA certificate (PEM): a job's processes check their nodes without the keys directory.
+    ca: NotRequired[str]
 
 
 def send_line(sock: socket.socket, data: Any) -> None:

@@ -189,10 +189,17 @@ def server_context(keys_dir: str | Path, host: str) -> ssl.SSLContext:
     return context
 
 
-def client_context(keys_dir: str | Path) -> ssl.SSLContext:
-    """Trusts the cluster's CA only, and checks that the node is the one asked for."""
+def ca_pem(keys_dir: str | Path) -> str:
+    return (tls_dir(keys_dir) / CA_CERT).read_text()
+
+
+def client_context(keys_dir: str | Path, ca: str | None = None) -> ssl.SSLContext:
+    """Trusts the cluster's CA only (``ca``: its PEM text), and checks that the node is the one asked for."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
-    context.load_verify_locations(tls_dir(keys_dir) / CA_CERT)
+    if ca:
+        context.load_verify_locations(cadata=ca)
+    else:
+        context.load_verify_locations(tls_dir(keys_dir) / CA_CERT)
     context.check_hostname = True
     return context

@@ -33,7 +33,8 @@ def job_key_answer(session: Session, job: Job, config: Settings) -> dict[str, An
         key = tls.read_shared_key(config.keys)
     except OSError:
         raise Refused("this cluster has no job-shell keys (see 'oar-celery keys')") from None
-    answer: JobKey = {"job_id": job.job_id, "key": tls.job_secret(key, job.job_id, job.job_user)}
+    answer: JobKey = {"job_id": job.job_id, "key": tls.job_secret(key, job.job_id, job.job_user),
+                      "ca": tls.ca_pem(config.keys)}
     if job.state == JobState.RUNNING:
         specs = build_specs(session, [job.job_id])
         if specs:
