@@ -12,8 +12,8 @@ still runs; on its other nodes the job's ticket, sealed with the key head and
 nodes share, says which hosts and CPUs are the job's and until when. The shell
 runs as the job's user, in its working directory, with its OAR environment and
 in its cgroup on this node (a cgroup of the job made here for another node of
-the job), started by a small trampoline that waits to be confined before it
-becomes the shell, as the job's keeper does. Every refusal is one line to the
+the job), which the forked child enters before it becomes the user and execs
+the shell, so that nothing of the shell ever runs unconfined. Every refusal is one line to the
 client and one in the node's log.
 
 The first shell of an ``oarsub -I`` job is the job: its exit status is the
@@ -35,7 +35,6 @@ import socket
 import ssl
 import struct
 import subprocess
-import sys
 import termios
 import threading
 import time
@@ -65,22 +64,6 @@ SETUP_TIMEOUT = 10.0
 JOB_CHECK = 0.5
 #: Seconds a hung-up shell has before SIGKILL.
 HANGUP_GRACE = 2.0
-
-#: Run as the user: wait until the service has confined it, take the terminal, enter the directory, exec.
-TRAMPOLINE = (
-    "import os, sys\n"
-    "go = int(sys.argv[1])\n"
-    "if os.read(go, 2) != b'go': sys.exit(125)\n"
-    "os.close(go)\n"
-    "if sys.argv[2] == '1':\n"
-    "    import fcntl, termios; fcntl.ioctl(0, termios.TIOCSCTTY, 0)\n"
-    "try:\n"
-    "    os.chdir(sys.argv[3])\n"
-    "except OSError as e:\n"
-    "    sys.stderr.write(f'oarsh: cannot enter the working directory {sys.argv[3]}: {e.strerror}\\n'); sys.exit(2)\n"
-    "os.execvp(sys.argv[4], sys.argv[4:])\n"
-)
-
 
 class Refusal(Exception):
     """A connection the service will not serve; the message is the client's one line."""
@@ -338,7 +321,6 @@ class Session:
         command = self.hello.get("command")
         shell = grant.account.shell or "/bin/sh"
         argv = [shell] if command is None else [shell, "-c", command]
-        go_read, go_write = os.pipe()
         streams: dict[str, Any]
         if self.tty:
             self.master, slave = pty.openpty()
@@ -349,14 +331,12 @@ class Session:
         else:
             streams = {"stdin": subprocess.PIPE, "stdout": subprocess.PIPE, "stderr": subprocess.PIPE}
         try:
-            self.process = subprocess.Popen(  # type: ignore[call-overload]
-                [sys.executable, "-S", "-c", TRAMPOLINE, str(go_read), "1" if self.tty else "0",
-                 str(grant.spec["directory"]), *argv],
-                env=self._environment(), cwd="/", start_new_session=True, pass_fds=(go_read,),
-                **streams, **grant.account.popen_identity(),
+            self.process = subprocess.Popen(
+                argv, env=self._environment(), cwd="/", preexec_fn=self._enter_job, **streams,
             )
+        except (OSError, subprocess.SubprocessError) as error:
+            raise Refusal(f"could not start the shell in job {grant.job_id}: {error}") from error
         finally:
-            os.close(go_read)
             if self.tty:
                 os.close(streams["stdin"])
         assert self.process is not None
@@ -364,21 +344,28 @@ class Session:
             assert self.process.stdin and self.process.stdout and self.process.stderr
             self.stdin = self.process.stdin.fileno()
             self.outputs = {self.process.stdout.fileno(): wire.DATA, self.process.stderr.fileno(): wire.STDERR}
-        try:
-            self._confine(self.process.pid)
-        except OSError as error:
-            os.close(go_write)
-            self.process.kill()
-            self.process.wait()
-            raise Refusal(f"could not confine the shell to the job: {error}") from error
-        os.write(go_write, b"go")
-        os.close(go_write)
 
-    def _confine(self, pid: int) -> None:
-        if self.grant.cgroup is not None:
-            self.grant.cgroup.add(pid)
-        elif self.grant.cpus:
-            os.sched_setaffinity(pid, self.grant.cpus)
+    def _enter_job(self) -> None:
+        """In the forked child, before the shell runs: confined first, then the terminal, the user, the directory.
+
+        Only system calls here (the worker has other threads): a session of
+        its own, the job's cgroup (or CPUs), the terminal as its controlling
+        one, the user's groups and ids, then the working directory as the user.
+        """
+        grant = self.grant
+        os.setsid()
+        if grant.cgroup is not None:
+            grant.cgroup.add(os.getpid())
+        elif grant.cpus:
+            os.sched_setaffinity(0, grant.cpus)
+        if self.tty:
+            fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+        account = grant.account
+        if os.geteuid() == 0 and account.uid != 0:
+            os.setgroups(list(account.groups))
+            os.setgid(account.gid)
+            os.setuid(account.uid)
+        os.chdir(str(grant.spec["directory"]))
 
     # ---------------------------------------------------------------- relaying
 
