@@ -6,7 +6,7 @@ imports and warms up everything the command needs, then drops to the
 account's uid, gid and groups, and only then runs the command: the command
 sees the account from the operating system, as it would on a login node.
 
-usage: as_user.py USER COMMAND [ARGS...]   (COMMAND: oarsub, oardel, oarhold, oarresume)
+usage: as_user.py USER COMMAND [ARGS...]   (COMMAND: oarsub, oardel, oarhold, oarresume, oarsh)
 """
 
 from __future__ import annotations
@@ -22,8 +22,11 @@ def warm_up() -> None:
     from oar_celery.celery_app import app
     from oar_celery.client import api, transport  # noqa: F401
 
-    for name in ("oarsub", "oardel", "oarhold", "oarresume"):
+    for name in ("oarsub", "oardel", "oarhold", "oarresume", "interactive", "oarsh"):
         importlib.import_module(f"oar_celery.cli.{name}")
+    from oar_celery.client import jobshell  # noqa: F401  (TLS to the nodes: ssl, and idna for their names)
+
+    "node".encode("idna")
     importlib.import_module("celery.exceptions")
     with app.connection_for_write() as connection:
         connection.ensure_connection(max_retries=3)
