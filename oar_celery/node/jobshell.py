@@ -391,8 +391,11 @@ class Session:
                 elif not self._to_client(fd):
                     poller.unregister(fd)
                     open_outputs.discard(fd)
-            if not open_outputs and self.process.poll() is not None:
-                return "exited"
+            if not open_outputs:  # every holder of its terminal or pipes is gone: the shell is ending
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    self.process.wait(JOB_CHECK)
+                if self.process.poll() is not None:
+                    return "exited"
             if time.monotonic() >= next_check:
                 next_check = time.monotonic() + JOB_CHECK
                 if self.process.poll() is not None and self.tty:
