@@ -133,6 +133,8 @@ class Settings:
     #: address this node reaches the broker from. Port 0: one the system picks, published on the broker.
     jobshell_address: str = ""
     jobshell_port: int = 0
+    #: Seconds an ``oarsub -I`` client has to open its shell once its job runs; a client lost before: the job is killed.
+    interactive_connect_timeout: float = 60.0
     #: the admin's admission rule modules, ``pkg.mod`` or ``pkg.mod:func``, comma-separated
     admission_rules: str = ""
     #: ``queue=H:MM:SS,...``: the longest walltime each listed queue accepts

@@ -169,6 +169,7 @@ class Supervisor:
             if not kill.get("signalled"):
                 jobcontrol.terminate(pgid, self.cgroup)
             self.hard_kill_at = now + max(0.0, kill["time"] + kill["grace"] - time.time())
+        self._check_client(now)
         walltime = float(self.spec.get("walltime") or 0)
         if self.changes_checked <= now - 1.0:  # oarwalltime: a granted change, looked for once a second
             self.changes_checked = now
@@ -184,6 +185,16 @@ class Supervisor:
             jobcontrol.kill_hard(pgid, self.cgroup)
             self.hard_kill_at = None
             self.hard_killed = True
+
+    def _check_client(self, now: float) -> None:
+        """``oarsub -I``: a client that never opened its shell is lost, and the job is killed, as Leon does."""
+        timeout = float(self.spec.get("client_timeout") or 0)
+        if not timeout or self.reason != "exited" or now - self.started < timeout:
+            return
+        self.spec["client_timeout"] = 0.0  # looked at once
+        if self.job.read("session_exit.claimed") is None and self.job.kill_request is None:
+            logger.warning("job %s: its interactive client never connected: the job is killed", self.job.job_id)
+            self.job.request_kill(self.grace, signalled=False)
 
     def has_exited(self) -> bool:
         """Whether the keeper has exited (our child is not reaped by this).

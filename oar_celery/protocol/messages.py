@@ -81,6 +81,8 @@ class LaunchSpec(TypedDict):
     #: An INTERACTIVE job (``oarsub -I``, or a reservation without a command): the node holds the
     #: resources while users' shells connect to its job-shell service.
     interactive: NotRequired[bool]
+    #: ``oarsub -I``: seconds its client has to connect once the job runs, or the job is killed (0: no limit).
+    client_timeout: NotRequired[float]
 
 
 #: Why a job's process is gone, as the node says it.

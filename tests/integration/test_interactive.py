@@ -28,7 +28,7 @@ pytestmark = pytest.mark.cluster
 @pytest.fixture(scope="module")
 def shells(cluster_factory: Any) -> LocalCluster:
     """Three nodes of two cores: a job of two nodes leaves one outside it."""
-    return cluster_factory(nodes=3, cores=2)
+    return cluster_factory(nodes=3, cores=2, OAR_INTERACTIVE_CONNECT_TIMEOUT="15")
 
 
 @pytest.fixture
@@ -121,6 +121,20 @@ def test_a_lost_interactive_client_kills_its_job(shells: LocalCluster, term: Ter
     assert "killed" in (shells.job(job_id)["message"] or "")
     log = (shells.state_dir / "log" / "oar-node-node1.log").read_text()
     assert f"job {job_id}: its interactive client is gone: the job is killed" in log
+
+
+def test_an_interactive_job_whose_client_never_connects_is_killed(shells: LocalCluster) -> None:
+    """The client died between its submission and its shell (here: it never was a terminal at all)."""
+    submit = ("import os; from oar_celery.client import api; from oar_celery.config import current_user; "
+              "print(api.submit({'command': '', 'interactive': True, 'resources': ['/core=1,walltime=0:05:00'], "
+              "'directory': os.getcwd(), 'user': current_user()})[0])")
+    done = shells.run(str(BIN / "python"), "-c", submit)
+    assert done.returncode == 0, done.stderr
+    job_id = int(done.stdout)
+    shells.wait_for(job_id, ["Running"])
+    assert shells.wait_for(job_id, timeout=60)[job_id] == "Error"
+    logs = "".join(p.read_text() for p in (shells.state_dir / "log").glob("oar-node-*.log"))
+    assert f"job {job_id}: its interactive client never connected: the job is killed" in logs
 
 
 def test_oarsh_and_oarcp_reach_the_nodes_of_the_job_and_no_other(shells: LocalCluster, term: Terminal) -> None:

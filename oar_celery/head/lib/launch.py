@@ -172,6 +172,9 @@ def launch_spec(job: Any, resources: list[LaunchResource], types: list[str], wal
         # A command-less job (oarsub -I, a reservation) holds its resources for its shells until its walltime.
         "command": job.command or f"sleep {int(walltime)}",
         "interactive": job.job_type == "INTERACTIVE",
+        # oarsub -I's client connects once the job runs; a reservation's shells come when they will
+        "client_timeout": settings().interactive_connect_timeout
+        if job.job_type == "INTERACTIVE" and job.reservation == "None" else 0.0,
         "directory": job.launching_directory,
         "name": job.job_name or "",
         "walltime": int(walltime),
