@@ -1,4 +1,5 @@
-"""``python -m bench [latency|throughput|history|wide|scheduler|startup|memory|api|interactive|all] [--quick] [--no-write]``.
+"""``python -m bench [latency|throughput|history|wide|scheduler|startup|memory|api|interactive|all] [--quick]
+[--no-write]``.
 
 Each benchmark prints a markdown table and appends it, with the command, the
 date and the machine, to ``BENCHMARKS.md`` (``--no-write`` only prints).

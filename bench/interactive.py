@@ -2,8 +2,8 @@
 
 Each run starts ``oarsub -I -l /core=1`` on a terminal of its own (a pty, as
 a user's), times the ``Connect to OAR job`` line and the first prompt of the
-job's shell after it (its output ending in ``$ ``, ``# `` or ``> ``), then types ``exit`` and times ``oarsub``'s end. The
-cluster is 2 nodes × 2 cores with nothing else running; runs follow each
+job's shell after it (its output ending in ``$ ``, ``# `` or ``> ``), then
+types ``exit`` and times ``oarsub``'s end. The cluster is 2 nodes × 2 cores with nothing else running; runs follow each
 other, each job ended before the next starts.
 """
 
