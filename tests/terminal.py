@@ -69,6 +69,9 @@ class Terminal:
     def keys(self, *keys: str) -> None:
         self._tmux("send-keys", "-t", "t", *keys)
 
+    def resize(self, columns: int, rows: int) -> None:
+        self._tmux("resize-window", "-t", "t", "-x", str(columns), "-y", str(rows))
+
     def screen(self) -> str:
         return self._tmux("capture-pane", "-p", "-J", "-S", "-200", "-t", "t")
 

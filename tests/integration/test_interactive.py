@@ -74,6 +74,13 @@ def test_oarsub_I_gives_a_shell_on_the_job_cores_with_its_environment_and_its_ex
     assert line_after(term, 'echo "tty=$(tty)"', "tty").startswith("/dev/pts/")
     assert shells.state(job_id) == "Running"
 
+    term.resize(100, 30)  # the job's terminal follows the user's window
+    assert line_after(term, 'echo "size=$(stty size | tr " " x)"', "size") == "30x100"
+    term.type("sleep 300")
+    time.sleep(1)
+    term.keys("C-c")  # Ctrl-C reaches the job's foreground process, not oarsub
+    assert line_after(term, 'echo "interrupted=$?"', "interrupted") == "130"
+
     term.type("exit 3")
     term.wait_for(f"Disconnected from OAR job {job_id}")
     term.type('echo "status=$?"')
