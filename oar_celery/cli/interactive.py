@@ -21,8 +21,8 @@ from oar_celery.client.errors import ClientError
 from oar_celery.protocol.jobshell import JobKey
 
 COMMAND = "oarsub"
-#: Seconds between two looks at a waiting interactive job's state.
-POLL = 0.1
+#: Seconds between two looks at a waiting interactive job's state (one a second after ten seconds).
+POLL = 0.05
 #: What OAR3's oarsub exits with when the job is over before the user got a shell.
 EXIT_NOT_STARTED = 11
 EXIT_TERMINATED = 255
@@ -38,19 +38,29 @@ def _stamp() -> str:
 
 
 def wait_for_start(job_id: int) -> str:
-    """Until the job runs (or will never): its state. OAR's lines as the job moves."""
+    """Until the job runs (or will never): its state. OAR's lines as the job moves.
+
+    The head is asked (the job-key request answers with the state): a
+    command that reads the database pays SQLAlchemy's import and a
+    connection, seconds on a loaded login node. The asking slows down as the
+    wait grows long.
+    """
     from oar_celery.client import api
 
-    seen = ""
+    seen, started = "", time.monotonic()
     while True:
-        found = api.jobs(job_ids=[job_id])
-        state = str(found[0]["state"]) if found else "Error"
+        try:
+            state = str(api.job_key(job_id).get("state"))
+        except ClientError as error:  # the job has ended (or was never ours)
+            if "has ended" not in str(error):
+                raise
+            state = "Error"
         if state != seen and state in ("Launching", "Running"):
             _info(f"{_stamp()} Starting...")
         seen = state
         if state == "Running" or state in _FINAL:
             return state
-        time.sleep(POLL)
+        time.sleep(POLL if time.monotonic() - started < 10 else 1.0)
 
 
 def running_key(job_id: int) -> JobKey:
