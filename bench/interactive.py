@@ -67,11 +67,28 @@ def one_run(bench: BenchCluster) -> tuple[float, float, float]:
     return connected - started, prompt - started, ended - typed
 
 
+def local_shell() -> float:
+    """The same shell started here on a pty, to its prompt: the part of the wait that is the shell's own."""
+    master, slave = pty.openpty()
+    started = time.perf_counter()
+    process = subprocess.Popen(["bash", "-i"], stdin=slave, stdout=slave, stderr=slave, start_new_session=True,
+                               cwd="/tmp")
+    os.close(slave)
+    try:
+        prompt = _read_until(master, (b"$ ", b"# ", b"> "), bytearray())
+        os.write(master, b"exit\n")
+        process.wait(30)
+    finally:
+        os.close(master)
+    return prompt - started
+
+
 def main(args: list[str], *, write: bool = True) -> None:
     runs = 5 if "--quick" in args else RUNS
     with BenchCluster(2, 2) as bench:
         one_run(bench)  # warm-up: the first job pays the caches of every process
         results = [one_run(bench) for _ in range(runs)]
+    local = sorted(local_shell() for _ in range(runs))
     connect = sorted(r[0] for r in results)
     prompt = sorted(r[1] for r in results)
     leave = sorted(r[2] for r in results)
@@ -84,6 +101,7 @@ def main(args: list[str], *, write: bool = True) -> None:
         row("Enter → `Connect to OAR job ...`", connect),
         row("Enter → the job shell's prompt", prompt),
         row("`exit` → `oarsub` has exited", leave),
+        row("(for scale) `bash -i` started locally on a pty → its prompt", local),
     ])
     text = (f"{runs} runs of `oarsub -I -l /core=1` on an idle cluster of 2 nodes × 2 cores, one after the other, "
             "on a pty (the job's shell: bash, as root, reading its `.bashrc`).\n\n" + table)
