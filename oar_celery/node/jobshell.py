@@ -30,6 +30,7 @@ import logging
 import os
 import pty
 import select
+import shutil
 import signal
 import socket
 import ssl
@@ -154,6 +155,10 @@ class JobShellService:
             sock.settimeout(None)
             try:
                 Session(self, grant, sock, hello).run()
+            except Refusal as refusal:  # the shell could not start: still one line, before any frame
+                logger.warning("job-shell on %s: refused %s: %s", self.host, peer, refusal)
+                with contextlib.suppress(OSError):
+                    wire.send_line(sock, {"error": str(refusal)})
             except Exception:
                 logger.exception("job-shell on %s: session of job %s failed", self.host, grant.job_id)
             finally:
@@ -242,6 +247,7 @@ class JobShellService:
                 self.remote_sessions.pop(grant.job_id, None)
                 if grant.cgroup is not None:
                     grant.cgroup.remove()
+                shutil.rmtree(grant.nodefile.parent, ignore_errors=True)
 
     def _account(self, user: str) -> Account:
         account = lookup_account(user)

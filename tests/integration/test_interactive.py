@@ -217,3 +217,19 @@ def _key_of(shells: LocalCluster, job_id: int) -> dict[str, Any]:
                       f"print(json.dumps(api.job_key({job_id})['job_key']))")
     assert done.returncode == 0, done.stderr
     return dict(json.loads(done.stdout))
+
+
+def test_a_reservation_without_a_command_holds_its_resources_and_C_enters_it(shells: LocalCluster) -> None:
+    import datetime
+
+    start = (datetime.datetime.now() + datetime.timedelta(seconds=3)).strftime("%Y-%m-%d %H:%M:%S")
+    job_id = shells.oarsub("-r", start, "-l", "/nodes=1/core=1,walltime=0:01:00")
+    assert shells.job(job_id)["job_type"] == "INTERACTIVE"
+    shells.wait_for(job_id, ["Running"], timeout=60)
+    done = subprocess.run([str(BIN / "oarsub"), "-C", str(job_id)], env=shells.env, cwd=shells.workdir,
+                          input='echo "in=$OAR_JOB_ID"; exit 5\n', capture_output=True, text=True, timeout=60)
+    assert done.returncode == 5, done.stderr
+    assert f"in={job_id}" in done.stdout and f"Connect to OAR job {job_id} via the node" in done.stdout
+    time.sleep(1)
+    assert shells.state(job_id) == "Running"  # a -C shell's end is not the reservation's
+    shells.end_active_jobs()
