@@ -98,6 +98,7 @@ def test_the_walltime_ends_the_session_and_tells_the_user(shells: LocalCluster, 
     term.type('echo "status=$?"')
     term.wait_for("status=255")
     shells.wait_for(job_id)
+    assert "walltime reached" in (shells.job(job_id)["message"] or "")  # Sarko's, as for a batch job
 
 
 def test_oarsub_C_opens_a_second_shell_in_a_batch_job(shells: LocalCluster, term: Terminal) -> None:
