@@ -150,6 +150,10 @@ class JobShellService:
             except (OSError, ValueError, KeyError, TypeError) as error:
                 logger.warning("job-shell on %s: bad set-up from %s: %s", self.host, peer, error)
                 return
+            if hello.get("probe"):  # another node of the job asks whether it still runs here
+                with contextlib.suppress(OSError):
+                    wire.send_line(sock, {"ok": True, "host": self.host})
+                return
             logger.info("job-shell on %s: %s into job %s (%s) from %s", self.host, grant.user, grant.job_id,
                         "main shell" if grant.main else hello.get("command") or "shell", peer)
             sock.settimeout(None)
@@ -217,6 +221,8 @@ class JobShellService:
             raise Refusal(f"job {job_id} has ended")
         if hello.get("main"):
             raise Refusal(f"{self.host} is not the first node of job {job_id}")
+        if not self._still_running(ticket, str(hello.get("key"))):
+            raise Refusal(f"job {job_id} has ended")
         account = self._account(user)
         spec = {**ticket, "directory": ticket.get("directory") or account.home}
         place = self.config.node_dir / self.host / "jobshell" / str(job_id)
@@ -226,6 +232,27 @@ class JobShellService:
         cpus = confinement.job_cpus(spec, self.host)
         cgroup = self._remote_cgroup(job_id, cpus, spec)
         return Grant(job_id, user, account, spec, cpus, cgroup, nodefile, None, until=float(ticket["until"]))
+
+    def _still_running(self, ticket: dict[str, Any], key: str) -> bool:
+        """Ask the job's first node, which alone knows whether the job still runs (it may end before its walltime)."""
+        from oar_celery.protocol.bus import broker_redis
+
+        first = str((ticket.get("hosts") or [""])[0])
+        try:
+            published = broker_redis().hget(Key.JOBSHELL_SERVICES, first)
+            address, port = services({first: published})[first] if published else ("", 0)
+            with socket.create_connection((address, int(port)), timeout=SETUP_TIMEOUT) as raw:
+                context = tls.client_context(self.config.keys)
+                with context.wrap_socket(raw, server_hostname=first) as sock:
+                    probe: wire.Hello = {"job_id": int(ticket["job_id"]), "key": key, "command": None,
+                                         "tty": False, "probe": True}
+                    wire.send_line(sock, probe)
+                    answer = wire.read_line(sock)
+        except (OSError, ValueError, ConnectionError) as error:
+            logger.warning("job-shell on %s: cannot ask %s about job %s: %s", self.host, first, ticket["job_id"],
+                           error)
+            return False
+        return isinstance(answer, dict) and bool(answer.get("ok"))
 
     def _remote_cgroup(self, job_id: int, cpus: list[int], spec: dict[str, Any]) -> JobCgroup | None:
         """The job's cgroup on this node, made by its first session here (and removed by its last)."""

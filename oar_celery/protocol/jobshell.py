@@ -47,6 +47,8 @@ class Hello(TypedDict):
     #: The job's sealed ticket, for a node of the job other than its first one.
     ticket: NotRequired[dict[str, Any] | None]
     ticket_mac: NotRequired[str | None]
+    #: A node of the job asks its first node whether the job still runs: the answer, and no shell.
+    probe: NotRequired[bool]
 
 
 class JobKey(TypedDict):

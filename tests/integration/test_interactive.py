@@ -234,3 +234,18 @@ def test_a_reservation_without_a_command_holds_its_resources_and_C_enters_it(she
     time.sleep(1)
     assert shells.state(job_id) == "Running"  # a -C shell's end is not the reservation's
     shells.end_active_jobs()
+
+
+def test_a_job_ended_before_its_walltime_is_refused_by_its_other_nodes(shells: LocalCluster, tmp_path: Path) -> None:
+    """A key kept from a job's life (its ticket still good until the walltime) opens nothing once it ended."""
+    job_id = shells.oarsub("-l", "/nodes=2/core=1,walltime=0:05:00", "sleep 300")
+    shells.wait_for(job_id, ["Running"])
+    key = _key_of(shells, job_id)
+    (tmp_path / "kept").write_text(json.dumps(key))
+    second = key["ticket"]["hosts"][1]
+    alive = shells.run("oarsh", "-i", str(tmp_path / "kept"), second, 'echo "there=$OAR_JOB_ID"')
+    assert (alive.returncode, alive.stdout.strip()) == (0, f"there={job_id}"), alive.stderr
+    shells.run("oardel", str(job_id))
+    shells.wait_for(job_id)
+    done = shells.run("oarsh", "-i", str(tmp_path / "kept"), second, "true")
+    assert (done.returncode, done.stderr.strip()) == (255, f"oarsh: error: job {job_id} has ended")
