@@ -603,6 +603,27 @@ def write_job_key(config: Settings, job: JobDir, spec: dict[str, Any], account: 
 
 # ------------------------------------------------------------------------- start-up
 
+
+def end_lost_shells(config: Settings, host: str) -> list[int]:
+    """The ``oarsub -I`` jobs whose shell a previous worker served: their client is lost with it, they are killed.
+
+    The shell was the worker's child and went with it; the job's holder
+    lives on under its keeper, and would hold the resources to the walltime.
+    """
+    from oar_celery.node.jobdir import all_jobs
+
+    killed = []
+    for job in all_jobs(config.node_dir, host):
+        spec = job.spec or {}
+        if not spec.get("client_timeout") or job.status is not None or job.kill_request is not None:
+            continue
+        if job.read(SESSION_EXIT + ".claimed") is None or job.read(SESSION_EXIT) is not None:
+            continue
+        logger.warning("job %s: its interactive shell went with the previous worker: the job is killed", job.job_id)
+        job.request_kill(config.kill_grace, signalled=False)
+        killed.append(job.job_id)
+    return killed
+
 _started: dict[str, JobShellService] = {}
 
 
@@ -623,5 +644,6 @@ def start_service(config: Settings, host: str) -> JobShellService | None:
         return None
     threading.Thread(target=service.serve_forever, name="oar-jobshell-listener", daemon=True).start()
     _started[host] = service
+    end_lost_shells(config, host)
     logger.info("job-shell service of %s on %s:%s", host, *address)
     return service

@@ -249,3 +249,18 @@ def test_a_job_ended_before_its_walltime_is_refused_by_its_other_nodes(shells: L
     shells.wait_for(job_id)
     done = shells.run("oarsh", "-i", str(tmp_path / "kept"), second, "true")
     assert (done.returncode, done.stderr.strip()) == (255, f"oarsh: error: job {job_id} has ended")
+
+
+def test_a_node_worker_restart_ends_the_interactive_job_whose_shell_it_served(
+        shells: LocalCluster, term: Terminal) -> None:
+    term.type("oarsub -I -l /nodes=1/core=1,walltime=0:05:00")
+    job_id = connected(term)
+    host = shells.scalar("SELECT r.network_address FROM assigned_resources a JOIN resources r "
+                         "ON r.resource_id = a.resource_id JOIN jobs j ON j.assigned_moldable_job = a.moldable_job_id "
+                         "WHERE j.job_id = :id", id=job_id)
+    shells.kill_process(str(host))
+    term.wait_for("oarsub: error: Job was terminated.")
+    shells.restart_process(str(host))
+    assert shells.wait_for(job_id, timeout=90)[job_id] == "Error"
+    log = (shells.state_dir / "log" / f"oar-node-{host}.log").read_text()
+    assert f"job {job_id}: its interactive shell went with the previous worker: the job is killed" in log
