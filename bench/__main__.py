@@ -1,4 +1,5 @@
-"""``python -m bench [latency|throughput|history|wide|scheduler|startup|memory|api|all] [--quick] [--no-write]``.
+"""``python -m bench [latency|throughput|history|wide|scheduler|startup|memory|api|interactive|all] [--quick]
+[--no-write]``.
 
 Each benchmark prints a markdown table and appends it, with the command, the
 date and the machine, to ``BENCHMARKS.md`` (``--no-write`` only prints).
@@ -9,7 +10,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-BENCHMARKS = ("latency", "throughput", "history", "wide", "scheduler", "startup", "memory", "api")
+BENCHMARKS = ("latency", "throughput", "history", "wide", "scheduler", "startup", "memory", "api", "interactive")
 
 
 def run_one(name: str, args: list[str]) -> None:

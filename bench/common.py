@@ -21,7 +21,7 @@ from oar_celery.db import scratch
 PG_SERVER = os.environ.get("OAR_BENCH_PG", "postgresql://postgres@127.0.0.1:5432")
 REDIS_SERVER = os.environ.get("OAR_BENCH_REDIS", "redis://127.0.0.1:6379")
 STATE_DIR = os.environ.get("OAR_BENCH_DIR")  # read now: a cluster's set-up drops the caller's OAR_* variables
-REDIS_DB = 13
+REDIS_DB = int(os.environ.get("OAR_BENCH_REDIS_DB", "13"))  # another number: a run of its own beside another
 REPORT = Path(__file__).resolve().parent.parent / "BENCHMARKS.md"
 
 

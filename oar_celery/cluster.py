@@ -335,8 +335,10 @@ def start_cluster(config: Settings, hosts: list[str], *, api_port: int | None = 
     """
     from oar_celery.node.worker import node_worker_argv, node_worker_env
     from oar_celery.protocol.broker_acl import node_user
+    from oar_celery.protocol.tls import ensure_cluster_keys
 
     logs = config.logs
+    ensure_cluster_keys(config.keys, hosts)  # the job-shell service's CA, node certificates and job-key secret
     processes = [broker] if broker else []
     if config.auth_key_file and config.auth_socket:
         processes.append(start("authd", authd_argv(), kind="authd", log_dir=logs,

@@ -36,7 +36,8 @@ NOT_SETTINGS = frozenset({
     "OAR_JOB_ID", "OAR_JOBID", "OAR_NODEFILE", "OAR_NODE_FILE", "OAR_FILE_NODES", "OAR_RESOURCE_FILE",
     "OAR_WORKDIR", "OAR_WORKING_DIRECTORY", "OAR_O_WORKDIR", "OAR_JOB_NAME", "OAR_JOB_WALLTIME",
     "OAR_JOB_WALLTIME_SECONDS", "OAR_USER", "OAR_ARRAY_ID", "OAR_ARRAY_INDEX", "OAR_PROJECT_NAME", "OAR_STDOUT",
-    "OAR_STDERR", "OAR_DB_PASSWORD", "OAR_REDIS_PASSWORD", "OAR_FLOWER_BASIC_AUTH",
+    "OAR_STDERR", "OAR_JOB_KEY_FILE", "OAR_ARRAYID", "OAR_ARRAYINDEX", "OAR_CPUSET", "OAR_JOB_USER",
+    "OAR_RESOURCE_PROPERTIES_FILE", "OAR_DB_PASSWORD", "OAR_REDIS_PASSWORD", "OAR_FLOWER_BASIC_AUTH",
 })
 #: Prefixes of the test suite's and the benchmarks' own variables.
 NOT_SETTINGS_PREFIXES = ("OAR_TEST_", "OAR_BENCH_")
@@ -133,6 +134,14 @@ class Settings:
     visibility_timeout: int = 3600
     auth_key_file: str = ""
     auth_socket: str = ""
+    #: Where the cluster's keys live (TLS files under ``<keys dir>/tls/``); default ``<state dir>/keys``.
+    keys_dir: str = ""
+    #: The address a node's job-shell service (``oarsub -I``, ``oarsh``) listens on and gives out; empty: the
+    #: address this node reaches the broker from. Port 0: one the system picks, published on the broker.
+    jobshell_address: str = ""
+    jobshell_port: int = 0
+    #: Seconds an ``oarsub -I`` client has to open its shell once its job runs; a client lost before: the job is killed.
+    interactive_connect_timeout: float = 60.0
     #: the admin's admission rule modules, ``pkg.mod`` or ``pkg.mod:func``, comma-separated
     admission_rules: str = ""
     #: ``queue=H:MM:SS,...``: the longest walltime each listed queue accepts
@@ -179,6 +188,10 @@ class Settings:
     def flower_auth(self) -> Path:
         """The file of Flower's ``user:password`` login."""
         return Path(self.flower_auth_file or Path(self.state_dir) / "flower.auth")
+
+    @property
+    def keys(self) -> Path:
+        return Path(self.keys_dir or Path(self.state_dir) / "keys")
 
     @property
     def node_dir(self) -> Path:

@@ -130,7 +130,7 @@ def signal_number(text: str) -> int:
 #: The commands whose options the shell completes (``oar-celery completion``).
 COMMANDS = ("oar-celery", "oarsub", "oarstat", "oardel", "oarhold", "oarresume", "oarnodes", "oarnodesetting",
             "oarremoveresource", "oarproperty", "oaradmissionrules", "oarqueue", "oarnotify", "oaraccounting",
-            "oarwalltime")
+            "oarwalltime", "oarsh", "oarcp")
 
 
 def offer_completion(build_parser: Callable[[], argparse.ArgumentParser] | None) -> None:

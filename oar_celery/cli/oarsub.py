@@ -73,8 +73,13 @@ def build_parser() -> Parser:
     add("--project", help="project")
     add_version(p)
     add("-S", "--scanscript", action="store_true", help="read #OAR directives in the job script (the command)")
-    add("-I", "--interactive", action="store_true", help=argparse.SUPPRESS)
-    add("-C", "--connect", metavar="JOBID", help=argparse.SUPPRESS)
+    add("-I", "--interactive", action="store_true", help="interactive mode: a shell on the job's first node")
+    add("-C", "--connect", metavar="JOBID", type=positive_int, help="a shell in a running job, on its first node")
+    add("-k", "--use-job-key", action="store_true", help="use a job key (oarsh from outside the job: see -e)")
+    add("-i", "--import-job-key-from-file", metavar="FILE",
+        help="the job key to use (job keys are made by the cluster: the file is only checked)")
+    add("-e", "--export-job-key-to-file", metavar="FILE",
+        help="export the job key to FILE (%%jobid%% is replaced), for oarsh -i or OAR_JOB_KEY_FILE")
     add("command", nargs="*", help="the command (quote it with its arguments)")
     return p
 
@@ -180,11 +185,14 @@ def check_limits(args: argparse.Namespace, command: str) -> None:
 def build_request(args: argparse.Namespace) -> dict[str, Any]:
     """Check the parsed options and turn them into the head's request dict."""
     args, script_words = with_script_directives(args)
-    if args.interactive or args.connect:
-        raise UsageError("interactive jobs are not supported")
     command = command_text(args.command)
-    if not command and not args.reservation:
-        raise UsageError("a command is required (interactive jobs are not supported; a reservation may have none)")
+    check_job_key_options(args)
+    if args.interactive and command:
+        raise UsageError("an interactive job (-I) takes no command")
+    if args.interactive and (args.reservation or args.array or args.array_param_file):
+        raise UsageError("-I cannot be used with -r or an array (a reservation without a command holds a shell)")
+    if not command and not args.reservation and not args.interactive:
+        raise UsageError("a command is required (or -I for an interactive job; a reservation may have none)")
     check_limits(args, command)
     check_resources(args.resource)
     if args.properties is not None:
@@ -220,7 +228,18 @@ def build_request(args: argparse.Namespace) -> dict[str, Any]:
         "array_params": params,
         "project": args.project,
         "script_words": script_words,
+        **({"interactive": True} if args.interactive else {}),
     }
+
+
+def check_job_key_options(args: argparse.Namespace) -> None:
+    """OAR3's rule: ``-i`` and ``-e`` need ``-k`` (implied by ``OAR_JOB_KEY_FILE``, as OAR3 does)."""
+    wants_key = args.import_job_key_from_file or args.export_job_key_to_file
+    if wants_key and not (args.use_job_key or os.environ.get("OAR_JOB_KEY_FILE")):
+        raise UsageError("You must set the --use-job-key (or -k) option in order to use other job key "
+                             "related options.")
+    if args.import_job_key_from_file and not Path(args.import_job_key_from_file).is_file():
+        raise UsageError(f"cannot read the job key file {args.import_job_key_from_file!r}")
 
 
 # ----------------------------------------------------------------------------- output
@@ -247,7 +266,14 @@ def reservation_lines(answer: dict[str, Any]) -> tuple[list[str], bool]:
 
 def _body(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
+    if args.connect:
+        if args.command or args.interactive:
+            raise UsageError("-C JOBID takes no command and no -I")
+        from oar_celery.cli.interactive import connect
+
+        return connect(args.connect)
     request = build_request(args)
+    interactive = bool(request.get("interactive"))
     request["initial_request"] = shlex.join([COMMAND, *argv, *request.pop("script_words")])
     from oar_celery.client import api
     from oar_celery.config import current_user
@@ -255,6 +281,12 @@ def _body(argv: list[str]) -> int:
     request["user"] = current_user()
     job_ids, reply = api.submit_for_reply(request)
     print("\n".join(job_id_lines(job_ids, array=bool(request["array"]))), flush=True)
+    if interactive:
+        from oar_celery.cli.interactive import interactive as interactive_shell
+
+        return interactive_shell(job_ids[0], args.export_job_key_to_file)
+    if args.export_job_key_to_file:
+        export_job_key(job_ids[0], args.export_job_key_to_file)
     if not request["reservation"]:
         return 0
     print("Reservation mode: waiting validation...", flush=True)
@@ -265,6 +297,15 @@ def _body(argv: list[str]) -> int:
         error_line(COMMAND, answer.get("message") or "the reservation was refused")
         return EXIT_FAILURE
     return 0
+
+
+def export_job_key(job_id: int, path: str) -> None:
+    """``-k -e FILE`` of a batch job: its key now; ``oarsh`` asks the head for its nodes once it runs."""
+    from oar_celery.client import api
+    from oar_celery.client.jobshell import write_key_file
+
+    write_key_file(path, api.job_key(job_id)["job_key"])
+    print(f"# Info: export job key to file: {path.replace('%jobid%', str(job_id))}", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -266,6 +266,11 @@ def force_terminate(job_ids: Iterable[int], *, user: str | None = None) -> Outco
     return outcome(_call(FORCE_TERMINATE_TASK, {"user": user or current_user(), "job_ids": ids}), ids)
 
 
+def job_key(job_id: int, *, user: str | None = None) -> dict[str, Any]:
+    """``{"state", "job_key"}`` of one's own job (an admin's: any); ClientError with the head's line."""
+    return _call(Task.JOB_KEY, {"user": user or current_user(), "job_id": int(job_id)})
+
+
 def hold(job_ids: Iterable[int], *, user: str | None = None, running: bool = False) -> Outcome:
     """oarhold: hold waiting jobs (suspend running ones with ``running``)."""
     ids = _ids(job_ids)

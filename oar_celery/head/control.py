@@ -177,3 +177,21 @@ def force_terminate(user: str, job_ids: list[int]) -> dict[str, Any]:
         return f"Force the termination of the job = {job.job_id} ...REGISTERED."
 
     return for_each_job(user, job_ids, terminate, ["ChState"])
+
+
+def job_key(user: str, job_id: int) -> dict[str, Any]:
+    """The key of a job for its owner (or an admin): what ``oarsub -I``, ``-C`` and ``oarsh`` connect with.
+
+    The key opens shells in that job only; the answer of a running job also
+    carries its sealed ticket (for its other nodes) and where each node's
+    job-shell service listens. Refusals are logged: someone asked for a key
+    that is not theirs, or of a job that has ended.
+    """
+    from oar_celery.head.lib.jobshell import job_key_answer
+
+    try:
+        with session_scope() as session:
+            return job_key_answer(session, owned_job(session, int(job_id), user), settings())
+    except Refused as refusal:
+        logger.warning("job key of job %s refused to %s: %s", job_id, user, refusal)
+        return {"error": str(refusal)}

@@ -9,6 +9,7 @@ the head computed for it.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +36,7 @@ def job_environment(spec: dict[str, Any], account: Account, nodefile: Path) -> d
         "USER": account.name,
         "LOGNAME": account.name,
         "SHELL": account.shell,
-        "PATH": _ROOT_PATH if account.uid == 0 else _PATH,
+        "PATH": commands_path(_ROOT_PATH if account.uid == 0 else _PATH),
     }
     for name in ("LANG", "TZ"):
         if name in os.environ:
@@ -64,6 +65,14 @@ def job_environment(spec: dict[str, Any], account: Account, nodefile: Path) -> d
     )
     env.update({str(key): _text(value) for key, value in (spec.get("env") or {}).items()})
     return env
+
+
+def commands_path(path: str) -> str:
+    """The job's PATH, with OAR's commands (``oarsh``, ``oarcp``, ``oarsub``...) where this node has them."""
+    commands = str(Path(sys.executable).parent)
+    if commands in path.split(":") or not os.path.exists(os.path.join(commands, "oarsh")):
+        return path
+    return f"{path}:{commands}"
 
 
 def resource_properties_file(spec: dict[str, Any], nodefile: Path) -> Path:

@@ -126,6 +126,7 @@ class Supervisor:
         self.cgroup = confinement.make_cgroup(self.config, self.host, self.job, cpus, self.spec)
         self.env = job_environment(self.spec, account, self.job.nodefile)
         self.env["OAR_CPUSET"] = confinement.cpuset_name(self.cgroup)
+        self._write_job_key(account)
         failure = self._hook(self.config.prologue, self.env)
         if failure:
             raise JobRefused("prologue_error", f"prologue failed: {failure}")
@@ -147,6 +148,17 @@ class Supervisor:
         reports.job_running(self.app, self.host, self.job.job_id, self.pgid)
         watcher().watch(self)
 
+    def _write_job_key(self, account: Account) -> None:
+        """The key ``oarsh`` finds in ``OAR_JOB_KEY_FILE``; a cluster without job-shell keys has none."""
+        from oar_celery.node import jobshell
+
+        try:
+            path = jobshell.write_job_key(self.config, self.job, self.spec, account, time.time())
+        except (OSError, ValueError) as error:
+            logger.info("job %s: no job key (%s)", self.job.job_id, error)
+            return
+        self.env["OAR_JOB_KEY_FILE"] = str(path)
+
     def check(self, now: float) -> None:
         """Every :data:`POLL` seconds while the job runs: act on a kill request and on the walltime."""
         pgid = self.pgid
@@ -157,6 +169,7 @@ class Supervisor:
             if not kill.get("signalled"):
                 jobcontrol.terminate(pgid, self.cgroup)
             self.hard_kill_at = now + max(0.0, kill["time"] + kill["grace"] - time.time())
+        self._check_client(now)
         walltime = float(self.spec.get("walltime") or 0)
         if self.changes_checked <= now - 1.0:  # oarwalltime: a granted change, looked for once a second
             self.changes_checked = now
@@ -172,6 +185,16 @@ class Supervisor:
             jobcontrol.kill_hard(pgid, self.cgroup)
             self.hard_kill_at = None
             self.hard_killed = True
+
+    def _check_client(self, now: float) -> None:
+        """``oarsub -I``: a client that never opened its shell is lost, and the job is killed, as Leon does."""
+        timeout = float(self.spec.get("client_timeout") or 0)
+        if not timeout or self.reason != "exited" or now - self.started < timeout:
+            return
+        self.spec["client_timeout"] = 0.0  # looked at once
+        if self.job.read("session_exit.claimed") is None and self.job.kill_request is None:
+            logger.warning("job %s: its interactive client never connected: the job is killed", self.job.job_id)
+            self.job.request_kill(self.grace, signalled=False)
 
     def has_exited(self) -> bool:
         """Whether the keeper has exited (our child is not reaped by this).
@@ -205,6 +228,10 @@ class Supervisor:
 
     def _exit_code(self) -> int | None:
         """What the keeper recorded; else its own status (our child), or SIGKILL's if we sent it."""
+        if self.spec.get("interactive"):  # the job was its oarsub -I shell: its status is the job's
+            session = process.read_exit(self.job.path / "session_exit")
+            if session is not None:
+                return session
         recorded = process.read_exit(self.job.exit_file)
         if recorded is not None:
             return recorded

@@ -44,6 +44,8 @@ class SubmitRequest(TypedDict):
     array_params: NotRequired[list[str] | None]
     project: NotRequired[str | None]
     env: NotRequired[dict[str, str]]
+    #: ``oarsub -I``: the job holds its resources for the user's shell, and ends with it.
+    interactive: NotRequired[bool]
     initial_request: NotRequired[str]
     submission_id: NotRequired[str]
     resubmit_job_id: NotRequired[int]
@@ -76,6 +78,11 @@ class LaunchSpec(TypedDict):
     #: Per host, the CPU ids of the job's cores, and its memory limit in MB where resources have ``mem``.
     cpusets: NotRequired[dict[str, list[str]]]
     mem: NotRequired[dict[str, int]]
+    #: An INTERACTIVE job (``oarsub -I``, or a reservation without a command): the node holds the
+    #: resources while users' shells connect to its job-shell service.
+    interactive: NotRequired[bool]
+    #: ``oarsub -I``: seconds its client has to connect once the job runs, or the job is killed (0: no limit).
+    client_timeout: NotRequired[float]
 
 
 #: Why a job's process is gone, as the node says it.

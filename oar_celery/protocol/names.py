@@ -37,6 +37,7 @@ class Task:
     NOTIFY_TAG = "oar.control.notify_tag"
     ACCOUNTING = "oar.control.accounting"
     WALLTIME = "oar.control.walltime"
+    JOB_KEY = "oar.control.job_key"
     REPORTS = "oar.head.reports"
     JOB_RUNNING = "oar.head.job_running"
     JOB_ENDED = "oar.head.job_ended"
@@ -80,6 +81,8 @@ class Key:
     CYCLES = "oar:almighty:cycles"
     #: Histogram counts of cycle and module durations, ``<name>|<le>`` and ``<name>|sum`` (never trimmed).
     DURATIONS = "oar:almighty:durations"
+    #: A hash: node name → where its job-shell service listens, ``{"address", "port"}`` (JSON).
+    JOBSHELL_SERVICES = "oar:jobshell:services"
     #: The node report batches waiting for a cycle (JSON lists of reports).
     QUEUED_REPORTS = "oar:reports"
     FINAUD_SENT = "oar:finaud:sent"

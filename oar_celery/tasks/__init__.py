@@ -49,6 +49,10 @@ Head queue ``oar.head``:
   ``head/properties.py``) and ``oar.control.add_resources(user, nodeset, cpus, cores, properties,
   node_cpus)`` (``oar-celery resources add``, ``head/node_admin.py``): root or the admin user only
   → ``{"results": ["line", ...]}``.
+- ``oar.control.job_key(user, job_id)`` → ``{"state", "job_key"}``: the key of one's own job (an
+  admin's: any) for ``oarsub -I``/``-C``/``-e`` and ``oarsh``; with its ticket and every node's job-shell
+  service once it runs (``head/lib/jobshell.py``, ``protocol/jobshell.py``). Only the set-up crosses the
+  broker: shells go from the client to the node's TLS service directly.
 - ``oar.control.walltime(user, job_id, new_walltime=None, delay_next_jobs=False)``: ``oarwalltime``'s
   request (or, without ``new_walltime``, its status) → ``{"results": [...]}`` (``head/walltime.py``).
 - ``oar.judas.notify(job_id, tag, comment)`` and ``oar.judas.mail_admin(subject, body)``:

@@ -17,7 +17,7 @@ from celery.signals import worker_ready
 
 from oar_celery.celery_app import app
 from oar_celery.config import settings
-from oar_celery.node import jobcontrol, node_hostname, process, recovery, reports
+from oar_celery.node import jobcontrol, jobshell, node_hostname, process, recovery, reports
 from oar_celery.node.jobdir import JobDir
 from oar_celery.node.supervisor import Supervisor
 from oar_celery.protocol.messages import ErrorAnswer, LaunchSpec, LaunchSummary
@@ -174,3 +174,4 @@ def ping(token: str, job_ids: list[int] | None = None) -> dict[str, Any]:
 def _recover_orphans(**_: Any) -> None:
     if "OAR_NODE_HOSTNAME" in os.environ:
         recovery.recover(app, settings(), node_hostname())
+        jobshell.start_service(settings(), node_hostname())

@@ -70,6 +70,12 @@ class Hosts:
             sh("ip", "-n", self.ns["head"], "link", "set", head_end, "up")
             sh("ip", "-n", self.ns[node], "link", "set", node_end, "up")
 
+    def route_between_nodes(self) -> None:
+        """The head forwards between its two links, so that node1 and node2 reach each other (oarsh)."""
+        sh("ip", "netns", "exec", self.ns["head"], "sysctl", "-qw", "net.ipv4.ip_forward=1")
+        sh("ip", "-n", self.ns["node1"], "route", "add", "10.213.2.0/24", "via", "10.213.1.1")
+        sh("ip", "-n", self.ns["node2"], "route", "add", "10.213.1.0/24", "via", "10.213.2.1")
+
     def link(self, node: str, up: bool) -> None:
         sh("ip", "-n", self.ns[node], "link", "set", self.links[node][1], "up" if up else "down")
 
@@ -115,8 +121,10 @@ def start_cluster(hosts: Hosts, state: Path) -> dict[str, str]:
     from oar_celery.cluster import beat_argv, head_worker_argv
     from oar_celery.config import load_settings
     from oar_celery.node.worker import node_worker_argv, node_worker_env
+    from oar_celery.protocol.tls import ensure_cluster_keys
 
     head_env = base_env(state, "redis://127.0.0.1:6379/0")
+    ensure_cluster_keys(state / "keys", ["node1", "node2"])  # what 'oar-celery up' makes: the job-shell keys
     for argv in (["db", "init"], ["resources", "add", "--offline", "node[1-2]", "--cores", "2"]):
         subprocess.run([str(BIN / "oar-celery"), *argv], env=head_env, check=True, capture_output=True, timeout=60)
     hosts.start("head", "redis", ["redis-server", "--port", "6379", "--bind", "0.0.0.0", "--protected-mode", "no",
@@ -165,3 +173,44 @@ def test_two_node_job_and_a_cut_link(hosts: Hosts, tmp_path: Path) -> None:
     hosts.link("node2", up=True)
     wait("SELECT count(*) FROM resources WHERE network_address = 'node2' AND state = 'Alive'", 2, 60,
          "node2 Alive again")
+
+
+def test_oarsh_crosses_the_hosts_to_the_job_nodes_only(hosts: Hosts, tmp_path: Path) -> None:
+    """From a job on node1, oarsh reaches node2 through the network, over TLS, in the job's cgroup there."""
+    hosts.route_between_nodes()
+    state = tmp_path / "state"
+    state.mkdir()
+    head_env = start_cluster(hosts, state)
+    engine = create_engine(f"sqlite:///{state / 'oar.db'}")
+
+    def submit(resources: str, command: str) -> int:
+        done = subprocess.run(["ip", "netns", "exec", hosts.ns["head"], str(BIN / "oarsub"), "-l", resources,
+                               command], env=head_env, cwd=tmp_path, capture_output=True, text=True, timeout=90)
+        assert done.returncode == 0, done.stderr
+        return int(done.stdout.split("=")[1])
+
+    def ended(job_id: int) -> str:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            with engine.connect() as connection:
+                state_now = connection.execute(text(f"SELECT state FROM jobs WHERE job_id = {job_id}")).scalar()
+            if state_now in ("Terminated", "Error"):
+                return str(state_now)
+            time.sleep(0.3)
+        logs = "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-3000:]}" for p in tmp_path.glob("*.out"))
+        raise AssertionError(f"job {job_id} did not end\n{logs}")
+
+    both = submit("/nodes=2/core=1", "oarsh node2 'echo \"on=$OAR_JOB_ID:$OAR_CPUSET\"'")
+    assert ended(both) == "Terminated", (tmp_path / f"OAR.{both}.stderr").read_text()
+    out = (tmp_path / f"OAR.{both}.stdout").read_text()
+    cpuset = out.strip().split(":", 1)[1]
+    assert out.startswith(f"on={both}:") and (not cpuset or cpuset.endswith(f"/node2/{both}"))
+    assert f"job-shell on node2: root into job {both}" in (state / "log" / "oar-node-node2.log").read_text()
+
+    alone = submit("/nodes=1/core=1", "oarsh node2 true; oarsh node1 true; echo status=$?")
+    ended(alone)
+    first = (tmp_path / f"OAR.{alone}.stdout").read_text().strip()
+    said = (tmp_path / f"OAR.{alone}.stderr").read_text().strip()
+    assert first == "status=255" or "status=0" in first
+    assert said.startswith("oarsh: error: ") and " is not a node of job " in said
+    assert "refused" in (state / "log" / "oar-node-node2.log").read_text()

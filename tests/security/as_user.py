@@ -8,7 +8,7 @@ sees the account from the operating system, as it would on a login node.
 
 usage: as_user.py USER COMMAND [ARGS...]
   COMMAND: oarsub, oardel, oarhold, oarresume, oarstat, oarproperty, oarnodesetting,
-  oarremoveresource, or admin for oar-celery
+  oarremoveresource, oarsh, or admin for oar-celery
 """
 
 from __future__ import annotations
@@ -25,9 +25,12 @@ def warm_up() -> None:
     from oar_celery.client import api, transport  # noqa: F401
 
     for name in ("oarsub", "oardel", "oarhold", "oarresume", "oarstat", "oarproperty", "oarnodesetting",
-                 "oarremoveresource", "admin"):
+                 "oarremoveresource", "admin", "interactive", "oarsh"):
         importlib.import_module(f"oar_celery.cli.{name}")
     from oar_celery.head import properties  # noqa: F401  (oarproperty checks names with it)
+    from oar_celery.client import jobshell  # noqa: F401  (TLS to the nodes: ssl, and idna for their names)
+
+    "node".encode("idna")
     importlib.import_module("celery.exceptions")
     with app.connection_for_write() as connection:
         connection.ensure_connection(max_retries=3)

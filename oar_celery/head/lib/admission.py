@@ -117,7 +117,9 @@ def check(session: Session, request: SubmitRequest, config: Settings) -> Submiss
     if user == "root" and not config.allow_root_jobs:
         raise RequestError("jobs submitted by root are refused on this cluster")
     command = str(request.get("command") or "").strip()
-    if not command and not request.get("reservation"):
+    if request.get("interactive") and command:
+        raise RequestError("an interactive job (-I) takes no command")
+    if not command and not request.get("reservation") and not request.get("interactive"):
         raise RequestError("no command given: an empty job is refused (only a reservation may have none)")
     directory = str(request.get("directory") or "")
     if not directory.startswith("/"):
@@ -139,7 +141,9 @@ def check(session: Session, request: SubmitRequest, config: Settings) -> Submiss
     rules.apply(rulebook.active_rules(session, config), job)
     for note in job.notes:
         logger.info("job of %s: %s", user, note)
-    if not job.command.strip() and start is None:  # a command-less reservation holds its resources
+    if request.get("interactive") and request.get("array"):
+        raise RequestError("an interactive job cannot be an array job")
+    if not job.command.strip() and start is None and not request.get("interactive"):
         raise RequestError("no command given: an empty job is refused")
     if any(m.walltime <= 0 for m in job.moldables):
         raise RequestError("a walltime is required on this cluster (-l ...,walltime=H:MM:SS)")
@@ -239,6 +243,7 @@ def _job_row(submission: Submission, index: int, command: str, at: float) -> dic
         "job_name": request.get("name") or None,
         "job_user": submission.user,
         "command": command,
+        "job_type": "INTERACTIVE" if request.get("interactive") or not command else "PASSIVE",
         "state": _state_of(submission),
         "queue_name": submission.queue,
         "properties": request.get("properties") or None,

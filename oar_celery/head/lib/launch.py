@@ -34,6 +34,8 @@ logger = logging.getLogger(__name__)
 
 
 LAUNCH_RESEND = 20
+#: Seconds the holder of an ``oarsub -I`` job sleeps: longer than any walltime.
+_HOLD = 2**31 - 1
 
 
 def start_launching(session: Session, job_ids: list[int]) -> list[LaunchSpec]:
@@ -166,10 +168,16 @@ def launch_spec(job: Any, resources: list[LaunchResource], types: list[str], wal
         hosts = [runner, *(host for host in hosts if host != runner)]
     stdout, stderr = output_paths(job)
     walltime = walltime if walltime is not None else settings().default_walltime
+    shell_job = job.job_type == "INTERACTIVE" and job.reservation == "None"  # oarsub -I
     return {
         "job_id": job.job_id,
         "user": job.job_user,
-        "command": job.command or f"sleep {int(walltime)}",  # a command-less reservation holds its resources
+        # A command-less job holds its resources for its shells: a reservation until its walltime, an oarsub -I
+        # until its shell ends, or Sarko kills it at its walltime (which oarwalltime may change).
+        "command": job.command or f"sleep {_HOLD if shell_job else int(walltime)}",
+        "interactive": job.job_type == "INTERACTIVE",
+        # oarsub -I's client connects once the job runs; a reservation's shells come when they will
+        "client_timeout": settings().interactive_connect_timeout if shell_job else 0.0,
         "directory": job.launching_directory,
         "name": job.job_name or "",
         "walltime": int(walltime),

@@ -74,6 +74,12 @@ def test_reservation_date_is_normalized() -> None:
     assert parse(["-r", "2030-1-2 3:04", "true"])["reservation"] == "2030-01-02 03:04:00"
 
 
+def test_interactive_request_has_no_command() -> None:
+    request = parse(["-I", "-l", "/nodes=1/core=2"])
+    assert request["interactive"] is True and request["command"] == ""
+    assert "interactive" not in parse(["true"])
+
+
 def test_array_param_file(tmp_path: Path) -> None:
     params = tmp_path / "params"
     params.write_text("# comment\na 1\n\nb 2\n")
@@ -90,7 +96,10 @@ def test_array_param_file(tmp_path: Path) -> None:
         (["-l", "/nodes=1{", "true"], 1, "-l"),
         ([], 2, "command is required"),
         (["   "], 2, "command is required"),
-        (["-I"], 2, "interactive jobs are not supported"),
+        (["-I", "hostname"], 2, "an interactive job (-I) takes no command"),
+        (["-I", "-r", "2030-01-01 10:00:00"], 2, "-I cannot be used with -r"),
+        (["-e", "key", "true"], 2, "--use-job-key (or -k)"),
+        (["-C", "0"], 2, "positive"),
         (["-d", "/no/such/directory", "true"], 2, "does not exist"),
         (["-p", "mem >", "true"], 1, "property"),
         (["-r", "tomorrow", "true"], 2, "reservation date"),

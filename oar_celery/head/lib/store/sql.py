@@ -20,6 +20,7 @@ from oar_celery.db.prepared import Prepared
 LAUNCH_COLUMNS = (
     "job_id", "job_user", "command", "launching_directory", "job_name", "stdout_file", "stderr_file",
     "job_env", "array_id", "array_index", "checkpoint", "checkpoint_signal", "project",
+    "job_type", "reservation",
 )
 
 
