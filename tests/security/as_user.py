@@ -27,8 +27,8 @@ def warm_up() -> None:
     for name in ("oarsub", "oardel", "oarhold", "oarresume", "oarstat", "oarproperty", "oarnodesetting",
                  "oarremoveresource", "admin", "interactive", "oarsh"):
         importlib.import_module(f"oar_celery.cli.{name}")
-    from oar_celery.head import properties  # noqa: F401  (oarproperty checks names with it)
     from oar_celery.client import jobshell  # noqa: F401  (TLS to the nodes: ssl, and idna for their names)
+    from oar_celery.head import properties  # noqa: F401  (oarproperty checks names with it)
 
     "node".encode("idna")
     importlib.import_module("celery.exceptions")
