@@ -109,6 +109,10 @@ def node(host: str, password: str, db: int = 0) -> BrokerUser:
         # replay nonces and refusal counters of signed messages
         f"(~oar:seen:{host}:* +set +exists)",
         f"(~{Key.REFUSED} +hincrby)",
+        # the job-shell services' addresses: its own published, the others' read (oarsh across the job's
+        # nodes). A hash's fields share its key's rights, so a node could write another's address: the
+        # client would then meet a certificate without that node's name, and refuse it (TLS, host checked)
+        f"(~{Key.JOBSHELL_SERVICES} +hset +hget +hgetall)",
         # remote control and its replies (Flower, status); events when Flower asks for them, sent but
         # never heard (a task-received event shows the task's arguments)
         "(%W~*.reply.celery.pidbox +lpush)",
