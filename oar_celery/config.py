@@ -126,6 +126,14 @@ class Settings:
     visibility_timeout: int = 3600
     auth_key_file: str = ""
     auth_socket: str = ""
+    #: The key material of signed node messages: ``head.key`` and ``nodes/<host>.key`` (``oar-celery keys``).
+    keys_dir: str = ""
+    #: The one key a node reads, its own (default ``<keys_dir>/nodes/<host>.key``).
+    node_key_file: str = ""
+    #: ``auto``: node tasks and reports are signed and checked wherever the keys exist; ``off``: never.
+    signing: str = "auto"
+    #: Seconds a signed message stays good (clock skew plus a queue wait); its nonce is kept twice as long.
+    signature_window: float = 300.0
     #: the admin's admission rule modules, ``pkg.mod`` or ``pkg.mod:func``, comma-separated
     admission_rules: str = ""
     #: ``queue=H:MM:SS,...``: the longest walltime each listed queue accepts
@@ -172,6 +180,11 @@ class Settings:
     def flower_auth(self) -> Path:
         """The file of Flower's ``user:password`` login."""
         return Path(self.flower_auth_file or Path(self.state_dir) / "flower.auth")
+
+    @property
+    def keys(self) -> Path:
+        """The directory of the signing keys (``OAR_KEYS_DIR``, default ``<state dir>/keys``)."""
+        return Path(self.keys_dir or Path(self.state_dir) / "keys")
 
     @property
     def node_dir(self) -> Path:

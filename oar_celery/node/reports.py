@@ -19,6 +19,10 @@ the head's pool for every batch. Other messages are pushed with one
 ``LPUSH`` in Celery's own format (:func:`oar_celery.protocol.wire.push`). On
 another broker everything goes through ``send_task``, the batch as an
 ``oar.head.reports`` task.
+
+Where the node has its key, each report of a batch, and every other message,
+is signed with it when sent (:mod:`oar_celery.protocol.signing`): a batch
+sent again is signed again, so the head never takes a retry for a replay.
 """
 
 from __future__ import annotations
@@ -36,10 +40,12 @@ import redis
 from celery import Celery
 
 from oar_celery.celery_app import HEAD_QUEUE
+from oar_celery.node import node_hostname
 from oar_celery.node.jobdir import JobDir
 from oar_celery.protocol.bus import queue_reports
 from oar_celery.protocol.messages import Report, RunningReport, ended_report
 from oar_celery.protocol.names import Task
+from oar_celery.protocol.signing import HEAD, REPORT, REPORT_FIELD, TASK_FIELD, node_key, sign, task_subject
 from oar_celery.protocol.wire import push
 
 logger = logging.getLogger(__name__)
@@ -69,7 +75,19 @@ def _try_send(app: Celery, task: str, kwargs: dict[str, Any]) -> bool:
     return True
 
 
+def signed(task: str, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The message signed by this node, each report of a batch on its own; as it is without a key."""
+    host = node_hostname()
+    key = node_key(host)
+    if key is None:
+        return kwargs
+    if task == REPORTS_TASK:
+        return {"reports": [{**report, REPORT_FIELD: sign(key, host, REPORT, report)} for report in kwargs["reports"]]}
+    return {**kwargs, TASK_FIELD: sign(key, host, task_subject(task, HEAD), kwargs)}
+
+
 def _send(app: Celery, task: str, kwargs: dict[str, Any]) -> None:
+    kwargs = signed(task, kwargs)
     url = str(app.conf.broker_url or "")
     if not url.startswith(("redis://", "rediss://", "unix://")):
         app.send_task(task, kwargs=kwargs, queue=HEAD_QUEUE)

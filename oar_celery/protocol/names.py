@@ -84,6 +84,8 @@ class Key:
     FINAUD_ANSWERED = "oar:finaud:answered"
     #: Nodes whose last judged ping went unanswered (until they answer one), for ``oar-celery status``.
     FINAUD_MISSED = "oar:finaud:missed"
+    #: Refused messages counted by ``<kind>:<origin>`` (HINCRBY), which the head's metrics expose.
+    REFUSED = "oar:refused"
 
 
 #: Upper bounds (seconds) of the duration histograms' buckets: Almighty counts, the metrics read.
@@ -121,6 +123,15 @@ def resume_key(job_id: int) -> str:
 def nonce_key(nonce: str) -> str:
     """Marks a request credential as used, so that a replay is refused."""
     return f"oar:auth:nonce:{nonce}"
+
+
+def seen_key(host: str, nonce: str) -> str:
+    """Marks a signed message under ``host``'s key as received (``SET NX EX``), so that a replay is refused.
+
+    Both directions of a node's messages are signed with that node's key, so
+    both record their nonces under its name: a node writes only its own.
+    """
+    return f"oar:seen:{host}:{nonce}"
 
 
 def result_key(task_id: str) -> str:
