@@ -1,7 +1,7 @@
-"""``python -m bench [latency|throughput|history|wide|scheduler|startup|memory|api|all] [--quick] [--no-write]``.
+"""``python -m bench [latency|throughput|history|wide|scheduler|startup|memory|api|signing|all] [--quick]``.
 
 Each benchmark prints a markdown table and appends it, with the command, the
-date and the machine, to ``BENCHMARKS.md`` (``--no-write`` only prints).
+date and the machine, to ``BENCHMARKS.md`` (``--no-write``: printed only).
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-BENCHMARKS = ("latency", "throughput", "history", "wide", "scheduler", "startup", "memory", "api")
+BENCHMARKS = ("latency", "throughput", "history", "wide", "scheduler", "startup", "memory", "api", "signing")
 
 
 def run_one(name: str, args: list[str]) -> None:

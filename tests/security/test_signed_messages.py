@@ -120,7 +120,8 @@ def test_a_launch_forged_by_a_user_runs_nothing(signed_cluster, victim, accounts
     assert not (signed_cluster.state_dir / "nodes" / victim["host"] / "jobs" / str(job_id)).exists()
     assert snapshot(signed_cluster) == state
     why = "unsigned" if run_as == "root" else "bad signature"
-    assert f"refused launch from {origin} on {victim['host']}: {why}" in log_of(signed_cluster, f"node-{victim['host']}")
+    node_log = log_of(signed_cluster, f"node-{victim['host']}")
+    assert f"refused launch from {origin} on {victim['host']}: {why}" in node_log
 
 
 def test_a_forged_kill_leaves_the_job_running(signed_cluster, victim, accounts) -> None:  # type: ignore[no-untyped-def]
