@@ -310,7 +310,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         missing = [host for host in hosts if host not in known]
         if missing:
             add_resources(session, missing, cpus=args.cpus, cores=args.cores, node_cpus=os.cpu_count() or 1)
-    cluster.enable_signing(config, hosts)
+    cluster.enable_signing(config, sorted(known | set(hosts)))  # nodes started by hand too
     processes = cluster.start_cluster(config, hosts, api_port=args.api_port)
     silent = cluster.wait_for_workers(config, hosts, timeout=args.timeout)
     if silent:

@@ -34,7 +34,7 @@ import queue
 import threading
 import time
 from functools import lru_cache
-from typing import Any
+from typing import Any, cast
 
 import redis
 from celery import Celery
@@ -76,14 +76,22 @@ def _try_send(app: Celery, task: str, kwargs: dict[str, Any]) -> bool:
 
 
 def signed(task: str, kwargs: dict[str, Any]) -> dict[str, Any]:
-    """The message signed by this node, each report of a batch on its own; as it is without a key."""
-    host = node_hostname()
-    key = node_key(host)
-    if key is None:
-        return kwargs
+    """The message signed by the node it is about, each report of a batch on its own; as it is without a key.
+
+    The node is the message's ``host``: this node on a real one; one of the
+    nodes a single benchmark worker emulates (``bench/wide_worker.py``).
+    """
     if task == REPORTS_TASK:
-        return {"reports": [{**report, REPORT_FIELD: sign(key, host, REPORT, report)} for report in kwargs["reports"]]}
-    return {**kwargs, TASK_FIELD: sign(key, host, task_subject(task, HEAD), kwargs)}
+        return {"reports": [_signed_report(report) for report in kwargs["reports"]]}
+    host = str(kwargs.get("host") or node_hostname())
+    key = node_key(host)
+    return kwargs if key is None else {**kwargs, TASK_FIELD: sign(key, host, task_subject(task, HEAD), kwargs)}
+
+
+def _signed_report(report: Report) -> Report:
+    host = str(report.get("host") or node_hostname())
+    key = node_key(host)
+    return report if key is None else cast(Report, {**report, REPORT_FIELD: sign(key, host, REPORT, report)})
 
 
 def _send(app: Celery, task: str, kwargs: dict[str, Any]) -> None:
