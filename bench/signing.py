@@ -118,6 +118,46 @@ def nonce_claim_us(iterations: int, runs: int) -> float | None:
             client.delete(name)
 
 
+def head_batch_ms(reports: int, runs: int) -> float | None:
+    """The head's check of one batch of signed reports (signatures, then every nonce in one script), in ms."""
+    import os
+    import tempfile
+    from pathlib import Path
+
+    import redis
+
+    from bench.common import redis_url
+    from oar_celery.config import settings
+    from oar_celery.head.lib.trust import verified_reports
+    from oar_celery.protocol.signing import REPORT, create_keys, node_key_path, read_key, sign
+
+    client = redis.Redis.from_url(redis_url())
+    try:
+        client.ping()
+    except redis.RedisError:
+        return None
+    with tempfile.TemporaryDirectory() as directory:
+        keys = Path(directory) / "keys"
+        hosts = [f"node{i}" for i in range(1, 17)]
+        create_keys(keys, hosts)
+        os.environ.update(OAR_KEYS_DIR=str(keys), OAR_BROKER_URL=redis_url(), OAR_SIGNING="auto")
+        settings.cache_clear()
+        host_keys = {host: read_key(node_key_path(keys, host)) or b"" for host in hosts}
+        times = []
+        for _ in range(runs):
+            batch = []
+            for i in range(reports):
+                host = hosts[i % len(hosts)]
+                report = {**MESSAGES["ended report"], "job_id": i, "host": host}
+                batch.append({**report, "sig": sign(host_keys[host], host, REPORT, report)})
+            started = time.perf_counter()
+            verified = verified_reports(client, batch)
+            times.append((time.perf_counter() - started) * 1000)
+            assert len(verified.reports) == reports
+            verified.release(client)
+    return statistics.median(times)
+
+
 def main(args: list[str], *, write: bool = True) -> None:
     quick = "--quick" in args
     iterations, runs = (300, 3) if quick else (ITERATIONS, RUNS)
@@ -129,9 +169,12 @@ def main(args: list[str], *, write: bool = True) -> None:
         figures = [per_message_us(step, iterations, runs) for step in (hmac_sign, hmac_check, x509_sign, x509_check)]
         rows.append([label, *(f"{value:.1f}" for value in figures), f"{figures[2] / figures[0]:.0f}x"])
     nonce = nonce_claim_us(iterations, runs)
+    batch = head_batch_ms(100, max(runs, 5))
     table = markdown_table(["message", "HMAC sign µs", "HMAC check µs", "X.509 sign µs", "X.509 check µs",
                             "X.509 / HMAC (sign)"], rows)
     text = (f"Median of {runs} runs of {iterations} messages each, one core. The receiver's nonce claim "
             f"(`SET NX EX` on Redis, whichever the signature): "
-            f"{'no Redis' if nonce is None else f'{nonce:.0f} µs'} per message.\n\n{table}")
+            f"{'no Redis' if nonce is None else f'{nonce:.0f} µs'} per message. The head's check of a batch of "
+            f"100 signed reports (signatures, then their nonces in one script): "
+            f"{'no Redis' if batch is None else f'{batch:.2f} ms'}.\n\n{table}")
     report("Signed messages", text, "python -m bench signing " + " ".join(args), write=write)

@@ -3,7 +3,7 @@
 The checks of :mod:`oar_celery.protocol.signing`, for the report batches
 queued in ``oar:reports``: each report of a batch is checked on its own, and
 a refused one is logged, counted and dropped without its batch. The nonces
-of a batch are claimed in one pipeline before it is applied, and given back
+of a batch are claimed in one script before it is applied, and given back
 if its transaction fails, so that the next cycle can apply it again.
 
 The identity check needs the database: a node may only report on jobs that
@@ -19,10 +19,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import redis
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from oar_celery.config import settings
-from oar_celery.head.lib.hosts import job_hosts
+from oar_celery.db.models import AssignedResource, Job, Resource
+from oar_celery.head.lib.hosts import add_head_side_hosts
+from oar_celery.protocol import scripts
 from oar_celery.protocol.names import seen_key
 from oar_celery.protocol.signing import (
     HEAD,
@@ -96,10 +99,7 @@ def verified_reports(client: redis.Redis, raws: Iterable[object]) -> Verified:
     if not candidates:
         return Verified()
     names = [seen_key(signature["signer"], signature["nonce"]) for _, signature in candidates]
-    pipe = client.pipeline(transaction=False)
-    for name in names:
-        pipe.set(name, b"1", nx=True, ex=nonce_ttl(window))
-    fresh = pipe.execute()
+    fresh = client.eval(scripts.CLAIM_NONCES, len(names), *names, nonce_ttl(window))
     verified = Verified()
     for (raw, signature), name, new in zip(candidates, names, fresh, strict=True):
         if new:
@@ -118,12 +118,31 @@ def _about(raw: object) -> str:
 
 
 def off_their_hosts(session: Session, claims: Iterable[tuple[int, str]]) -> set[tuple[int, str]]:
-    """The (job, host) claims of reports about a job that holds no resource on that host."""
+    """The (job, host) claims of reports about a job that holds no resource on that host.
+
+    One query on the assigned resources; the cosystem and deploy host (the
+    head side's, :func:`.hosts.add_head_side_hosts`) is looked up only for
+    the claims that query did not confirm.
+    """
     wanted = set(claims)
     if not wanted:
         return set()
-    hosts = job_hosts(session, sorted({job_id for job_id, _ in wanted}))
-    return {(job_id, host) for job_id, host in wanted if host not in hosts.get(job_id, ())}
+    rows = session.execute(_ASSIGNED_HOSTS, {"job_ids": sorted({job_id for job_id, _ in wanted})})
+    unconfirmed = wanted - {(job_id, host) for job_id, host in rows}
+    if not unconfirmed:
+        return set()
+    hosts: dict[int, list[str]] = {job_id: [] for job_id, _ in unconfirmed}
+    add_head_side_hosts(session, hosts)
+    return {(job_id, host) for job_id, host in unconfirmed if host not in hosts[job_id]}
+
+
+#: The hosts each job holds resources on.
+_ASSIGNED_HOSTS = (
+    select(Job.job_id, Resource.network_address).distinct()
+    .join(AssignedResource, AssignedResource.moldable_job_id == Job.assigned_moldable_job)
+    .join(Resource, Resource.resource_id == AssignedResource.resource_id)
+    .where(Job.job_id.in_(bindparam("job_ids", expanding=True)))
+)
 
 
 def refuse_foreign(client: redis.Redis | None, kind: str, foreign: Iterable[tuple[int, str]]) -> None:
