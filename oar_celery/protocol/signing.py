@@ -157,8 +157,14 @@ def claimed_signer(signature: object) -> str:
     return label(signature.get("signer"))
 
 
+def _printable(text: str, limit: int = 200) -> str:
+    """A forger's text made fit for one log line: control characters shown as ``?``, cut to ``limit``."""
+    return "".join(c if c.isprintable() else "?" for c in text[:limit])
+
+
 def refuse(client: Counter | None, kind: str, origin: str, why: str, where: str, detail: str = "") -> None:
     """Log a refused message on one line, with its origin, and count it in ``oar:refused``."""
+    kind, origin, why, where, detail = (_printable(part) for part in (kind, origin, why, where, detail))
     logger.warning("refused %s from %s on %s: %s%s", kind, origin, where, why, f" ({detail})" if detail else "")
     if client is None:
         return

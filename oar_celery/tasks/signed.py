@@ -52,10 +52,9 @@ def _checked(key: bytes, signature: object, subject: str, kwargs: dict[str, Any]
     return checked
 
 
-def _origin(task: Task, signature: object) -> str:
-    """Who the message says it comes from, and the sender process its envelope names (one line's worth)."""
-    sent_by = getattr(task.request, "origin", None) or "?"
-    return f"{claimed_signer(signature)} (sent by {sent_by})"
+def _sent_by(task: Task) -> str:
+    """The sending process the message's envelope names (``gen<pid>@<host>``): the forger may have lied."""
+    return f"sent by {str(getattr(task.request, 'origin', None) or '?')[:100]}"
 
 
 class SignedTask(Task):
@@ -69,8 +68,7 @@ class SignedTask(Task):
             try:
                 _checked(key, signature, task_subject(self.name, host), kwargs, args, HEAD, host)
             except Refused as why:
-                refuse(broker_redis(), _kind(self.name), claimed_signer(signature), str(why), host,
-                       _origin(self, signature))
+                refuse(broker_redis(), _kind(self.name), claimed_signer(signature), str(why), host, _sent_by(self))
                 return {"error": f"refused: {why}"}
         return super().__call__(*args, **kwargs)
 
@@ -89,7 +87,6 @@ class FromNodeTask(Task):
                     raise Refused(f"no key for node {host!r}")
                 _checked(key, signature, task_subject(self.name, HEAD), kwargs, args, host, host)
             except Refused as why:
-                refuse(broker_redis(), _kind(self.name), claimed_signer(signature), str(why), HEAD,
-                       _origin(self, signature))
+                refuse(broker_redis(), _kind(self.name), claimed_signer(signature), str(why), HEAD, _sent_by(self))
                 return None
         return super().__call__(*args, **kwargs)

@@ -111,3 +111,14 @@ def test_keys_are_made_private_once_and_kept(tmp_path: Path) -> None:
 def test_a_node_name_that_is_no_file_name_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="not a node name"):
         create_keys(tmp_path / "keys", ["../../etc/passwd"])
+
+
+def test_a_refusal_is_one_log_line_whatever_the_forger_wrote(caplog: pytest.LogCaptureFixture) -> None:
+    from oar_celery.protocol.signing import refuse
+
+    with caplog.at_level("WARNING"):
+        refuse(None, "launch", "node1\nrefused nothing", "unsigned", "node1", "sent by x\x1b[2J\ny")
+    assert len(caplog.records) == 1
+    line = caplog.records[0].getMessage()
+    assert "\n" not in line and "\x1b" not in line
+    assert line.startswith("refused launch from node1?refused nothing on node1: unsigned")
