@@ -3,9 +3,10 @@
 usage: forge.py USER ACTION_JSON   (started as root with the cluster's environment; drops to USER first)
 
 Actions (``op``): ``task`` pushes an ``oar.node.*`` task (``task``, ``host``, ``kwargs``), unsigned or
-signed with a key of the user's own making (``fake_key``); ``reports`` queues a report batch for
-Almighty as a node does, unsigned or signed with a key file the user can read (``key_file``,
-``signer``: a stolen node key); ``raw`` pushes bytes captured from the broker (``queue``, ``file``).
+signed with a key of the user's own making (``fake_key``), or a node's task for the head (``queue``);
+``reports`` queues a report batch for Almighty as a node does, unsigned or signed with a key file the
+user can read (``key_file``, ``signer``: a stolen node key); ``raw`` pushes bytes captured from the
+broker (``queue``, ``file``).
 Everything is built here, with the project's public message code, as any user could.
 """
 
@@ -27,7 +28,7 @@ def forge_task(client: redis.Redis, action: dict) -> None:  # type: ignore[type-
     kwargs = dict(action["kwargs"])
     if action.get("fake_key"):
         kwargs["oar_sig"] = sign(b"f" * 64, HEAD, task_subject(action["task"], action["host"]), kwargs)
-    push(client, action["task"], kwargs, f"oar.node.{action['host']}")
+    push(client, action["task"], kwargs, action.get("queue") or f"oar.node.{action['host']}")
 
 
 def forge_reports(client: redis.Redis, action: dict) -> None:  # type: ignore[type-arg]

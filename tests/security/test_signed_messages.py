@@ -143,6 +143,18 @@ def test_a_fake_ended_report_changes_nothing(signed_cluster, victim, accounts) -
     assert "refused ended from unsigned on head: unsigned" in log_of(signed_cluster, "head")
 
 
+def test_a_forged_ping_answer_ends_no_job(signed_cluster, victim, accounts) -> None:  # type: ignore[no-untyped-def]
+    """A node's answer to Finaud, in the victim node's name, saying the job ended."""
+    status = {"exit_code": 0, "reason": "exited", "message": ""}
+    before, state = refused(signed_cluster, "answer", "unsigned"), snapshot(signed_cluster)
+    forge(signed_cluster, accounts["bob"], op="task", task="oar.finaud.answer", host=victim["host"],
+          queue="oar.head", kwargs={"host": victim["host"], "token": "forged", "jobs": {str(victim["job_id"]): status}})
+    wait_refused(signed_cluster, "answer", "unsigned", before)
+    still_running(signed_cluster, victim)
+    assert snapshot(signed_cluster) == state
+    assert "refused answer from unsigned on head: unsigned" in log_of(signed_cluster, "head")
+
+
 def test_a_replayed_genuine_message_is_refused(signed_cluster, victim, accounts, shared_dir) -> None:  # type: ignore[no-untyped-def]
     """A message the head really signed, captured on the broker and pushed again by the user."""
     from oar_celery.config import load_settings
@@ -198,7 +210,7 @@ def test_the_refusals_are_in_the_metrics_and_the_job_still_ends_normally(signed_
         key = ("oar_refused_messages_total", (("kind", kind), ("origin", origin)))
         assert samples.get(key, 0) >= 1, f"{key} not counted: {sorted(k for k in samples if 'refused' in k[0])}"
     counted = redis.Redis.from_url(signed_cluster.env["OAR_BROKER_URL"]).hgetall("oar:refused")
-    forged = {"launch:unsigned", "launch:head", "kill:unsigned", "ended:unsigned", "signal:head",
+    forged = {"launch:unsigned", "launch:head", "kill:unsigned", "ended:unsigned", "answer:unsigned", "signal:head",
               f"ended:{victim['other']}"}
     assert {field.decode() for field in counted} == forged  # the cluster's own messages: none refused
     # The genuine messages still work: the head's kill is signed, the node's end report too.
