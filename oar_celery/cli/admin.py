@@ -152,7 +152,10 @@ def cmd_keys(args: argparse.Namespace) -> int:
     if args.nodes:
         from oar_celery.head.lib.resources import expand_nodeset
 
-        hosts: list[str] | None = expand_nodeset(args.nodes)
+        try:
+            hosts: list[str] | None = expand_nodeset(args.nodes)
+        except Exception as error:  # noqa: BLE001 - a bad nodeset: its one line
+            return fail(str(error))
     else:
         hosts = _resource_hosts()
     if hosts is None:
