@@ -31,7 +31,7 @@ import os
 import re
 import secrets
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Protocol, TypedDict
@@ -150,11 +150,20 @@ def label(origin: object) -> str:
     return origin if isinstance(origin, str) and valid_name(origin) else "unknown"
 
 
-def claimed_signer(signature: object) -> str:
-    """Who a message says signed it, as a label (``unsigned`` when it carries no signature)."""
+def claimed_signer(signature: object, known: Callable[[str], bool] | None = None) -> str:
+    """Who a message says signed it, as a counter's label: ``unsigned`` without a signature, ``unknown``
+    for a signer that is no valid name or, with ``known``, not one the receiver has a key for (so a
+    forger cannot grow the metric's labels without bound)."""
     if not isinstance(signature, dict):
         return "unsigned"
-    return label(signature.get("signer"))
+    signer = label(signature.get("signer"))
+    return signer if signer == "unknown" or known is None or known(signer) else "unknown"
+
+
+def claim_note(signature: object) -> str:
+    """The signer a message claims, for the log line, when its label says ``unknown``."""
+    signer = signature.get("signer") if isinstance(signature, dict) else None
+    return f"claims to be signed by {str(signer)[:64]!r}" if signer is not None else ""
 
 
 def _printable(text: str, limit: int = 200) -> str:

@@ -24,6 +24,7 @@ from oar_celery.protocol.signing import (
     Refused,
     Signature,
     claim,
+    claim_note,
     claimed_signer,
     head_keyring,
     node_key,
@@ -52,9 +53,11 @@ def _checked(key: bytes, signature: object, subject: str, kwargs: dict[str, Any]
     return checked
 
 
-def _sent_by(task: Task) -> str:
-    """The sending process the message's envelope names (``gen<pid>@<host>``): the forger may have lied."""
-    return f"sent by {str(getattr(task.request, 'origin', None) or '?')[:100]}"
+def _detail(task: Task, origin: str, signature: object) -> str:
+    """The sending process the message's envelope names (``gen<pid>@<host>``, the forger may have lied),
+    and the signer it claimed when that is no known one."""
+    sent_by = f"sent by {str(getattr(task.request, 'origin', None) or '?')[:100]}"
+    return f"{sent_by}, {claim_note(signature)}" if origin == "unknown" else sent_by
 
 
 class SignedTask(Task):
@@ -68,7 +71,8 @@ class SignedTask(Task):
             try:
                 _checked(key, signature, task_subject(self.name, host), kwargs, args, HEAD, host)
             except Refused as why:
-                refuse(broker_redis(), _kind(self.name), claimed_signer(signature), str(why), host, _sent_by(self))
+                origin = claimed_signer(signature, lambda signer: signer == HEAD)
+                refuse(broker_redis(), _kind(self.name), origin, str(why), host, _detail(self, origin, signature))
                 return {"error": f"refused: {why}"}
         return super().__call__(*args, **kwargs)
 
@@ -87,6 +91,7 @@ class FromNodeTask(Task):
                     raise Refused(f"no key for node {host!r}")
                 _checked(key, signature, task_subject(self.name, HEAD), kwargs, args, host, host)
             except Refused as why:
-                refuse(broker_redis(), _kind(self.name), claimed_signer(signature), str(why), HEAD, _sent_by(self))
+                origin = claimed_signer(signature, lambda signer: keys.node(signer) is not None)
+                refuse(broker_redis(), _kind(self.name), origin, str(why), HEAD, _detail(self, origin, signature))
                 return None
         return super().__call__(*args, **kwargs)

@@ -122,3 +122,14 @@ def test_a_refusal_is_one_log_line_whatever_the_forger_wrote(caplog: pytest.LogC
     line = caplog.records[0].getMessage()
     assert "\n" not in line and "\x1b" not in line
     assert line.startswith("refused launch from node1?refused nothing on node1: unsigned")
+
+
+def test_a_signer_without_a_key_is_counted_as_unknown() -> None:
+    from oar_celery.protocol.signing import claimed_signer
+
+    known = {"head", "node1"}.__contains__
+    assert claimed_signer(None, known) == "unsigned"
+    assert claimed_signer({"signer": "node1"}, known) == "node1"
+    assert claimed_signer({"signer": "node1"}) == "node1"
+    assert claimed_signer({"signer": "made-up-4242"}, known) == "unknown"
+    assert claimed_signer({"signer": "bad name\n"}) == "unknown"

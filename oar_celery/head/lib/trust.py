@@ -34,6 +34,7 @@ from oar_celery.protocol.signing import (
     Keyring,
     Refused,
     Signature,
+    claim_note,
     claimed_signer,
     head_keyring,
     nonce_ttl,
@@ -95,7 +96,9 @@ def verified_reports(client: redis.Redis, raws: Iterable[object]) -> Verified:
             candidates.append((raw, check_report(keys, raw, window)))
         except Refused as why:
             signature = raw.get(REPORT_FIELD) if isinstance(raw, dict) else None
-            refuse(client, report_kind(raw), claimed_signer(signature), str(why), HEAD, _about(raw))
+            origin = claimed_signer(signature, lambda signer: signer == HEAD or keys.node(signer) is not None)
+            note = claim_note(signature) if origin == "unknown" else ""
+            refuse(client, report_kind(raw), origin, str(why), HEAD, ", ".join(filter(None, (_about(raw), note))))
     if not candidates:
         return Verified()
     names = [seen_key(signature["signer"], signature["nonce"]) for _, signature in candidates]
