@@ -1,8 +1,8 @@
-"""``python -m bench [latency|throughput|history|wide|scheduler|startup|memory|api|interactive|all] [--quick]
+"""``python -m bench [latency|throughput|history|wide|scheduler|startup|memory|api|interactive|signing|all] [--quick]
 [--no-write]``.
 
 Each benchmark prints a markdown table and appends it, with the command, the
-date and the machine, to ``BENCHMARKS.md`` (``--no-write`` only prints).
+date and the machine, to ``BENCHMARKS.md`` (``--no-write``: printed only).
 """
 
 from __future__ import annotations
@@ -10,7 +10,8 @@ from __future__ import annotations
 import importlib
 import sys
 
-BENCHMARKS = ("latency", "throughput", "history", "wide", "scheduler", "startup", "memory", "api", "interactive")
+BENCHMARKS = ("latency", "throughput", "history", "wide", "scheduler", "startup", "memory", "api", "interactive",
+              "signing")
 
 
 def run_one(name: str, args: list[str]) -> None:

@@ -129,7 +129,51 @@ def memory_table(peaks: dict[str, float]) -> str:
     return markdown_table(["process", "peak RSS"], [[name, f"{mib:.0f} MiB"] for name, mib in peaks.items()])
 
 
+def signing_cost(args: list[str], *, write: bool = True) -> None:
+    """``--signing``: the same API round unsigned (``OAR_SIGNING=off``) and signed, alternated, in one session.
+
+    Each round has a cluster of its own; the CPU per job (from ``/proc``) is
+    what the shared machine's load disturbs least.
+    """
+    jobs = QUICK_JOBS if "--quick" in args else JOBS
+    rounds: dict[str, list[Round]] = {"unsigned": [], "signed": []}
+    for variant in ("unsigned", "signed", "unsigned", "signed"):
+        with BenchCluster(4, 4, OAR_SIGNING="off" if variant == "unsigned" else "auto") as bench:
+            rounds[variant].append(run_round(bench, jobs, "api"))
+    rows = []
+    for variant, done in rounds.items():
+        for r in done:
+            nodes = sum(v for k, v in r.cpu_ms.items() if k.startswith("node"))
+            bad = sum(v for k, v in r.states.items() if k != "Terminated")
+            rows.append([variant, f"{r.jobs:,}", f"{r.end_seconds:.2f} s", f"{r.end_rate:,.0f} jobs/s",
+                         f"{r.cpu_ms.get('head', 0.0):.2f}", f"{nodes:.2f}", f"{_own(r):.2f}",
+                         f"{r.cpu_ms.get('redis', 0.0):.2f}", f"{r.cpu_ms['total']:.2f}", bad])
+
+    def mean(variant: str) -> float:
+        return sum(_own(r) for r in rounds[variant]) / len(rounds[variant])
+
+    cost = mean("signed") - mean("unsigned")
+    text = (
+        f"4 nodes × 4 cores (`oar-celery up`), one-core jobs of `true` through the client API, {os.cpu_count()} "
+        "CPUs shared by every process; rounds alternated unsigned (`OAR_SIGNING=off`) and signed, each on a "
+        "cluster of its own. CPU per job in milliseconds (from `/proc`).\n\n"
+        + markdown_table(["messages", "jobs", "end to end", "end-to-end rate", "head CPU", "nodes CPU",
+                          "cluster CPU", "redis CPU", "total CPU", "not Terminated"], rows)
+        + f"\n\nSigning's cost: {cost:+.2f} ms of the cluster's own CPU per job (its processes, not the shared "
+        "PostgreSQL and Redis servers; mean of the signed rounds minus the mean of the unsigned ones)."
+    )
+    report("Throughput with signed messages", text, "python -m bench throughput " + " ".join(args), write=write)
+
+
+def _own(r: Round) -> float:
+    """The CPU per job of the cluster's own processes (the servers it shares with others left out)."""
+    return sum(v for k, v in r.cpu_ms.items() if k not in ("total", "postgresql", "redis"))
+
+
 def main(args: list[str], *, write: bool = True) -> None:
+    if "--signing" in args:
+        signing_cost(args, write=write)
+        return
     quick = "--quick" in args
     jobs = QUICK_JOBS if quick else JOBS
     with BenchCluster(4, 4) as bench, bench.memory() as sampler:

@@ -46,9 +46,11 @@ def main(hosts: list[str]) -> None:
     from celery.signals import task_prerun
 
     import oar_celery.tasks.bipbip as bipbip
+    import oar_celery.tasks.signed as signed
     from oar_celery.celery_app import app
 
     bipbip.node_hostname = current_host  # type: ignore[assignment]
+    signed.node_hostname = current_host  # type: ignore[assignment]  # each task checked with its node's key
     task_prerun.connect(_remember_host, weak=False)
     app.worker_main(argv(hosts))
 

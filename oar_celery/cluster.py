@@ -159,6 +159,19 @@ def enable_auth(state_dir: Path) -> None:
     settings.cache_clear()
 
 
+def enable_signing(config: Settings, hosts: list[str]) -> None:
+    """Sign this local cluster's node messages: the keys of its head and nodes, made where missing.
+
+    Signing costs a few tens of microseconds per message (BENCHMARKS.md), so a
+    local cluster signs whether or not its users prove who they are
+    (``up --auth``); ``OAR_SIGNING=off`` leaves it unsigned.
+    """
+    from oar_celery.protocol.signing import create_keys, signing_on
+
+    if signing_on(config):
+        create_keys(config.keys, hosts)
+
+
 #: The local cluster's own broker (``up --auth``): its ACL file, and each role's URL, mode 0600.
 BROKER_DIR = "broker"
 

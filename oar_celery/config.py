@@ -134,7 +134,8 @@ class Settings:
     visibility_timeout: int = 3600
     auth_key_file: str = ""
     auth_socket: str = ""
-    #: Where the cluster's keys live (TLS files under ``<keys dir>/tls/``); default ``<state dir>/keys``.
+    #: Where the cluster's keys live: ``head.key`` and ``nodes/<host>.key`` of signed node messages
+    #: (``oar-celery keys``), the job-shell's TLS files under ``tls/``; default ``<state dir>/keys``.
     keys_dir: str = ""
     #: The address a node's job-shell service (``oarsub -I``, ``oarsh``) listens on and gives out; empty: the
     #: address this node reaches the broker from. Port 0: one the system picks, published on the broker.
@@ -142,6 +143,12 @@ class Settings:
     jobshell_port: int = 0
     #: Seconds an ``oarsub -I`` client has to open its shell once its job runs; a client lost before: the job is killed.
     interactive_connect_timeout: float = 60.0
+    #: The one key a node reads, its own (default ``<keys_dir>/nodes/<host>.key``).
+    node_key_file: str = ""
+    #: ``auto``: node tasks and reports are signed and checked wherever the keys exist; ``off``: never.
+    signing: str = "auto"
+    #: Seconds a signed message stays good (clock skew plus a queue wait); its nonce is kept twice as long.
+    signature_window: float = 300.0
     #: the admin's admission rule modules, ``pkg.mod`` or ``pkg.mod:func``, comma-separated
     admission_rules: str = ""
     #: ``queue=H:MM:SS,...``: the longest walltime each listed queue accepts
@@ -191,6 +198,7 @@ class Settings:
 
     @property
     def keys(self) -> Path:
+        """The cluster's keys directory (``OAR_KEYS_DIR``, default ``<state dir>/keys``)."""
         return Path(self.keys_dir or Path(self.state_dir) / "keys")
 
     @property

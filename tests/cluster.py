@@ -26,6 +26,16 @@ BIN = Path(sys.executable).parent
 FINAL = ("Terminated", "Error")
 
 
+def signed_node_task(keys_dir: Path, host: str, task: str, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """A node task's kwargs signed as the head signs them, with ``host``'s key (made if it has none)."""
+    from oar_celery.protocol.signing import HEAD, TASK_FIELD, create_keys, node_key_path, read_key, sign, task_subject
+
+    create_keys(keys_dir, [host])
+    key = read_key(node_key_path(keys_dir, host))
+    assert key is not None
+    return {**kwargs, TASK_FIELD: sign(key, HEAD, task_subject(task, host), kwargs)}
+
+
 def command_path(name: str) -> str:
     candidate = BIN / name
     return str(candidate) if candidate.exists() else name
@@ -106,6 +116,12 @@ class LocalCluster:
         entries = [e for e in json.loads(pid_file(config).read_text()) if e["name"] != name]
         entries.append(Process(name, process.pid).__dict__)
         pid_file(config).write_text(json.dumps(entries))
+
+    def node_task(self, host: str, task: str, **kwargs: Any) -> dict[str, Any]:
+        """A node task's kwargs, signed as this cluster's head would sign them."""
+        from oar_celery.config import load_settings
+
+        return signed_node_task(load_settings(self.env).keys, host, task, kwargs)
 
     def logs(self, tail: int = 40) -> str:
         out = []

@@ -141,9 +141,62 @@ def cmd_resources_add(args: argparse.Namespace) -> int:
         print(f"{len(present)} host(s) already have resources, left as they are: {','.join(present)}")
     if ids:
         print(f"{len(ids)} resource(s) added on {len(hosts)} host(s): {ids[0]}..{ids[-1]}")
+    _keys_for_new_nodes(hosts)
     with contextlib.suppress(Exception):  # the broker may not run yet: the next tick catches up
         notify(["ChState"])
     return 0
+
+
+def _keys_for_new_nodes(hosts: list[str]) -> None:
+    """A cluster that signs its messages (its keys directory exists) gets a key for each new node."""
+    from oar_celery.protocol.signing import create_keys, signing_on
+
+    config = settings()
+    if hosts and signing_on(config) and (config.keys / "nodes").is_dir():
+        created = create_keys(config.keys, hosts)
+        if created:
+            print(f"{len(created)} node key(s) made in {config.keys / 'nodes'}: copy each to its node")
+
+
+def cmd_keys(args: argparse.Namespace) -> int:
+    """Make the cluster's keys, those missing only: ``head.key`` and one key per node for signed node
+    messages, and the job shells' CA, node certificates and job-key secret (``tls/``)."""
+    from oar_celery.protocol.signing import create_keys
+    from oar_celery.protocol.tls import ensure_cluster_keys
+
+    config = settings()
+    if args.nodes:
+        from oar_celery.head.lib.resources import expand_nodeset
+
+        try:
+            hosts: list[str] | None = expand_nodeset(args.nodes)
+        except Exception as error:  # noqa: BLE001 - a bad nodeset: its one line
+            return fail(str(error))
+    else:
+        hosts = _resource_hosts()
+    if hosts is None:
+        return fail("cannot read the resources' hosts from the database: name them with --nodes h1,h2")
+    try:
+        created = create_keys(config.keys, hosts)
+        ensure_cluster_keys(config.keys, hosts)
+    except (OSError, ValueError) as error:
+        return fail(f"cannot make the keys in {config.keys}: {error}")
+    print(f"{len(created)} key(s) made in {config.keys} ({len(hosts)} node(s), existing keys kept)")
+    print(f"each node needs its own {config.keys / 'nodes'}/<host>.key (mode 0600), and no other;"
+          f" job shells: {config.keys / 'tls'}/ca.pem, jobshell.key and its <host>.pem and <host>.key")
+    return 0
+
+
+def _resource_hosts() -> list[str] | None:
+    """Every host of the resources table, None without a database."""
+    from oar_celery.db.models import Resource
+    from oar_celery.db.session import session_scope
+
+    try:
+        with session_scope() as session:
+            return sorted({host for (host,) in session.query(Resource.network_address).distinct()})
+    except Exception:  # noqa: BLE001 - no database: the caller says so in one line
+        return None
 
 
 def _exec(argv: list[str], kind: str, extra_env: dict[str, str] | None = None, daemon: bool = False) -> int:
@@ -320,6 +373,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         missing = [host for host in hosts if host not in known]
         if missing:
             add_resources(session, missing, cpus=args.cpus, cores=args.cores, node_cpus=os.cpu_count() or 1)
+    cluster.enable_signing(config, sorted(known | set(hosts)))  # nodes started by hand too
     processes = cluster.start_cluster(config, hosts, api_port=args.api_port, broker=broker)
     silent = cluster.wait_for_workers(config, hosts, timeout=args.timeout)
     if silent:
@@ -495,6 +549,9 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--auth", action="store_true", help="users prove who they are (oar-celery authd)")
     up.add_argument("--timeout", type=float, default=60.0)
     up.set_defaults(func=cmd_up)
+    keys = sub.add_parser("keys", help="make the keys of signed node messages (head.key, nodes/<host>.key)")
+    keys.add_argument("--nodes", metavar="NODESET", help="h1,h2 or node[1-4] (default: every resource's host)")
+    keys.set_defaults(func=cmd_keys)
     sub.add_parser("down", help="stop the cluster started by 'up'").set_defaults(func=cmd_down)
     status = sub.add_parser("status", help="each process: alive, and taking work through its own queue")
     status.add_argument("--process", metavar="NAME", help="only this one (head, node1...): exit 0 if it is healthy")

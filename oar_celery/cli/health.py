@@ -150,6 +150,7 @@ def doctor(config: Settings, *, listen: float = 3.0) -> int:
     checks = check_broker(config)
     broker_ok = checks[0].level == "ok"
     checks += check_keys(config)
+    checks += check_signing_keys(config)
     checks += check_database(config)
     if broker_ok:
         checks += check_clocks(config, listen)
@@ -221,6 +222,25 @@ def check_keys(config: Settings) -> list[Check]:
     if size < 32:
         return [Check("FAIL", f"auth key {path} is too short ({size} bytes, 32 or more expected)")]
     return [Check("ok", f"auth key {path}: mode {mode:o}, {size} bytes")]
+
+
+def check_signing_keys(config: Settings) -> list[Check]:
+    """The keys of signed node messages: present, and readable by their owner only."""
+    from oar_celery.protocol.signing import signing_on
+
+    if not signing_on(config):
+        return [Check("WARN", "OAR_SIGNING=off: anybody who reaches the broker can make a node act")]
+    nodes = config.keys / "nodes"
+    if not nodes.is_dir():
+        return [Check("WARN", f"no {nodes}: node messages are not signed (oar-celery keys)")]
+    try:
+        paths = [config.keys, nodes, *config.keys.glob("*.key"), *nodes.glob("*.key")]
+        open_ones = [path for path in paths if path.stat().st_mode & 0o077]
+    except OSError as error:
+        return [Check("FAIL", f"signing keys in {config.keys}: {error.strerror}")]
+    if open_ones:
+        return [Check("FAIL", f"{open_ones[0]} is open to others: chmod go-rwx it")]
+    return [Check("ok", f"signing keys in {config.keys}: {len(paths) - 2} key(s), private to their owner")]
 
 
 def check_database(config: Settings) -> list[Check]:

@@ -23,20 +23,22 @@ import logging
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
+from typing import Any, cast
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from oar_celery.db.models import STARTED_STATES, AssignedResource, Job, Resource
 from oar_celery.db.session import session_scope
-from oar_celery.head.lib import sender
+from oar_celery.head.lib import sender, trust
 from oar_celery.head.lib.context import Context
 from oar_celery.head.lib.failures import Failures, fail_jobs_on
 from oar_celery.head.lib.hosts import add_head_side_hosts
 from oar_celery.head.lib.transitions import add_event
 from oar_celery.protocol.bus import broker_redis, notify, queue_reports
-from oar_celery.protocol.messages import EndedReport, JobStatus, ended_report
+from oar_celery.protocol.messages import EndedReport, JobStatus, Report, ended_report
 from oar_celery.protocol.names import Key, Task
+from oar_celery.protocol.signing import head_keyring
 from oar_celery.protocol.states import ResourceState
 
 logger = logging.getLogger(__name__)
@@ -225,8 +227,12 @@ def answer(host: str, token: str, jobs: dict[str, JobStatus | str] | None = None
         started = set(session.scalars(
             select(Job.job_id).where(Job.job_id.in_([e["job_id"] for e in ends]), Job.state.in_(STARTED_STATES))
         ))
+        if head_keyring().enabled:  # the node's word counts for its own jobs only
+            foreign = trust.off_their_hosts(session, [(job_id, host) for job_id in started])
+            trust.refuse_foreign(broker_redis(), "answer", foreign)
+            started -= {job_id for job_id, _ in foreign}
     lost = [end for end in ends if end["job_id"] in started]
     for end in lost:
         logger.warning("job %s: end report recovered from %s", end["job_id"], host)
     if lost:
-        queue_reports(lost)
+        queue_reports(cast(list[Report], trust.signed_by_head(cast(list[dict[str, Any]], lost))))

@@ -13,7 +13,10 @@ expects is present, zeros included:
 - ``oar_almighty_cycle_duration_seconds`` and ``oar_almighty_module_duration_seconds{module}``: histograms
   that Almighty counts in Redis at the end of each cycle (one Lua script with the cycle's end), so
   no cycle is missed between two scrapes and a restarted head keeps them;
-- ``oar_almighty_last_cycle_end_timestamp_seconds``.
+- ``oar_almighty_last_cycle_end_timestamp_seconds``;
+- ``oar_refused_messages_total{kind,origin}``: messages refused for their signature, freshness or
+  identity (a forged node task, a fake or replayed report), by what they were and whom they claimed
+  to come from, counted in Redis (``oar:refused``) by whichever process refused them.
 
 A scrape costs the same with a million finished jobs as with none: current
 jobs are counted through the state index, and the counters fold in only the
@@ -238,6 +241,7 @@ class OarCollector(Collector):
             queues = broker_queues(client, self.hosts)
             counts, sums = durations(client)
             last = client.lindex(Key.CYCLES, 0)
+            refused = refusals(client)
         except Exception as error:  # noqa: BLE001 - the database's metrics are still worth showing
             logger.warning("metrics: cannot read the broker: %s", type(error).__name__)
             return
@@ -258,6 +262,23 @@ class OarCollector(Collector):
                                   "When the last Almighty cycle ended (Unix time)")
         ended.add_metric([], _end_of(last))
         yield ended
+        counted = CounterMetricFamily("oar_refused_messages", "Messages refused for their signature, freshness or "
+                                      "identity, by kind and claimed origin", labels=["kind", "origin"])
+        for (kind, origin), count in sorted(refused.items()):
+            counted.add_metric([kind, origin], count)
+        yield counted
+
+
+def refusals(client: Any) -> dict[tuple[str, str], float]:
+    """The refusal counters of ``oar:refused`` (``<kind>:<origin>`` → count), by (kind, origin)."""
+    counts: dict[tuple[str, str], float] = {}
+    for raw_field, raw_value in client.hgetall(Key.REFUSED).items():
+        kind, _, origin = raw_field.decode(errors="replace").partition(":")
+        try:
+            counts[(kind, origin or "unknown")] = float(raw_value)
+        except ValueError:
+            continue
+    return counts
 
 
 def _end_of(record: bytes | None) -> float:

@@ -18,6 +18,11 @@ middle applies the same batches again, and a re-sent batch changes nothing
 the second time. The one-report tasks of older nodes
 (``oar.head.job_running``, ``oar.head.job_ended``) apply a batch of one at
 once.
+
+Where the head has keys, a report counts only if its node signed it, recently
+and once, about a job that holds resources on that node
+(:mod:`oar_celery.head.lib.trust`); a refused report is logged and counted,
+and the rest of its batch applied.
 """
 
 from __future__ import annotations
@@ -32,13 +37,14 @@ from sqlalchemy.orm import Session
 
 from oar_celery.db.models import FINAL_STATES, EventLog, Job
 from oar_celery.db.session import now, session_scope
-from oar_celery.head.lib import accounting, judas, sender
+from oar_celery.head.lib import accounting, judas, sender, trust
 from oar_celery.head.lib.context import Context
 from oar_celery.head.lib.store import ReportChange, store_for
 from oar_celery.head.lib.transitions import add_event
-from oar_celery.protocol.bus import notify, queue_reports
+from oar_celery.protocol.bus import broker_redis, notify, queue_reports
 from oar_celery.protocol.messages import EndedReport, EndReason, Report, RunningReport, parse_report
 from oar_celery.protocol.names import Key, Task
+from oar_celery.protocol.signing import head_keyring
 from oar_celery.protocol.states import JobState
 from oar_celery.wait_status import exit_value, wait_status
 
@@ -115,10 +121,20 @@ def apply_queued(context: Context) -> Applied:
     reports: list[Report] = []
     for raw in batches:
         try:
-            reports.extend(json.loads(raw))
+            batch = json.loads(raw)
         except (TypeError, ValueError) as error:
             logger.error("report batch %r dropped: %s", raw[:200], error)
-    applied = process(reports, in_cycle=True)
+            continue
+        if isinstance(batch, list):
+            reports.extend(batch)
+        else:
+            logger.error("report batch %r dropped: not a list", raw[:200])
+    verified = trust.verified_reports(client, reports)
+    try:
+        applied = process(verified.reports, in_cycle=True)
+    except Exception:
+        verified.release(client)
+        raise
     client.ltrim(Key.QUEUED_REPORTS, len(batches), -1)
     return applied
 
@@ -143,6 +159,8 @@ def process(reports: Sequence[Report], *, in_cycle: bool = False) -> Applied:
     if not running and not ended:
         return Applied()
     with session_scope() as session:
+        if head_keyring().enabled:
+            running, ended = _theirs(session, running, ended)
         applied = _apply(session, running, ended)
     _after_commit(applied, in_cycle=in_cycle)
     return applied
@@ -166,6 +184,20 @@ def _read(reports: Sequence[object]) -> tuple[dict[int, str], dict[int, Ended]]:
         else:
             running[report["job_id"]] = report["host"]
     return running, ended
+
+
+def _theirs(session: Session, running: dict[int, str], ended: dict[int, Ended]
+            ) -> tuple[dict[int, str], dict[int, Ended]]:
+    """The reports of nodes about their own jobs: one about a job on another node is refused."""
+    claims = [*running.items(), *((job_id, end.host) for job_id, end in ended.items())]
+    foreign = trust.off_their_hosts(session, claims)
+    if not foreign:
+        return running, ended
+    client = broker_redis()
+    trust.refuse_foreign(client, "running", {(j, h) for j, h in foreign if running.get(j) == h})
+    trust.refuse_foreign(client, "ended", {(j, h) for j, h in foreign if j in ended and ended[j].host == h})
+    return ({j: h for j, h in running.items() if (j, h) not in foreign},
+            {j: e for j, e in ended.items() if (j, e.host) not in foreign})
 
 
 def _apply(session: Session, running: dict[int, str], ended: dict[int, Ended]) -> Applied:

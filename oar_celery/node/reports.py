@@ -19,6 +19,10 @@ the head's pool for every batch. Other messages are pushed with one
 ``LPUSH`` in Celery's own format (:func:`oar_celery.protocol.wire.push`). On
 another broker everything goes through ``send_task``, the batch as an
 ``oar.head.reports`` task.
+
+Where the node has its key, each report of a batch, and every other message,
+is signed with it when sent (:mod:`oar_celery.protocol.signing`): a batch
+sent again is signed again, so the head never takes a retry for a replay.
 """
 
 from __future__ import annotations
@@ -30,16 +34,18 @@ import queue
 import threading
 import time
 from functools import lru_cache
-from typing import Any
+from typing import Any, cast
 
 import redis
 from celery import Celery
 
 from oar_celery.celery_app import HEAD_QUEUE
+from oar_celery.node import node_hostname
 from oar_celery.node.jobdir import JobDir
 from oar_celery.protocol.bus import queue_reports
 from oar_celery.protocol.messages import Report, RunningReport, ended_report
 from oar_celery.protocol.names import Task
+from oar_celery.protocol.signing import HEAD, REPORT, REPORT_FIELD, TASK_FIELD, node_key, sign, task_subject
 from oar_celery.protocol.wire import push
 
 logger = logging.getLogger(__name__)
@@ -69,7 +75,27 @@ def _try_send(app: Celery, task: str, kwargs: dict[str, Any]) -> bool:
     return True
 
 
+def signed(task: str, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The message signed by the node it is about, each report of a batch on its own; as it is without a key.
+
+    The node is the message's ``host``: this node on a real one; one of the
+    nodes a single benchmark worker emulates (``bench/wide_worker.py``).
+    """
+    if task == REPORTS_TASK:
+        return {"reports": [_signed_report(report) for report in kwargs["reports"]]}
+    host = str(kwargs.get("host") or node_hostname())
+    key = node_key(host)
+    return kwargs if key is None else {**kwargs, TASK_FIELD: sign(key, host, task_subject(task, HEAD), kwargs)}
+
+
+def _signed_report(report: Report) -> Report:
+    host = str(report.get("host") or node_hostname())
+    key = node_key(host)
+    return report if key is None else cast(Report, {**report, REPORT_FIELD: sign(key, host, REPORT, report)})
+
+
 def _send(app: Celery, task: str, kwargs: dict[str, Any]) -> None:
+    kwargs = signed(task, kwargs)
     url = str(app.conf.broker_url or "")
     if not url.startswith(("redis://", "rediss://", "unix://")):
         app.send_task(task, kwargs=kwargs, queue=HEAD_QUEUE)

@@ -140,6 +140,15 @@ def nonce_key(nonce: str) -> str:
     return f"oar:auth:nonce:{nonce}"
 
 
+def seen_key(host: str, nonce: str) -> str:
+    """Marks a signed message under ``host``'s key as received (``SET NX EX``), so that a replay is refused.
+
+    Both directions of a node's messages are signed with that node's key, so
+    both record their nonces under its name: a node writes only its own.
+    """
+    return f"oar:seen:{host}:{nonce}"
+
+
 def result_key(task_id: str) -> str:
     """Where Celery's Redis backend stores, and publishes, a task's result."""
     return f"celery-task-meta-{task_id}"

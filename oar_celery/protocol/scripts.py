@@ -63,3 +63,14 @@ TAKE_OVER = """
 if redis.call('get', KEYS[1]) ~= ARGV[1] then return 0 end
 return redis.call('set', KEYS[1], ARGV[2], 'PX', ARGV[3])
 """
+
+#: Claim the nonces of a batch of signed reports: 1 for each key set now, 0 for one seen before (a replay).
+#: One command for the whole batch, where a pipeline of SET NX costs the head a command to encode per report.
+#: KEYS: the ``oar:seen:<signer>:<nonce>`` keys; ARGV: their TTL (s).
+CLAIM_NONCES = """
+local fresh = {}
+for i, key in ipairs(KEYS) do
+  if redis.call('set', key, '1', 'NX', 'EX', ARGV[1]) then fresh[i] = 1 else fresh[i] = 0 end
+end
+return fresh
+"""

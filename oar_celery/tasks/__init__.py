@@ -70,4 +70,9 @@ Node queue ``oar.node.<hostname>`` (``tasks/bipbip.py``, no database access):
   node's backstop follows it.
 - ``oar.node.ping(token, job_ids)``: the health check that must travel through the
   node's own queue; answered with ``oar.finaud.answer`` on the head.
+
+Where the keys exist, every node task carries the head's signature in the kwarg
+``oar_sig``, every report of a batch its node's in the field ``sig``, and the node's
+tasks for the head (``oar.finaud.answer``, ``oar.head.job_resumed``, the one-report
+tasks) theirs in ``oar_sig`` (``tasks/signed.py``, ``protocol/signing.py``).
 """

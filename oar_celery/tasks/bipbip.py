@@ -5,6 +5,9 @@ thread (``oar_celery.node.supervisor``), so no task stays unacknowledged while
 a job runs. Kill, signal, suspend and resume act on the job's process group and
 cgroup, which the job directory records (``oar_celery.node.jobcontrol``):
 suspension freezes the cgroup where the node has a freezer.
+
+Every task checks, before anything else, that the head signed it for this
+node (:class:`oar_celery.tasks.signed.SignedTask`, where the node has its key).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from oar_celery.node.jobdir import JobDir
 from oar_celery.node.supervisor import Supervisor
 from oar_celery.protocol.messages import ErrorAnswer, LaunchSpec, LaunchSummary
 from oar_celery.protocol.names import Task
+from oar_celery.tasks.signed import SignedTask
 
 logger = logging.getLogger(__name__)
 
@@ -32,13 +36,13 @@ def _job(job_id: int) -> JobDir:
     return JobDir.of(settings().node_dir, node_hostname(), int(job_id))
 
 
-@app.task(name=Task.NODE_LAUNCH)
+@app.task(name=Task.NODE_LAUNCH, base=SignedTask)
 def launch(spec: LaunchSpec) -> dict[str, Any]:
     """Claim the job's directory and start its supervisor; refuse a second launch."""
     return start(spec)
 
 
-@app.task(name=Task.NODE_LAUNCH_MANY)
+@app.task(name=Task.NODE_LAUNCH_MANY, base=SignedTask)
 def launch_many(specs: list[LaunchSpec]) -> LaunchSummary | ErrorAnswer:
     """Every job a scheduling round starts on this node, in one message.
 
@@ -82,7 +86,7 @@ def start(spec: LaunchSpec) -> dict[str, Any]:
     return {"job_id": job.job_id, "launched": True}
 
 
-@app.task(name=Task.NODE_KILL)
+@app.task(name=Task.NODE_KILL, base=SignedTask)
 def kill(job_id: int, grace: float | None = None) -> dict[str, Any]:
     """SIGTERM the job's group; its supervisor sends SIGKILL after ``grace`` seconds."""
     job = _job(job_id)
@@ -98,7 +102,7 @@ def kill(job_id: int, grace: float | None = None) -> dict[str, Any]:
     return {"job_id": job.job_id, "killed": True}
 
 
-@app.task(name=Task.NODE_WALLTIME)
+@app.task(name=Task.NODE_WALLTIME, base=SignedTask)
 def walltime(job_id: int, walltime: int) -> dict[str, Any]:
     """The head granted the job a new walltime (``oarwalltime``): the backstop follows it."""
     job = _job(job_id)
@@ -119,7 +123,7 @@ def _not_running(job: JobDir, verb: str) -> dict[str, Any]:
     return {"job_id": job.job_id, verb: False, "state": "finished" if job.status else "unknown"}
 
 
-@app.task(name=Task.NODE_SIGNAL)
+@app.task(name=Task.NODE_SIGNAL, base=SignedTask)
 def signal_job(job_id: int, signum: int | str) -> dict[str, Any]:
     """Send a signal (number or name) to the job's process group."""
     job, pgid = _running(job_id)
@@ -128,7 +132,7 @@ def signal_job(job_id: int, signum: int | str) -> dict[str, Any]:
     return {"job_id": job.job_id, "signalled": jobcontrol.send_signal(pgid, process.signal_number(signum))}
 
 
-@app.task(name=Task.NODE_SUSPEND)
+@app.task(name=Task.NODE_SUSPEND, base=SignedTask)
 def suspend(job_id: int) -> dict[str, Any]:
     """Freeze the job (or stop it by signal); the backstop walltime clock stops with it."""
     job, pgid = _running(job_id)
@@ -140,7 +144,7 @@ def suspend(job_id: int) -> dict[str, Any]:
     return {"job_id": job.job_id, "signalled": done}
 
 
-@app.task(name=Task.NODE_RESUME)
+@app.task(name=Task.NODE_RESUME, base=SignedTask)
 def resume(job_id: int) -> dict[str, Any]:
     """Thaw the job and tell the head, which moves it ``Resuming`` → ``Running``."""
     job, pgid = _running(job_id)
@@ -162,7 +166,7 @@ def job_states(job_ids: list[int]) -> dict[str, Any]:
     return states
 
 
-@app.task(name=Task.NODE_PING)
+@app.task(name=Task.NODE_PING, base=SignedTask)
 def ping(token: str, job_ids: list[int] | None = None) -> dict[str, Any]:
     """Finaud's health check: it proves this node's queue is consumed, and carries job states."""
     jobs = job_states(job_ids or [])

@@ -5,5 +5,6 @@ from __future__ import annotations
 from oar_celery.celery_app import app
 from oar_celery.head import finaud as head_finaud
 from oar_celery.protocol.names import Task
+from oar_celery.tasks.signed import FromNodeTask
 
-answer = app.task(name=Task.FINAUD_ANSWER, ignore_result=True)(head_finaud.answer)
+answer = app.task(name=Task.FINAUD_ANSWER, base=FromNodeTask, ignore_result=True)(head_finaud.answer)

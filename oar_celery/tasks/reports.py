@@ -6,8 +6,11 @@ from oar_celery.celery_app import app
 from oar_celery.head import reports as head_reports
 from oar_celery.head.lib import suspension as head_suspend
 from oar_celery.protocol.names import Task
+from oar_celery.tasks.signed import FromNodeTask
 
+#: Each report of a batch carries its node's signature, checked when a cycle applies it.
 reports_batch = app.task(name=Task.REPORTS, acks_late=True, ignore_result=True)(head_reports.reports_task)
-job_running = app.task(name=Task.JOB_RUNNING, acks_late=True, ignore_result=True)(head_reports.job_running)
-job_ended = app.task(name=Task.JOB_ENDED, acks_late=True, ignore_result=True)(head_reports.job_ended)
-job_resumed = app.task(name=Task.JOB_RESUMED, acks_late=True, ignore_result=True)(head_suspend.job_resumed)
+_FROM_NODE = {"base": FromNodeTask, "acks_late": True, "ignore_result": True}
+job_running = app.task(name=Task.JOB_RUNNING, **_FROM_NODE)(head_reports.job_running)
+job_ended = app.task(name=Task.JOB_ENDED, **_FROM_NODE)(head_reports.job_ended)
+job_resumed = app.task(name=Task.JOB_RESUMED, **_FROM_NODE)(head_suspend.job_resumed)

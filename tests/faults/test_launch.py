@@ -15,7 +15,7 @@ pytestmark = pytest.mark.cluster
 
 
 def node_app(cluster: LocalCluster):  # type: ignore[no-untyped-def]
-    """A Celery app on the cluster's broker, to send node tasks as the head does."""
+    """A Celery app on the cluster's broker, to send node tasks as the head does (signed: ``node_task``)."""
     from oar_celery.celery_app import create_app
     from oar_celery.config import load_settings
 
@@ -35,11 +35,13 @@ def test_same_launch_delivered_twice(cluster_factory, launches: Path) -> None:  
     cluster.wait_for(job_id, ["Running"], timeout=30)
     host, spec = spec_of(cluster, job_id)
     app = node_app(cluster)
-    answers = [app.send_task("oar.node.launch", kwargs={"spec": spec}, queue=f"oar.node.{host}") for _ in range(2)]
+    answers = [app.send_task("oar.node.launch", kwargs=cluster.node_task(host, "oar.node.launch", spec=spec),
+                             queue=f"oar.node.{host}") for _ in range(2)]
     assert all("already launched" in a.get(timeout=20)["error"] for a in answers)
     # A launch the head never sent, delivered twice at once: the node's guard alone decides.
     stray = {**spec, "job_id": 990001}
-    answers = [app.send_task("oar.node.launch", kwargs={"spec": stray}, queue=f"oar.node.{host}") for _ in range(2)]
+    answers = [app.send_task("oar.node.launch", kwargs=cluster.node_task(host, "oar.node.launch", spec=stray),
+                             queue=f"oar.node.{host}") for _ in range(2)]
     results = [a.get(timeout=20) for a in answers]
     assert sorted(bool(r.get("launched")) for r in results) == [False, True]
     counts = count("same launch delivered twice", cluster, [job_id], launches, timeout=30)

@@ -1,7 +1,8 @@
 """Helpers for tests of the node side: a real node worker, and the head's inbox.
 
 The tests play the head: they send node tasks with a Celery app on the test
-broker and read the node's reports straight from Redis, where the head would:
+broker, signed as the head signs them (the node's key is made in the state
+directory the first time), and read the node's reports straight from Redis, where the head would:
 the batches a node queues for Almighty (``oar:reports``) and the tasks on the
 ``oar.head`` queue.
 """
@@ -25,6 +26,7 @@ from oar_celery.celery_app import HEAD_QUEUE, create_app, node_queue
 from oar_celery.config import load_settings
 from oar_celery.node.worker import node_worker_argv, node_worker_env
 from oar_celery.protocol.names import Key
+from tests.cluster import signed_node_task
 
 
 def node_env(redis_url: str, state_dir: Path, **extra: str) -> dict[str, str]:
@@ -69,12 +71,12 @@ class HeadInbox:
         if task == "oar.head.reports":
             self._add_batch(kwargs["reports"])
         else:
-            self.seen.append((task, kwargs))
+            self.seen.append((task, {k: v for k, v in kwargs.items() if k != "oar_sig"}))
 
     def _add_batch(self, reports: list[dict[str, Any]]) -> None:
         """A batch is seen as the one-report tasks it stands for."""
         for report in reports:
-            fields = {k: v for k, v in report.items() if k != "kind"}
+            fields = {k: v for k, v in report.items() if k not in ("kind", "sig")}
             self.seen.append((f"oar.head.job_{report['kind']}", fields))
 
     def find(self, task: str, **match: Any) -> list[dict[str, Any]]:
@@ -133,11 +135,17 @@ class Head:
     """The test's view of the head: sends node tasks, reads reports."""
 
     def __init__(self, env: dict[str, str], inbox: HeadInbox) -> None:
-        self.app: Celery = create_app(load_settings(env))
+        config = load_settings(env)
+        self.app: Celery = create_app(config)
+        self.keys = config.keys
         self.inbox = inbox
 
+    def signed(self, host: str, task: str, **kwargs: Any) -> dict[str, Any]:
+        """The task's kwargs with the head's signature for ``host``."""
+        return signed_node_task(self.keys, host, task, kwargs)
+
     def send(self, host: str, task: str, **kwargs: Any) -> None:
-        self.app.send_task(task, kwargs=kwargs, queue=node_queue(host))
+        self.app.send_task(task, kwargs=self.signed(host, task, **kwargs), queue=node_queue(host))
 
     def ping(self, host: str, job_ids: list[int], timeout: float = 20.0) -> dict[str, Any]:
         """Ping ``host`` through its queue; the jobs part of its answer."""

@@ -174,12 +174,14 @@ def test_commands_answer_without_celery_on_the_client(fast_cluster) -> None:  # 
 _SEND_REPORTS = """
 import json, sys
 from oar_celery.celery_app import app
-app.send_task("oar.head.reports", kwargs={"reports": json.loads(sys.stdin.read())}, queue="oar.head")
+from oar_celery.node.reports import signed
+kwargs = signed("oar.head.reports", {"reports": json.loads(sys.stdin.read())})
+app.send_task("oar.head.reports", kwargs=kwargs, queue="oar.head")
 """
 
 
 def send_reports(cluster, reports: list[dict]) -> None:  # type: ignore[no-untyped-def]
-    """Send one ``oar.head.reports`` batch, as a node's report sender does."""
+    """Send one ``oar.head.reports`` batch, as a node's report sender does: each report signed by its host."""
     done = subprocess.run(
         [sys.executable, "-c", _SEND_REPORTS], input=json.dumps(reports), env=cluster.env,
         capture_output=True, text=True, timeout=60,
@@ -229,11 +231,18 @@ def test_one_batch_ends_each_job_with_its_own_outcome(fast_cluster) -> None:  # 
     fast_cluster.wait_until(
         lambda: {fast_cluster.state(job_id) for job_id in job_ids} == {"Running"}, timeout=60, message="running"
     )
+    host = dict(fast_cluster.query(
+        "SELECT j.job_id, r.network_address FROM jobs j JOIN assigned_resources a"
+        " ON a.moldable_job_id = j.assigned_moldable_job JOIN resources r ON r.resource_id = a.resource_id"
+        " WHERE j.job_id = ANY(:ids)", ids=job_ids,
+    ))
+    first, second, third = job_ids
     batch = [
-        {"kind": "ended", "job_id": job_ids[0], "host": "n", "exit_code": 0, "reason": "exited", "message": ""},
-        {"kind": "ended", "job_id": job_ids[1], "host": "n", "exit_code": 3, "reason": "exited", "message": "three"},
-        {"kind": "ended", "job_id": job_ids[2], "host": "n", "exit_code": None, "reason": "killed", "message": ""},
-        {"kind": "running", "job_id": job_ids[0], "host": "n", "pid": 1},
+        {"kind": "ended", "job_id": first, "host": host[first], "exit_code": 0, "reason": "exited", "message": ""},
+        {"kind": "ended", "job_id": second, "host": host[second], "exit_code": 3, "reason": "exited",
+         "message": "three"},
+        {"kind": "ended", "job_id": third, "host": host[third], "exit_code": None, "reason": "killed", "message": ""},
+        {"kind": "running", "job_id": first, "host": host[first], "pid": 1},
     ]
     send_reports(fast_cluster, batch)
     states = fast_cluster.wait_for(job_ids, timeout=60)

@@ -299,7 +299,8 @@ def _until(condition, timeout: float = 5.0) -> None:  # type: ignore[no-untyped-
 
 def test_kill_of_a_job_this_node_does_not_run(node: NodeWorker, head: Head):
     kwargs = {"job_id": 424242, "grace": 1}
-    result = head.app.send_task("oar.node.kill", kwargs=kwargs, queue=node_queue(HOST))
+    result = head.app.send_task("oar.node.kill", kwargs=head.signed(HOST, "oar.node.kill", **kwargs),
+                                queue=node_queue(HOST))
     assert result.get(timeout=10) == {"job_id": 424242, "killed": False, "state": "unknown"}
 
 

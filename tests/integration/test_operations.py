@@ -214,6 +214,7 @@ def test_doctor_passes_a_sound_cluster_and_names_each_check(ops):
     assert any(line.startswith("ok") and f"schema {NEWEST_SCHEMA} (the newest)" in line for line in lines)
     assert any(line.startswith("ok") and "clock of node@node1" in line for line in lines)
     assert any(line.startswith("WARN") and "OAR_AUTH_KEY_FILE" in line for line in lines)
+    assert any(line.startswith("ok") and "signing keys in" in line and "3 key(s)" in line for line in lines)
     assert re.fullmatch(r"\d+ checks: 0 failed, \d+ warnings", lines[-1])
 
 

@@ -13,6 +13,9 @@ On a Redis broker a message is one ``LPUSH`` of Celery's own envelope
 task-sent event for each. Another broker gets Celery's ``send_task``.
 Failing to send is logged, never raised: the database is the truth, and the
 Runner, Leon and Finaud send again what was lost (launches, kills, pings).
+
+Every task for a node is signed here, with that node's key, where the keys
+exist (:mod:`oar_celery.protocol.signing`): the node runs nothing else.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from sqlalchemy.orm import Session
 from oar_celery.config import settings
 from oar_celery.protocol.bus import broker_redis
 from oar_celery.protocol.names import HEAD_QUEUE, node_queue
+from oar_celery.protocol.signing import HEAD, TASK_FIELD, Keyring, head_keyring, sign, task_subject
 from oar_celery.protocol.wire import push
 
 logger = logging.getLogger(__name__)
@@ -67,14 +71,31 @@ def send(messages: Iterable[Outgoing], *, pipe: redis.client.Pipeline | None = N
         return
     own = pipe is None
     pipe = pipe if pipe is not None else broker_redis().pipeline(transaction=False)
+    keys = head_keyring()
     for message in messages:
-        push(pipe, message.task, message.kwargs, message.queue, expires=message.expires,
+        push(pipe, message.task, signed(message, keys), message.queue, expires=message.expires,
              countdown=message.countdown, ignore_result=True)
     if own:
         try:
             pipe.execute()
         except redis.RedisError as error:
             logger.warning("%d message(s) not sent (%s); they will be sent again", len(messages), error)
+
+
+_NODE_PREFIX = node_queue("")
+
+
+def signed(message: Outgoing, keys: Keyring) -> dict[str, Any]:
+    """The message's kwargs, with the head's signature under its node's key if it goes to a node."""
+    if not keys.enabled or not message.queue.startswith(_NODE_PREFIX):
+        return message.kwargs
+    host = message.queue[len(_NODE_PREFIX):]
+    key = keys.node(host)
+    if key is None:
+        logger.error("no key for node %s (oar-celery keys --nodes %s): %s sent unsigned, it will be refused",
+                     host, host, message.task)
+        return message.kwargs
+    return {**message.kwargs, TASK_FIELD: sign(key, HEAD, task_subject(message.task, host), message.kwargs)}
 
 
 def after_commit(session: Session, messages: Iterable[Outgoing]) -> None:
@@ -99,9 +120,10 @@ def _forget(session: Session) -> None:
 def _send_with_celery(messages: list[Outgoing]) -> None:
     from oar_celery.celery_app import app
 
+    keys = head_keyring()
     for message in messages:
         try:
-            app.send_task(message.task, kwargs=message.kwargs, queue=message.queue, expires=message.expires,
+            app.send_task(message.task, kwargs=signed(message, keys), queue=message.queue, expires=message.expires,
                           countdown=message.countdown)
         except Exception as error:  # noqa: BLE001 - any broker failure: the message is sent again later
             logger.warning("%s to %s not sent: %s", message.task, message.queue, error)

@@ -26,7 +26,10 @@ from oar_celery.head.lib import sender
 from oar_celery.head.lib.errors import Refused
 from oar_celery.head.lib.hosts import job_hosts
 from oar_celery.head.lib.transitions import add_event, set_state
+from oar_celery.head.lib.trust import off_their_hosts, refuse_foreign
+from oar_celery.protocol.bus import broker_redis
 from oar_celery.protocol.names import Task, resume_key
+from oar_celery.protocol.signing import head_keyring
 from oar_celery.protocol.states import JobState
 
 logger = logging.getLogger(__name__)
@@ -90,6 +93,9 @@ def job_resumed(job_id: int, host: str) -> None:
     """
     at = now()
     with session_scope() as session:
+        if head_keyring().enabled and off_their_hosts(session, [(int(job_id), host)]):
+            refuse_foreign(broker_redis(), "job_resumed", [(int(job_id), host)])
+            return
         since = suspended_since(session, job_id) or at
         moved = set_state(
             session, [job_id], JobState.RUNNING, expected=(JobState.RESUMING,), at=at,
