@@ -18,14 +18,14 @@ from pathlib import Path
 
 import pytest
 
+from tests.packages import debian_tool
+
 PROMPT = "top$ "
 
 
 def tmux() -> str:
     """The tmux binary, installed with apt-get if needed."""
-    found = shutil.which("tmux")
-    if found:
-        return found
+    return debian_tool("tmux", timeout=600)
     if os.geteuid() != 0 or not shutil.which("apt-get"):
         pytest.skip("tmux is not installed and cannot be installed here")
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}

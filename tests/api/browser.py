@@ -21,15 +21,15 @@ from typing import Any
 
 import pytest
 
+from tests.packages import debian_tool
+
 FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
          "--disable-component-update", "--disable-sync", "--no-first-run")
 
 
 def chromium() -> str:
     """The chromium binary, installed from Debian's packages if needed."""
-    found = shutil.which("chromium")
-    if found:
-        return found
+    return debian_tool("chromium", timeout=900)
     if os.geteuid() != 0 or not shutil.which("apt-get"):
         pytest.skip("chromium is not installed and cannot be installed here")
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
