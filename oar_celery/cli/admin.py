@@ -121,10 +121,12 @@ def cmd_resources_add(args: argparse.Namespace) -> int:
     properties = _parse_properties(args.property)
     if not args.offline:
         from oar_celery.client import api
+        from oar_celery.head.lib.resources import expand_nodeset
 
         lines = api.add_resources(args.nodeset, cpus=args.cpus, cores=args.cores, properties=properties,
                                   node_cpus=args.node_cpus)
         print("\n".join(lines))
+        _keys_for_new_nodes(expand_nodeset(args.nodeset))  # where this admin holds the cluster's keys
         return 0
     from oar_celery.db.session import session_scope
     from oar_celery.head.lib.resources import add_resources, expand_nodeset, known_hosts
@@ -152,7 +154,7 @@ def _keys_for_new_nodes(hosts: list[str]) -> None:
     from oar_celery.protocol.signing import create_keys, signing_on
 
     config = settings()
-    if hosts and signing_on(config) and (config.keys / "nodes").is_dir():
+    if hosts and signing_on(config) and os.access(config.keys / "nodes", os.W_OK):
         created = create_keys(config.keys, hosts)
         if created:
             print(f"{len(created)} node key(s) made in {config.keys / 'nodes'}: copy each to its node")
