@@ -7,6 +7,7 @@ see it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -31,8 +32,22 @@ def shells(cluster_factory: Any) -> LocalCluster:
     return cluster_factory(nodes=3, cores=2, OAR_INTERACTIVE_CONNECT_TIMEOUT="15")
 
 
+#: pyenv's rehash lock, which root's ``.bashrc`` takes (``pyenv init``) on this kind of machine.
+PYENV_LOCK = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "shims" / ".pyenv-shim"
+
+
+def clear_abandoned_pyenv_lock() -> None:
+    """The job shells here are root's bash, whose ``.bashrc`` runs ``pyenv rehash``. A shell killed while it
+    held the rehash lock (a lost client's job, say) leaves the lock behind, and every later shell then waits
+    a minute for it before its first prompt. A rehash holds the lock for well under a second."""
+    with contextlib.suppress(FileNotFoundError):
+        if time.time() - PYENV_LOCK.stat().st_mtime > 10:
+            PYENV_LOCK.unlink()
+
+
 @pytest.fixture
 def term(shells: LocalCluster) -> Iterator[Terminal]:
+    clear_abandoned_pyenv_lock()
     terminal = Terminal(shells.env, shells.workdir, bin_dir=BIN)
     yield terminal
     terminal.close()
