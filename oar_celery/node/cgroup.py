@@ -260,7 +260,11 @@ class Hierarchy:
         if path not in self._made or not os.path.isdir(path):
             _make_dir(path, cpuset=cpuset)
             self._made.add(path)
+            self.host_made(path, cpuset=cpuset)
         return path
+
+    def host_made(self, path: str, *, cpuset: bool) -> None:
+        """What a hierarchy sets on a host directory it (re)finds: nothing by default."""
 
     def create(self, host: str, job_id: int, cpus: list[int], memory: int | None) -> JobCgroup:
         raise NotImplementedError
@@ -289,23 +293,46 @@ class Hierarchy:
 
 
 class V1(Hierarchy):
-    """cgroup v1: one hierarchy per controller, each job a directory in cpuset and freezer (and memory for a limit)."""
+    """cgroup v1: one hierarchy per controller, each job a directory in cpuset and freezer (and memory for a limit).
+
+    A host's cpuset directory has ``cgroup.clone_children`` set, so that a
+    job's cpuset is born with the host's CPUs and memory nodes and only its
+    own CPUs are written: one write per job instead of a read and two writes.
+    What each hierarchy is (cpuset, memory, other) is looked up once.
+    """
 
     version = 1
+
+    def __init__(self, bases: tuple[str, ...]) -> None:
+        super().__init__(bases)
+        self.kinds = {base: "memory" if _is_memory(base) else "cpuset" if _is_cpuset(base) else "" for base in bases}
+        self._cloning: set[str] = set()  # host cpuset directories whose children inherit CPUs and memory nodes
+
+    def host_made(self, path: str, *, cpuset: bool) -> None:
+        """A host's cpuset directory: its children are born with its CPUs and memory nodes."""
+        if not cpuset:
+            return
+        try:
+            _write(f"{path}/cgroup.clone_children", "1")
+            self._cloning.add(path)
+        except OSError:
+            self._cloning.discard(path)
 
     def create(self, host: str, job_id: int, cpus: list[int], memory: int | None) -> JobCgroup:
         """``<controller>/…/oar/<host>/<job id>`` in every hierarchy, its CPUs and memory set."""
         directories = []
         for base in self.bases:
-            if _is_memory(base) and not memory:
+            kind = self.kinds[base]
+            if kind == "memory" and not memory:
                 continue  # a memory cgroup costs the kernel more than the others: only for a limit
-            host_dir = self.host_dir(base, host, cpuset=_is_cpuset(base))
+            host_dir = self.host_dir(base, host, cpuset=kind == "cpuset")
             job_dir = _make_dir(f"{host_dir}/{int(job_id)}", cpuset=False)
             directories.append(job_dir)
-            if _is_cpuset(base):
-                _write(f"{job_dir}/cpuset.mems", _read(f"{host_dir}/cpuset.mems"))
+            if kind == "cpuset":
+                if host_dir not in self._cloning:
+                    _write(f"{job_dir}/cpuset.mems", _read(f"{host_dir}/cpuset.mems"))
                 _write(f"{job_dir}/cpuset.cpus", cpu_list(cpus))
-            elif _is_memory(base):
+            elif kind == "memory":
                 _write(f"{job_dir}/memory.limit_in_bytes", str(memory))
         return JobCgroup(1, tuple(directories))
 

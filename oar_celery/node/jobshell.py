@@ -584,15 +584,41 @@ def services(published: dict[Any, Any]) -> dict[str, list[Any]]:
     return nodes
 
 
-def write_job_key(config: Settings, job: JobDir, spec: dict[str, Any], account: Account, started_at: float) -> Path:
+class KeyMaterial:
+    """What the job keys of one launch message share: the cluster's shared key, its CA, the published nodes.
+
+    Read at the first job's need, then reused by the message's other jobs:
+    three file reads and a broker round trip per job were a large part of a
+    short job's launch. A failed read is not kept, so the next job tries again.
+    """
+
+    def __init__(self, config: Settings) -> None:
+        self.config = config
+        self._loaded: tuple[bytes, str, dict[str, list[Any]]] | None = None
+
+    def get(self) -> tuple[bytes, str, dict[str, list[Any]]]:
+        """(shared key, CA certificate, published nodes); raises OSError or ValueError as the reads do."""
+        if self._loaded is None:
+            self._loaded = (tls.read_shared_key(self.config.keys), tls.ca_pem(self.config.keys), published_nodes())
+        return self._loaded
+
+
+def write_job_key(
+    config: Settings,
+    job: JobDir,
+    spec: dict[str, Any],
+    account: Account,
+    started_at: float,
+    material: KeyMaterial | None = None,
+) -> Path:
     """The job's key file, for its own processes (``OAR_JOB_KEY_FILE``, read by ``oarsh``), the user's only."""
-    key = tls.read_shared_key(config.keys)
+    key, ca, nodes = (material or KeyMaterial(config)).get()
     ticket = job_ticket(spec, started_at)
     hosts = list(spec.get("hosts") or [])
     content: wire.JobKey = {
         "job_id": job.job_id, "key": tls.job_secret(key, job.job_id, str(spec["user"])),
-        "first_host": hosts[0] if hosts else "", "nodes": published_nodes(),
-        "ticket": ticket, "ticket_mac": tls.ticket_mac(key, ticket), "ca": tls.ca_pem(config.keys),
+        "first_host": hosts[0] if hosts else "", "nodes": nodes,
+        "ticket": ticket, "ticket_mac": tls.ticket_mac(key, ticket), "ca": ca,
     }
     path = job.path / JOB_KEY
     job.write(JOB_KEY, json.dumps(content) + "\n", mode=0o600, durable=False)

@@ -29,7 +29,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from celery import Celery
 
@@ -38,6 +38,9 @@ from oar_celery.node import confinement, jobcontrol, process, reports
 from oar_celery.node.cgroup import JobCgroup
 from oar_celery.node.environment import Account, job_environment, lookup_account
 from oar_celery.node.jobdir import JobDir
+
+if TYPE_CHECKING:
+    from oar_celery.node.jobshell import KeyMaterial
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +61,15 @@ class JobRefused(Exception):
 class Supervisor:
     """Runs and watches one job until its end is reported."""
 
-    def __init__(self, app: Celery, config: Settings, host: str, job: JobDir, spec: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        app: Celery,
+        config: Settings,
+        host: str,
+        job: JobDir,
+        spec: dict[str, Any],
+        keys: KeyMaterial | None = None,
+    ) -> None:
         self.app = app
         self.config = config
         self.host = host
@@ -76,6 +87,7 @@ class Supervisor:
         self.hard_kill_at: float | None = None
         self.changes_checked = 0.0
         self.hard_killed = False
+        self.keys = keys  # shared with the other jobs of the launch message
 
     @classmethod
     def adopt(cls, app: Celery, config: Settings, host: str, job: JobDir) -> Supervisor | None:
@@ -153,7 +165,7 @@ class Supervisor:
         from oar_celery.node import jobshell
 
         try:
-            path = jobshell.write_job_key(self.config, self.job, self.spec, account, time.time())
+            path = jobshell.write_job_key(self.config, self.job, self.spec, account, time.time(), self.keys)
         except (OSError, ValueError) as error:
             logger.info("job %s: no job key (%s)", self.job.job_id, error)
             return

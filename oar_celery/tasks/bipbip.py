@@ -56,15 +56,19 @@ def launch_many(specs: list[LaunchSpec]) -> LaunchSummary | ErrorAnswer:
     if not isinstance(specs, list):
         logger.error("launch_many on %s refused: %r is not a list of specs", node_hostname(), specs)
         return {"error": "launch_many needs a list of specs"}
-    outcomes = [start(spec) for spec in specs]
+    keys = jobshell.KeyMaterial(settings())
+    outcomes = [start(spec, keys) for spec in specs]
     return {
         "launched": [o["job_id"] for o in outcomes if o.get("launched")],
         "refused": {str(o.get("job_id")): o["error"] for o in outcomes if "error" in o},
     }
 
 
-def start(spec: LaunchSpec) -> dict[str, Any]:
-    """Claim one job's directory and start its supervisor; what happened, for the task's result."""
+def start(spec: LaunchSpec, keys: jobshell.KeyMaterial | None = None) -> dict[str, Any]:
+    """Claim one job's directory and start its supervisor; what happened, for the task's result.
+
+    ``keys`` is what the job keys of the same launch message share, read once for all of them.
+    """
     host = node_hostname()
     if not isinstance(spec, dict) or any(spec.get(key) in (None, "") for key in REQUIRED):
         logger.error("launch on %s refused: incomplete spec %r", host, spec)
@@ -77,7 +81,7 @@ def start(spec: LaunchSpec) -> dict[str, Any]:
     try:
         job.write("owner", str(os.getpid()), durable=False)
         job.write_json("spec.json", spec, mode=0o600, durable=False)
-        Supervisor(app, settings(), host, job, dict(spec)).start()
+        Supervisor(app, settings(), host, job, dict(spec), keys).start()
     except Exception as error:  # the job is claimed: the head must hear how it ended
         logger.exception("job %s could not be launched on %s", job.job_id, host)
         reports.job_ended(app, job, host, None, "launch_error", f"node error: {error}")
