@@ -1,5 +1,5 @@
 """``python -m bench [latency|throughput|history|wide|scheduler|startup|memory|api|interactive|signing|all] [--quick]
-[--no-write]``.
+[--nodes N] [--no-write]``.
 
 Each benchmark prints a markdown table and appends it, with the command, the
 date and the machine, to ``BENCHMARKS.md`` (``--no-write``: printed only).
@@ -13,6 +13,9 @@ import sys
 BENCHMARKS = ("latency", "throughput", "history", "wide", "scheduler", "startup", "memory", "api", "interactive",
               "signing")
 
+#: Options followed by a value (``--nodes 1000``).
+VALUED = ("--nodes",)
+
 
 def run_one(name: str, args: list[str]) -> None:
     write = "--no-write" not in args
@@ -22,8 +25,9 @@ def run_one(name: str, args: list[str]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
-    names = [a for a in args if not a.startswith("--")] or ["all"]
-    flags = [a for a in args if a.startswith("--")]
+    values = {i + 1 for i, a in enumerate(args) if a in VALUED}
+    names = [a for i, a in enumerate(args) if not a.startswith("--") and i not in values] or ["all"]
+    flags = [a for i, a in enumerate(args) if a.startswith("--") or i in values]
     unknown = [n for n in names if n not in (*BENCHMARKS, "all")]
     if unknown:
         print(__doc__.strip().splitlines()[0], file=sys.stderr)

@@ -23,8 +23,9 @@ import logging
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any, TypedDict, cast
 
+from redis import Redis
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
@@ -37,8 +38,19 @@ from oar_celery.head.lib.hosts import add_head_side_hosts
 from oar_celery.head.lib.transitions import add_event
 from oar_celery.protocol.bus import broker_redis, notify, queue_reports
 from oar_celery.protocol.messages import EndedReport, JobStatus, Report, ended_report
-from oar_celery.protocol.names import Key, Task
-from oar_celery.protocol.signing import head_keyring
+from oar_celery.protocol.names import Key, Task, seen_key
+from oar_celery.protocol.signing import (
+    HEAD,
+    TASK_FIELD,
+    Keyring,
+    Refused,
+    claimed_signer,
+    head_keyring,
+    nonce_ttl,
+    refuse,
+    task_subject,
+    verify,
+)
 from oar_celery.protocol.states import ResourceState
 
 logger = logging.getLogger(__name__)
@@ -46,18 +58,51 @@ logger = logging.getLogger(__name__)
 SENT = Key.FINAUD_SENT
 ANSWERED = Key.FINAUD_ANSWERED
 MISSED = Key.FINAUD_MISSED
+ANSWERS = Key.FINAUD_ANSWERS
+
+
+class Ping(TypedDict):
+    """What ``SENT`` holds for a host: the ping's token and when it was sent."""
+
+    token: str
+    at: float
 
 
 def run_finaud(context: Context) -> None:
     """One round: judge last round's pings, then ping every watched host."""
+    take_answers(context)
+    marks = Marks.read(context.redis)
     with session_scope() as session:
         hosts = _checked_hosts(session)
         jobs = _jobs_by_first_host(session)
-        changed, failures = judge(context, session, hosts)
+        changed, failures = judge(context, session, hosts, marks)
     failures.after_commit()
-    send_pings(context, hosts, jobs)
+    send_pings(context, hosts, jobs, marks)
     if changed:
         notify(["ChState"] + (["Term"] if failures.job_ids else []))
+
+
+@dataclass
+class Marks:
+    """Last round's pings (host → token and time sent) and the tokens the nodes answered with.
+
+    Read once per round, in one round trip, for both judging and sending: on
+    1,000 nodes each read is two hashes of 1,000 fields.
+    """
+
+    sent: dict[str, Ping]
+    answered: dict[str, str]
+
+    @classmethod
+    def read(cls, client: Redis) -> Marks:
+        sent, answered = client.pipeline(transaction=False).hgetall(SENT).hgetall(ANSWERED).execute()
+        return cls({k.decode(): json.loads(v) for k, v in sent.items()},
+                   {k.decode(): v.decode() for k, v in answered.items()})
+
+    def waiting(self, host: str, at: float, timeout: float) -> bool:
+        """Whether the host's last ping is unanswered and still within its time to answer."""
+        last = self.sent.get(host)
+        return last is not None and self.answered.get(host) != last["token"] and at - last["at"] <= timeout
 
 
 @dataclass
@@ -119,11 +164,10 @@ def _jobs_by_first_host(session: Session) -> dict[str, list[int]]:
     return by_host
 
 
-def judge(context: Context, session: Session, hosts: dict[str, Watched]) -> tuple[bool, Failures]:
+def judge(context: Context, session: Session, hosts: dict[str, Watched], marks: Marks) -> tuple[bool, Failures]:
     """Compare last round's pings with their answers; whether anything changed, and the jobs ended."""
     client = context.redis
-    sent = {k.decode(): json.loads(v) for k, v in client.hgetall(SENT).items()}
-    answered = {k.decode(): v.decode() for k, v in client.hgetall(ANSWERED).items()}
+    sent, answered = marks.sent, marks.answered
     timeout = context.settings.finaud_timeout
     changed = False
     failures = Failures()
@@ -179,7 +223,7 @@ def _recover(session: Session, host: str) -> bool:
     return bool(rows)
 
 
-def send_pings(context: Context, hosts: dict[str, Watched], jobs: dict[str, list[int]]) -> None:
+def send_pings(context: Context, hosts: dict[str, Watched], jobs: dict[str, list[int]], marks: Marks) -> None:
     """One ping per host, unless the last one is still within its time to answer.
 
     Every ping of the round and its ``SENT`` mark go in one Redis pipeline,
@@ -187,35 +231,130 @@ def send_pings(context: Context, hosts: dict[str, Watched], jobs: dict[str, list
     ``app.send_task`` costs a round trip and a task-sent event per host,
     which on 200 nodes made a round cost the head a tenth of a second.
     """
-    client = context.redis
-    sent = {k.decode(): json.loads(v) for k, v in client.hgetall(SENT).items()}
-    answered = {k.decode(): v.decode() for k, v in client.hgetall(ANSWERED).items()}
     timeout = context.settings.finaud_timeout
     expires = max(timeout * 4, 30)
     at = context.now()
-    pipe = client.pipeline(transaction=False)
+    marked: dict[str | bytes, str] = {}
     pings: list[sender.Outgoing] = []
     for host in hosts:
-        last = sent.get(host)
-        if last and answered.get(host) != last["token"] and at - last["at"] <= timeout:
+        if marks.waiting(host, at, timeout):
             continue
         token = uuid.uuid4().hex
-        pipe.hset(SENT, host, json.dumps({"token": token, "at": at}))
+        marked[host] = json.dumps({"token": token, "at": at})
         pings.append(sender.to_node(host, Task.NODE_PING, expires, token=token, job_ids=jobs.get(host, [])))
+    if not pings:
+        return
+    pipe = context.redis.pipeline(transaction=False)
+    pipe.hset(SENT, mapping=marked)  # one command for the round's marks, not one per host
     sender.send(pings, pipe=pipe)
     pipe.execute()
 
 
+class Answer(TypedDict):
+    """A node's answer to its ping: the ping's token and the states of the jobs the ping named."""
+
+    host: str
+    token: str
+    jobs: dict[str, JobStatus | str]
+
+
+def take_answers(context: Context) -> int:
+    """Take every answer the nodes pushed since the last round, check each, record them in one batch.
+
+    An answer counts only when the node it names signed it (where the head
+    has keys), recently and once: the checks of ``oar.finaud.answer``'s task
+    (:mod:`oar_celery.tasks.signed`), their nonces claimed in one round trip.
+    The number of answers recorded.
+    """
+    client = context.redis
+    raw, _ = client.pipeline(transaction=True).lrange(ANSWERS, 0, -1).delete(ANSWERS).execute()
+    if not raw:
+        return 0
+    keys = head_keyring()
+    window = context.settings.signature_window
+    checked, refused = checked_answers(raw, keys, window, context.now())
+    if keys.enabled and checked:
+        pipe = client.pipeline(transaction=False)
+        for _, signature in checked:
+            pipe.set(seen_key(signature["host"], signature["nonce"]), b"1", nx=True, ex=nonce_ttl(window))
+        claimed = pipe.execute()
+        refused += [(a["host"], a["host"], "replayed: this message was already received")
+                    for (a, _), fresh in zip(checked, claimed, strict=True) if not fresh]
+        checked = [pair for pair, fresh in zip(checked, claimed, strict=True) if fresh]
+    for origin, host, why in refused:
+        refuse(client, "answer", origin, why, HEAD, f"answer in {host!r}'s name")
+    record_answers(client, [answer for answer, _ in checked])
+    for answer, _ in checked:
+        if answer["jobs"]:
+            recover_ends(answer["host"], answer["jobs"])
+    return len(checked)
+
+
+class Claim(TypedDict):
+    """The nonce of a checked answer's signature, to claim under its node's name."""
+
+    host: str
+    nonce: str
+
+
+def checked_answers(raw: list[bytes], keys: Keyring, window: float,
+                    now: float) -> tuple[list[tuple[Answer, Claim]], list[tuple[str, str, str]]]:
+    """The answers whose signature holds (nonces still to claim), and the refused ones (origin, host, why)."""
+    checked: list[tuple[Answer, Claim]] = []
+    refused: list[tuple[str, str, str]] = []
+    subject = task_subject(Task.FINAUD_ANSWER, HEAD)
+    for item in raw:
+        try:
+            kwargs = json.loads(item)
+            signature = kwargs.pop(TASK_FIELD, None)
+            answer = Answer(host=str(kwargs["host"]), token=str(kwargs["token"]), jobs=dict(kwargs.get("jobs") or {}))
+        except (ValueError, TypeError, KeyError, AttributeError):
+            refused.append(("unknown", "?", "malformed answer"))
+            continue
+        host = answer["host"]
+        if not keys.enabled:
+            checked.append((answer, Claim(host=host, nonce="")))
+            continue
+        try:
+            key = keys.node(host)
+            if key is None:
+                raise Refused(f"no key for node {host!r}")
+            signed = verify(key, signature, subject, kwargs, window=window, now=now)
+            if signed["signer"] != host:
+                raise Refused(f"signed by {signed['signer']}, not {host}")
+        except Refused as why:
+            refused.append((claimed_signer(signature, lambda s: keys.node(s) is not None), host, str(why)))
+            continue
+        checked.append((answer, Claim(host=host, nonce=signed["nonce"])))
+    return checked, refused
+
+
+def record_answers(client: Redis, answers: list[Answer]) -> None:
+    """The tokens the nodes answered with, for the next judgement; answering clears a node's miss."""
+    if not answers:
+        return
+    pipe = client.pipeline(transaction=False)
+    tokens: dict[str | bytes, str] = {a["host"]: a["token"] for a in answers}
+    pipe.hset(ANSWERED, mapping=tokens)
+    pipe.hdel(MISSED, *{a["host"] for a in answers})
+    pipe.execute()
+
+
 def answer(host: str, token: str, jobs: dict[str, JobStatus | str] | None = None) -> None:
-    """A node answered its ping; recover the end reports it holds that the head never got.
+    """A node answered its ping as a task (where it could not push it onto the answers' list)."""
+    record_answers(broker_redis(), [Answer(host=host, token=token, jobs=jobs or {})])
+    recover_ends(host, jobs or {})
+
+
+def recover_ends(host: str, jobs: dict[str, JobStatus | str]) -> None:
+    """Recover the end reports a node's answer holds that the head never got.
 
     The recovered ends are queued as one batch of reports for the next cycle,
     as the node would have queued them (conditional updates: an end the head
     already has changes nothing).
     """
-    broker_redis().pipeline(transaction=False).hset(ANSWERED, host, token).hdel(MISSED, host).execute()
     ends: list[EndedReport] = []
-    for job_id, status in (jobs or {}).items():
+    for job_id, status in jobs.items():
         if isinstance(status, dict):  # else "running" or "unknown"
             try:
                 ends.append(ended_report(job_id, host, status))

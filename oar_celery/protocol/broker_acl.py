@@ -104,7 +104,7 @@ def node(host: str, password: str, db: int = 0) -> BrokerUser:
         # reports and answers: the script of bus.queue_reports (each command in it checked again
         # against these rules), Finaud's answers: pushed, never read
         f"({script_keys} +eval +evalsha)",
-        f"(%W~{HEAD_QUEUE} %W~{Key.QUEUED_REPORTS} %W~{Key.PENDING} +lpush +rpush +sadd)",
+        f"(%W~{HEAD_QUEUE} %W~{Key.QUEUED_REPORTS} %W~{Key.PENDING} %W~{Key.FINAUD_ANSWERS} +lpush +rpush +sadd)",
         f"(~{Key.QUEUED} +set +ttl +del)",
         # replay nonces and refusal counters of signed messages
         f"(~oar:seen:{host}:* +set +exists)",

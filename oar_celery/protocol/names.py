@@ -86,6 +86,8 @@ class Key:
     #: The node report batches waiting for a cycle (JSON lists of reports).
     QUEUED_REPORTS = "oar:reports"
     FINAUD_SENT = "oar:finaud:sent"
+    #: The nodes' signed answers to Finaud's pings (JSON task kwargs), taken by its next round in one batch.
+    FINAUD_ANSWERS = "oar:finaud:answers"
     FINAUD_ANSWERED = "oar:finaud:answered"
     #: Nodes whose last judged ping went unanswered (until they answer one), for ``oar-celery status``.
     FINAUD_MISSED = "oar:finaud:missed"

@@ -12,6 +12,7 @@ node (:class:`oar_celery.tasks.signed.SignedTask`, where the node has its key).
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from typing import Any
@@ -23,8 +24,9 @@ from oar_celery.config import settings
 from oar_celery.node import jobcontrol, jobshell, node_hostname, process, recovery, reports
 from oar_celery.node.jobdir import JobDir
 from oar_celery.node.supervisor import Supervisor
+from oar_celery.protocol.bus import broker_redis
 from oar_celery.protocol.messages import ErrorAnswer, LaunchSpec, LaunchSummary
-from oar_celery.protocol.names import Task
+from oar_celery.protocol.names import Key, Task
 from oar_celery.tasks.signed import SignedTask
 
 logger = logging.getLogger(__name__)
@@ -172,10 +174,31 @@ def job_states(job_ids: list[int]) -> dict[str, Any]:
 
 @app.task(name=Task.NODE_PING, base=SignedTask)
 def ping(token: str, job_ids: list[int] | None = None) -> dict[str, Any]:
-    """Finaud's health check: it proves this node's queue is consumed, and carries job states."""
+    """Finaud's health check: it proves this node's queue is consumed, and carries job states.
+
+    The signed answer is pushed onto ``oar:finaud:answers``, which Finaud's
+    next round takes in one batch: as a task, each of a thousand nodes'
+    answers cost the head worker a task's dispatch. Where the list cannot be
+    reached (another broker, Redis down) the answer goes as the
+    ``oar.finaud.answer`` task, retried until sent.
+    """
     jobs = job_states(job_ids or [])
-    reports.send(app, Task.FINAUD_ANSWER, {"host": node_hostname(), "token": token, "jobs": jobs})
+    answer = {"host": node_hostname(), "token": token, "jobs": jobs}
+    if not _push_answer(answer):
+        reports.send(app, Task.FINAUD_ANSWER, answer)
     return jobs
+
+
+def _push_answer(answer: dict[str, Any]) -> bool:
+    """Push the signed answer onto Finaud's list; whether it was pushed."""
+    if not str(app.conf.broker_url or "").startswith(("redis://", "rediss://", "unix://")):
+        return False
+    try:
+        broker_redis().lpush(Key.FINAUD_ANSWERS, json.dumps(reports.signed(Task.FINAUD_ANSWER, answer)))
+    except Exception as error:  # noqa: BLE001 - any failure: the answer goes as a task instead
+        logger.warning("answer to Finaud not pushed (%s): sent as a task", error)
+        return False
+    return True
 
 
 @worker_ready.connect

@@ -45,7 +45,8 @@ def node_env(redis_url: str, state_dir: Path, **extra: str) -> dict[str, str]:
 
 
 class HeadInbox:
-    """The ``oar.head`` queue, read as the head would: (task name, kwargs) pairs."""
+    """The ``oar.head`` queue, the queued reports and Finaud's answers, read as the head would: (task name,
+    kwargs) pairs."""
 
     def __init__(self, redis_url: str) -> None:
         self.client = redis.Redis.from_url(redis_url)
@@ -61,6 +62,8 @@ class HeadInbox:
     def _drain(self, timeout: float) -> None:
         while (batch := self.client.lpop(Key.QUEUED_REPORTS)) is not None:
             self._add_batch(json.loads(batch))
+        while (answer := self.client.rpop(Key.FINAUD_ANSWERS)) is not None:  # as Finaud's round takes them
+            self.seen.append(("oar.finaud.answer", {k: v for k, v in json.loads(answer).items() if k != "oar_sig"}))
         try:
             message = self.queue.get(block=True, timeout=timeout)
         except self.queue.Empty:
