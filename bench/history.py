@@ -13,8 +13,9 @@ same rounds with the history; then, the history cluster busy with some
 current jobs, ``oarstat`` (the current jobs, as a user types it) and the
 head's metrics endpoint (an HTTP scrape in Prometheus's text format) timed.
 
-Options: ``--jobs N`` (finished jobs in history), ``--rounds N``,
-``--round-jobs N``, ``--quick``.
+Options: ``--jobs=N`` (finished jobs in history), ``--rounds=N``,
+``--round-jobs=N``, ``--quick`` (an option and its value in one argument:
+a separate value would read as the name of a benchmark).
 """
 
 from __future__ import annotations
