@@ -46,6 +46,18 @@ def rss_kib(pid: int) -> int:
     return 0
 
 
+def pss_kib(pid: int) -> int:
+    """Proportional set size: each shared page counted once across the processes that map it."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as rollup:
+            for line in rollup:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
 @dataclass
 class MemorySampler:
     """Peak resident memory of named process groups, sampled every ``period`` seconds.
@@ -54,11 +66,16 @@ class MemorySampler:
     just ``vfork``ed shares the worker's memory, and is still in its group,
     for the microseconds before it leaves the group and runs the job; caught
     there, it doubled the node worker's figure.
+
+    ``peaks`` sums the members' RSS (what ``top`` shows, pages a prefork
+    child shares with its parent counted in both); ``pss_peaks`` sums their
+    PSS, each page counted once: the memory the group really holds.
     """
 
     leaders: dict[str, int]
     period: float = 0.25
     peaks: dict[str, int] = field(default_factory=dict)
+    pss_peaks: dict[str, int] = field(default_factory=dict)
     _members: dict[str, set[int]] = field(default_factory=dict)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
@@ -70,6 +87,8 @@ class MemorySampler:
             self._members[name] = members
             total = sum(rss_kib(pid) for pid in lasting)
             self.peaks[name] = max(self.peaks.get(name, 0), total)
+            pss = sum(pss_kib(pid) for pid in lasting)
+            self.pss_peaks[name] = max(self.pss_peaks.get(name, 0), pss)
 
     def _loop(self) -> None:
         while not self._stop.wait(self.period):
@@ -89,6 +108,9 @@ class MemorySampler:
 
     def mib(self, name: str) -> float:
         return self.peaks.get(name, 0) / 1024
+
+    def pss_mib(self, name: str) -> float:
+        return self.pss_peaks.get(name, 0) / 1024
 
 
 class BenchCluster:

@@ -452,12 +452,12 @@ def unfinished_jobs(config: Settings) -> list[int]:
     """Every job of the cluster not ``Terminated`` or ``Error`` (none if the database is unreachable)."""
     from sqlalchemy import select
 
-    from oar_celery.db.models import FINAL_STATES, Job
+    from oar_celery.db.models import CURRENT_STATES, Job
     from oar_celery.db.session import session_scope
 
     try:
         with session_scope() as session:
-            return list(session.scalars(select(Job.job_id).where(Job.state.not_in(FINAL_STATES))))
+            return list(session.scalars(select(Job.job_id).where(Job.state.in_(CURRENT_STATES))))
     except Exception:  # noqa: BLE001 - no database: nothing recorded to keep consistent
         return []
 

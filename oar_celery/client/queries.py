@@ -23,7 +23,7 @@ from sqlalchemy.sql import Select
 from oar_celery.client.errors import ClientError, reason
 from oar_celery.config import mask, settings
 from oar_celery.db.models import (
-    FINAL_STATES,
+    CURRENT_STATES,
     Accounting,
     AssignedResource,
     EventLog,
@@ -131,11 +131,11 @@ def job_selection(
     if array_id is not None:
         conditions.append(Job.array_id == array_id)
     if current_only:
-        conditions.append(Job.state.not_in(FINAL_STATES))
+        conditions.append(Job.state.in_(CURRENT_STATES))
     if states is not None:
         conditions.append(Job.state.in_(list(states)))
     if since is not None:
-        conditions.append(or_(Job.stop_time >= since, Job.state.not_in(FINAL_STATES)))
+        conditions.append(or_(Job.stop_time >= since, Job.state.in_(CURRENT_STATES)))
     if until is not None:
         conditions.append(Job.submission_time <= until)
     return conditions
@@ -369,7 +369,7 @@ def resource_jobs(session: Session, resource_ids: Iterable[int] | None = None) -
     query = (
         select(AssignedResource.resource_id, Job.job_id)
         .join(Job, Job.assigned_moldable_job == AssignedResource.moldable_job_id)
-        .where(Job.state.not_in(FINAL_STATES), Job.state != "Waiting")
+        .where(Job.state.in_(CURRENT_STATES), Job.state != "Waiting")
         .order_by(Job.job_id)
     )
     if resource_ids is not None:

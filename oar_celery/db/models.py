@@ -13,6 +13,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from oar_celery.protocol.states import (  # noqa: F401 - the state groups, also read from here
     ACTIVE_STATES,
+    CURRENT_STATES,
     FINAL_STATES,
     STARTED_STATES,
     FragState,

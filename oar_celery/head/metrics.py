@@ -48,13 +48,12 @@ from sqlalchemy.orm import Session
 from oar_celery.config import Settings
 from oar_celery.db.models import Job, JobStateLog, Queue, Resource
 from oar_celery.protocol.names import DURATION_BUCKETS, Key
-from oar_celery.protocol.states import FINAL_STATES, JobState, ResourceState
+from oar_celery.protocol.states import CURRENT_STATES, FINAL_STATES, JobState, ResourceState
 
 logger = logging.getLogger(__name__)
 
 #: Seconds after which no transaction can still commit a row with a lower id than one already seen.
 SETTLE = 30.0
-CURRENT_STATES = tuple(state for state in JobState if state not in FINAL_STATES)
 #: Upper bounds (seconds) of the wait-time histogram: from a second to a week.
 WAIT_BUCKETS = (1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0, 4 * 3600.0, 12 * 3600.0, 86400.0, 7 * 86400.0)
 

@@ -17,7 +17,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from oar_celery.config import settings
-from oar_celery.db.models import FINAL_STATES, Job, Queue
+from oar_celery.db.models import CURRENT_STATES, Job, Queue
 from oar_celery.db.session import session_scope
 from oar_celery.head.lib import accounting
 from oar_celery.head.lib.errors import Refused
@@ -100,7 +100,7 @@ def _change(session: Session, name: str | None, priority: int | None, policy: st
 def _remove(session: Session, name: str | None, *_: Any) -> list[str]:
     _queue(session, name)
     unfinished = session.scalar(
-        select(func.count()).select_from(Job).where(Job.queue_name == name, Job.state.not_in(FINAL_STATES))
+        select(func.count()).select_from(Job).where(Job.queue_name == name, Job.state.in_(CURRENT_STATES))
     )
     if unfinished:
         raise Refused(f"queue '{name}' still has {unfinished} unfinished job(s)")

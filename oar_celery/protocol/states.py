@@ -29,6 +29,9 @@ class JobState(StrEnum):
 
 #: The states a job never leaves.
 FINAL_STATES = (JobState.TERMINATED, JobState.ERROR)
+#: Every other state: the jobs in the system now. Queries select them with ``state IN`` these, which the
+#: state index answers from the few live jobs' entries; ``NOT IN`` the final states reads every row of history.
+CURRENT_STATES = tuple(state for state in JobState if state not in FINAL_STATES)
 #: States of a job whose processes may exist on its nodes.
 STARTED_STATES = (JobState.LAUNCHING, JobState.RUNNING, JobState.SUSPENDED, JobState.RESUMING, JobState.FINISHING)
 #: States in which a job holds its resources.

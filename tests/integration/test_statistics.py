@@ -60,3 +60,18 @@ def test_bursts_in_quick_succession_analyze_once(db: str, monkeypatch) -> None: 
     assert analyzed_once_more(before)
     time.sleep(0.5)
     assert analyzed()[0] == before["jobs"] + 1
+
+
+def test_the_refresh_after_a_burst_reads_a_small_sample(db: str, monkeypatch) -> None:  # noqa: F811
+    """Its cost stays flat with a million finished jobs: ``SAMPLE_TARGET`` buckets, not PostgreSQL's 100."""
+    from oar_celery.db import statistics
+
+    monkeypatch.setattr(statistics, "_last_refresh", float("-inf"))
+    before = {"jobs": analyzed()[0]}
+    submit_array(statistics.BURST * 2)
+    assert analyzed_once_more(before)
+    ((bounds,),) = rows(
+        "SELECT array_length(histogram_bounds::text::int[], 1) FROM pg_stats "
+        "WHERE tablename = 'jobs' AND attname = 'job_id'"
+    )
+    assert bounds == statistics.SAMPLE_TARGET + 1

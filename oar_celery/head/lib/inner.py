@@ -11,7 +11,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from oar_celery.db.models import FINAL_STATES, STARTED_STATES, FragJob, Job, JobType
+from oar_celery.db.models import CURRENT_STATES, FINAL_STATES, STARTED_STATES, FragJob, Job, JobType
 from oar_celery.db.session import now
 from oar_celery.head.lib.transitions import add_event, finish
 from oar_celery.protocol.states import FragState, JobState
@@ -19,12 +19,12 @@ from oar_celery.protocol.states import FragState, JobState
 _INNER_OF_LIVE_JOBS = (
     select(JobType.job_id, JobType.type, Job.state)
     .join(Job, Job.job_id == JobType.job_id)
-    .where(JobType.type.like("inner=%"), JobType.types_index == "CURRENT", Job.state.not_in(FINAL_STATES))
+    .where(JobType.type.like("inner=%"), JobType.types_index == "CURRENT", Job.state.in_(CURRENT_STATES))
 )
 _LIVE_NAMED_CONTAINERS = (
     select(JobType.type)
     .join(Job, Job.job_id == JobType.job_id)
-    .where(JobType.type.like("container=%"), JobType.types_index == "CURRENT", Job.state.not_in(FINAL_STATES))
+    .where(JobType.type.like("container=%"), JobType.types_index == "CURRENT", Job.state.in_(CURRENT_STATES))
 )
 WAITING_STATES = (JobState.WAITING, JobState.HOLD, JobState.TO_LAUNCH)
 

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from oar_celery.config import Settings
 from oar_celery.db.models import Job, JobType
-from oar_celery.protocol.states import FINAL_STATES
+from oar_celery.protocol.states import CURRENT_STATES, FINAL_STATES
 from oar_celery.scheduler.errors import RequestError
 from oar_celery.scheduler.tokens import parse_tokens, token_requests
 
@@ -50,7 +50,7 @@ def _check_container(session: Session, user: str, value: str, config: Settings) 
         return
     owners = set(session.scalars(
         select(Job.job_user).join(JobType, JobType.job_id == Job.job_id)
-        .where(JobType.type == f"container={value}", JobType.types_index == "CURRENT", Job.state.not_in(FINAL_STATES))
+        .where(JobType.type == f"container={value}", JobType.types_index == "CURRENT", Job.state.in_(CURRENT_STATES))
     ))
     if not owners:
         raise RequestError(f"inner={value}: no container named {value} (-t container={value}) is waiting or running")
