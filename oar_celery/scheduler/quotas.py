@@ -523,24 +523,25 @@ class Ledger:
         queue, project, _, user = kind
         counter = _counter(key, queue, project, user)
         profile = self.profiles.get(counter)
-        over = profile.over(start, start + walltime, amounts, limits) if profile is not None else None
-        if profile is None or over is None:
+        if profile is None:
             return start, None
         refusals = self.refusals.get((key, counter))
         if refusals is None:
             refusals = self.refusals[(key, counter)] = Refusals()
         shortcut = refusals.bound(start, count, walltime)
-        if shortcut > over[1] >= 0:  # an earlier job asking no more was refused up to there: start the walk there
-            later, kind_passed = _walk(profile, shortcut, walltime, amounts, limits)
-            if later >= 0:
-                named = profile.passed_before(later, amounts, limits)
-                if named >= 0:  # one limit only is passed just before: every walk from ``start`` names it
-                    refusals.record(start, count, walltime, later)
-                    return later, (key, named, limits[named])
-        later, kind_passed = _walk(profile, over[1], walltime, amounts, limits, over[0])
+        if shortcut > start:  # an earlier job asking no more was refused up to there: start the walk there
+            later, _ = _walk(profile, shortcut, walltime, amounts, limits)
+            named = profile.passed_before(later, amounts, limits) if later >= 0 else -1
+            if named >= 0:  # one limit only is passed just before: every walk from ``start`` names it
+                refusals.record(start, count, walltime, later)
+                return later, (key, named, limits[named])
+        over = profile.over(start, start + walltime, amounts, limits)
+        if over is None:
+            return start, None
+        later, passed = _walk(profile, over[1], walltime, amounts, limits, over[0])
         if later >= 0:
             refusals.record(start, count, walltime, later)
-        return later, (key, kind_passed, limits[kind_passed])
+        return later, (key, passed, limits[passed])
 
     def _chain_checks(self, kind: Kind, start: int, walltime: int, count: int) -> tuple[int, Why | None]:
         verdict = self.check_kind(kind, start, walltime, count)
