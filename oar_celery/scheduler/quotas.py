@@ -285,6 +285,17 @@ class Profile:
         after = self._first_within(self.levels[kind], step + 1, room)
         return kind, -1 if after < 0 else times[after]
 
+    def passed_before(self, t: int, amounts: Sequence[int], limits: Limits) -> int:
+        """The kind of the one limit the job would pass during the step that ends at ``t``; -1 if it
+        would pass none or several there, or ``t`` ends no step."""
+        times = self.times
+        k = bisect_left(times, t)
+        if k == 0 or k == len(times) or times[k] != t:
+            return -1
+        passed = [kind for kind in range(3)
+                  if limits[kind] >= 0 and self.levels[kind][k - 1] > limits[kind] - amounts[kind]]
+        return passed[0] if len(passed) == 1 else -1
+
     def _first_within(self, values: list[int], begin: int, room: int) -> int:
         """The first step from ``begin`` on at or below ``room``, -1 if none: a chunk at a time."""
         chunk = self.CHUNK
@@ -295,6 +306,62 @@ class Profile:
             if min(part) <= room:
                 return offset + next(i for i, value in enumerate(part) if value <= room)
         return -1
+
+
+def _walk(profile: Profile, later: int, walltime: int, amounts: Sequence[int], limits: Limits,
+          kind: int = -1) -> tuple[int, int]:
+    """From ``later`` on, to the start each refusal names, up to the first start ``profile`` allows.
+
+    That start (-1 if there is none) and the kind of limit of the last refusal
+    (``kind`` if ``later`` itself is allowed). No start is skipped that the
+    counter would allow: a refusal names where the limit it passed is next met.
+    """
+    if later < 0:
+        return -1, kind
+    while True:
+        over = profile.over(later, later + walltime, amounts, limits)
+        if over is None:
+            return later, kind
+        if over[1] <= later:
+            return -1, kind
+        later, kind = over[1], over[0]
+
+
+class Refusals:
+    """Where the quotas of one rule and counter refused jobs during this round, to skip the walks again.
+
+    A job refused from ``since`` up to ``until`` (where it was allowed) tells of
+    any later job of the same counter asking at least as many resources for at
+    least as long, from ``since`` on: it is refused there too, since counters
+    only grow during a round and its window covers the first job's. A later
+    job's walk may then start at ``until``. A few records per counter are kept,
+    the ones no other record makes useless.
+    """
+
+    #: records kept per counter: a bound found from fewer is still a bound
+    KEPT = 16
+
+    def __init__(self) -> None:
+        self.records: list[tuple[int, int, int, int]] = []  # count, walltime, since, until
+
+    def bound(self, start: int, count: int, walltime: int) -> int:
+        """The latest start before which the quotas are known to refuse this job (-1: nothing known)."""
+        best = -1
+        for c, w, since, until in self.records:
+            if until > best and c <= count and w <= walltime and since <= start:
+                best = until
+        return best
+
+    def record(self, since: int, count: int, walltime: int, until: int) -> None:
+        records = self.records
+        for c, w, s, u in records:
+            if c <= count and w <= walltime and s <= since and u >= until:
+                return  # that record already says as much
+        records[:] = [r for r in records
+                      if not (r[0] >= count and r[1] >= walltime and r[2] >= since and r[3] <= until)]
+        records.append((count, walltime, since, until))
+        if len(records) > self.KEPT:
+            del records[0]
 
 
 def _matches(rule: Key, queue: str, project: str, types: Iterable[str], user: str) -> bool:
@@ -358,6 +425,8 @@ class Ledger:
         #: the profiles an allocation of one kind counts in
         self._targets: dict[Kind, list[Profile]] = {}
         self.needed: set[Key] | None = None
+        #: per rule and counter, the stretches of the Gantt where the quotas refused jobs (see :class:`Refusals`)
+        self.refusals: dict[tuple[Key, Key], Refusals] = {}
         if waiting is not None:
             kinds = {kind_of(job.queue, job.project, job.types, job.user)
                      for job in waiting if self.counted(job.queue, job.types)}
@@ -452,20 +521,27 @@ class Ledger:
         if alone is not None:
             return -1, (key, alone, limits[alone])
         queue, project, _, user = kind
-        profile = self.profiles.get(_counter(key, queue, project, user))
-        over = profile.over(start, start + walltime, amounts, limits) if profile is not None else None
-        if profile is None or over is None:
+        counter = _counter(key, queue, project, user)
+        profile = self.profiles.get(counter)
+        if profile is None:
             return start, None
-        why: Why = (key, over[0], limits[over[0]])
-        later = over[1]
-        while later > start:
-            over = profile.over(later, later + walltime, amounts, limits)
-            if over is None:
-                return later, why
-            if over[1] <= later:
-                return -1, why
-            later, why = over[1], (key, over[0], limits[over[0]])
-        return -1, why
+        refusals = self.refusals.get((key, counter))
+        if refusals is None:
+            refusals = self.refusals[(key, counter)] = Refusals()
+        shortcut = refusals.bound(start, count, walltime)
+        if shortcut > start:  # an earlier job asking no more was refused up to there: start the walk there
+            later, _ = _walk(profile, shortcut, walltime, amounts, limits)
+            named = profile.passed_before(later, amounts, limits) if later >= 0 else -1
+            if named >= 0:  # one limit only is passed just before: every walk from ``start`` names it
+                refusals.record(start, count, walltime, later)
+                return later, (key, named, limits[named])
+        over = profile.over(start, start + walltime, amounts, limits)
+        if over is None:
+            return start, None
+        later, passed = _walk(profile, over[1], walltime, amounts, limits, over[0])
+        if later >= 0:
+            refusals.record(start, count, walltime, later)
+        return later, (key, passed, limits[passed])
 
     def _chain_checks(self, kind: Kind, start: int, walltime: int, count: int) -> tuple[int, Why | None]:
         verdict = self.check_kind(kind, start, walltime, count)
