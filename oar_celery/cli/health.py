@@ -25,6 +25,7 @@ from typing import Any
 
 from oar_celery.config import Settings, mask
 from oar_celery.protocol.names import Key
+from oar_celery.protocol.signing import Keyring, head_keyring
 
 #: Seconds of clock difference between a worker and this machine that doctor reports.
 MAX_SKEW = 1.0
@@ -70,6 +71,7 @@ def status_rows(config: Settings) -> list[Row]:
     client = broker_client(config)
     sent = {k.decode(): json.loads(v) for k, v in client.hgetall(Key.FINAUD_SENT).items()}
     answered = {k.decode(): v.decode() for k, v in client.hgetall(Key.FINAUD_ANSWERED).items()}
+    answered.update(waiting_answers(client.lrange(Key.FINAUD_ANSWERS, 0, -1), head_keyring(), config.signature_window))
     missed = {k.decode() for k in client.hkeys(Key.FINAUD_MISSED)}
     last_cycle = client.lindex(Key.CYCLES, 0)
     now = time.time()
@@ -82,6 +84,20 @@ def status_rows(config: Settings) -> list[Row]:
             row.pid = pids[row.name]
             row.alive = cluster.alive(row.pid)
     return rows
+
+
+def waiting_answers(raw: list[bytes], keys: Keyring, window: float) -> dict[str, str]:
+    """The tokens of the answers the nodes pushed that Finaud's next round has still to take (host → token).
+
+    A node answers within milliseconds but Finaud takes the answers once a
+    round; counted here when their signature holds, a node is not shown
+    unanswered for the rest of the round. The list is newest first: the
+    newest answer of a node is the one kept.
+    """
+    from oar_celery.head.finaud import checked_answers
+
+    checked, _ = checked_answers(raw[::-1], keys, window, time.time())
+    return {answer["host"]: answer["token"] for answer, _ in checked}
 
 
 def _head_row(config: Settings, cycle: dict[str, Any] | None, now: float) -> Row:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -84,3 +85,13 @@ def test_without_signing_every_answer_is_taken(tmp_path: Path) -> None:
     checked, refused = checked_answers([json.dumps(answer("node1")).encode()], Keyring(tmp_path, enabled=False),
                                        WINDOW, NOW)
     assert [a["host"] for a, _ in checked] == ["node1"] and refused == []
+
+
+def test_status_counts_an_answer_waiting_for_finauds_round_and_keeps_the_newest(keys: Keyring) -> None:
+    from oar_celery.cli.health import waiting_answers
+
+    now = time.time()
+    old = signed(answer("node1", token="t1"), node_key(keys, "node1"), "node1", at=now)
+    new = signed(answer("node1", token="t2"), node_key(keys, "node1"), "node1", at=now)
+    forged = signed(answer("node2", token="t9"), node_key(keys, "node1"), "node1", at=now)
+    assert waiting_answers([new, forged, old], keys, WINDOW) == {"node1": "t2"}
