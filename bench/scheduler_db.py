@@ -41,12 +41,22 @@ def load_jobs(n_jobs: int, n_resources: int) -> None:
 
 
 def add_resources(bench: BenchCluster, n_resources: int) -> None:
-    """Nodes of 2 cpus × 2 cores named like the workload's (``node-1``...)."""
+    """Nodes of 2 cpus × 2 cores named like the workload's (``node-1``...).
+
+    Written in-process with the head's own function (the one behind
+    ``oar-celery resources add``): that command now asks a running head, and
+    the benchmark's database has none; the benchmark owns this database, as
+    the head does.
+    """
+    from oar_celery.db.session import session_scope
+    from oar_celery.head.lib.resources import add_resources as insert_resources
+    from oar_celery.head.lib.resources import expand_nodeset
+
+    del bench  # the cluster's environment is already this process's (``BenchCluster`` adopts it)
     nodes = max(1, n_resources // 4)
     cpus, cores = (2, 2) if n_resources >= 4 else (1, n_resources)
-    result = bench.admin("resources", "add", f"node-[1-{nodes}]", "--cpus", str(cpus), "--cores", str(cores))
-    if result.returncode != 0:
-        raise RuntimeError(result.stderr)
+    with session_scope() as session:
+        insert_resources(session, expand_nodeset(f"node-[1-{nodes}]"), cpus=cpus, cores=cores)
 
 
 def timed_rounds(context: Any) -> tuple[Any, float, float, float]:
