@@ -58,24 +58,26 @@ def consumptions(rows: Iterable[Sequence[Any]], size: int) -> dict[Key, int]:
     return totals
 
 
+_JOBS = Job.__table__
+_ENDED_STARTED = (
+    _JOBS.c.accounted == "NO",
+    _JOBS.c.state.in_(ENDED),
+    _JOBS.c.start_time > 1,
+    _JOBS.c.stop_time >= _JOBS.c.start_time,
+)
+#: What an accounted job's rows need: who, where, when, and the moldable whose walltime and resources count.
+_FLAGGED_COLUMNS = (
+    _JOBS.c.job_id, _JOBS.c.job_user, _JOBS.c.project, _JOBS.c.queue_name, _JOBS.c.start_time, _JOBS.c.stop_time,
+    _JOBS.c.assigned_moldable_job,
+)
+# Core statements, not ORM ones: an ORM ``UPDATE`` first works out which loaded objects it changes.
 _FLAG = (
-    update(Job)
-    .where(
-        Job.job_id.in_(bindparam("job_ids", expanding=True)),
-        Job.accounted == "NO",
-        Job.state.in_(ENDED),
-        Job.start_time > 1,
-        Job.stop_time >= Job.start_time,
-    )
+    update(_JOBS)
+    .where(_JOBS.c.job_id.in_(bindparam("job_ids", expanding=True)), *_ENDED_STARTED)
     .values(accounted="YES")
-    .returning(Job.job_id)
+    .returning(_JOBS.c.job_id)
 )
-_FLAG_ALL = (
-    update(Job)
-    .where(Job.accounted == "NO", Job.state.in_(ENDED), Job.start_time > 1, Job.stop_time >= Job.start_time)
-    .values(accounted="YES")
-    .returning(Job.job_id)
-)
+_FLAG_ALL = update(_JOBS).where(*_ENDED_STARTED).values(accounted="YES").returning(_JOBS.c.job_id)
 _USAGE = (
     select(
         Job.job_user, Job.project, Job.queue_name, Job.start_time, Job.stop_time,
@@ -92,18 +94,74 @@ _USAGE = (
 )
 
 
+def _flag_and_usage() -> Any:
+    """PostgreSQL: :data:`_FLAG` and :data:`_USAGE` in one statement, a data-modifying CTE.
+
+    A row per flagged job: its usage, or ``NULL`` walltime and resources where
+    :data:`_USAGE` has no row for it (no moldable, no ``default`` resource).
+    """
+    flagged = (
+        update(_JOBS)
+        .where(_JOBS.c.job_id.in_(bindparam("job_ids", expanding=True)), *_ENDED_STARTED)
+        .values(accounted="YES")
+        .returning(*_FLAGGED_COLUMNS)
+        .cte("flagged")
+    )
+    assigned, resources = AssignedResource.__table__, Resource.__table__
+    moldables = MoldableJobDescription.__table__
+    counted = (
+        select(flagged.c.job_id, func.count(assigned.c.resource_id).label("resources"))
+        .join(assigned, assigned.c.moldable_job_id == flagged.c.assigned_moldable_job)
+        .join(resources, resources.c.resource_id == assigned.c.resource_id)
+        .where(resources.c.type == "default")
+        .group_by(flagged.c.job_id)
+        .subquery("counted")
+    )
+    return (
+        select(
+            flagged.c.job_id, flagged.c.job_user, flagged.c.project, flagged.c.queue_name, flagged.c.start_time,
+            flagged.c.stop_time, moldables.c.moldable_walltime, counted.c.resources,
+        )
+        .outerjoin(moldables, moldables.c.moldable_id == flagged.c.assigned_moldable_job)
+        .outerjoin(counted, counted.c.job_id == flagged.c.job_id)
+    )
+
+
+_FLAG_AND_USAGE = _flag_and_usage()
+
+
 def account(session: Session, job_ids: Sequence[int], size: int | None = None) -> list[int]:
-    """Account for the ended, started, not yet accounted jobs among ``job_ids``; the ids accounted."""
+    """Account for the ended, started, not yet accounted jobs among ``job_ids``; the ids accounted.
+
+    On PostgreSQL the flag and the read of the flagged jobs' usage are one
+    statement (:func:`account_at_once`), elsewhere two (:func:`account_in_steps`).
+    """
     if not job_ids:
         return []
-    flagged = list(session.scalars(_FLAG, {"job_ids": list(job_ids)}))
+    if session.connection().dialect.name == "postgresql":
+        return account_at_once(session, job_ids, size)
+    return account_in_steps(session, job_ids, size)
+
+
+def account_in_steps(session: Session, job_ids: Sequence[int], size: int | None = None) -> list[int]:
+    """:func:`account` on any database: flag the jobs, then read the usage of those flagged."""
+    flagged = list(session.connection().execute(_FLAG, {"job_ids": list(job_ids)}).scalars())
     _add(session, flagged, size)
     return flagged
 
 
+def account_at_once(session: Session, job_ids: Sequence[int], size: int | None = None) -> list[int]:
+    """:func:`account` on PostgreSQL: the flag and the usage in one statement, then the upsert."""
+    rows = session.connection().execute(_FLAG_AND_USAGE, {"job_ids": list(job_ids)}).all()
+    used = [row[1:] for row in rows if row.moldable_walltime is not None and row.resources is not None]
+    if used:
+        add_consumptions(session, consumptions(used, size or settings().accounting_window))
+    return [row.job_id for row in rows]
+
+
 def account_all(session: Session, size: int | None = None) -> list[int]:
     """``oaraccounting``: account for every ended job not accounted yet."""
-    flagged = list(session.scalars(_FLAG_ALL))
+    flagged = list(session.connection().execute(_FLAG_ALL).scalars())
     _add(session, flagged, size)
     return flagged
 
@@ -114,7 +172,7 @@ def _add(session: Session, job_ids: list[int], size: int | None) -> None:
     window = size or settings().accounting_window
     totals: dict[Key, int] = defaultdict(int)
     for chunk_start in range(0, len(job_ids), 5000):
-        rows = session.execute(_USAGE, {"job_ids": job_ids[chunk_start:chunk_start + 5000]})
+        rows = session.connection().execute(_USAGE, {"job_ids": job_ids[chunk_start:chunk_start + 5000]})
         for key, value in consumptions(rows, window).items():
             totals[key] += value
     if totals:
@@ -123,17 +181,18 @@ def _add(session: Session, job_ids: list[int], size: int | None) -> None:
 
 def add_consumptions(session: Session, totals: dict[Key, int]) -> None:
     """Add to the rows of these keys, creating those missing: one upsert statement."""
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = insert(Accounting)
+    connection = session.connection()
+    insert = postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
+    table = Accounting.__table__
+    statement = insert(table)
     statement = statement.on_conflict_do_update(
         index_elements=[
-            Accounting.window_start, Accounting.window_stop, Accounting.accounting_user,
-            Accounting.accounting_project, Accounting.queue_name, Accounting.consumption_type,
+            table.c.window_start, table.c.window_stop, table.c.accounting_user,
+            table.c.accounting_project, table.c.queue_name, table.c.consumption_type,
         ],
-        set_={"consumption": Accounting.consumption + statement.excluded.consumption},
+        set_={"consumption": table.c.consumption + statement.excluded.consumption},
     )
-    session.execute(
+    connection.execute(
         statement,
         [
             {

@@ -12,10 +12,10 @@ from collections import defaultdict
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import BindParameter, ClauseElement, bindparam, case, delete, insert, select, update
+from sqlalchemy import BindParameter, ClauseElement, bindparam, case, delete, select, update
 from sqlalchemy.orm import Session
 
-from oar_celery.db.bulk import copy_rows
+from oar_celery.db.bulk import copy_rows, insert_rows
 from oar_celery.db.models import (
     AssignedResource,
     FragJob,
@@ -154,8 +154,8 @@ def log_states(session: Session, job_ids: Sequence[int], new_state: str, at: flo
         .values(date_stop=at)
         .execution_options(synchronize_session=False)
     )
-    session.execute(
-        insert(JobStateLog),
+    insert_rows(
+        session, JobStateLog.__table__,
         [{"job_id": job_id, "job_state": new_state, "date_start": at, "date_stop": 0.0} for job_id in job_ids],
     )
 
