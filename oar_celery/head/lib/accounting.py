@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 
 from oar_celery.config import settings
 from oar_celery.db.models import Accounting, AssignedResource, Job, MoldableJobDescription, Resource
+from oar_celery.db.prepared import Prepared
 from oar_celery.protocol.states import JobState
 
 #: One accounting row's key: window start and stop, user, project, queue, ASKED or USED.
@@ -58,17 +59,12 @@ def consumptions(rows: Iterable[Sequence[Any]], size: int) -> dict[Key, int]:
     return totals
 
 
-_JOBS = Job.__table__
+_JOBS: Any = Job.__table__
 _ENDED_STARTED = (
     _JOBS.c.accounted == "NO",
     _JOBS.c.state.in_(ENDED),
     _JOBS.c.start_time > 1,
     _JOBS.c.stop_time >= _JOBS.c.start_time,
-)
-#: What an accounted job's rows need: who, where, when, and the moldable whose walltime and resources count.
-_FLAGGED_COLUMNS = (
-    _JOBS.c.job_id, _JOBS.c.job_user, _JOBS.c.project, _JOBS.c.queue_name, _JOBS.c.start_time, _JOBS.c.stop_time,
-    _JOBS.c.assigned_moldable_job,
 )
 # Core statements, not ORM ones: an ORM ``UPDATE`` first works out which loaded objects it changes.
 _FLAG = (
@@ -94,47 +90,61 @@ _USAGE = (
 )
 
 
-def _flag_and_usage() -> Any:
-    """PostgreSQL: :data:`_FLAG` and :data:`_USAGE` in one statement, a data-modifying CTE.
+def adding_usage(flagged: str) -> str:
+    """PostgreSQL: CTEs adding to ``accounting`` the usage of the jobs of the CTE ``flagged``.
 
-    A row per flagged job: its usage, or ``NULL`` walltime and resources where
-    :data:`_USAGE` has no row for it (no moldable, no ``default`` resource).
+    ``flagged`` has the columns ``job_id, job_user, project, queue_name,
+    start_time, stop_time, assigned_moldable_job``; ``:window`` is the
+    windows' size. The same cut as :func:`consumptions`: each span, ``USED``
+    [start, stop) and ``ASKED`` [start, start + walltime), over the windows it
+    overlaps, times the job's ``default`` resources, summed per row key.
     """
-    flagged = (
-        update(_JOBS)
-        .where(_JOBS.c.job_id.in_(bindparam("job_ids", expanding=True)), *_ENDED_STARTED)
-        .values(accounted="YES")
-        .returning(*_FLAGGED_COLUMNS)
-        .cte("flagged")
-    )
-    assigned, resources = AssignedResource.__table__, Resource.__table__
-    moldables = MoldableJobDescription.__table__
-    counted = (
-        select(flagged.c.job_id, func.count(assigned.c.resource_id).label("resources"))
-        .join(assigned, assigned.c.moldable_job_id == flagged.c.assigned_moldable_job)
-        .join(resources, resources.c.resource_id == assigned.c.resource_id)
-        .where(resources.c.type == "default")
-        .group_by(flagged.c.job_id)
-        .subquery("counted")
-    )
-    return (
-        select(
-            flagged.c.job_id, flagged.c.job_user, flagged.c.project, flagged.c.queue_name, flagged.c.start_time,
-            flagged.c.stop_time, moldables.c.moldable_walltime, counted.c.resources,
-        )
-        .outerjoin(moldables, moldables.c.moldable_id == flagged.c.assigned_moldable_job)
-        .outerjoin(counted, counted.c.job_id == flagged.c.job_id)
-    )
+    return f"""usage AS (
+  SELECT f.job_user, COALESCE(f.project, '') AS project, f.queue_name,
+         CAST(floor(f.start_time) AS bigint) AS b, CAST(floor(f.stop_time) AS bigint) AS e,
+         CAST(m.moldable_walltime AS bigint) AS walltime, count(*) AS cores
+  FROM {flagged} f
+  JOIN moldable_job_descriptions m ON m.moldable_id = f.assigned_moldable_job
+  JOIN assigned_resources ar ON ar.moldable_job_id = f.assigned_moldable_job
+  JOIN resources r ON r.resource_id = ar.resource_id
+  WHERE r.type = 'default'
+  GROUP BY f.job_id, f.job_user, f.project, f.queue_name, f.start_time, f.stop_time, m.moldable_walltime
+), spans AS (
+  SELECT job_user, project, queue_name, 'USED' AS kind, b, e, cores FROM usage
+  UNION ALL SELECT job_user, project, queue_name, 'ASKED', b, b + walltime, cores FROM usage
+), cut AS (
+  SELECT job_user, project, queue_name, kind, ws,
+         sum((LEAST(e, ws + :window) - GREATEST(b, ws)) * cores) AS consumption
+  FROM spans, generate_series((b / :window) * :window, e - 1, :window) AS ws
+  WHERE e > b
+  GROUP BY job_user, project, queue_name, kind, ws
+), accounted AS (
+  INSERT INTO accounting (window_start, window_stop, accounting_user, accounting_project, queue_name,
+                          consumption_type, consumption)
+  SELECT ws, ws + :window - 1, job_user, project, queue_name, kind, consumption FROM cut
+  ON CONFLICT (window_start, window_stop, accounting_user, accounting_project, queue_name, consumption_type)
+  DO UPDATE SET consumption = accounting.consumption + EXCLUDED.consumption
+)"""
 
 
-_FLAG_AND_USAGE = _flag_and_usage()
+#: PostgreSQL: :func:`account` in one statement (flag, usage, upsert).
+_ACCOUNT_AT_ONCE = Prepared("oar_account", f"""
+WITH flagged AS (
+  UPDATE jobs SET accounted = 'YES'
+  WHERE job_id = ANY(CAST(:job_ids AS integer[])) AND accounted = 'NO' AND state IN ('Terminated', 'Error')
+    AND start_time > 1 AND stop_time >= start_time
+  RETURNING job_id, job_user, project, queue_name, start_time, stop_time, assigned_moldable_job
+), {adding_usage("flagged")}
+SELECT job_id FROM flagged
+""", [("job_ids", "integer[]"), ("window", "bigint")])
 
 
 def account(session: Session, job_ids: Sequence[int], size: int | None = None) -> list[int]:
     """Account for the ended, started, not yet accounted jobs among ``job_ids``; the ids accounted.
 
-    On PostgreSQL the flag and the read of the flagged jobs' usage are one
-    statement (:func:`account_at_once`), elsewhere two (:func:`account_in_steps`).
+    On PostgreSQL it is one statement (:func:`account_at_once`), elsewhere
+    three (:func:`account_in_steps`): the flag, the read of the flagged jobs'
+    usage, the upsert of its windows.
     """
     if not job_ids:
         return []
@@ -151,12 +161,9 @@ def account_in_steps(session: Session, job_ids: Sequence[int], size: int | None 
 
 
 def account_at_once(session: Session, job_ids: Sequence[int], size: int | None = None) -> list[int]:
-    """:func:`account` on PostgreSQL: the flag and the usage in one statement, then the upsert."""
-    rows = session.connection().execute(_FLAG_AND_USAGE, {"job_ids": list(job_ids)}).all()
-    used = [row[1:] for row in rows if row.moldable_walltime is not None and row.resources is not None]
-    if used:
-        add_consumptions(session, consumptions(used, size or settings().accounting_window))
-    return [row.job_id for row in rows]
+    """:func:`account` on PostgreSQL: flag, usage and upsert in one statement."""
+    window = size or settings().accounting_window
+    return list(_ACCOUNT_AT_ONCE.execute(session, {"job_ids": list(job_ids), "window": window}).scalars())
 
 
 def account_all(session: Session, size: int | None = None) -> list[int]:
@@ -183,7 +190,7 @@ def add_consumptions(session: Session, totals: dict[Key, int]) -> None:
     """Add to the rows of these keys, creating those missing: one upsert statement."""
     connection = session.connection()
     insert = postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
-    table = Accounting.__table__
+    table: Any = Accounting.__table__
     statement = insert(table)
     statement = statement.on_conflict_do_update(
         index_elements=[

@@ -25,6 +25,7 @@ from oar_celery.db.models import (
     JobStateLog,
 )
 from oar_celery.db.session import now
+from oar_celery.head.lib.accounting import account_in_steps
 from oar_celery.head.lib.store.base import Moved, ReportChange
 from oar_celery.head.lib.store.sql import LAUNCH_COLUMNS
 from oar_celery.protocol.states import STARTED_STATES, FragState, JobState
@@ -138,6 +139,7 @@ class GenericStore:
             ))
         if ended:
             session.execute(_FRAGS_DONE, {"job_ids": list(ended)})
+            account_in_steps(session, sorted(ended))
         return [
             Moved(job_id, JobState.LAUNCHING if job_id in started else before[job_id][0],
                   by_job[job_id].new_state, by_job[job_id].ran, before[job_id][1])
