@@ -61,11 +61,13 @@ def flush_redis() -> None:
 
 
 def bench_env(database_url: str, state_dir: Path, **overrides: str) -> dict[str, str]:
-    """The environment of the benchmark's cluster, without any ``OAR_*`` of the caller."""
+    """The environment of the benchmark's cluster, without any ``OAR_*`` of the caller.
+
+    An empty ``database_url`` leaves the cluster on its default database (SQLite in ``state_dir``).
+    """
     env = {key: value for key, value in os.environ.items() if not key.startswith("OAR_")}
     env.update(
         OAR_STATE_DIR=str(state_dir),
-        OAR_DATABASE_URL=database_url,
         OAR_BROKER_URL=redis_url(),
         OAR_CONFIG_FILE=str(state_dir / "absent.conf"),
         OAR_FLOWER_PORT="0",
@@ -73,6 +75,8 @@ def bench_env(database_url: str, state_dir: Path, **overrides: str) -> dict[str,
         OAR_METRICS_PORT="0",
         OAR_LOG_LEVEL="WARNING",
     )
+    if database_url:  # none: the default, SQLite in the state directory
+        env["OAR_DATABASE_URL"] = database_url
     if os.geteuid() == 0:
         # jobs run as the benchmark's user, as on ``oar-celery up``'s one-machine cluster; node
         # workers started by the harness itself (bench/wide_worker.py) would refuse root's jobs

@@ -114,17 +114,24 @@ class MemorySampler:
 
 
 class BenchCluster:
-    """A cluster of ``nodes`` × ``cores`` on its own database and Redis db."""
+    """A cluster of ``nodes`` × ``cores`` on its own database and Redis db.
 
-    def __init__(self, nodes: int = 4, cores: int = 4, *, start: bool = True, **overrides: str) -> None:
+    ``sqlite``: no ``OAR_DATABASE_URL``, so the cluster keeps its database in
+    its state directory, as a user's first ``oar-celery up`` does.
+    """
+
+    def __init__(
+        self, nodes: int = 4, cores: int = 4, *, start: bool = True, sqlite: bool = False, **overrides: str
+    ) -> None:
         self.nodes, self.cores = nodes, cores
         self.tmp = tempfile.TemporaryDirectory(prefix="oar-bench-", dir=state_root())
         self.state = Path(self.tmp.name)
         self.workdir = self.state / "work"
         self.workdir.mkdir()
         flush_redis()
-        self.database_url = create_database()
-        self.env = bench_env(self.database_url, self.state, **overrides)
+        self.sqlite = sqlite
+        self.database_url = f"sqlite:///{self.state / 'oar.db'}" if sqlite else create_database()
+        self.env = bench_env("" if sqlite else self.database_url, self.state, **overrides)
         adopt(self.env)
         self.started = False
         self.engine = None
@@ -156,6 +163,22 @@ class BenchCluster:
 
         return {e["name"]: e["pid"] for e in json.loads((self.state / "cluster.json").read_text())}
 
+    def redis_pids(self) -> list[int]:
+        """The benchmark's Redis server (``OAR_BENCH_REDIS``), as the CPU meter counts it."""
+        import redis
+
+        from bench.common import redis_url
+
+        return [int(redis.Redis.from_url(redis_url()).info("server")["process_id"])]
+
+    def backend_pids(self) -> list[int]:
+        """The PostgreSQL backends serving the cluster's database, the harness's own left out."""
+        if self.sqlite:
+            return []
+        return [int(pid) for (pid,) in self.query(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )]
+
     def memory(self) -> MemorySampler:
         procs = self.processes()
         return MemorySampler({name: procs[name] for name in ("head", "beat", "node1") if name in procs})
@@ -165,8 +188,9 @@ class BenchCluster:
             self.admin("down", timeout=90)
         if self.engine is not None:
             self.engine.dispose()
-        with contextlib.suppress(Exception):
-            drop_database(self.database_url)
+        if not self.sqlite:
+            with contextlib.suppress(Exception):
+                drop_database(self.database_url)
         self.tmp.cleanup()
 
     def __enter__(self) -> BenchCluster:

@@ -14,6 +14,7 @@ import os
 import re
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from bench.common import markdown_table, report
@@ -93,9 +94,15 @@ def run_round(bench: BenchCluster, jobs: int, mode: str = "api", timeout: float 
 
 
 def cpu_meter(bench: BenchCluster) -> CpuMeter:
-    """The cluster's processes, its nodes as one part, PostgreSQL and Redis."""
+    """The cluster's processes, its nodes as one part, its database's PostgreSQL backends and its Redis server.
+
+    On SQLite the database is the head's and the clients' own work: no part of its own.
+    """
     procs = bench.processes()
-    meter = CpuMeter({name: pid for name, pid in procs.items() if not name.startswith("node")})
+    services: dict[str, Callable[[], list[int]]] = {"redis": bench.redis_pids}
+    if not bench.sqlite:
+        services = {"postgresql": bench.backend_pids, **services}
+    meter = CpuMeter({name: pid for name, pid in procs.items() if not name.startswith("node")}, services)
     meter.groups.update({name: pid for name, pid in procs.items() if name.startswith("node")})
     return meter
 
@@ -176,14 +183,18 @@ def main(args: list[str], *, write: bool = True) -> None:
         return
     quick = "--quick" in args
     jobs = QUICK_JOBS if quick else JOBS
-    with BenchCluster(4, 4) as bench, bench.memory() as sampler:
+    sqlite = "--sqlite" in args
+    with BenchCluster(4, 4, sqlite=sqlite) as bench, bench.memory() as sampler:
         rounds = [run_round(bench, jobs, "api"), run_round(bench, jobs, "array")]
     peaks = {name: sampler.mib(name) for name in sampler.leaders}
+    database = ("SQLite in the state directory (no `OAR_DATABASE_URL`)" if sqlite
+                else "a PostgreSQL database of its own")
     text = (
-        f"4 nodes × 4 cores (`oar-celery up`), one-core jobs of `true`, {os.cpu_count()} CPUs shared by "
-        "every process.\n\n"
+        f"4 nodes × 4 cores (`oar-celery up`) on {database}, one-core jobs of `true`, {os.cpu_count()} CPUs "
+        "shared by every process.\n\n"
         + markdown_table(HEADER, rows_of(rounds))
-        + "\n\nCPU per job in milliseconds, by process (from `/proc`, children they reaped included):\n\n"
+        + "\n\nCPU per job in milliseconds, by process (from `/proc`, children they reaped included; "
+        "postgresql: the backends of the cluster's database; redis: the benchmark's own server):\n\n"
         + cpu_table(rounds)
         + "\n\nPeak memory during the run:\n\n"
         + memory_table(peaks)

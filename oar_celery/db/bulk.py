@@ -1,8 +1,14 @@
-"""Bulk inserts: ``COPY FROM STDIN`` on PostgreSQL, ``executemany`` elsewhere.
+"""Bulk inserts: ``COPY FROM STDIN`` on PostgreSQL, ``executemany`` elsewhere; Core inserts of row dicts.
 
 A round writes thousands of predictions and assignments; ``COPY`` takes
 them in one round trip where a multi-row ``INSERT`` would be parsed and
 planned for its size every time.
+
+Rows given as dicts go in as Core statements on the table
+(:func:`insert_rows`, :func:`insert_returning`): the same SQL as an ORM
+bulk insert, without the ORM's work on every row (its mapper's look at
+each dict, key by key), which was most of a submission's cost on the head.
+Every row of one call must have the same keys.
 """
 
 from __future__ import annotations
@@ -11,7 +17,7 @@ import io
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import ColumnElement, insert
 from sqlalchemy.orm import Session
 
 
@@ -34,3 +40,18 @@ def copy_text(session: Session, table: Any, columns: Sequence[str], data: str) -
         cursor.copy_expert(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN", io.StringIO(data))
     finally:
         cursor.close()
+
+
+def insert_rows(session: Session, table: Any, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert the rows (dicts, all with the same keys) in one ``executemany``."""
+    if rows:
+        session.connection().execute(insert(table), list(rows))
+
+
+def insert_returning(session: Session, table: Any, column: ColumnElement[Any], rows: Sequence[dict[str, Any]]
+                     ) -> list[Any]:
+    """Insert the rows (dicts, all with the same keys); ``column``'s values, in the order of the rows."""
+    if not rows:
+        return []
+    statement = insert(table).returning(column, sort_by_parameter_order=True)
+    return list(session.connection().execute(statement, list(rows)).scalars())

@@ -104,6 +104,18 @@ def session_scope(url: str | None = None) -> Iterator[Session]:
         yield session
 
 
+def execute(session: Session, statement: Any, parameters: dict[str, Any] | None = None) -> Any:
+    """Run a read on the session's connection and transaction, past the ORM's execution layer.
+
+    A select of columns gives the same rows either way; through
+    ``Session.execute`` each of a cycle's dozen reads cost 70-80 µs more of
+    the ORM's bookkeeping (its compile state, its result set-up), for no
+    object to load. Nothing pending is flushed first: for reads of rows the
+    session has not added.
+    """
+    return session.connection().execute(statement, parameters)
+
+
 def now() -> float:
     """The time every module stamps into the database."""
     return time.time()

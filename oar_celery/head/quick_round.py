@@ -37,7 +37,7 @@ from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
 from oar_celery.db.models import Job
-from oar_celery.db.session import session_scope
+from oar_celery.db.session import execute, session_scope
 from oar_celery.head.lib import gantt_writes, launch
 from oar_celery.head.lib.context import Context
 from oar_celery.head.lib.fairshare import karma_of, record_karma
@@ -132,4 +132,4 @@ _RESERVATION_TO_ANSWER = select(
 
 
 def _reservations_to_answer(session: Session) -> bool:
-    return bool(session.scalar(_RESERVATION_TO_ANSWER))
+    return bool(execute(session, _RESERVATION_TO_ANSWER).scalar())

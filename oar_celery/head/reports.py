@@ -37,7 +37,7 @@ from sqlalchemy.orm import Session
 
 from oar_celery.db.models import FINAL_STATES, EventLog, Job
 from oar_celery.db.session import now, session_scope
-from oar_celery.head.lib import accounting, judas, sender, trust
+from oar_celery.head.lib import judas, sender, trust
 from oar_celery.head.lib.context import Context
 from oar_celery.head.lib.store import ReportChange, store_for
 from oar_celery.head.lib.transitions import add_event
@@ -217,8 +217,7 @@ def _apply(session: Session, running: dict[int, str], ended: dict[int, Ended]) -
         if change.old_state == JobState.LAUNCHING and change.ran:
             applied.running[change.job_id] = hosts[change.job_id]
     done = {change.job_id for change in moved if change.new_state != JobState.RUNNING}
-    applied.ended = [e for e in ended.values() if e.job_id in done]
-    accounting.account(session, [e.job_id for e in applied.ended])
+    applied.ended = [e for e in ended.values() if e.job_id in done]  # accounted by the store
     _record_events(session, applied.ended)
     unmoved = [job_id for job_id in running if job_id not in ended and job_id not in applied.methods]
     if unmoved:  # reported running, not moved: ended already (killed by the head), or reported twice

@@ -23,7 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from oar_celery.db.models import Job
-from oar_celery.db.session import now, session_scope
+from oar_celery.db.session import execute, now, session_scope
 from oar_celery.head.lib.context import Context
 from oar_celery.head.lib.launch import LAUNCH_RESEND, build_specs, send_launches, start_launching
 from oar_celery.head.lib.reply_tokens import token
@@ -53,7 +53,7 @@ def run_runner(context: Context) -> None:
     ``toAckReservation`` jobs: each step costs a transaction of its own.
     """
     with session_scope() as session:
-        present = set(session.scalars(_PRESENT))
+        present = set(execute(session, _PRESENT).scalars())
     if JobState.TO_ERROR in present:
         answer_errors()
     if JobState.TO_ACK_RESERVATION in present:
@@ -112,7 +112,7 @@ def answer_reservations() -> None:
 
 def launch_jobs() -> None:
     with session_scope() as session:
-        to_launch = list(session.scalars(_TO_LAUNCH))
+        to_launch = list(execute(session, _TO_LAUNCH).scalars())
         specs = start_launching(session, to_launch)
         launching = {spec["job_id"] for spec in specs}
         specs += build_specs(session, [job_id for job_id in _launches_to_resend(session) if job_id not in launching])

@@ -189,3 +189,36 @@ def test_db_purge_refuses_a_bad_date_and_keeps_everything(db: str) -> None:  # n
     assert job_rows(ended)["jobs"] == 5
     kept = admin(db, "db", "purge", "--before", "1990-01-01")
     assert kept.returncode == 0 and job_rows(ended)["jobs"] == 5
+
+
+def test_the_one_statement_account_flags_and_counts_what_the_two_step_one_does(db: str) -> None:  # noqa: F811
+    """PostgreSQL's flag-and-usage statement against the flag, then the usage read: same ids, same rows.
+
+    Among the jobs, one ended without resources (nothing to count, flagged all the same) and one never started
+    (neither flagged nor counted).
+    """
+    from sqlalchemy import select
+    from sqlalchemy.orm import Session
+
+    from oar_celery.db.models import Accounting
+    from oar_celery.db.session import get_engine
+    from oar_celery.head.lib import accounting
+
+    ids = some_jobs()
+    bare = submit(user="carol", resources=["/core=1,walltime=1:00:00"])
+    unstarted = submit(user="carol", resources=["/core=1,walltime=1:00:00"])
+    rows("UPDATE jobs SET state = 'Terminated', start_time = 1000, stop_time = 2000, assigned_moldable_job = 0"
+         " WHERE job_id = :j", j=bare)
+    rows("UPDATE jobs SET state = 'Error' WHERE job_id = :j", j=unstarted)
+    rows("UPDATE jobs SET accounted = 'NO'")
+    rows("TRUNCATE accounting")
+    outcomes = []
+    for way in (accounting.account_in_steps, accounting.account_at_once):
+        with Session(get_engine()) as session:  # rolled back: each way starts from the same rows
+            flagged = sorted(way(session, [*ids, bare, unstarted], 86400))
+            table = sorted(tuple(row) for row in session.execute(select(Accounting.__table__)))
+            outcomes.append((flagged, table))
+            session.rollback()
+    assert outcomes[0] == outcomes[1]
+    assert outcomes[0][0] == sorted([*ids, bare])
+    assert outcomes[0][1]

@@ -118,3 +118,21 @@ def test_a_start_reported_after_the_end_kills_what_is_left_and_frags_are_done(ap
     applied = apply(started(job_id))
     assert applied.stale == {job_id: "node1"} and applied.killed == [job_id]
     assert job(job_id)["state"] == "Error"
+
+
+def test_the_jobs_a_batch_ends_are_accounted_once_and_those_that_never_ran_not_at_all(apply) -> None:  # type: ignore[no-untyped-def]
+    """The jobs that ran are flagged and their core-seconds added (USED to their stop, ASKED their walltime)."""
+    rows("TRUNCATE accounting")
+    both, later, never = launching(3)
+    apply(started(later))
+    rows("UPDATE jobs SET start_time = floor(start_time) - 100 WHERE job_id = :id", id=later)
+    batch = (started(both), ended(both), ended(later, 0), ended(never, None, "launch_error"))
+    apply(*batch)
+    apply(*batch)
+    flags = dict(rows("SELECT job_id, accounted FROM jobs WHERE job_id = ANY(:ids)", ids=[both, later, never]))
+    assert flags == {both: "YES", later: "YES", never: "NO"}
+    expected = rows(
+        "SELECT sum(floor(stop_time)::bigint - floor(start_time)::bigint) FROM jobs WHERE job_id = ANY(:ids)",
+        ids=[both, later])[0][0]
+    by_kind = dict(rows("SELECT consumption_type, sum(consumption) FROM accounting GROUP BY consumption_type"))
+    assert by_kind == {"USED": expected, "ASKED": 2 * 600}

@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 
 from oar_celery.config import settings
 from oar_celery.db.models import Accounting, AssignedResource, Job, MoldableJobDescription, Resource
+from oar_celery.db.prepared import Prepared
 from oar_celery.protocol.states import JobState
 
 #: One accounting row's key: window start and stop, user, project, queue, ASKED or USED.
@@ -58,24 +59,21 @@ def consumptions(rows: Iterable[Sequence[Any]], size: int) -> dict[Key, int]:
     return totals
 
 
+_JOBS: Any = Job.__table__
+_ENDED_STARTED = (
+    _JOBS.c.accounted == "NO",
+    _JOBS.c.state.in_(ENDED),
+    _JOBS.c.start_time > 1,
+    _JOBS.c.stop_time >= _JOBS.c.start_time,
+)
+# Core statements, not ORM ones: an ORM ``UPDATE`` first works out which loaded objects it changes.
 _FLAG = (
-    update(Job)
-    .where(
-        Job.job_id.in_(bindparam("job_ids", expanding=True)),
-        Job.accounted == "NO",
-        Job.state.in_(ENDED),
-        Job.start_time > 1,
-        Job.stop_time >= Job.start_time,
-    )
+    update(_JOBS)
+    .where(_JOBS.c.job_id.in_(bindparam("job_ids", expanding=True)), *_ENDED_STARTED)
     .values(accounted="YES")
-    .returning(Job.job_id)
+    .returning(_JOBS.c.job_id)
 )
-_FLAG_ALL = (
-    update(Job)
-    .where(Job.accounted == "NO", Job.state.in_(ENDED), Job.start_time > 1, Job.stop_time >= Job.start_time)
-    .values(accounted="YES")
-    .returning(Job.job_id)
-)
+_FLAG_ALL = update(_JOBS).where(*_ENDED_STARTED).values(accounted="YES").returning(_JOBS.c.job_id)
 _USAGE = (
     select(
         Job.job_user, Job.project, Job.queue_name, Job.start_time, Job.stop_time,
@@ -92,18 +90,85 @@ _USAGE = (
 )
 
 
+def adding_usage(flagged: str) -> str:
+    """PostgreSQL: CTEs adding to ``accounting`` the usage of the jobs of the CTE ``flagged``.
+
+    ``flagged`` has the columns ``job_id, job_user, project, queue_name,
+    start_time, stop_time, assigned_moldable_job``; ``:window`` is the
+    windows' size. The same cut as :func:`consumptions`: each span, ``USED``
+    [start, stop) and ``ASKED`` [start, start + walltime), over the windows it
+    overlaps, times the job's ``default`` resources, summed per row key.
+    """
+    return f"""usage AS (
+  SELECT f.job_user, COALESCE(f.project, '') AS project, f.queue_name,
+         CAST(floor(f.start_time) AS bigint) AS b, CAST(floor(f.stop_time) AS bigint) AS e,
+         CAST(m.moldable_walltime AS bigint) AS walltime, count(*) AS cores
+  FROM {flagged} f
+  JOIN moldable_job_descriptions m ON m.moldable_id = f.assigned_moldable_job
+  JOIN assigned_resources ar ON ar.moldable_job_id = f.assigned_moldable_job
+  JOIN resources r ON r.resource_id = ar.resource_id
+  WHERE r.type = 'default'
+  GROUP BY f.job_id, f.job_user, f.project, f.queue_name, f.start_time, f.stop_time, m.moldable_walltime
+), spans AS (
+  SELECT job_user, project, queue_name, 'USED' AS kind, b, e, cores FROM usage
+  UNION ALL SELECT job_user, project, queue_name, 'ASKED', b, b + walltime, cores FROM usage
+), cut AS (
+  SELECT job_user, project, queue_name, kind, ws,
+         sum((LEAST(e, ws + :window) - GREATEST(b, ws)) * cores) AS consumption
+  FROM spans, generate_series((b / :window) * :window, e - 1, :window) AS ws
+  WHERE e > b
+  GROUP BY job_user, project, queue_name, kind, ws
+), accounted AS (
+  INSERT INTO accounting (window_start, window_stop, accounting_user, accounting_project, queue_name,
+                          consumption_type, consumption)
+  SELECT ws, ws + :window - 1, job_user, project, queue_name, kind, consumption FROM cut
+  ON CONFLICT (window_start, window_stop, accounting_user, accounting_project, queue_name, consumption_type)
+  DO UPDATE SET consumption = accounting.consumption + EXCLUDED.consumption
+)"""
+
+
+#: PostgreSQL: :func:`account` in one statement (flag, usage, upsert).
+_ACCOUNT_AT_ONCE = Prepared("oar_account", f"""
+WITH flagged AS (
+  UPDATE jobs SET accounted = 'YES'
+  WHERE job_id = ANY(CAST(:job_ids AS integer[])) AND accounted = 'NO' AND state IN ('Terminated', 'Error')
+    AND start_time > 1 AND stop_time >= start_time
+  RETURNING job_id, job_user, project, queue_name, start_time, stop_time, assigned_moldable_job
+), {adding_usage("flagged")}
+SELECT job_id FROM flagged
+""", [("job_ids", "integer[]"), ("window", "bigint")])
+
+
 def account(session: Session, job_ids: Sequence[int], size: int | None = None) -> list[int]:
-    """Account for the ended, started, not yet accounted jobs among ``job_ids``; the ids accounted."""
+    """Account for the ended, started, not yet accounted jobs among ``job_ids``; the ids accounted.
+
+    On PostgreSQL it is one statement (:func:`account_at_once`), elsewhere
+    three (:func:`account_in_steps`): the flag, the read of the flagged jobs'
+    usage, the upsert of its windows.
+    """
     if not job_ids:
         return []
-    flagged = list(session.scalars(_FLAG, {"job_ids": list(job_ids)}))
+    if session.connection().dialect.name == "postgresql":
+        return account_at_once(session, job_ids, size)
+    return account_in_steps(session, job_ids, size)
+
+
+def account_in_steps(session: Session, job_ids: Sequence[int], size: int | None = None) -> list[int]:
+    """:func:`account` on any database: flag the jobs, then read the usage of those flagged."""
+    flagged = list(session.connection().execute(_FLAG, {"job_ids": list(job_ids)}).scalars())
     _add(session, flagged, size)
     return flagged
 
 
+def account_at_once(session: Session, job_ids: Sequence[int], size: int | None = None) -> list[int]:
+    """:func:`account` on PostgreSQL: flag, usage and upsert in one statement."""
+    window = size or settings().accounting_window
+    return list(_ACCOUNT_AT_ONCE.execute(session, {"job_ids": list(job_ids), "window": window}).scalars())
+
+
 def account_all(session: Session, size: int | None = None) -> list[int]:
     """``oaraccounting``: account for every ended job not accounted yet."""
-    flagged = list(session.scalars(_FLAG_ALL))
+    flagged = list(session.connection().execute(_FLAG_ALL).scalars())
     _add(session, flagged, size)
     return flagged
 
@@ -114,7 +179,7 @@ def _add(session: Session, job_ids: list[int], size: int | None) -> None:
     window = size or settings().accounting_window
     totals: dict[Key, int] = defaultdict(int)
     for chunk_start in range(0, len(job_ids), 5000):
-        rows = session.execute(_USAGE, {"job_ids": job_ids[chunk_start:chunk_start + 5000]})
+        rows = session.connection().execute(_USAGE, {"job_ids": job_ids[chunk_start:chunk_start + 5000]})
         for key, value in consumptions(rows, window).items():
             totals[key] += value
     if totals:
@@ -123,17 +188,18 @@ def _add(session: Session, job_ids: list[int], size: int | None) -> None:
 
 def add_consumptions(session: Session, totals: dict[Key, int]) -> None:
     """Add to the rows of these keys, creating those missing: one upsert statement."""
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = insert(Accounting)
+    connection = session.connection()
+    insert = postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
+    table: Any = Accounting.__table__
+    statement = insert(table)
     statement = statement.on_conflict_do_update(
         index_elements=[
-            Accounting.window_start, Accounting.window_stop, Accounting.accounting_user,
-            Accounting.accounting_project, Accounting.queue_name, Accounting.consumption_type,
+            table.c.window_start, table.c.window_stop, table.c.accounting_user,
+            table.c.accounting_project, table.c.queue_name, table.c.consumption_type,
         ],
-        set_={"consumption": Accounting.consumption + statement.excluded.consumption},
+        set_={"consumption": table.c.consumption + statement.excluded.consumption},
     )
-    session.execute(
+    connection.execute(
         statement,
         [
             {

@@ -17,11 +17,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import insert as sa_insert
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from oar_celery.config import Settings
+from oar_celery.db.bulk import insert_returning, insert_rows
 from oar_celery.db.models import (
     Job,
     JobDependency,
@@ -225,8 +225,8 @@ def insert_many(session: Session, submissions: Sequence[Submission], *, at: floa
         position += len(submission.commands)
     _set_array_ids(session, per_submission)
     _insert_details_many(session, [(job_id, s) for job_id, (s, _, _) in zip(ids, jobs, strict=True)])
-    session.execute(
-        sa_insert(JobStateLog),
+    insert_rows(
+        session, JobStateLog.__table__,
         [{"job_id": job_id, "job_state": _state_of(s), "date_start": at, "date_stop": 0.0}
          for job_id, (s, _, _) in zip(ids, jobs, strict=True)],
     )
@@ -267,10 +267,8 @@ def _job_row(submission: Submission, index: int, command: str, at: float) -> dic
 
 def _returning(session: Session, model: type, column: Any, rows: list[dict[str, Any]]) -> list[int]:
     """Bulk insert ``rows``; the generated keys in the order of the rows."""
-    if not rows:
-        return []
-    statement = sa_insert(model).returning(column, sort_by_parameter_order=True)
-    return list(session.scalars(statement, rows))
+    table: Any = model.__table__  # type: ignore[attr-defined]
+    return insert_returning(session, table, table.c[column.key], rows)
 
 
 def _set_array_ids(session: Session, per_submission: list[list[int]]) -> None:
@@ -309,17 +307,14 @@ def _insert_details_many(session: Session, jobs: list[tuple[int, Submission]]) -
         for group_id, (_, g) in zip(group_ids, groups, strict=True)
         for order, level in enumerate(g.levels)
     ]
-    if levels:
-        session.execute(sa_insert(JobResourceDescription), levels)
+    insert_rows(session, JobResourceDescription.__table__, levels)
     types = [{"job_id": job_id, "type": kind, "types_index": "CURRENT"} for job_id, s in jobs for kind in s.types]
-    if types:
-        session.execute(sa_insert(JobType), types)
+    insert_rows(session, JobType.__table__, types)
     dependencies = [
         {"job_id": job_id, "job_id_required": d, "job_dependency_index": "CURRENT"}
         for job_id, s in jobs for d in s.dependencies
     ]
-    if dependencies:
-        session.execute(sa_insert(JobDependency), dependencies)
+    insert_rows(session, JobDependency.__table__, dependencies)
 
 
 def _level_value(count: Any) -> int:

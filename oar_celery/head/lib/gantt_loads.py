@@ -28,6 +28,7 @@ from oar_celery.db.models import (
     MoldableJobDescription,
     Queue,
 )
+from oar_celery.db.session import execute
 from oar_celery.protocol.states import JobState, ReservationState
 from oar_celery.scheduler import dependencies as deps
 from oar_celery.scheduler import types as sched
@@ -108,12 +109,12 @@ def load_waiting(
     alternatives), ordered, and only the prefix's alternatives are loaded.
     """
     if first is None:
-        rows = session.execute(_WAITING_IN_ORDER).all()
+        rows = execute(session, _WAITING_IN_ORDER).all()
     elif karma is not None:
-        rows = _first_by_karma(session.execute(_ALL_WAITING_FLAGGED).all(), first, karma)
+        rows = _first_by_karma(execute(session, _ALL_WAITING_FLAGGED).all(), first, karma)
     else:
         by_queue = session.get_bind().dialect.name == "postgresql"
-        rows = session.execute(_FIRST_WAITING_BY_QUEUE if by_queue else _FIRST_WAITING, {"first": first}).all()
+        rows = execute(session, _FIRST_WAITING_BY_QUEUE if by_queue else _FIRST_WAITING, {"first": first}).all()
     if not rows:
         return [], {}
     job_ids = typed = dependent = None
@@ -163,8 +164,8 @@ class _Loader:
 
     def rows(self, session: Session, job_ids: list[int] | None) -> Any:
         if job_ids is None:
-            return session.execute(self.of_waiting)
-        return session.execute(self.of_ids, {"job_ids": job_ids})
+            return execute(session, self.of_waiting)
+        return execute(session, self.of_ids, {"job_ids": job_ids})
 
 
 _MOLDABLES = _Loader(

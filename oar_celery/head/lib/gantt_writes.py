@@ -80,11 +80,20 @@ def forget_predictions(session: Session, moldable_ids: Collection[int]) -> None:
 
 
 def forget_remembered(gone: set[int]) -> None:
-    """Drop these moldables from the predictions this process remembers writing."""
-    global _last
-    if _last is not None and gone:
-        rows = {m: row for m, row in _last.rows.items() if m not in gone}
-        _last = _Written(rows, _fingerprint_of(rows))
+    """Drop these moldables from the predictions this process remembers writing.
+
+    The fingerprint loses their share, so a quick round that starts a few of
+    thousands of predicted jobs costs a few steps, not a copy of them all
+    (starts are whole seconds: the sums stay exact).
+    """
+    if _last is None:
+        return
+    count, moldables, starts, resources, resource_sum = _last.fingerprint
+    for moldable in gone & _last.rows.keys():
+        start, ids = _last.rows.pop(moldable)
+        count, moldables, starts = count - 1, moldables - moldable, starts - start
+        resources, resource_sum = resources - len(ids), resource_sum - sum(ids)
+    _last.fingerprint = (count, moldables, starts, resources, resource_sum)
 
 
 def _fingerprint_of(rows: Predictions) -> tuple[int, int, float, int, int]:

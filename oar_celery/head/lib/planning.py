@@ -24,6 +24,7 @@ from oar_celery.db.models import (
     Job,
     MoldableJobDescription,
 )
+from oar_celery.db.session import execute
 from oar_celery.head.lib.gantt_loads import load_types
 from oar_celery.protocol.states import JobState, ReservationState
 from oar_celery.scheduler import schedule
@@ -117,8 +118,8 @@ def load_placed(session: Session, at: int) -> tuple[list[sched.Allocation], dict
     """Running jobs and accepted reservations, as fixed allocations on the Gantt."""
     allocations: dict[int, sched.Allocation] = {}
     # names too: timesharing=*,name shares with running jobs of the same name
-    for job_id, user, start, suspended, moldable, walltime, resource_id, name, queue, project in session.execute(
-        _PLACED
+    for job_id, user, start, suspended, moldable, walltime, resource_id, name, queue, project in execute(
+        session, _PLACED
     ):
         allocation = allocations.get(job_id)
         if allocation is None:
@@ -138,7 +139,7 @@ def load_placed(session: Session, at: int) -> tuple[list[sched.Allocation], dict
 
 def _load_reservations(session: Session) -> dict[int, sched.Allocation]:
     reservations: dict[int, sched.Allocation] = {}
-    for job_id, user, start, moldable, walltime, resource_id, name, queue, project in session.execute(_RESERVATIONS):
+    for job_id, user, start, moldable, walltime, resource_id, name, queue, project in execute(session, _RESERVATIONS):
         allocation = reservations.get(job_id)
         if allocation is None:
             allocation = reservations[job_id] = sched.Allocation(

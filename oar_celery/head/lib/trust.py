@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 
 from oar_celery.config import settings
 from oar_celery.db.models import AssignedResource, Job, Resource
+from oar_celery.db.session import execute
 from oar_celery.head.lib.hosts import add_head_side_hosts
 from oar_celery.protocol import scripts
 from oar_celery.protocol.names import seen_key
@@ -130,7 +131,7 @@ def off_their_hosts(session: Session, claims: Iterable[tuple[int, str]]) -> set[
     wanted = set(claims)
     if not wanted:
         return set()
-    rows = session.execute(_ASSIGNED_HOSTS, {"job_ids": sorted({job_id for job_id, _ in wanted})})
+    rows = execute(session, _ASSIGNED_HOSTS, {"job_ids": sorted({job_id for job_id, _ in wanted})})
     unconfirmed = wanted - {(job_id, host) for job_id, host in rows}
     if not unconfirmed:
         return set()

@@ -70,5 +70,6 @@ class Store(Protocol):
 
     def apply_reports(self, session: Session, changes: Sequence[ReportChange], at: float) -> list[Moved]:
         """A batch of reports: ``Launching`` → ``Running``; started jobs → their final state, through
-        ``Running`` (logged) when the end came first and the job ran; resources freed and frags done."""
+        ``Running`` (logged) when the end came first and the job ran; resources freed, frags done and the
+        ended jobs that started accounted (:func:`oar_celery.head.lib.accounting.account`)."""
         ...

@@ -12,10 +12,10 @@ from collections import defaultdict
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import BindParameter, ClauseElement, bindparam, case, delete, insert, select, update
+from sqlalchemy import BindParameter, ClauseElement, bindparam, case, delete, select, update
 from sqlalchemy.orm import Session
 
-from oar_celery.db.bulk import copy_rows
+from oar_celery.db.bulk import copy_rows, insert_rows
 from oar_celery.db.models import (
     AssignedResource,
     FragJob,
@@ -25,6 +25,7 @@ from oar_celery.db.models import (
     JobStateLog,
 )
 from oar_celery.db.session import now
+from oar_celery.head.lib.accounting import account_in_steps
 from oar_celery.head.lib.store.base import Moved, ReportChange
 from oar_celery.head.lib.store.sql import LAUNCH_COLUMNS
 from oar_celery.protocol.states import STARTED_STATES, FragState, JobState
@@ -138,6 +139,7 @@ class GenericStore:
             ))
         if ended:
             session.execute(_FRAGS_DONE, {"job_ids": list(ended)})
+            account_in_steps(session, sorted(ended))
         return [
             Moved(job_id, JobState.LAUNCHING if job_id in started else before[job_id][0],
                   by_job[job_id].new_state, by_job[job_id].ran, before[job_id][1])
@@ -154,8 +156,8 @@ def log_states(session: Session, job_ids: Sequence[int], new_state: str, at: flo
         .values(date_stop=at)
         .execution_options(synchronize_session=False)
     )
-    session.execute(
-        insert(JobStateLog),
+    insert_rows(
+        session, JobStateLog.__table__,
         [{"job_id": job_id, "job_state": new_state, "date_start": at, "date_stop": 0.0} for job_id in job_ids],
     )
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from oar_celery.config import settings
 from oar_celery.head.lib.store.base import Moved, ReportChange
 from oar_celery.head.lib.store.generic import GenericStore, has_expressions
 from oar_celery.head.lib.store.sql import APPLY_REPORTS, START_AT_ONCE, move_statement
@@ -77,5 +78,6 @@ class PostgresStore(GenericStore):
             "job_ids": [c.job_id for c in changes], "states": [c.new_state for c in changes],
             "ran": [c.ran for c in changes], "exit_codes": [c.exit_code for c in changes],
             "messages": [c.message for c in changes], "started": list(STARTED_STATES), "at": at,
+            "window": settings().accounting_window,
         })
         return [Moved(job_id, old, new, ran, notify) for job_id, old, new, ran, notify in rows]

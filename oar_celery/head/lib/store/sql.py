@@ -1,4 +1,5 @@
-"""The SQL text of the store's PostgreSQL statements: the only place where SQL is written out.
+"""The SQL text of the store's PostgreSQL statements: the only place where SQL is written out
+(with the accounting's CTEs, :func:`oar_celery.head.lib.accounting.adding_usage`).
 
 Each statement does in one round trip what the generic store does in
 several: data-modifying CTEs see one snapshot, so the log that a move
@@ -14,6 +15,7 @@ from sqlalchemy import TextClause, text
 
 from oar_celery.db.models import Job
 from oar_celery.db.prepared import Prepared
+from oar_celery.head.lib.accounting import adding_usage
 
 #: The columns of ``jobs`` a launch spec needs (``launch.launch_spec``; its walltime comes from the moldable):
 #: the row :meth:`Store.start_now` returns.
@@ -77,30 +79,38 @@ def move_statement(columns: tuple[str, ...], per_job: tuple[str, ...], release: 
     return text(f"WITH {', '.join(parts)} SELECT job_id FROM moved")
 
 
+#: The start time a report batch gives a job: the batch's when a ``Launching`` job's command ran, else its own.
+_START = "CASE WHEN old.state = 'Launching' AND each.ran THEN :at ELSE jobs.start_time END"
+
 #: PostgreSQL: a whole batch in one statement. ``Running`` rows move ``Launching`` jobs; end rows move
 #: started jobs to ``Terminated`` or ``Error``, through ``Running`` (logged, start time set) for a job
 #: whose end report came with or before its start report and whose command ran. ``old`` locks the rows
-#: and gives their state before the move, which the update checks again.
+#: and gives their state before the move, which the update checks again. An ended job that started is
+#: flagged ``accounted`` on the way and its usage added to ``accounting`` (:func:`.accounting.account`).
 APPLY_REPORTS = Prepared("oar_apply_reports", f"""
 WITH each AS (
   SELECT * FROM unnest(CAST(:job_ids AS integer[]), CAST(:states AS text[]), CAST(:ran AS boolean[]),
                        CAST(:exit_codes AS integer[]), CAST(:messages AS text[]))
     AS each(job_id, new_state, ran, exit_code, message)
 ), old AS (
-  SELECT jobs.job_id, jobs.state FROM jobs JOIN each ON each.job_id = jobs.job_id
+  SELECT jobs.job_id, jobs.state, jobs.accounted FROM jobs JOIN each ON each.job_id = jobs.job_id
   WHERE CASE WHEN each.new_state = 'Running' THEN jobs.state = 'Launching'
              ELSE jobs.state = ANY(CAST(:started AS text[])) END
   FOR UPDATE OF jobs
 ), moved AS (
   UPDATE jobs SET
     state = each.new_state,
-    start_time = CASE WHEN old.state = 'Launching' AND each.ran THEN :at ELSE jobs.start_time END,
+    start_time = {_START},
     stop_time = CASE WHEN each.new_state = 'Running' THEN jobs.stop_time ELSE :at END,
     exit_code = COALESCE(each.exit_code, jobs.exit_code),
-    message = COALESCE(each.message, jobs.message)
+    message = COALESCE(each.message, jobs.message),
+    accounted = CASE WHEN each.new_state <> 'Running' AND jobs.accounted = 'NO' AND {_START} > 1
+                          AND :at >= {_START} THEN 'YES' ELSE jobs.accounted END
   FROM each JOIN old ON old.job_id = each.job_id
   WHERE jobs.job_id = each.job_id AND jobs.state = old.state
-  RETURNING jobs.job_id, old.state AS old_state, each.new_state, each.ran, jobs.assigned_moldable_job, jobs.notify
+  RETURNING jobs.job_id, old.state AS old_state, each.new_state, each.ran, jobs.assigned_moldable_job, jobs.notify,
+    old.accounted <> jobs.accounted AS flagged, jobs.job_user, jobs.project, jobs.queue_name, jobs.start_time,
+    jobs.stop_time
 ), {CLOSE_LOG_ENTRIES}, opened AS (
   INSERT INTO job_state_logs (job_id, job_state, date_start, date_stop)
   SELECT job_id, 'Running', :at, :at FROM moved WHERE old_state = 'Launching' AND ran AND new_state <> 'Running'
@@ -108,11 +118,11 @@ WITH each AS (
 ), {release_cte("new_state <> 'Running'")}, fragged AS (
   UPDATE frag_jobs SET frag_state = 'FRAGGED'
   WHERE frag_state IN ('LEON', 'TIMER_ARMED') AND frag_id_job IN (SELECT job_id FROM moved WHERE new_state <> 'Running')
-)
+), flagged AS (SELECT * FROM moved WHERE flagged), {adding_usage("flagged")}
 SELECT job_id, old_state, new_state, ran, notify FROM moved
 """, [
     ("job_ids", "integer[]"), ("states", "text[]"), ("ran", "boolean[]"), ("exit_codes", "integer[]"),
-    ("messages", "text[]"), ("started", "text[]"), ("at", "double precision"),
+    ("messages", "text[]"), ("started", "text[]"), ("at", "double precision"), ("window", "bigint"),
 ])
 
 
