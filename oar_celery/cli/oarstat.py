@@ -1,7 +1,9 @@
 """oarstat: show jobs, with OAR3's options and output formats.
 
 Reads the database directly, with a fixed number of queries whatever the
-number of jobs. Anyone may look at any job, as in OAR; only changes are
+number of jobs; the default table with one statement through the bare
+database driver (:mod:`oar_celery.client.bare_reads`), so that the command
+a user types most does not pay for importing SQLAlchemy. Anyone may look at any job, as in OAR; only changes are
 restricted to the owner, by the head.
 """
 
@@ -98,6 +100,27 @@ def in_window(job: dict[str, Any], start: float, stop: float) -> bool:
     return begin < stop and end >= start
 
 
+def table_only(args: argparse.Namespace) -> bool:
+    """Whether the output is the default table (``-c`` included), which needs a few ``jobs`` columns only."""
+    details = (args.full, args.state, args.json, args.yaml, args.show_resources, args.gantt, args.events,
+               args.properties, args.sql is not None)
+    return not any(details)
+
+
+def read_jobs(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """The selected jobs: the default table's through the bare driver (no SQLAlchemy to import), else every column."""
+    if table_only(args):
+        from oar_celery.client.bare_reads import table_jobs
+
+        jobs = table_jobs(**selection(args))
+        if jobs is not None:
+            return jobs
+    from oar_celery.client import api
+
+    full = args.full or args.json or args.yaml or args.show_resources or bool(args.gantt)
+    return api.jobs(**selection(args), full=full)
+
+
 def filtered(args: argparse.Namespace, jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     if args.gantt:
         start, stop = gantt_window(args.gantt)
@@ -172,10 +195,7 @@ def _body(argv: list[str]) -> int:
         gantt_window(args.gantt)
     if args.accounting is not None:
         return _accounting(args)
-    from oar_celery.client import api
-
-    full = args.full or args.json or args.yaml or args.show_resources or bool(args.gantt)
-    jobs = filtered(args, api.jobs(**selection(args), full=full))
+    jobs = filtered(args, read_jobs(args))
     if not (args.json or args.yaml):
         jobs = escaped(jobs)  # a job's name or command may hold control characters: never sent to the terminal
     if args.events:

@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import column, func, literal_column, or_, select, table
@@ -20,6 +19,7 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import Select
 
+from oar_celery.client.bare_reads import sqlite_exists
 from oar_celery.client.errors import ClientError, reason
 from oar_celery.config import mask, settings
 from oar_celery.db.models import (
@@ -89,7 +89,7 @@ def reading() -> Iterator[Session]:
     from oar_celery.db.session import session_scope
 
     url = settings().database
-    if url.startswith("sqlite") and not _sqlite_exists(url):
+    if url.startswith("sqlite") and not sqlite_exists(url):
         raise ClientError(f"cannot reach the database at {database_text()} (no such file)")
     try:
         with session_scope() as session:
@@ -98,11 +98,6 @@ def reading() -> Iterator[Session]:
         raise ClientError(f"cannot reach the database at {database_text()} ({reason(exc.orig or exc)})") from exc
     except SQLAlchemyError as exc:
         raise ClientError(f"cannot read the database at {database_text()} ({reason(exc)})") from exc
-
-
-def _sqlite_exists(url: str) -> bool:
-    path = url.split("///", 1)[-1].split("?", 1)[0]
-    return not path or path == ":memory:" or Path(path).is_file()
 
 
 # --------------------------------------------------------------------------- jobs
