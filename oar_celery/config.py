@@ -14,8 +14,6 @@ with the closest setting's name.
 
 from __future__ import annotations
 
-import difflib
-import getpass
 import os
 import re
 import sys
@@ -273,6 +271,8 @@ def unknown_settings(environ: dict[str, str] | None = None) -> list[str]:
     for name in sorted({*_read_file_for(env), *env}):
         if not name.startswith("OAR_") or name in valid or name.startswith(NOT_SETTINGS_PREFIXES):
             continue
+        import difflib  # only for a typo's hint: not paid by every command
+
         close = difflib.get_close_matches(name, sorted(valid - NOT_SETTINGS), n=1, cutoff=0.8)
         unknown.append(f"{name} (did you mean {close[0]}?)" if close else name)
     return unknown
@@ -325,4 +325,6 @@ def current_user() -> str:
 
         return pwd.getpwuid(os.getuid()).pw_name
     except (KeyError, ImportError):
+        import getpass  # a uid without a passwd entry: rare, not paid by every command
+
         return getpass.getuser()
