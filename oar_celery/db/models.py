@@ -52,6 +52,8 @@ class Job(Base):
             "ix_jobs_reservations", "reservation", "state",
             postgresql_where=text(_RESERVATIONS), sqlite_where=text(_RESERVATIONS),
         ),
+        # room on each page for rows rewritten in place (migration 0009)
+        {"postgresql_with": {"fillfactor": 70}},
     )
 
     job_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
