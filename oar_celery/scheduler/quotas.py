@@ -270,15 +270,18 @@ class Profile:
             if limit < 0:
                 continue
             room = limit - amounts[kind]
-            window = self.levels[kind][k:end]
-            if window[0] > room:  # most often: the counter is already full where the job would start
+            values = self.levels[kind]
+            if values[k] > room:  # most often: the counter is already full where the job would start
                 step = k
-            elif max(window) <= room:
-                continue
             else:
+                window = values[k:end]
+                if max(window) <= room:
+                    continue
                 step = k + next(i for i, value in enumerate(window) if value > room)
             if first is None or step < first[0]:
                 first = (step, kind, room)
+                if step == k:
+                    break  # no later kind can be passed earlier; of two at one step the first is named
         if first is None:
             return None
         step, kind, room = first

@@ -64,9 +64,12 @@ class _Round:
         self.gantt = Gantt(now, index.usable)
         self.result = SchedulingResult()
         self.stops: dict[int, int] = {}
-        self.requests: dict[tuple[Moldable, str | None], MoldableRequest | str] = {}
-        #: per request shape, starts before which no window fits (see :meth:`_search`)
-        self.frontier: dict[tuple[tuple[ResourceGroup, ...], str | None], Frontier] = {}
+        #: compiled requests by moldable object (ids: hashing a moldable walks its groups every time)
+        self.requests: dict[tuple[int, str | None], tuple[Moldable, MoldableRequest | str]] = {}
+        #: one compiled request per shape (groups and filter), whatever the walltime
+        self.shapes: dict[tuple[tuple[ResourceGroup, ...], str | None], MoldableRequest | str] = {}
+        #: per compiled request shape, starts before which no window fits (see :meth:`_search`)
+        self.frontier: dict[MoldableRequest, Frontier] = {}
         self.quotas: Ledger | None = None
 
     def put(self, allocation: Allocation) -> None:
@@ -95,16 +98,24 @@ class _Round:
             self.gantt.occupy(limit, INFINITY, self.index.mask_of(ids))
 
     def request(self, moldable: Moldable, job_filter: str | None) -> MoldableRequest | str:
-        """Compiled request, or the reason it can never be placed."""
-        key = (moldable, job_filter)
-        cached = self.requests.get(key)
+        """Compiled request, or the reason it can never be placed: one per shape of request.
+
+        The moldable is kept beside its entry, so that its id is not reused for another.
+        """
+        key = (id(moldable), job_filter)
+        known = self.requests.get(key)
+        if known is not None:
+            return known[1]
+        shape = (moldable.groups, job_filter)
+        cached = self.shapes.get(shape)
         if cached is None:
             try:
                 compiled = MoldableRequest(self.index, moldable, job_filter)
                 cached = compiled if compiled.satisfiable() else NOT_ENOUGH
             except RequestError as error:
                 cached = str(error)
-            self.requests[key] = cached
+            self.shapes[shape] = cached
+        self.requests[key] = (moldable, cached)
         return cached
 
     def place(self, job: Job, not_before: int) -> Allocation | str:
@@ -126,11 +137,10 @@ class _Round:
                     continue
                 start, mask = job.reservation_start, found
             else:
-                found_at = self._search(not_before, moldable, compiled, job.properties_filter, share)
+                found_at = self._search(not_before, moldable, compiled, share)
                 held = None
                 if found_at is not None and self.quotas is not None:
-                    search = partial(self._search, moldable=moldable, compiled=compiled,
-                                     job_filter=job.properties_filter, share=share)
+                    search = partial(self._search, moldable=moldable, compiled=compiled, share=share)
                     found_at, held = within_quotas(self.quotas, job, moldable.walltime, found_at, search)
                 if found_at is None:  # only resources withdrawn for good (available_upto) leave no room, or quotas
                     reason = held or WITHDRAWN
@@ -173,7 +183,6 @@ class _Round:
         not_before: int,
         moldable: Moldable,
         compiled: MoldableRequest,
-        job_filter: str | None,
         share: TimeshareKey | None,
     ) -> tuple[int, int] | None:
         # The chart only fills up during a round, and a longer window is harder to find than
@@ -181,7 +190,9 @@ class _Round:
         # for walltime w, no request of that shape with walltime >= w fits before t. Without
         # this every job would scan the chart from ``now``, and a round would be quadratic.
         # Timesharing jobs are left out: their own placements make room for each other.
-        frontier = self.frontier.setdefault((moldable.groups, job_filter), Frontier())
+        frontier = self.frontier.get(compiled)
+        if frontier is None:
+            frontier = self.frontier[compiled] = Frontier()
         searched_from_now = not_before == self.now
         if share is None:
             not_before = max(not_before, frontier.bound(moldable.walltime))
