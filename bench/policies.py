@@ -92,6 +92,7 @@ if __name__ == "__main__":
 def load_policy_jobs(n_jobs: int, n_resources: int) -> None:
     """The workload as waiting jobs of 50 users and 5 projects, and a month of their accounting."""
     from bench.scheduler import build_workload as workload
+    from bench.scheduler_db import refresh_statistics
     from oar_celery.db.session import session_scope
     from oar_celery.head.lib import accounting, admission
 
@@ -116,6 +117,7 @@ def load_policy_jobs(n_jobs: int, n_resources: int) -> None:
         for start in range(0, len(submissions), 5_000):
             admission.insert_many(session, submissions[start:start + 5_000], at=time.time() - 60)
         accounting.add_consumptions(session, past)
+    refresh_statistics(len(submissions))
 
 
 def db_round(n_jobs: int, n_resources: int, *, policies: bool, quotas_file: str) -> list[object]:

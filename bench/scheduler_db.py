@@ -38,6 +38,21 @@ def load_jobs(n_jobs: int, n_resources: int) -> None:
     with session_scope() as session:
         for start in range(0, len(submissions), 5_000):
             admission.insert_many(session, submissions[start:start + 5_000], at=time.time() - 60)
+    refresh_statistics(len(submissions))
+
+
+def refresh_statistics(inserted: int) -> None:
+    """The planner's statistics after the burst, as the head's submission path refreshes them.
+
+    The jobs are inserted with the bulk admission directly, which does not ask
+    for the refresh a burst of ``oarsub`` would (``oar_celery.db.statistics``);
+    without it the round's joins are planned for empty tables.
+    """
+    from oar_celery.db import statistics
+    from oar_celery.db.session import get_engine
+
+    if get_engine().dialect.name == "postgresql":
+        statistics.analyze(inserted)
 
 
 def add_resources(bench: BenchCluster, n_resources: int) -> None:
