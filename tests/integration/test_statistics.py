@@ -22,6 +22,8 @@ def analyzed(table: str = "jobs") -> tuple[int, float]:
 
 #: ``ANALYZE`` runs of each table in one refresh: ``jobs`` twice, the second time for its states.
 PASSES = {"jobs": 2}
+#: The tables an array of plain jobs adds a row to per job.
+FILLED = ("jobs", "job_state_logs", "moldable_job_descriptions", "job_resource_groups", "job_resource_descriptions")
 
 
 def analyzed_once_more(before: dict[str, int], timeout: float = 10.0) -> bool:
@@ -52,7 +54,7 @@ def test_a_burst_of_submissions_analyzes_the_jobs_table_and_a_few_do_not(db: str
     assert {table: analyzed(table)[0] for table in statistics.TABLES} == before
     assert len(submit_array(statistics.BURST)) == statistics.BURST
     assert analyzed_once_more(before)
-    for table in statistics.TABLES:
+    for table in FILLED:  # job_types and job_dependencies were analyzed too, and hold no row of these jobs
         assert analyzed(table)[1] >= 2 * statistics.BURST - 1, table
 
 
