@@ -29,9 +29,14 @@ _POSTGRESQL_SCHEMES = ("postgresql", "postgresql+psycopg2")
 _SQLITE_SCHEMES = ("sqlite", "sqlite+pysqlite")
 
 
+def sqlite_path(url: str) -> str:
+    """The file a SQLite URL names ('' or ``:memory:`` for a memory database)."""
+    return url.split("///", 1)[-1].split("?", 1)[0]
+
+
 def sqlite_exists(url: str) -> bool:
     """Whether a SQLite URL names an existing file (or memory): a reader never creates the database."""
-    path = url.split("///", 1)[-1].split("?", 1)[0]
+    path = sqlite_path(url)
     return not path or path == ":memory:" or Path(path).is_file()
 
 
@@ -66,24 +71,25 @@ def table_statement(
 
 def table_jobs(**selection: Any) -> list[dict[str, Any]] | None:
     """The jobs of the default table as dicts, or ``None`` when the URL needs the SQLAlchemy path."""
-    url = settings().database
+    config = settings()
+    url = config.database
     scheme, _, rest = url.partition("://")
     if "?" in rest:
         return None
     if scheme in _SQLITE_SCHEMES:
         return _sqlite_jobs(url, selection)
     if scheme in _POSTGRESQL_SCHEMES and rest.count("@") <= 1:
-        return _postgresql_jobs(rest, selection)
+        return _postgresql_jobs(url, rest, config.db_random_page_cost, selection)
     return None
 
 
 def _sqlite_jobs(url: str, selection: dict[str, Any]) -> list[dict[str, Any]] | None:
     import sqlite3
 
-    path = url.split("///", 1)[-1]
+    path = sqlite_path(url)
     if not path or path == ":memory:":
         return None  # a memory database is the process's own: nothing to read from outside it
-    if not sqlite_exists(url):
+    if not Path(path).is_file():
         raise ClientError(f"cannot reach the database at {mask(url)} (no such file)")
     sql, params = table_statement("?", **selection)
     try:
@@ -96,11 +102,10 @@ def _sqlite_jobs(url: str, selection: dict[str, Any]) -> list[dict[str, Any]] | 
         raise _unreachable(url, exc) from exc
 
 
-def _postgresql_jobs(rest: str, selection: dict[str, Any]) -> list[dict[str, Any]]:
+def _postgresql_jobs(url: str, rest: str, cost: float, selection: dict[str, Any]) -> list[dict[str, Any]]:
+    """``rest``: the URL after its scheme; ``cost``: the head's ``random_page_cost`` (0: the server's)."""
     import psycopg2
 
-    url = settings().database
-    cost = settings().db_random_page_cost
     options: dict[str, Any] = {"options": f"-c random_page_cost={cost}"} if cost > 0 else {}
     sql, params = table_statement("%s", **selection)
     try:
