@@ -161,7 +161,7 @@ def process(reports: Sequence[Report], *, in_cycle: bool = False) -> Applied:
     checked = head_keyring().enabled
     with session_scope() as session:
         if checked:
-            running = _theirs_if_also_ended(session, running, ended)
+            running, ended = _theirs_if_also_ended(session, running, ended)
         applied = _apply(session, running, ended, checked=checked)
     _after_commit(applied, in_cycle=in_cycle)
     return applied
@@ -187,19 +187,20 @@ def _read(reports: Sequence[object]) -> tuple[dict[int, str], dict[int, Ended]]:
     return running, ended
 
 
-def _theirs_if_also_ended(session: Session, running: dict[int, str], ended: dict[int, Ended]) -> dict[int, str]:
-    """The running reports without those about a job on another node, among the jobs also reported ended.
+def _theirs_if_also_ended(session: Session, running: dict[int, str], ended: dict[int, Ended]
+                          ) -> tuple[dict[int, str], dict[int, Ended]]:
+    """Both reports about a job that two hosts claim, one running and one ended, checked here.
 
-    The store checks the host of every change it applies (:class:`ReportChange`'s ``host``); a running
-    report about a job that also ended makes no change, so its host is checked here (one query, only
-    when another host than the end's claims the job).
+    The store checks the host of every change it applies (:class:`ReportChange`'s ``host``), one change
+    per job, the end's; a running report from another host than the end's makes no change, so both
+    claims are checked first (one query, only in that case): the reports about another node's job are
+    refused, and what is left of the two applies.
     """
-    claims = [(job_id, host) for job_id, host in running.items() if job_id in ended and ended[job_id].host != host]
-    foreign = trust.off_their_hosts(session, claims)
-    if not foreign:
-        return running
-    trust.refuse_foreign(broker_redis(), "running", foreign)
-    return {j: h for j, h in running.items() if (j, h) not in foreign}
+    split = [job_id for job_id, host in running.items() if job_id in ended and ended[job_id].host != host]
+    if not split:
+        return running, ended
+    foreign = trust.off_their_hosts(session, [claim for j in split for claim in ((j, running[j]), (j, ended[j].host))])
+    return _without_foreign(running, ended, foreign) if foreign else (running, ended)
 
 
 def _apply(session: Session, running: dict[int, str], ended: dict[int, Ended], *, checked: bool) -> Applied:
