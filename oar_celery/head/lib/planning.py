@@ -12,8 +12,22 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
-from sqlalchemy import CompoundSelect, Integer, String, and_, cast, exists, literal_column, null, or_, select, union_all
+from sqlalchemy import (
+    ColumnElement,
+    CompoundSelect,
+    Integer,
+    Select,
+    String,
+    and_,
+    cast,
+    exists,
+    literal_column,
+    null,
+    select,
+    union_all,
+)
 from sqlalchemy.orm import Session
 
 from oar_celery.config import Settings
@@ -92,9 +106,19 @@ def collector_paused() -> Iterator[None]:
 _PLACED_ROW, _RESERVED_ROW, _TYPE_ROW, _ANSWER_ROW = "placed", "reserved", "type", "answer"
 _NO_INTEGER = cast(null(), Integer)
 _NO_TEXT = cast(null(), String)
-#: Jobs whose allocation is fixed: started, or accepted reservations.
-_FIXED = or_(Job.state.in_(ACTIVE_STATES), and_(
-    Job.state.in_((JobState.WAITING, JobState.TO_ACK_RESERVATION)), Job.reservation == ReservationState.SCHEDULED))
+#: The jobs whose allocation is fixed, each part on its own index: started, or accepted reservations.
+_STARTED = Job.state.in_(ACTIVE_STATES)
+_ACCEPTED = and_(Job.state.in_((JobState.WAITING, JobState.TO_ACK_RESERVATION)),
+                 Job.reservation == ReservationState.SCHEDULED)
+
+
+def _types_of(fixed: ColumnElement[bool]) -> Select[*tuple[Any, ...]]:
+    """The ``-t`` type rows of the jobs ``fixed`` selects."""
+    return select(
+        literal_column(f"'{_TYPE_ROW}'"), JobType.job_id, _NO_TEXT, *[_NO_INTEGER] * 5, *[_NO_TEXT] * 3,
+        JobType.type,
+    ).where(JobType.types_index == "CURRENT", JobType.job_id.in_(select(Job.job_id).where(fixed)))
+
 
 #: Running jobs with their resources, the accepted reservations with theirs, the ``-t`` types of both and
 #: whether a reservation waits for its answer: one statement, built once, run every cycle (they were four
@@ -107,7 +131,7 @@ _PLACED_AT_ONCE: CompoundSelect = union_all(
     )
     .join(MoldableJobDescription, MoldableJobDescription.moldable_id == Job.assigned_moldable_job)
     .join(AssignedResource, AssignedResource.moldable_job_id == Job.assigned_moldable_job)
-    .where(Job.state.in_(ACTIVE_STATES), AssignedResource.assigned_resource_index == "CURRENT"),
+    .where(_STARTED, AssignedResource.assigned_resource_index == "CURRENT"),
     select(
         literal_column(f"'{_RESERVED_ROW}'"), Job.job_id, Job.job_user, Job.start_time, _NO_INTEGER,
         Job.assigned_moldable_job, MoldableJobDescription.moldable_walltime, GanttJobResource.resource_id,
@@ -115,13 +139,9 @@ _PLACED_AT_ONCE: CompoundSelect = union_all(
     )
     .join(MoldableJobDescription, MoldableJobDescription.moldable_id == Job.assigned_moldable_job)
     .join(GanttJobResource, GanttJobResource.moldable_job_id == Job.assigned_moldable_job)
-    .where(Job.state.in_((JobState.WAITING, JobState.TO_ACK_RESERVATION)),
-           Job.reservation == ReservationState.SCHEDULED),
-    select(
-        literal_column(f"'{_TYPE_ROW}'"), JobType.job_id, _NO_TEXT, *[_NO_INTEGER] * 5, *[_NO_TEXT] * 3,
-        JobType.type,
-    )
-    .where(JobType.types_index == "CURRENT", JobType.job_id.in_(select(Job.job_id).where(_FIXED))),
+    .where(_ACCEPTED),
+    _types_of(_STARTED),
+    _types_of(_ACCEPTED),
     select(literal_column(f"'{_ANSWER_ROW}'"), _NO_INTEGER, _NO_TEXT, *[_NO_INTEGER] * 5, *[_NO_TEXT] * 4)
     .where(exists().where(Job.state == JobState.WAITING, Job.reservation == ReservationState.TO_SCHEDULE)),
 )
