@@ -33,22 +33,20 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
-from oar_celery.db.models import Job
-from oar_celery.db.session import execute, session_scope
+from oar_celery.db.session import session_scope
 from oar_celery.head.lib import gantt_writes, launch
 from oar_celery.head.lib.context import Context
 from oar_celery.head.lib.fairshare import karma_of, record_karma
 from oar_celery.head.lib.gantt_loads import load_waiting
 from oar_celery.head.lib.launch_properties import properties_of
-from oar_celery.head.lib.planning import Outcome, load_placed, plan
+from oar_celery.head.lib.planning import Outcome, load_fixed, plan
 from oar_celery.head.lib.quota_rules import quotas_for
 from oar_celery.head.lib.resources import load_resources
 from oar_celery.head.lib.store import store_for
 from oar_celery.protocol.messages import LaunchSpec
-from oar_celery.protocol.states import JobState, ReservationState, ResourceState
+from oar_celery.protocol.states import ResourceState
 from oar_celery.scheduler import is_besteffort
 from oar_celery.scheduler import types as sched
 
@@ -60,12 +58,13 @@ def run_quick_round(context: Context) -> Outcome | None:
     at = int(context.now())
     config = context.settings
     with session_scope() as session:
-        if _reservations_to_answer(session):
+        fixed = load_fixed(session, at)
+        if fixed.answers_due:
             return None
-        resources, columns = load_resources(session)
-        placed, reservations = load_placed(session, at)
+        placed, reservations = fixed.allocations, fixed.reservations
         if any(_needs_full_round(a) for a in placed) or any(r.start <= at for r in reservations.values()):
             return None
+        resources, columns = load_resources(session)
         free = free_now(resources, placed, at)
         karma = karma_of(session, config, at) if free else None
         waiting = load_waiting(session, first=free, karma=karma)[0] if free else []
@@ -124,12 +123,3 @@ def free_now(resources: list[sched.Resource], placed: list[sched.Allocation], at
 def _needs_full_round(item: sched.Allocation | sched.Job) -> bool:
     """Besteffort (its kills) and timesharing (shared resources) are the full round's to decide."""
     return is_besteffort(item.types, item.queue) or "timesharing" in item.types
-
-
-_RESERVATION_TO_ANSWER = select(
-    exists().where(Job.state == JobState.WAITING, Job.reservation == ReservationState.TO_SCHEDULE)
-)
-
-
-def _reservations_to_answer(session: Session) -> bool:
-    return bool(execute(session, _RESERVATION_TO_ANSWER).scalar())

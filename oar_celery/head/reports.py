@@ -158,10 +158,11 @@ def process(reports: Sequence[Report], *, in_cycle: bool = False) -> Applied:
     running, ended = _read(reports)
     if not running and not ended:
         return Applied()
+    checked = head_keyring().enabled
     with session_scope() as session:
-        if head_keyring().enabled:
-            running, ended = _theirs(session, running, ended)
-        applied = _apply(session, running, ended)
+        if checked:
+            running, ended = _theirs_if_also_ended(session, running, ended)
+        applied = _apply(session, running, ended, checked=checked)
     _after_commit(applied, in_cycle=in_cycle)
     return applied
 
@@ -186,30 +187,40 @@ def _read(reports: Sequence[object]) -> tuple[dict[int, str], dict[int, Ended]]:
     return running, ended
 
 
-def _theirs(session: Session, running: dict[int, str], ended: dict[int, Ended]
-            ) -> tuple[dict[int, str], dict[int, Ended]]:
-    """The reports of nodes about their own jobs: one about a job on another node is refused."""
-    claims = [*running.items(), *((job_id, end.host) for job_id, end in ended.items())]
-    foreign = trust.off_their_hosts(session, claims)
-    if not foreign:
+def _theirs_if_also_ended(session: Session, running: dict[int, str], ended: dict[int, Ended]
+                          ) -> tuple[dict[int, str], dict[int, Ended]]:
+    """Both reports about a job that two hosts claim, one running and one ended, checked here.
+
+    The store checks the host of every change it applies (:class:`ReportChange`'s ``host``), one change
+    per job, the end's; a running report from another host than the end's makes no change, so both
+    claims are checked first (one query, only in that case): the reports about another node's job are
+    refused, and what is left of the two applies.
+    """
+    split = [job_id for job_id, host in running.items() if job_id in ended and ended[job_id].host != host]
+    if not split:
         return running, ended
-    client = broker_redis()
-    trust.refuse_foreign(client, "running", {(j, h) for j, h in foreign if running.get(j) == h})
-    trust.refuse_foreign(client, "ended", {(j, h) for j, h in foreign if j in ended and ended[j].host == h})
-    return ({j: h for j, h in running.items() if (j, h) not in foreign},
-            {j: e for j, e in ended.items() if (j, e.host) not in foreign})
+    foreign = trust.off_their_hosts(session, [claim for j in split for claim in ((j, running[j]), (j, ended[j].host))])
+    return _without_foreign(running, ended, foreign) if foreign else (running, ended)
 
 
-def _apply(session: Session, running: dict[int, str], ended: dict[int, Ended]) -> Applied:
-    """The batch through the store, in one statement on PostgreSQL; what it changed."""
+def _apply(session: Session, running: dict[int, str], ended: dict[int, Ended], *, checked: bool) -> Applied:
+    """The batch through the store, in one statement on PostgreSQL; what it changed.
+
+    ``checked``: each change names its node, and the store refuses one about a job that is not on it; the
+    refused reports are logged and counted, and left out of what follows.
+    """
     _name_walltime_kills(session, ended)
-    changes = [ReportChange(job_id, JobState.RUNNING, True) for job_id in running if job_id not in ended]
+    changes = [ReportChange(job_id, JobState.RUNNING, True, host=host if checked else None)
+               for job_id, host in running.items() if job_id not in ended]
     changes += [
         ReportChange(e.job_id, JobState.TERMINATED if e.ok else JobState.ERROR, ran(e.exit_code, e.reason),
-                     e.exit_code, e.text)
+                     e.exit_code, e.text, e.host if checked else None)
         for e in ended.values()
     ]
-    moved = store_for(session).apply_reports(session, changes, now())
+    result = store_for(session).apply_reports(session, changes, now())
+    if result.foreign:
+        running, ended = _without_foreign(running, ended, result.foreign)
+    moved = result.moved
     applied = Applied()
     hosts = {**{e.job_id: e.host for e in ended.values()}, **running}
     for change in moved:
@@ -224,6 +235,16 @@ def _apply(session: Session, running: dict[int, str], ended: dict[int, Ended]) -
         states = session.execute(_STATES_OF, {"job_ids": unmoved}).all()
         applied.stale = {job_id: running[job_id] for job_id, state, _ in states if state in FINAL_STATES}
     return applied
+
+
+def _without_foreign(running: dict[int, str], ended: dict[int, Ended], foreign: set[tuple[int, str]]
+                     ) -> tuple[dict[int, str], dict[int, Ended]]:
+    """The reports the store refused as another node's job, logged and counted, then left out."""
+    client = broker_redis()
+    trust.refuse_foreign(client, "running", {(j, h) for j, h in foreign if running.get(j) == h})
+    trust.refuse_foreign(client, "ended", {(j, h) for j, h in foreign if j in ended and ended[j].host == h})
+    return ({j: h for j, h in running.items() if (j, h) not in foreign},
+            {j: e for j, e in ended.items() if (j, e.host) not in foreign})
 
 
 def _name_walltime_kills(session: Session, ended: dict[int, Ended]) -> None:

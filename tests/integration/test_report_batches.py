@@ -136,3 +136,21 @@ def test_the_jobs_a_batch_ends_are_accounted_once_and_those_that_never_ran_not_a
         ids=[both, later])[0][0]
     by_kind = dict(rows("SELECT consumption_type, sum(consumption) FROM accounting GROUP BY consumption_type"))
     assert by_kind == {"USED": expected, "ASKED": 2 * 600}
+
+
+def test_a_forged_end_from_another_node_is_refused_and_the_nodes_own_start_applied(  # type: ignore[no-untyped-def]
+    apply, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from types import SimpleNamespace
+
+    from oar_celery.head import reports
+
+    monkeypatch.setattr(reports, "head_keyring", lambda: SimpleNamespace(enabled=True))
+    (job_id,), (other,) = launching(1), launching(1)
+    assert rows("SELECT DISTINCT r.network_address FROM resources r JOIN assigned_resources a"
+                " ON a.resource_id = r.resource_id JOIN jobs j ON j.assigned_moldable_job = a.moldable_job_id"
+                " WHERE j.job_id IN (:a, :b)", a=job_id, b=other) == [("node1",)]
+    forged = {**ended(job_id), "host": "node2"}
+    applied = apply(started(job_id), forged, {**ended(other), "host": "node2"})
+    assert (job(job_id)["state"], job(other)["state"]) == ("Running", "Launching")
+    assert list(applied.running) == [job_id] and not applied.ended

@@ -170,8 +170,9 @@ def test_to_launch_assigns_the_resources_of_the_placement(store: Any) -> None:
 
 
 def report(store: Any, *changes: Any) -> dict[int, tuple[str, str, bool]]:
-    moved = in_session(lambda s: store.apply_reports(s, list(changes), 200.0))
-    return {m.job_id: (m.old_state, m.new_state, m.ran) for m in moved}
+    applied = in_session(lambda s: store.apply_reports(s, list(changes), 200.0))
+    assert not applied.foreign
+    return {m.job_id: (m.old_state, m.new_state, m.ran) for m in applied.moved}
 
 
 def test_a_running_report_moves_a_launching_job_and_stamps_its_start(store: Any) -> None:
@@ -217,3 +218,40 @@ def test_one_batch_ends_each_job_with_its_own_outcome_and_leaves_finished_jobs(s
     assert moved == {ok: ("Launching", "Terminated", True), failed: ("Launching", "Error", True)}
     assert (job(ok)["state"], job(failed)["state"], job(failed)["exit_code"]) == ("Terminated", "Error", 3)
     assert (job(gone)["state"], job(gone)["message"]) == ("Error", "killed")
+
+
+def host_of(resource_id: int) -> str:
+    return str(rows("SELECT network_address FROM resources WHERE resource_id = :id", id=resource_id)[0][0])
+
+
+def test_a_report_from_a_host_the_job_is_not_on_is_refused_and_the_rest_applied(store: Any) -> None:
+    from oar_celery.head.lib.store import ReportChange
+
+    here, elsewhere = launching(store, 1), launching(store, 3)
+    own, other = host_of(1), host_of(3)
+    assert own != other
+    applied = in_session(lambda s: store.apply_reports(s, [
+        ReportChange(here, "Terminated", True, 0, "ok", own), ReportChange(elsewhere, "Error", True, 1, "x", own),
+        ReportChange(999_999, "Running", True, host=own),
+    ], 200.0))
+    assert [(m.job_id, m.new_state) for m in applied.moved] == [(here, "Terminated")]
+    assert applied.foreign == {(elsewhere, own), (999_999, own)}
+    assert (job(here)["state"], job(elsewhere)["state"], job(elsewhere)["held"]) == ("Terminated", "Launching", 1)
+
+
+def test_a_cosystem_job_may_be_reported_by_the_configured_host(store: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from oar_celery.config import settings
+    from oar_celery.head.lib.store import ReportChange
+
+    monkeypatch.setenv("OAR_COSYSTEM_HOSTNAME", "frontend")
+    settings.cache_clear()
+    try:
+        job_id = submit(types=["cosystem"], resources=["/host=1,walltime=0:10:00"])
+        in_session(lambda s: store.start_now(s, [placement(job_id, 1)], {}, 100.0))
+        applied = in_session(lambda s: store.apply_reports(s, [
+            ReportChange(job_id, "Running", True, host="frontend"), ReportChange(0, "Running", True, host="frontend"),
+        ], 200.0))
+    finally:
+        monkeypatch.delenv("OAR_COSYSTEM_HOSTNAME")
+        settings.cache_clear()
+    assert [m.job_id for m in applied.moved] == [job_id] and applied.foreign == {(0, "frontend")}

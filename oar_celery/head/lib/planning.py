@@ -12,8 +12,22 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import (
+    ColumnElement,
+    CompoundSelect,
+    Integer,
+    Select,
+    String,
+    and_,
+    cast,
+    exists,
+    literal_column,
+    null,
+    select,
+    union_all,
+)
 from sqlalchemy.orm import Session
 
 from oar_celery.config import Settings
@@ -22,10 +36,10 @@ from oar_celery.db.models import (
     AssignedResource,
     GanttJobResource,
     Job,
+    JobType,
     MoldableJobDescription,
 )
 from oar_celery.db.session import execute
-from oar_celery.head.lib.gantt_loads import load_types
 from oar_celery.protocol.states import JobState, ReservationState
 from oar_celery.scheduler import schedule
 from oar_celery.scheduler import types as sched
@@ -88,63 +102,93 @@ def collector_paused() -> Iterator[None]:
             gc.enable()
 
 
-#: Running jobs with their resources, and the accepted reservations with theirs: built once, run every cycle.
-_PLACED = (
+#: The kinds of row of :data:`_PLACED_AT_ONCE`.
+_PLACED_ROW, _RESERVED_ROW, _TYPE_ROW, _ANSWER_ROW = "placed", "reserved", "type", "answer"
+_NO_INTEGER = cast(null(), Integer)
+_NO_TEXT = cast(null(), String)
+#: The jobs whose allocation is fixed, each part on its own index: started, or accepted reservations.
+_STARTED = Job.state.in_(ACTIVE_STATES)
+_ACCEPTED = and_(Job.state.in_((JobState.WAITING, JobState.TO_ACK_RESERVATION)),
+                 Job.reservation == ReservationState.SCHEDULED)
+
+
+def _types_of(fixed: ColumnElement[bool]) -> Select[*tuple[Any, ...]]:
+    """The ``-t`` type rows of the jobs ``fixed`` selects."""
+    return select(
+        literal_column(f"'{_TYPE_ROW}'"), JobType.job_id, _NO_TEXT, *[_NO_INTEGER] * 5, *[_NO_TEXT] * 3,
+        JobType.type,
+    ).where(JobType.types_index == "CURRENT", JobType.job_id.in_(select(Job.job_id).where(fixed)))
+
+
+#: Running jobs with their resources, the accepted reservations with theirs, the ``-t`` types of both and
+#: whether a reservation waits for its answer: one statement, built once, run every cycle (they were four
+#: round trips). Each row's first column says which part it belongs to.
+_PLACED_AT_ONCE: CompoundSelect = union_all(
     select(
-        Job.job_id, Job.job_user, Job.start_time, Job.suspended_time, Job.assigned_moldable_job,
-        MoldableJobDescription.moldable_walltime, AssignedResource.resource_id, Job.job_name, Job.queue_name,
-        Job.project,
+        literal_column(f"'{_PLACED_ROW}'"), Job.job_id, Job.job_user, Job.start_time, Job.suspended_time,
+        Job.assigned_moldable_job, MoldableJobDescription.moldable_walltime, AssignedResource.resource_id,
+        Job.job_name, Job.queue_name, Job.project, _NO_TEXT,
     )
     .join(MoldableJobDescription, MoldableJobDescription.moldable_id == Job.assigned_moldable_job)
     .join(AssignedResource, AssignedResource.moldable_job_id == Job.assigned_moldable_job)
-    .where(Job.state.in_(ACTIVE_STATES), AssignedResource.assigned_resource_index == "CURRENT")
-)
-
-
-_RESERVATIONS = (
+    .where(_STARTED, AssignedResource.assigned_resource_index == "CURRENT"),
     select(
-        Job.job_id, Job.job_user, Job.start_time, Job.assigned_moldable_job,
-        MoldableJobDescription.moldable_walltime, GanttJobResource.resource_id, Job.job_name, Job.queue_name,
-        Job.project,
+        literal_column(f"'{_RESERVED_ROW}'"), Job.job_id, Job.job_user, Job.start_time, _NO_INTEGER,
+        Job.assigned_moldable_job, MoldableJobDescription.moldable_walltime, GanttJobResource.resource_id,
+        Job.job_name, Job.queue_name, Job.project, _NO_TEXT,
     )
     .join(MoldableJobDescription, MoldableJobDescription.moldable_id == Job.assigned_moldable_job)
     .join(GanttJobResource, GanttJobResource.moldable_job_id == Job.assigned_moldable_job)
-    .where(Job.state.in_((JobState.WAITING, JobState.TO_ACK_RESERVATION)),
-           Job.reservation == ReservationState.SCHEDULED)
+    .where(_ACCEPTED),
+    _types_of(_STARTED),
+    _types_of(_ACCEPTED),
+    select(literal_column(f"'{_ANSWER_ROW}'"), _NO_INTEGER, _NO_TEXT, *[_NO_INTEGER] * 5, *[_NO_TEXT] * 4)
+    .where(exists().where(Job.state == JobState.WAITING, Job.reservation == ReservationState.TO_SCHEDULE)),
 )
+
+
+@dataclass
+class Placed:
+    """What is fixed on the Gantt: running jobs and accepted reservations, as allocations."""
+
+    allocations: list[sched.Allocation]
+    reservations: dict[int, sched.Allocation]
+    #: Whether a new reservation waits for its answer (a full round's to give).
+    answers_due: bool
 
 
 def load_placed(session: Session, at: int) -> tuple[list[sched.Allocation], dict[int, sched.Allocation]]:
     """Running jobs and accepted reservations, as fixed allocations on the Gantt."""
+    placed = load_fixed(session, at)
+    return placed.allocations, placed.reservations
+
+
+def load_fixed(session: Session, at: int) -> Placed:
+    """:func:`load_placed`'s allocations, and whether a reservation waits for its answer: one round trip."""
     allocations: dict[int, sched.Allocation] = {}
+    reservations: dict[int, sched.Allocation] = {}
+    types: dict[int, dict[str, str]] = {}
+    answers_due = False
     # names too: timesharing=*,name shares with running jobs of the same name
-    for job_id, user, start, suspended, moldable, walltime, resource_id, name, queue, project in execute(
-        session, _PLACED
+    for kind, job_id, user, start, suspended, moldable, walltime, resource_id, name, queue, project, kind_of in (
+        execute(session, _PLACED_AT_ONCE)
     ):
-        allocation = allocations.get(job_id)
+        if kind == _TYPE_ROW:
+            type_name, _, value = kind_of.partition("=")
+            types.setdefault(job_id, {})[type_name] = value
+            continue
+        if kind == _ANSWER_ROW:
+            answers_due = True
+            continue
+        into = allocations if kind == _PLACED_ROW else reservations
+        allocation = into.get(job_id)
         if allocation is None:
-            begin = int(start) if start else at
-            allocation = allocations[job_id] = sched.Allocation(
-                job_id, moldable, begin, max(1, int(walltime + suspended)), [], user=user, name=name or "",
-                queue=queue, project=project or "",
+            begin = (int(start) if start else at) if kind == _PLACED_ROW else int(start)
+            length = max(1, int(walltime + suspended)) if kind == _PLACED_ROW else int(walltime)
+            allocation = into[job_id] = sched.Allocation(
+                job_id, moldable, begin, length, [], user=user, name=name or "", queue=queue, project=project or "",
             )
         allocation.resource_ids.append(resource_id)
-    reservations = _load_reservations(session)
-    placed_ids = list(allocations) + list(reservations)
-    types = load_types(session, placed_ids) if placed_ids else {}
     for allocation in [*allocations.values(), *reservations.values()]:
         allocation.types = types.get(allocation.job_id, {})
-    return list(allocations.values()) + list(reservations.values()), reservations
-
-
-def _load_reservations(session: Session) -> dict[int, sched.Allocation]:
-    reservations: dict[int, sched.Allocation] = {}
-    for job_id, user, start, moldable, walltime, resource_id, name, queue, project in execute(session, _RESERVATIONS):
-        allocation = reservations.get(job_id)
-        if allocation is None:
-            allocation = reservations[job_id] = sched.Allocation(
-                job_id, moldable, int(start), int(walltime), [], user=user, name=name or "", queue=queue,
-                project=project or "",
-            )
-        allocation.resource_ids.append(resource_id)
-    return reservations
+    return Placed(list(allocations.values()) + list(reservations.values()), reservations, answers_due)

@@ -12,13 +12,27 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, Column, Float, Integer, MetaData, Numeric, String, Table, select, text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Float,
+    Integer,
+    MetaData,
+    Numeric,
+    Result,
+    String,
+    Table,
+    select,
+    text,
+)
 from sqlalchemy.orm import Session
 from sqlalchemy.types import TypeEngine
 
 from oar_celery.config import Settings
 from oar_celery.db.columns import column_kinds as kinds_of
 from oar_celery.db.models import Resource
+from oar_celery.db.session import execute
 from oar_celery.protocol.states import ResourceState
 from oar_celery.scheduler import types as sched
 from oar_celery.scheduler.errors import RequestError
@@ -102,6 +116,7 @@ def has_property(session: Session, name: str) -> bool:
 def forget_columns() -> None:
     """Reflect again on next use (after ``oarproperty`` changed the table)."""
     _reflected.clear()
+    _described.clear()
 
 
 def column_kinds(table: Table) -> dict[str, str]:
@@ -129,14 +144,35 @@ def admission_state(state: str) -> str:
     return ResourceState.ABSENT if state == "Draining" else state
 
 
+#: Every resource with every column it has now, as the result's description tells (PostgreSQL).
+_EVERY_RESOURCE = text("SELECT * FROM resources ORDER BY resource_id")
+#: By database: the last description of :data:`_EVERY_RESOURCE`'s result (names, type codes) and its table.
+_described: dict[str, tuple[tuple[tuple[str, int], ...], Table]] = {}
+
+
 def load_resources(session: Session) -> tuple[list[sched.Resource], dict[str, str]]:
-    """Every resource with its properties, ordered by id, and the column kinds."""
-    table = resources_table(session)
-    result = session.execute(select(table).order_by(table.c.resource_id))
+    """Every resource with its properties, ordered by id, and the column kinds.
+
+    On PostgreSQL the rows come with their columns' names and types, so the catalog is read again
+    (:func:`resources_table`) only when they changed: every round sees ``oarproperty`` at once, without
+    a catalog query of its own.
+    """
+    if session.get_bind().dialect.name != "postgresql":
+        table = resources_table(session)
+        return _resources_of(session.execute(select(table).order_by(table.c.resource_id))), column_kinds(table)
+    result = execute(session, _EVERY_RESOURCE)
+    signature = tuple((str(column[0]), int(column[1])) for column in result.cursor.description)
+    key = str(session.get_bind().engine.url)
+    known = _described.get(key)
+    if known is None or known[0] != signature:
+        known = _described[key] = (signature, resources_table(session))
+    return _resources_of(result), column_kinds(known[1])
+
+
+def _resources_of(result: Result[Any]) -> list[sched.Resource]:
     # rows zipped with the column names: ``RowMapping`` access cost a third of the load
     names = tuple(result.keys())
-    resources = [_resource(dict(zip(names, row, strict=True))) for row in result]
-    return resources, column_kinds(table)
+    return [_resource(dict(zip(names, row, strict=True))) for row in result]
 
 
 def _resource(row: dict[str, Any]) -> sched.Resource:

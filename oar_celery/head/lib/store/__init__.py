@@ -18,11 +18,11 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
-from oar_celery.head.lib.store.base import Moved, ReportChange, Store
+from oar_celery.head.lib.store.base import Moved, ReportChange, ReportsApplied, Store
 from oar_celery.head.lib.store.generic import GenericStore
 from oar_celery.head.lib.store.postgres import PostgresStore
 
-__all__ = ["GenericStore", "Moved", "PostgresStore", "ReportChange", "Store", "store_for"]
+__all__ = ["GenericStore", "Moved", "PostgresStore", "ReportChange", "ReportsApplied", "Store", "store_for"]
 
 _GENERIC = GenericStore()
 _POSTGRES = PostgresStore()

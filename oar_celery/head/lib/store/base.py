@@ -20,6 +20,8 @@ class ReportChange:
     ran: bool
     exit_code: int | None = None
     message: str | None = None
+    #: The node that sent the report: the change is refused unless the job holds a resource on it (None: unchecked).
+    host: str | None = None
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,14 @@ class Moved:
     new_state: str
     ran: bool
     notify: str | None
+
+
+@dataclass
+class ReportsApplied:
+    """What a batch of reports did: the jobs it moved, and the (job, host) claims refused as another node's job."""
+
+    moved: list[Moved]
+    foreign: set[tuple[int, str]]
 
 
 class Store(Protocol):
@@ -68,8 +78,12 @@ class Store(Protocol):
         ``alternatives`` (its moldables) deleted; a row of :data:`.sql.LAUNCH_COLUMNS` per job that moved."""
         ...
 
-    def apply_reports(self, session: Session, changes: Sequence[ReportChange], at: float) -> list[Moved]:
+    def apply_reports(self, session: Session, changes: Sequence[ReportChange], at: float) -> ReportsApplied:
         """A batch of reports: ``Launching`` → ``Running``; started jobs → their final state, through
         ``Running`` (logged) when the end came first and the job ran; resources freed, frags done and the
-        ended jobs that started accounted (:func:`oar_celery.head.lib.accounting.account`)."""
+        ended jobs that started accounted (:func:`oar_celery.head.lib.accounting.account`).
+
+        A change with a ``host`` applies only if its job holds a resource on that host, or runs there as a
+        cosystem or deploy job (:func:`oar_celery.head.lib.trust.off_their_hosts`); the others are refused,
+        and given back in ``foreign``: a node's key speaks for its own jobs alone."""
         ...

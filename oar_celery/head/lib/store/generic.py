@@ -26,8 +26,9 @@ from oar_celery.db.models import (
 )
 from oar_celery.db.session import now
 from oar_celery.head.lib.accounting import account_in_steps
-from oar_celery.head.lib.store.base import Moved, ReportChange
+from oar_celery.head.lib.store.base import Moved, ReportChange, ReportsApplied
 from oar_celery.head.lib.store.sql import LAUNCH_COLUMNS
+from oar_celery.head.lib.trust import off_their_hosts
 from oar_celery.protocol.states import STARTED_STATES, FragState, JobState
 from oar_celery.scheduler import types as sched
 
@@ -113,8 +114,15 @@ class GenericStore:
         )
         return list(session.execute(_LAUNCH_ROWS, {"job_ids": moved})) if moved else []
 
-    def apply_reports(self, session: Session, changes: Sequence[ReportChange], at: float) -> list[Moved]:
-        """The starts, the ends of each final state and the frags, each a statement; states read first."""
+    def apply_reports(self, session: Session, changes: Sequence[ReportChange], at: float) -> ReportsApplied:
+        """The hosts checked, then the starts, the ends of each final state and the frags, each a statement;
+        states read first."""
+        claims = [(c.job_id, c.host) for c in changes if c.host is not None]
+        foreign = off_their_hosts(session, claims)
+        owned = [c for c in changes if c.host is None or (c.job_id, c.host) not in foreign]
+        return ReportsApplied(self._apply_owned(session, owned, at) if owned else [], foreign)
+
+    def _apply_owned(self, session: Session, changes: Sequence[ReportChange], at: float) -> list[Moved]:
         by_job = {change.job_id: change for change in changes}
         before = {job_id: (state, notify) for job_id, state, notify in session.execute(
             _STATES_OF, {"job_ids": list(by_job)}

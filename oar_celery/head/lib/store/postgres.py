@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from oar_celery.config import settings
-from oar_celery.head.lib.store.base import Moved, ReportChange
+from oar_celery.head.lib.store.base import Moved, ReportChange, ReportsApplied
 from oar_celery.head.lib.store.generic import GenericStore, has_expressions
 from oar_celery.head.lib.store.sql import APPLY_REPORTS, START_AT_ONCE, move_statement
 from oar_celery.protocol.states import STARTED_STATES
@@ -71,13 +71,22 @@ class PostgresStore(GenericStore):
             "at": at,
         }))
 
-    def apply_reports(self, session: Session, changes: Sequence[ReportChange], at: float) -> list[Moved]:
+    def apply_reports(self, session: Session, changes: Sequence[ReportChange], at: float) -> ReportsApplied:
+        """The hosts checked in the same statement: no round trip of their own."""
         if not changes:
-            return []
+            return ReportsApplied([], set())
+        config = settings()
         rows: Any = APPLY_REPORTS.execute(session, {
             "job_ids": [c.job_id for c in changes], "states": [c.new_state for c in changes],
             "ran": [c.ran for c in changes], "exit_codes": [c.exit_code for c in changes],
-            "messages": [c.message for c in changes], "started": list(STARTED_STATES), "at": at,
-            "window": settings().accounting_window,
+            "messages": [c.message for c in changes], "hosts": [c.host for c in changes],
+            "started": list(STARTED_STATES), "at": at, "window": config.accounting_window,
+            "cosystem_host": config.cosystem_hostname or None, "deploy_host": config.deploy_hostname or None,
         })
-        return [Moved(job_id, old, new, ran, notify) for job_id, old, new, ran, notify in rows]
+        applied = ReportsApplied([], set())
+        for job_id, old, new, ran, notify, foreign_host in rows:
+            if foreign_host is None:
+                applied.moved.append(Moved(job_id, old, new, ran, notify))
+            else:
+                applied.foreign.add((job_id, foreign_host))
+        return applied

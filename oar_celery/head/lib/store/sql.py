@@ -87,15 +87,26 @@ _START = "CASE WHEN old.state = 'Launching' AND each.ran THEN :at ELSE jobs.star
 #: whose end report came with or before its start report and whose command ran. ``old`` locks the rows
 #: and gives their state before the move, which the update checks again. An ended job that started is
 #: flagged ``accounted`` on the way and its usage added to ``accounting`` (:func:`.accounting.account`).
+#: A row with a host applies only if its job holds a resource on that host or runs there as a cosystem
+#: or deploy job (:func:`.trust.off_their_hosts`, the same test); the others come back as ``foreign`` rows.
 APPLY_REPORTS = Prepared("oar_apply_reports", f"""
 WITH each AS (
   SELECT * FROM unnest(CAST(:job_ids AS integer[]), CAST(:states AS text[]), CAST(:ran AS boolean[]),
-                       CAST(:exit_codes AS integer[]), CAST(:messages AS text[]))
-    AS each(job_id, new_state, ran, exit_code, message)
+                       CAST(:exit_codes AS integer[]), CAST(:messages AS text[]), CAST(:hosts AS text[]))
+    AS each(job_id, new_state, ran, exit_code, message, host)
+), foreign_claims AS (
+  SELECT each.job_id, each.host FROM each LEFT JOIN jobs ON jobs.job_id = each.job_id
+  WHERE each.host IS NOT NULL
+    AND NOT EXISTS (SELECT 1 FROM assigned_resources ar JOIN resources r ON r.resource_id = ar.resource_id
+                    WHERE ar.moldable_job_id = jobs.assigned_moldable_job AND r.network_address = each.host)
+    AND NOT EXISTS (SELECT 1 FROM job_types t WHERE t.job_id = each.job_id AND t.types_index = 'CURRENT'
+                    AND ((split_part(t.type, '=', 1) = 'cosystem' AND each.host = :cosystem_host)
+                         OR (split_part(t.type, '=', 1) = 'deploy' AND each.host = :deploy_host)))
 ), old AS (
   SELECT jobs.job_id, jobs.state, jobs.accounted FROM jobs JOIN each ON each.job_id = jobs.job_id
   WHERE CASE WHEN each.new_state = 'Running' THEN jobs.state = 'Launching'
              ELSE jobs.state = ANY(CAST(:started AS text[])) END
+    AND each.job_id NOT IN (SELECT job_id FROM foreign_claims)
   FOR UPDATE OF jobs
 ), moved AS (
   UPDATE jobs SET
@@ -119,10 +130,12 @@ WITH each AS (
   UPDATE frag_jobs SET frag_state = 'FRAGGED'
   WHERE frag_state IN ('LEON', 'TIMER_ARMED') AND frag_id_job IN (SELECT job_id FROM moved WHERE new_state <> 'Running')
 ), flagged AS (SELECT * FROM moved WHERE flagged), {adding_usage("flagged")}
-SELECT job_id, old_state, new_state, ran, notify FROM moved
+SELECT job_id, old_state, new_state, ran, notify, NULL AS foreign_host FROM moved
+UNION ALL SELECT job_id, NULL, NULL, NULL, NULL, host FROM foreign_claims
 """, [
     ("job_ids", "integer[]"), ("states", "text[]"), ("ran", "boolean[]"), ("exit_codes", "integer[]"),
-    ("messages", "text[]"), ("started", "text[]"), ("at", "double precision"), ("window", "bigint"),
+    ("messages", "text[]"), ("hosts", "text[]"), ("started", "text[]"), ("at", "double precision"),
+    ("window", "bigint"), ("cosystem_host", "text"), ("deploy_host", "text"),
 ])
 
 
