@@ -19,8 +19,10 @@ import re
 import sys
 from dataclasses import dataclass, field, fields
 from functools import lru_cache
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pathlib is imported where a path is made: a user command that needs none saves its import
+    from pathlib import Path
 
 _LINE = re.compile(r"""^\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(?:"([^"]*)"|'([^']*)'|(.*?))\s*$""")
 # The password runs to the last "@" of the URL's authority (a password may hold "@").
@@ -42,7 +44,14 @@ NOT_SETTINGS_PREFIXES = ("OAR_TEST_", "OAR_BENCH_")
 
 
 def _default_state_dir() -> str:
-    return str(Path.home() / ".oar-celery")
+    return os.path.join(os.path.expanduser("~"), ".oar-celery")
+
+
+def _path(configured: str, state_dir: str, default: str) -> Path:
+    """The configured path, or ``default`` inside the state directory."""
+    from pathlib import Path
+
+    return Path(configured or os.path.join(state_dir, default))
 
 
 @dataclass(frozen=True)
@@ -179,7 +188,7 @@ class Settings:
 
     @property
     def database(self) -> str:
-        return self.database_url or f"sqlite:///{Path(self.state_dir) / 'oar.db'}"
+        return self.database_url or f"sqlite:///{os.path.join(self.state_dir, 'oar.db')}"
 
     @property
     def backend(self) -> str:
@@ -187,21 +196,21 @@ class Settings:
 
     @property
     def logs(self) -> Path:
-        return Path(self.log_dir or Path(self.state_dir) / "log")
+        return _path(self.log_dir, self.state_dir, "log")
 
     @property
     def flower_auth(self) -> Path:
         """The file of Flower's ``user:password`` login."""
-        return Path(self.flower_auth_file or Path(self.state_dir) / "flower.auth")
+        return _path(self.flower_auth_file, self.state_dir, "flower.auth")
 
     @property
     def keys(self) -> Path:
         """The cluster's keys directory (``OAR_KEYS_DIR``, default ``<state dir>/keys``)."""
-        return Path(self.keys_dir or Path(self.state_dir) / "keys")
+        return _path(self.keys_dir, self.state_dir, "keys")
 
     @property
     def node_dir(self) -> Path:
-        return Path(self.node_state_dir or Path(self.state_dir) / "nodes")
+        return _path(self.node_state_dir, self.state_dir, "nodes")
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -225,10 +234,12 @@ def mask(text: str) -> str:
     return _SECRET_IN_QUERY.sub(r"\1****", _SECRET_IN_URL.sub(r"\1****\3", text))
 
 
-def read_conf_file(path: Path) -> dict[str, str]:
+def read_conf_file(path: str | os.PathLike[str]) -> dict[str, str]:
     """Parse OAR's ``NAME="value"`` file format; comments start with ``#``."""
     values: dict[str, str] = {}
-    for line in path.read_text().splitlines():
+    with open(path) as conf:
+        text = conf.read()
+    for line in text.splitlines():
         if not line.strip() or line.lstrip().startswith("#"):
             continue
         match = _LINE.match(line)
@@ -251,9 +262,9 @@ def _convert(kind: Any, text: str) -> Any:
 def _read_file_for(env: dict[str, str]) -> dict[str, str]:
     """The settings of the first file found: ``OAR_CONFIG_FILE``, ``<state dir>/oar.conf``, ``/etc/oar/oar.conf``."""
     state_dir = env.get("OAR_STATE_DIR") or _default_state_dir()
-    for candidate in (env.get("OAR_CONFIG_FILE"), str(Path(state_dir) / "oar.conf"), "/etc/oar/oar.conf"):
-        if candidate and Path(candidate).is_file():
-            return read_conf_file(Path(candidate))
+    for candidate in (env.get("OAR_CONFIG_FILE"), os.path.join(state_dir, "oar.conf"), "/etc/oar/oar.conf"):
+        if candidate and os.path.isfile(candidate):
+            return read_conf_file(candidate)
     return {}
 
 
@@ -305,7 +316,10 @@ def _value(source: dict[str, str], key: str) -> str | None:
     if key in source:
         return source[key]
     secret_file = source.get(key + "_FILE")
-    return Path(secret_file).read_text().strip() if secret_file else None
+    if not secret_file:
+        return None
+    with open(secret_file) as secret:
+        return secret.read().strip()
 
 
 @lru_cache(maxsize=1)

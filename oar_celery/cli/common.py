@@ -35,8 +35,36 @@ class UsageError(Exception):
         self.hint = hint
 
 
+def terminal_columns() -> int:
+    """The terminal's width as :func:`shutil.get_terminal_size` finds it (``COLUMNS``, stdout, else 80)."""
+    try:
+        return int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        pass
+    try:
+        return os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+    except (AttributeError, ValueError, OSError):
+        return 80
+
+
+class HelpLayout(argparse.HelpFormatter):
+    """argparse's own layout, its width found without importing :mod:`shutil`.
+
+    argparse makes one of these per option added, and its default asks
+    :mod:`shutil`, whose import brings in the compression modules: a few
+    milliseconds of every ``oarsub`` for a help text it rarely prints.
+    """
+
+    def __init__(self, prog: str) -> None:
+        super().__init__(prog, width=terminal_columns() - 2)
+
+
 class Parser(argparse.ArgumentParser):
     """argparse that raises :class:`UsageError` instead of printing the usage block."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", HelpLayout)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         raise UsageError(message, hint=True)

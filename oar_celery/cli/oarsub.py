@@ -10,12 +10,10 @@ by surprise.
 from __future__ import annotations
 
 import argparse
-import datetime
 import os
 import re
 import shlex
 import sys
-from pathlib import Path
 from typing import Any
 
 from oar_celery.cli.common import (
@@ -125,6 +123,8 @@ def reservation_date(text: str) -> str:
     match = _DATE.match(text)
     if not match:
         raise UsageError(f'bad reservation date {text!r}: expected "YYYY-MM-DD HH:MM:SS"')
+    import datetime
+
     numbers = [int(part) if part else 0 for part in match.groups()]
     try:
         moment = datetime.datetime(*numbers)  # type: ignore[arg-type]
@@ -135,17 +135,17 @@ def reservation_date(text: str) -> str:
 
 def working_directory(text: str | None) -> str:
     """``-d`` made absolute against the current directory; it must exist."""
-    path = Path(text).expanduser() if text else Path.cwd()
-    path = path if path.is_absolute() else Path.cwd() / path
-    if not path.is_dir():
-        raise UsageError(f"directory {str(path)!r} does not exist")
-    return os.path.normpath(str(path))
+    path = os.path.join(os.getcwd(), os.path.expanduser(text or "."))
+    if not os.path.isdir(path):
+        raise UsageError(f"directory {path!r} does not exist")
+    return os.path.normpath(path)
 
 
 def array_params(path: str) -> list[str]:
     """The parameter lines of ``--array-param-file`` (blank lines and ``#`` comments skipped)."""
     try:
-        lines = Path(path).read_text().splitlines()
+        with open(path) as params_file:
+            lines = params_file.read().splitlines()
     except OSError as exc:
         raise UsageError(f"cannot read the array parameter file {path!r} ({exc.strerror or exc})") from None
     params = [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
@@ -238,7 +238,7 @@ def check_job_key_options(args: argparse.Namespace) -> None:
     if wants_key and not (args.use_job_key or os.environ.get("OAR_JOB_KEY_FILE")):
         raise UsageError("You must set the --use-job-key (or -k) option in order to use other job key "
                              "related options.")
-    if args.import_job_key_from_file and not Path(args.import_job_key_from_file).is_file():
+    if args.import_job_key_from_file and not os.path.isfile(args.import_job_key_from_file):
         raise UsageError(f"cannot read the job key file {args.import_job_key_from_file!r}")
 
 
@@ -258,6 +258,8 @@ def reservation_lines(answer: dict[str, Any]) -> tuple[list[str], bool]:
     if answer.get("status") == "granted":
         lines = ["Reservation valid --> OK"]
         if answer.get("start"):
+            import datetime
+
             start = datetime.datetime.fromtimestamp(float(answer["start"]))
             lines.append(f"Reservation start: {start:%Y-%m-%d %H:%M:%S}")
         return lines, True

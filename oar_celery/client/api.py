@@ -7,8 +7,8 @@ the database. Every failure is a :class:`ClientError` with a one-line message.
 
 from __future__ import annotations
 
+import os
 import time
-import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -175,7 +175,7 @@ RECHECK_TIMEOUT = 5.0
 
 
 def _with_identity(request: dict[str, Any], user: str) -> dict[str, Any]:
-    return {**request, "user": request.get("user") or user, "submission_id": uuid.uuid4().hex}
+    return {**request, "user": request.get("user") or user, "submission_id": os.urandom(16).hex()}
 
 
 def submit(request: dict[str, Any]) -> list[int]:

@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
 from typing import Any
 
 from oar_celery.protocol.names import result_key
-from oar_celery.protocol.wire import push, task_message
+from oar_celery.protocol.wire import new_id, push, task_message
 
 __all__ = ["NoAnswer", "NotSent", "TaskFailed", "call", "push", "result_key", "task_message", "usable"]
 
@@ -49,7 +48,7 @@ def call(broker_url: str, backend_url: str, task: str, kwargs: dict[str, Any], q
     answer cannot slip by; it reads the stored result too, in case the
     backend stored it without publishing.
     """
-    task_id = str(uuid.uuid4())
+    task_id = new_id()
     key = result_key(task_id)
     try:
         broker, backend, pubsub = _connect(broker_url, backend_url, wait + 5)

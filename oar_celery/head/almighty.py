@@ -57,8 +57,10 @@ MODULES_FOR: dict[str, tuple[str, ...]] = {
     Message.VILLAINS: ("sarko",),
     Message.FINAUD: ("finaud",),
 }
+#: Messages after which a job may start at once: new jobs, freed or returned resources, a job resumed.
+START_NOW = frozenset({Message.QSUB, Message.TERM, Message.QRESUME, Message.CHSTATE})
 #: The order in which a cycle runs modules; node reports open every cycle, the Runner closes those it runs in.
-ORDER = ("reports", "node_change_state", "finaud", "sarko", "leon", "scheduler", "quick_scheduler", "runner")
+ORDER = ("reports", "node_change_state", "finaud", "sarko", "leon", "quick_scheduler", "scheduler", "runner")
 
 
 class Almighty:
@@ -124,7 +126,7 @@ class Almighty:
         return list(ran), pending
 
     def _wanted(self, messages: set[str], last_scheduler_run: float) -> set[str]:
-        """The modules the messages call for, the quick round instead of a full one that would come too soon."""
+        """The modules the messages call for; the quick round instead of a full one too soon, or before it."""
         wanted = {module for message in messages for module in MODULES_FOR.get(message, ())}
         wanted.add("reports")  # always: reports left by a cycle that died, or whose message was lost
         if "scheduler" in wanted:
@@ -134,6 +136,10 @@ class Almighty:
                 wanted.discard("scheduler")
                 wanted.add("quick_scheduler")
                 self._ask_for_scheduling_in(delay)
+            elif messages & START_NOW:
+                # the quick round starts what fits now before the full round re-plans the whole queue:
+                # on an idle cluster a new job is sent to its node without waiting for every prediction
+                wanted.add("quick_scheduler")
         if self._runner_wanted(wanted):
             wanted.add("runner")
         return wanted

@@ -10,11 +10,10 @@ exact envelope kombu's Redis transport writes (``LPUSH <queue>``).
 from __future__ import annotations
 
 import base64
-import datetime
 import json
 import os
 import socket
-import uuid
+import time
 from typing import Any, Protocol
 
 
@@ -42,7 +41,7 @@ def task_message(
     (a ``SET`` and a ``PUBLISH`` per task saved on the node). ``countdown``
     delays the task by that many seconds, as Celery's own option does.
     """
-    task_id = task_id or str(uuid.uuid4())
+    task_id = task_id or new_id()
     body = json.dumps([[], kwargs, {"callbacks": None, "errbacks": None, "chain": None, "chord": None}])
     deadline = None if expires is None else _from_now(expires)
     headers: dict[str, object] = {
@@ -54,9 +53,9 @@ def task_message(
         "ignore_result": ignore_result, "replaced_task_nesting": 0, "stamped_headers": None, "stamps": {},
     }
     properties: dict[str, Any] = {
-        "correlation_id": task_id, "reply_to": str(uuid.uuid4()), "delivery_mode": 2,
+        "correlation_id": task_id, "reply_to": new_id(), "delivery_mode": 2,
         "delivery_info": {"exchange": "", "routing_key": queue},
-        "priority": 0, "body_encoding": "base64", "delivery_tag": str(uuid.uuid4()),
+        "priority": 0, "body_encoding": "base64", "delivery_tag": new_id(),
     }
     if expires is not None:
         properties["expiration"] = str(int(expires * 1000))
@@ -76,8 +75,22 @@ def push(client: Pusher, task: str, kwargs: dict[str, Any], queue: str, **option
     client.lpush(queue, task_message(task, kwargs, queue, **options))
 
 
+def new_id() -> str:
+    """A random UUID (version 4) in its text form, as ``str(uuid.uuid4())`` writes it.
+
+    Without :mod:`uuid`, whose import (and :mod:`platform`'s) a user command would pay on every run.
+    """
+    raw = bytearray(os.urandom(16))
+    raw[6] = raw[6] & 0x0F | 0x40
+    raw[8] = raw[8] & 0x3F | 0x80
+    text = raw.hex()
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
+
+
 def _from_now(seconds: float) -> str:
-    return (datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=seconds)).isoformat()
+    """``seconds`` from now in ISO 8601 with its UTC offset, as Celery writes ``expires`` and ``eta``."""
+    moment = time.time() + seconds
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(moment)) + f".{int(moment % 1 * 1e6):06d}+00:00"
 
 
 def _short(kwargs: dict[str, Any]) -> str:

@@ -95,7 +95,7 @@ def test_messages_that_come_during_a_cycle_are_run_by_the_same_task(
     assert ran.almighty.cycles() == 3
     assert sent_during_cycle == [False, False]  # the running task held QUEUED: no task was sent
     assert ran.count("reports") == 3
-    assert ran.count("scheduler") == 1 and ran.count("quick_scheduler") == 2
+    assert ran.count("scheduler") == 1 and ran.count("quick_scheduler") == 3  # one before the full round
     assert ran.count("runner") == 1  # after the full round; the quick rounds launch their own jobs
     assert not client.exists(Key.QUEUED) and not client.scard(Key.PENDING)
 
@@ -152,6 +152,17 @@ def test_every_cycle_records_the_time_each_module_took(client: redis.Redis, monk
     assert all(seconds >= 0 for seconds in entry["took"].values())
 
 
+def test_a_new_job_gets_a_quick_round_before_the_full_round(
+    client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ran = use_modules(monkeypatch)
+    bus.notify(["Qsub"])
+    assert ran.almighty.cycle() == ["reports", "quick_scheduler", "scheduler", "runner"]
+    client.set(Key.LAST_SCHEDULER_RUN, "0")
+    client.sadd(Key.PENDING, "Scheduling")  # a tick: nothing new can start, the full round alone
+    assert ran.almighty.cycle() == ["reports", "scheduler", "runner"]
+
+
 def test_the_runner_runs_after_a_full_round_and_otherwise_once_a_second(
     client: redis.Redis, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -175,5 +186,5 @@ def test_a_cycle_takes_over_the_lock_of_a_dead_holder_on_this_host(
     dead = f"{socket.gethostname()}:999999:0"  # no such pid
     client.set(Key.LOCK, dead)
     bus.notify(["Qsub"])
-    assert modules.almighty.cycle() == ["reports", "scheduler", "runner"]
+    assert modules.almighty.cycle() == ["reports", "quick_scheduler", "scheduler", "runner"]
     assert not client.exists(Key.LOCK)  # released at the end, as any cycle's
