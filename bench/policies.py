@@ -136,8 +136,8 @@ def db_round(n_jobs: int, n_resources: int, *, policies: bool, quotas_file: str)
         bench.init_database()
         context = process_context()
         if policies:
-            context = replace(context, settings=replace(
-                context.settings, fairsharing_enabled=True, scheduler_fairsharing_user_targets=USER_TARGETS,
+            context = replace(context, settings=context.settings.replace(
+                fairsharing_enabled=True, scheduler_fairsharing_user_targets=USER_TARGETS,
                 quotas=True, quotas_conf_file=quotas_file,
             ))
         add_resources(bench, n_resources)

@@ -17,7 +17,6 @@ from __future__ import annotations
 import os
 import re
 import sys
-from dataclasses import dataclass, field, fields
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
@@ -54,18 +53,23 @@ def _path(configured: str, state_dir: str, default: str) -> Path:
     return Path(configured or os.path.join(state_dir, default))
 
 
-@dataclass(frozen=True)
 class Settings:
-    """The effective configuration of one process.
+    """The effective configuration of one process, read-only.
 
     Names mirror OAR's ``oar.conf`` where OAR has one: ``OAR_SCHEDULER_MIN_TIME``
     is OAR's SCHEDULER_MIN_TIME_BETWEEN_2_CALLS, ``OAR_LEON_SOFT_WALLTIME`` and
     ``OAR_LEON_WALLTIME`` are Leon's timers, ``OAR_DEAD_SWITCH_TIME`` turns old
     ``Suspected`` resources ``Dead``. ``OAR_ALLOW_ROOT_JOBS`` is off: a production
     cluster refuses jobs of root unless told otherwise (``oar-celery up`` tells it).
+
+    Each annotated class attribute is a setting and its default; an instance
+    holds the values given to it. Not a dataclass: every user command reads
+    its settings, and :mod:`dataclasses` (with :mod:`inspect`) and the methods
+    it writes for 88 fields cost ``oarsub`` more than its request takes.
     """
 
-    state_dir: str = field(default_factory=_default_state_dir)
+    #: default: ``~/.oar-celery`` of the user running the process
+    state_dir: str = ""
     database_url: str = ""
     #: PostgreSQL's cost of a random page read for this project's connections (0: the server's own).
     #: The default 4 prices a disk seek; the tables a cycle reads by key sit in memory.
@@ -219,9 +223,40 @@ class Settings:
     def is_admin(self, user: str) -> bool:
         return user in ("root", self.admin_user)
 
+    def __init__(self, **values: Any) -> None:
+        unknown = sorted(set(values) - set(setting_types()))
+        if unknown:
+            raise TypeError(f"no such setting: {', '.join(unknown)}")
+        if "state_dir" not in values:
+            values["state_dir"] = _default_state_dir()
+        self.__dict__.update(values)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"settings are read-only (use replace): {name}")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"settings are read-only: {name}")
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Settings) and self.values() == other.values()
+
+    def __hash__(self) -> int:
+        return hash(tuple(self.values().items()))
+
+    def __repr__(self) -> str:
+        return f"Settings({', '.join(f'{name}={value!r}' for name, value in self.__dict__.items())})"
+
+    def values(self) -> dict[str, Any]:
+        """Every setting's value, defaults included, in the order of the class."""
+        return {name: getattr(self, name) for name in setting_types()}
+
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with ``changes``, as :func:`dataclasses.replace` makes one."""
+        return Settings(**{**self.__dict__, **changes})
+
     def masked(self) -> dict[str, Any]:
         """Every setting with passwords in URLs replaced by ``****``."""
-        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        values = self.values()
         values["database_url"] = self.database
         values["result_backend"] = self.backend
         if self.api_secret_key:
@@ -268,9 +303,15 @@ def _read_file_for(env: dict[str, str]) -> dict[str, str]:
     return {}
 
 
+@lru_cache(maxsize=1)
+def setting_types() -> dict[str, str]:
+    """Every setting's name and type (``str``, ``int``, ``float``, ``bool``), in the order of the class."""
+    return dict(Settings.__annotations__)
+
+
 def setting_names() -> list[str]:
     """Every setting's variable, ``OAR_STATE_DIR`` ...; each also takes a ``_FILE`` form."""
-    return ["OAR_" + f.name.upper() for f in fields(Settings)]
+    return ["OAR_" + name.upper() for name in setting_types()]
 
 
 def unknown_settings(environ: dict[str, str] | None = None) -> list[str]:
@@ -294,16 +335,16 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
     env = dict(os.environ if environ is None else environ)
     from_file = _read_file_for(env)
     values: dict[str, Any] = {}
-    for f in fields(Settings):
-        key = "OAR_" + f.name.upper()
+    for name, kind in setting_types().items():
+        key = "OAR_" + name.upper()
         raw = _value(env, key)
         if raw is None:
             raw = _value(from_file, key)
         if raw is not None:
             try:
-                values[f.name] = _convert(f.type, raw)
+                values[name] = _convert(kind, raw)
             except ValueError:
-                raise ValueError(f"{key} must be {'an' if f.type == 'int' else 'a'} {f.type}, not {raw!r}") from None
+                raise ValueError(f"{key} must be {'an' if kind == 'int' else 'a'} {kind}, not {raw!r}") from None
     return Settings(**values)
 
 

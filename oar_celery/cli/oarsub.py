@@ -1,8 +1,12 @@
 """oarsub: submit a batch job, as OAR's oarsub does.
 
-Everything that can be checked without the cluster is checked here, with the
-scheduler's own parsers, so that a typo costs no round trip; the head checks
-again (admission rules, queues, resources that exist). OAR3 spells hold
+What only this machine sees is checked here: the directory, the files named,
+the options' combinations, the bounds on size and control characters; a
+``-p`` filter and a ``--notify`` method with the head's own parsers, when
+given. The resource request (``-l``) is the head's to judge, with the
+admission rules, the queues and the resources that exist: the scheduler's
+parser would cost every submission about a fifth of this command's start,
+and the head's refusal is the same one line. OAR3 spells hold
 ``--hold`` only: ``-h`` is help, so that a habit never submits a held job
 by surprise.
 """
@@ -90,15 +94,6 @@ def command_text(words: list[str]) -> str:
     if len(words) == 1:
         return words[0].strip()
     return shlex.join(words).strip() if words else ""
-
-
-def check_resources(options: list[str]) -> None:
-    """Parse every ``-l`` with the scheduler's parser; raise its RequestError."""
-    from oar_celery.config import settings
-    from oar_celery.scheduler.request import parse_moldables
-
-    config = settings()
-    parse_moldables(options, default_walltime=config.default_walltime, hierarchy_labels=config.labels)
 
 
 def check_properties(text: str) -> None:
@@ -194,7 +189,6 @@ def build_request(args: argparse.Namespace) -> dict[str, Any]:
     if not command and not args.reservation and not args.interactive:
         raise UsageError("a command is required (or -I for an interactive job; a reservation may have none)")
     check_limits(args, command)
-    check_resources(args.resource)
     if args.properties is not None:
         check_properties(args.properties)
     if any(not t.strip() for t in args.types):

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from oar_celery.config import Settings
@@ -32,11 +31,16 @@ class LimitError(ValueError):
     """A request over one of the limits; the message is the user's one line."""
 
 
-@dataclass(frozen=True)
 class Limits:
-    max_command_size: int = 64 * 1024
-    max_walltime: int = 366 * 24 * 3600
-    max_filter_depth: int = 16
+    """The three bounds (a plain class: a user command pays for no generated code)."""
+
+    __slots__ = ("max_command_size", "max_walltime", "max_filter_depth")
+
+    def __init__(self, *, max_command_size: int = 64 * 1024, max_walltime: int = 366 * 24 * 3600,
+                 max_filter_depth: int = 16) -> None:
+        self.max_command_size = max_command_size
+        self.max_walltime = max_walltime
+        self.max_filter_depth = max_filter_depth
 
 
 def limits_of(config: Settings) -> Limits:

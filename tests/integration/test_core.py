@@ -142,6 +142,7 @@ def _row_counts(cluster):
     ("args", "fragment"),
     [
         (["-l", "/nodes=two", "true"], "nodes=two"),
+        (["-l", "/nodes=1{", "true"], "-l"),
         (["-l", "/nodes=2/", "true"], ""),
         (["-l", "/gpu=1", "true"], "gpu"),
         (["-l", "/core=1,walltime=abc", "true"], "walltime"),

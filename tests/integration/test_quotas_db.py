@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +26,7 @@ def round_at(path: Path, at: float | None = None, **settings_changes: Any) -> An
     from oar_celery.head.scheduling import run_scheduler
     from oar_celery.protocol.bus import broker_redis
 
-    config = replace(settings(), quotas=True, quotas_conf_file=str(path), **settings_changes)
+    config = settings().replace(quotas=True, quotas_conf_file=str(path), **settings_changes)
     moment = time.time() if at is None else at
     return run_scheduler(Context(config, broker_redis(), clock=lambda: moment))
 

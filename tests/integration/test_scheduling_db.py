@@ -345,14 +345,12 @@ def test_quick_round_leaves_reservations_besteffort_and_dependencies_to_the_full
 
 def quick_with(**changes: Any) -> Any:
     """A quick round with these settings changed (karma, quotas)."""
-    from dataclasses import replace
-
     from oar_celery.config import settings
     from oar_celery.head.lib.context import Context
     from oar_celery.head.quick_round import run_quick_round
     from oar_celery.protocol.bus import broker_redis
 
-    return run_quick_round(Context(replace(settings(), **changes), broker_redis()))
+    return run_quick_round(Context(settings().replace(**changes), broker_redis()))
 
 
 def forget_launches() -> None:
@@ -411,14 +409,12 @@ def test_quick_round_holds_a_job_over_its_quota_and_starts_the_others(db: str, t
         assert outcome.launched == [bob]
         assert {state(j) for j in (alice, bob_too_big)} == {"Waiting"}
         # the full round agrees, and says why the others wait
-        from dataclasses import replace
-
         from oar_celery.config import settings
         from oar_celery.head.lib.context import Context
         from oar_celery.head.scheduling import run_scheduler
         from oar_celery.protocol.bus import broker_redis
 
-        config = replace(settings(), quotas=True, quotas_conf_file=str(path))
+        config = settings().replace(quotas=True, quotas_conf_file=str(path))
         assert run_scheduler(Context(config, broker_redis())).launched == []
         assert "rule (*,*,*,/), limit 1" in rows("SELECT scheduler_info FROM jobs WHERE job_id = :id", id=alice)[0][0]
     finally:

@@ -91,9 +91,6 @@ def test_array_param_file(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("argv", "code", "words"),
     [
-        (["-l", "/nodes=two", "true"], 1, "nodes=two"),
-        (["-l", "walltime=abc", "true"], 1, "walltime"),
-        (["-l", "/nodes=1{", "true"], 1, "-l"),
         ([], 2, "command is required"),
         (["   "], 2, "command is required"),
         (["-I", "hostname"], 2, "an interactive job (-I) takes no command"),
