@@ -17,10 +17,8 @@ message. ``oar-celery admission add`` checks a rule before it is stored.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from typing import Any
-
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from oar_celery.db.models import AdmissionRule
 from oar_celery.head.lib.rules import Candidate, Rule
@@ -103,10 +101,10 @@ def is_declarative(text: str) -> bool:
     return text.lstrip().startswith("{")
 
 
-def table_rules(session: Session) -> list[Rule]:
+def table_rules(rows: Iterable[AdmissionRule]) -> list[Rule]:
     """The declarative rows of ``admission_rules`` (a row that does not parse is skipped: it was checked when added)."""
     rules = []
-    for row in session.scalars(select(AdmissionRule)):
+    for row in rows:
         if not is_declarative(row.rule):
             continue
         try:

@@ -21,16 +21,27 @@ from oar_celery.head.lib.rules import Rule, loaded_rules
 from oar_celery.scheduler.errors import RequestError
 
 
+def _rows(session: Session) -> list[AdmissionRule]:
+    """The table, read once for both what it adds and what it turns off (one round trip per submission)."""
+    return list(session.scalars(select(AdmissionRule)))
+
+
 def all_rules(session: Session, config: Settings) -> list[Rule]:
     """Every rule, the declarative ones of the table included, in the order they run."""
-    rules = [*loaded_rules(config.admission_rules), *declarative.table_rules(session)]
+    return _ordered(_rows(session), config)
+
+
+def _ordered(rows: list[AdmissionRule], config: Settings) -> list[Rule]:
+    rules = [*loaded_rules(config.admission_rules), *declarative.table_rules(rows)]
     return sorted(rules, key=lambda rule: rule.priority)
 
 
-def disabled(session: Session) -> set[str]:
-    """Names of the rules the admin turned off."""
+def disabled(rows: list[AdmissionRule]) -> set[str]:
+    """Names of the rules the admin turned off, among the table's rows."""
     off = set()
-    for row in session.scalars(select(AdmissionRule).where(AdmissionRule.enabled == "NO")):
+    for row in rows:
+        if row.enabled != "NO":
+            continue
         if declarative.is_declarative(row.rule):
             try:
                 off.add(declarative.rule_name_of(declarative.parse(row.rule), row.id))
@@ -43,8 +54,9 @@ def disabled(session: Session) -> set[str]:
 
 def active_rules(session: Session, config: Settings) -> list[Rule]:
     """The rules a submission goes through now, in order."""
-    off = disabled(session)
-    return [rule for rule in all_rules(session, config) if rule.name not in off]
+    rows = _rows(session)
+    off = disabled(rows)
+    return [rule for rule in _ordered(rows, config) if rule.name not in off]
 
 
 def _declarative_row(session: Session, name: str) -> AdmissionRule | None:
@@ -84,9 +96,10 @@ def add_declarative(session: Session, text: str) -> str:
 
 def describe(session: Session, config: Settings) -> list[dict[str, Any]]:
     """Every rule with its state, for ``oar-celery admission list``."""
-    off = disabled(session)
+    rows = _rows(session)
+    off = disabled(rows)
     return [
         {"name": r.name, "priority": r.priority, "enabled": r.name not in off, "origin": r.origin,
          "description": r.description}
-        for r in all_rules(session, config)
+        for r in _ordered(rows, config)
     ]
