@@ -190,3 +190,21 @@ def test_help_imports_neither_celery_nor_sqlalchemy() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert "--hold" in done.stdout
+
+
+def test_a_submission_imports_nothing_heavy_before_its_request_leaves() -> None:
+    """The modules a plain ``oarsub -l ... CMD`` loads up to the push: a start-up cost every user pays."""
+    code = (
+        "import sys\n"
+        "from oar_celery.cli import oarsub\n"
+        "from oar_celery.client import api, resp, transport, wire\n"
+        "args = oarsub.build_parser().parse_args(['-l', '/nodes=1/core=2,walltime=1:00:00', 'true'])\n"
+        "oarsub.build_request(args)\n"
+        "wire.task_message('oar.almighty.submit', {'request': {'command': 'true'}}, 'oar.head', expires=5)\n"
+        "heavy = ('celery', 'kombu', 'sqlalchemy', 'redis', 'dataclasses', 'inspect', 'uuid', 'pathlib', 'shutil',\n"
+        "         'datetime', 'oar_celery.scheduler.request')\n"
+        "print(' '.join(m for m in heavy if m in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == ""
