@@ -100,9 +100,10 @@ def _bound_by(session: Session, deadline: float | None) -> None:
     """On PostgreSQL, no lock wait nor statement of this transaction goes past the client's deadline."""
     if deadline is None or session.get_bind().dialect.name != "postgresql":
         return
-    left = max(1, int((deadline - now()) * 1000))
-    session.execute(text(f"SET LOCAL lock_timeout = {left}"))
-    session.execute(text(f"SET LOCAL statement_timeout = {left}"))
+    left = str(max(1, int((deadline - now()) * 1000)))
+    # both in one round trip; set_config(..., true) is SET LOCAL
+    session.execute(text("SELECT set_config('lock_timeout', :left, true), "
+                         "set_config('statement_timeout', :left, true)"), {"left": left})
 
 
 def _past(deadline: float | None) -> bool:
