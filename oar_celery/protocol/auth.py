@@ -16,13 +16,15 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import os
 import pwd
-import secrets
 import socket
 import struct
 import time
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the commands ask authd through this module: pathlib is the daemon's and the head's
+    from pathlib import Path
 
 #: How long a credential stays good: clock skew between machines plus a queue wait.
 LIFETIME = 300.0
@@ -33,7 +35,8 @@ class AuthError(Exception):
 
 
 def read_key(path: str) -> bytes:
-    key = Path(path).read_bytes().strip()
+    with open(path, "rb") as key_file:
+        key = key_file.read().strip()
     if len(key) < 16:
         raise AuthError(f"the authentication key in {path} is too short")
     return key
@@ -44,7 +47,7 @@ def create_key(path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.touch(mode=0o600, exist_ok=True)
     path.chmod(0o600)
-    path.write_text(secrets.token_hex(32) + "\n")
+    path.write_text(os.urandom(32).hex() + "\n")
 
 
 def request_digest(payload: dict[str, Any]) -> str:
@@ -61,7 +64,7 @@ def _mac(key: bytes, user: str, issued: float, nonce: str, digest: str) -> str:
 def sign(key: bytes, user: str, digest: str) -> dict[str, Any]:
     """A credential for ``user`` over the request with ``digest`` (what authd answers)."""
     issued = time.time()
-    nonce = secrets.token_hex(16)
+    nonce = os.urandom(16).hex()
     return {"user": user, "issued": issued, "nonce": nonce, "mac": _mac(key, user, issued, nonce, digest)}
 
 
@@ -134,8 +137,8 @@ def answer_one(connection: socket.socket, key: bytes) -> None:
 
 def serve(socket_path: str, key: bytes) -> None:
     """``oar-celery authd``: answer credential requests on a Unix socket open to every user."""
-    import os
     import threading
+    from pathlib import Path
 
     path = Path(socket_path)
     path.parent.mkdir(parents=True, exist_ok=True)

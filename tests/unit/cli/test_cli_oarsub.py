@@ -198,11 +198,13 @@ def test_a_submission_imports_nothing_heavy_before_its_request_leaves() -> None:
         "import sys\n"
         "from oar_celery.cli import oarsub\n"
         "from oar_celery.client import api, resp, transport, wire\n"
+        "from oar_celery.protocol.auth import fetch_credential, request_digest\n"
         "args = oarsub.build_parser().parse_args(['-l', '/nodes=1/core=2,walltime=1:00:00', 'true'])\n"
         "oarsub.build_request(args)\n"
         "wire.task_message('oar.almighty.submit', {'request': {'command': 'true'}}, 'oar.head', expires=5)\n"
+        "request_digest({'request': {'command': 'true'}})\n"
         "heavy = ('celery', 'kombu', 'sqlalchemy', 'redis', 'dataclasses', 'inspect', 'uuid', 'pathlib', 'shutil',\n"
-        "         'datetime', 'oar_celery.scheduler.request')\n"
+        "         'datetime', 'secrets', 'random', 'oar_celery.scheduler.request')\n"
         "print(' '.join(m for m in heavy if m in sys.modules))\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
