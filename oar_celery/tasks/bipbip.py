@@ -58,12 +58,18 @@ def launch_many(specs: list[LaunchSpec]) -> LaunchSummary | ErrorAnswer:
     if not isinstance(specs, list):
         logger.error("launch_many on %s refused: %r is not a list of specs", node_hostname(), specs)
         return {"error": "launch_many needs a list of specs"}
-    keys = jobshell.KeyMaterial(settings())
+    keys = _key_material(specs)
     outcomes = [start(spec, keys) for spec in specs]
     return {
         "launched": [o["job_id"] for o in outcomes if o.get("launched")],
         "refused": {str(o.get("job_id")): o["error"] for o in outcomes if "error" in o},
     }
+
+
+def _key_material(specs: list[LaunchSpec]) -> jobshell.KeyMaterial:
+    """What the job keys of one message share, from this process's cache (``jobshell.KeyCache``)."""
+    hosts = (host for spec in specs if isinstance(spec, dict) for host in spec.get("hosts") or ())
+    return jobshell.key_cache(settings()).material(str(host) for host in hosts)
 
 
 def start(spec: LaunchSpec, keys: jobshell.KeyMaterial | None = None) -> dict[str, Any]:
@@ -75,6 +81,7 @@ def start(spec: LaunchSpec, keys: jobshell.KeyMaterial | None = None) -> dict[st
     if not isinstance(spec, dict) or any(spec.get(key) in (None, "") for key in REQUIRED):
         logger.error("launch on %s refused: incomplete spec %r", host, spec)
         return {"error": f"incomplete launch spec: needs {', '.join(REQUIRED)}"}
+    keys = keys or _key_material([spec])
     job = _job(spec["job_id"])
     if not job.create():
         sent = reports.resend_last(app, job, host)
