@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from celery import Celery
 
+from oar_celery.accounts import cached_account
 from oar_celery.config import Settings
 from oar_celery.node import confinement, jobcontrol, process, reports
 from oar_celery.node.cgroup import JobCgroup
@@ -265,7 +266,7 @@ class Supervisor:
 
     def _account(self) -> Account:
         user = str(self.spec["user"])
-        account = lookup_account(user)
+        account = cached_account(user)
         if account is None:
             raise JobRefused("user_unknown", f"user {user} is unknown on node {self.host}")
         if os.geteuid() != 0 and account.uid != os.geteuid():
