@@ -709,7 +709,7 @@ def write_job_key(
         "ticket": ticket, "ticket_mac": tls.ticket_mac(key, ticket), "ca": ca,
     }
     path = job.path / JOB_KEY
-    job.write(JOB_KEY, json.dumps(content) + "\n", mode=0o600, durable=False)
+    job.write_new(JOB_KEY, json.dumps(content) + "\n", mode=0o600)
     if os.geteuid() == 0:
         os.chown(path, account.uid, account.gid)
     return path

@@ -134,7 +134,7 @@ class Supervisor:
     def _launch(self) -> None:
         account = self._account()
         self._check_directory(account)
-        self.job.write("nodefile", self.spec.get("nodefile") or f"{self.host}\n", durable=False)
+        self.job.write_new("nodefile", self.spec.get("nodefile") or f"{self.host}\n")
         cpus = confinement.job_cpus(self.spec, self.host)
         self.cgroup = confinement.make_cgroup(self.config, self.host, self.job, cpus, self.spec)
         self.env = job_environment(self.spec, account, self.job.nodefile)

@@ -20,9 +20,9 @@ from typing import Any
 from celery.signals import worker_ready
 
 from oar_celery.celery_app import app
-from oar_celery.config import settings
+from oar_celery.config import Settings, settings
 from oar_celery.node import jobcontrol, jobshell, node_hostname, process, recovery, reports
-from oar_celery.node.jobdir import JobDir
+from oar_celery.node.jobdir import JobDir, jobs_root, json_line
 from oar_celery.node.supervisor import Supervisor
 from oar_celery.protocol.bus import broker_redis
 from oar_celery.protocol.messages import ErrorAnswer, LaunchSpec, LaunchSummary
@@ -35,7 +35,19 @@ REQUIRED = ("job_id", "user", "command")
 
 
 def _job(job_id: int) -> JobDir:
-    return JobDir.of(settings().node_dir, node_hostname(), int(job_id))
+    return JobDir(_jobs_root(settings(), node_hostname()), int(job_id))
+
+
+_roots: dict[tuple[str, str, str], str] = {}
+
+
+def _jobs_root(config: Settings, host: str) -> str:
+    """Where this node's job directories are, built once (paths cost more than a launch's file writes)."""
+    where = (config.node_state_dir, config.state_dir, host)
+    found = _roots.get(where)
+    if found is None:
+        found = _roots[where] = str(jobs_root(config.node_dir, host))
+    return found
 
 
 @app.task(name=Task.NODE_LAUNCH, base=SignedTask)
@@ -88,8 +100,8 @@ def start(spec: LaunchSpec, keys: jobshell.KeyMaterial | None = None) -> dict[st
         logger.warning("job %s was already launched on %s: refused (re-sent %s)", job.job_id, host, sent)
         return {"job_id": job.job_id, "error": "already launched on this node", "resent": sent}
     try:
-        job.write("owner", str(os.getpid()), durable=False)
-        job.write_json("spec.json", spec, mode=0o600, durable=False)
+        job.write_new("owner", str(os.getpid()))
+        job.write_new("spec.json", json_line(spec), mode=0o600)
         Supervisor(app, settings(), host, job, dict(spec), keys).start()
     except Exception as error:  # the job is claimed: the head must hear how it ended
         logger.exception("job %s could not be launched on %s", job.job_id, host)
