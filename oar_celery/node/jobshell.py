@@ -45,6 +45,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+import orjson
+
 from oar_celery.config import Settings
 from oar_celery.node import confinement, jobcontrol
 from oar_celery.node.cgroup import JobCgroup, node_hierarchy
@@ -709,7 +711,7 @@ def write_job_key(
         "ticket": ticket, "ticket_mac": tls.ticket_mac(key, ticket), "ca": ca,
     }
     path = job.path / JOB_KEY
-    job.write_new(JOB_KEY, json.dumps(content) + "\n", mode=0o600)
+    job.write_new(JOB_KEY, orjson.dumps(content, option=orjson.OPT_APPEND_NEWLINE).decode(), mode=0o600)
     if os.geteuid() == 0:
         os.chown(path, account.uid, account.gid)
     return path
