@@ -1,4 +1,5 @@
-"""``python -m bench [latency|throughput|history|wide|scheduler|startup|memory|api|interactive|signing|all] [--quick]
+"""``python -m bench [latency|throughput|history|wide|scheduler|startup|memory|api|interactive|signing|node|all]
+[--quick]
 [--nodes N] [--no-write]``.
 
 Each benchmark prints a markdown table and appends it, with the command, the
@@ -11,7 +12,7 @@ import importlib
 import sys
 
 BENCHMARKS = ("latency", "throughput", "history", "wide", "scheduler", "startup", "memory", "api", "interactive",
-              "signing")
+              "signing", "node")
 
 #: Options followed by a value (``--nodes 1000``).
 VALUED = ("--nodes",)

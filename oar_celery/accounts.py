@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 import pwd
+import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,3 +47,48 @@ def lookup_account(user: str) -> Account | None:
     if not shell or Path(shell).name in _NO_LOGIN or not os.access(shell, os.X_OK):
         shell = "/bin/sh"
     return Account(entry.pw_name, entry.pw_uid, entry.pw_gid, groups, entry.pw_dir or "/", shell)
+
+
+#: Seconds a looked-up account is trusted while the account files keep their ``stat``: beyond the files
+#: (LDAP, sssd), a changed account is seen within this time.
+ACCOUNT_TTL = 5.0
+#: The files whose change (an edit, a replacement) makes every account be looked up again at once.
+ACCOUNT_FILES = ("/etc/passwd", "/etc/group")
+
+_accounts: dict[str, tuple[float, tuple[tuple[int, int, int, int], ...], Account]] = {}
+_accounts_lock = threading.Lock()
+
+
+def _files_stamp() -> tuple[tuple[int, int, int, int], ...]:
+    stamps = []
+    for path in ACCOUNT_FILES:
+        try:
+            found = os.stat(path)
+        except OSError:
+            stamps.append((0, 0, 0, 0))
+            continue
+        stamps.append((found.st_ino, found.st_size, found.st_mtime_ns, found.st_ctime_ns))
+    return tuple(stamps)
+
+
+def cached_account(user: str) -> Account | None:
+    """:func:`lookup_account`, kept :data:`ACCOUNT_TTL` seconds while the account files are unchanged.
+
+    A node launching many short jobs of a few users looked each up per job
+    (``getpwnam`` and ``getgrouplist``: every line of the passwd and group
+    files, or a directory server); two ``stat`` calls now say whether the
+    files changed. An unknown user is never kept: one just created is seen
+    at its first job.
+    """
+    now, stamp = time.monotonic(), _files_stamp()
+    with _accounts_lock:
+        kept = _accounts.get(user)
+    if kept is not None and now - kept[0] < ACCOUNT_TTL and kept[1] == stamp:
+        return kept[2]
+    account = lookup_account(user)
+    with _accounts_lock:
+        if account is None:
+            _accounts.pop(user, None)
+        else:
+            _accounts[user] = (now, stamp, account)
+    return account

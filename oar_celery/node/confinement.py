@@ -58,7 +58,7 @@ def make_cgroup(config: Settings, host: str, job: JobDir, cpus: list[int], spec:
     if hierarchy is None:
         return None
     cgroup = hierarchy.create(host, job.job_id, cpus or _node_cpus(), job_memory(spec, host))
-    job.write("cgroup", cgroup.to_text(), durable=False)
+    job.write_new("cgroup", cgroup.to_text())
     return cgroup
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -45,8 +46,9 @@ def job_environment(spec: dict[str, Any], account: Account, nodefile: Path) -> d
         env[name] = str(job_id)
     for name in ("OAR_NODEFILE", "OAR_NODE_FILE", "OAR_FILE_NODES"):
         env[name] = str(nodefile)
+    properties = resource_properties_file(spec, nodefile)
     for name in ("OAR_RESOURCE_PROPERTIES_FILE", "OAR_RESOURCE_FILE"):  # OAR: the file of resource properties
-        env[name] = str(resource_properties_file(spec, nodefile))
+        env[name] = properties
     for name in ("OAR_WORKDIR", "OAR_WORKING_DIRECTORY", "OAR_O_WORKDIR"):
         env[name] = directory
     env.update(
@@ -69,19 +71,32 @@ def job_environment(spec: dict[str, Any], account: Account, nodefile: Path) -> d
 
 def commands_path(path: str) -> str:
     """The job's PATH, with OAR's commands (``oarsh``, ``oarcp``, ``oarsub``...) where this node has them."""
-    commands = str(Path(sys.executable).parent)
-    if commands in path.split(":") or not os.path.exists(os.path.join(commands, "oarsh")):
+    commands = _commands_dir()
+    if commands is None or commands in path.split(":"):
         return path
     return f"{path}:{commands}"
 
 
-def resource_properties_file(spec: dict[str, Any], nodefile: Path) -> Path:
+@lru_cache(maxsize=1)
+def _commands_dir() -> str | None:
+    """The directory of this node's OAR commands, None without ``oarsh``: looked for once, not per job."""
+    commands = os.path.dirname(sys.executable)
+    return commands if os.path.exists(os.path.join(commands, "oarsh")) else None
+
+
+def resource_properties_file(spec: dict[str, Any], nodefile: Path) -> str:
     """Write the job's resource properties (OAR's ``<job id>_resources`` file) beside its node file.
 
     The head sends the text in OAR's line format (``resource_properties``);
     written here, with the environment that names it, so that prologue and
-    job find it.
+    job find it. One ``open`` and one ``write``: it is written for every job.
     """
-    path = nodefile.with_name("resource_properties")
-    path.write_text(str(spec.get("resource_properties") or ""))
+    path = os.path.join(os.path.dirname(nodefile), "resource_properties")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
+    data = memoryview(str(spec.get("resource_properties") or "").encode())
+    try:
+        while data:
+            data = data[os.write(fd, data):]
+    finally:
+        os.close(fd)
     return path

@@ -10,12 +10,15 @@ or a kill task handled by another thread can all read it.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 
 def jobs_root(node_dir: Path, host: str) -> Path:
@@ -33,13 +36,29 @@ def all_jobs(node_dir: Path, host: str) -> Iterator[JobDir]:
             yield JobDir(root, int(entry.name))
 
 
+def json_line(data: Any) -> str:
+    """A job file's JSON: one line, sorted keys (orjson: a launch spec encodes in a fifth of the time)."""
+    options = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS | orjson.OPT_APPEND_NEWLINE
+    return orjson.dumps(data, option=options).decode()
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    """Write every byte (one ``write`` for a small file)."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
 class JobDir:
     """The files recorded for one job: ``spec.json``, ``pid``, ``status.json``, ..."""
 
-    def __init__(self, root: Path, job_id: int) -> None:
+    def __init__(self, root: Path | str, job_id: int) -> None:
         self.job_id = int(job_id)
-        self.path = Path(root) / str(self.job_id)
-        self._dir = str(self.path)  # files are named with strings: pathlib cost more than the writes
+        self._dir = os.path.join(root, str(self.job_id))  # files are named with strings: pathlib cost more
+
+    @functools.cached_property
+    def path(self) -> Path:
+        return Path(self._dir)
 
     @classmethod
     def of(cls, node_dir: Path, host: str, job_id: int) -> JobDir:
@@ -70,16 +89,35 @@ class JobDir:
         and five syncs per job made a short job's launch disk-bound.
         """
         temporary = os.path.join(self._dir, f".{name}.tmp")
-        data = memoryview(text.encode())
         fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
         try:
-            while data:
-                data = data[os.write(fd, data):]
+            _write_all(fd, text.encode())
             if durable:
                 os.fsync(fd)
         finally:
             os.close(fd)
         os.replace(temporary, os.path.join(self._dir, name))
+
+    def write_new(self, name: str, text: str, mode: int = 0o644) -> None:
+        """A file the launch writes once, before the job's keeper exists: its content in one ``write``.
+
+        The directory was just claimed by this process, so the name is new:
+        no temporary name and no ``rename``, two system calls fewer for each
+        of a short job's half-dozen launch files. A reader racing the launch
+        finds no file, or an empty one, which every reader takes for no file
+        (a job that has not started); a worker dying meanwhile leaves no
+        keeper to adopt. A name that exists after all is replaced atomically.
+        """
+        path = os.path.join(self._dir, name)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
+        except FileExistsError:
+            self.write(name, text, mode, durable=False)
+            return
+        try:
+            _write_all(fd, text.encode())
+        finally:
+            os.close(fd)
 
     def read(self, name: str) -> str | None:
         try:
@@ -90,7 +128,7 @@ class JobDir:
 
     def write_json(self, name: str, data: Any, mode: int = 0o644, *, durable: bool = True) -> None:
         """One line of JSON, sorted keys (the C encoder: an indented file took the slow one)."""
-        self.write(name, json.dumps(data, sort_keys=True) + "\n", mode, durable=durable)
+        self.write(name, json_line(data), mode, durable=durable)
 
     def read_json(self, name: str) -> Any:
         text = self.read(name)
@@ -103,12 +141,12 @@ class JobDir:
 
     @property
     def nodefile(self) -> Path:
-        return self.path / "nodefile"
+        return Path(os.path.join(self._dir, "nodefile"))
 
     @property
     def launch_errors(self) -> Path:
         """What the launch wrapper said before the job's own shell took over."""
-        return self.path / "launch.err"
+        return Path(os.path.join(self._dir, "launch.err"))
 
     @property
     def spec(self) -> dict[str, Any] | None:
@@ -117,7 +155,7 @@ class JobDir:
     @property
     def exit_file(self) -> Path:
         """Where the job's keeper writes the job's exit status (``process.py``)."""
-        return self.path / "exit"
+        return Path(os.path.join(self._dir, "exit"))
 
     @property
     def pid(self) -> int | None:

@@ -39,10 +39,13 @@ import subprocess
 import termios
 import threading
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
+
+import orjson
 
 from oar_celery.config import Settings
 from oar_celery.node import confinement, jobcontrol
@@ -118,6 +121,7 @@ class JobShellService:
 
         address, port = self.address
         broker_redis().hset(Key.JOBSHELL_SERVICES, self.host, json.dumps({"address": address, "port": port}))
+        key_cache(self.config).forget_nodes()
 
     def serve_forever(self) -> None:
         assert self.listener is not None
@@ -584,23 +588,109 @@ def services(published: dict[Any, Any]) -> dict[str, list[Any]]:
     return nodes
 
 
+Material = tuple[bytes, str, dict[str, list[Any]]]
+
+
 class KeyMaterial:
     """What the job keys of one launch message share: the cluster's shared key, its CA, the published nodes.
 
     Read at the first job's need, then reused by the message's other jobs:
     three file reads and a broker round trip per job were a large part of a
     short job's launch. A failed read is not kept, so the next job tries again.
+    ``loader`` reads them (default: from disk and the broker, every time);
+    :class:`KeyCache` gives one that keeps them across messages.
+    """
+
+    def __init__(self, config: Settings, loader: Callable[[], Material] | None = None) -> None:
+        self.config = config
+        self._load = loader or self._read
+        self._loaded: Material | None = None
+
+    def get(self) -> Material:
+        """(shared key, CA certificate, published nodes); raises OSError or ValueError as the reads do."""
+        if self._loaded is None:
+            self._loaded = self._load()
+        return self._loaded
+
+    def _read(self) -> Material:
+        return tls.read_shared_key(self.config.keys), tls.ca_pem(self.config.keys), published_nodes()
+
+
+#: Seconds the published nodes are kept while they name every host of the jobs launched.
+NODES_TTL = 2.0
+
+#: What tells that a file changed: a rotated key is written in place (size and times change) or
+#: replaced (the inode changes).
+FileStamp = tuple[int, int, int, int, int]
+
+
+def _stamp(path: Path) -> FileStamp:
+    found = os.stat(path)
+    return found.st_dev, found.st_ino, found.st_size, found.st_mtime_ns, found.st_ctime_ns
+
+
+class KeyCache:
+    """The key material of every launch message of this process, read again only when it may have changed.
+
+    Each launch message read the shared key and the CA from disk and every
+    node's published service from the broker (a round trip): most messages
+    carry one job. Here the two files are read again when their ``stat``
+    says they changed (a rotated key, a new CA), and the published nodes when
+    a host of the jobs is missing from them (a new node), when this node
+    publishes its own service again, or after :data:`NODES_TTL` seconds (a
+    node restarted on another port: its jobs' keys then name it within that
+    time). A file that cannot be stat'ed or read fails the job's key as
+    before, and nothing is kept.
     """
 
     def __init__(self, config: Settings) -> None:
         self.config = config
-        self._loaded: tuple[bytes, str, dict[str, list[Any]]] | None = None
+        self._lock = threading.Lock()
+        self._files: tuple[FileStamp, FileStamp, bytes, str] | None = None
+        self._nodes: dict[str, list[Any]] | None = None
+        self._nodes_at = 0.0
 
-    def get(self) -> tuple[bytes, str, dict[str, list[Any]]]:
-        """(shared key, CA certificate, published nodes); raises OSError or ValueError as the reads do."""
-        if self._loaded is None:
-            self._loaded = (tls.read_shared_key(self.config.keys), tls.ca_pem(self.config.keys), published_nodes())
-        return self._loaded
+    def material(self, hosts: Iterable[str] = ()) -> KeyMaterial:
+        """The material of one launch message whose jobs run on ``hosts``; read at its first job's need."""
+        wanted = set(hosts)
+        return KeyMaterial(self.config, lambda: self.get(wanted))
+
+    def get(self, hosts: Iterable[str] = ()) -> Material:
+        """(shared key, CA certificate, published nodes), each as fresh as the class says."""
+        with self._lock:
+            key, ca = self._key_files()
+            return key, ca, self._published(set(hosts))
+
+    def forget_nodes(self) -> None:
+        """This node (re)published its service: the next key reads every node's again."""
+        with self._lock:
+            self._nodes = None
+
+    def _key_files(self) -> tuple[bytes, str]:
+        directory = tls.tls_dir(self.config.keys)
+        stamps = _stamp(directory / tls.SHARED_KEY), _stamp(directory / tls.CA_CERT)
+        if self._files is None or self._files[:2] != stamps:
+            key, ca = tls.read_shared_key(self.config.keys), tls.ca_pem(self.config.keys)
+            # stamped before the reads: a change during them is seen at the next message
+            self._files = (*stamps, key, ca)
+        return self._files[2], self._files[3]
+
+    def _published(self, hosts: set[str]) -> dict[str, list[Any]]:
+        now = time.monotonic()
+        if self._nodes is None or now - self._nodes_at >= NODES_TTL or not hosts <= self._nodes.keys():
+            self._nodes, self._nodes_at = published_nodes(), now
+        return self._nodes
+
+
+_key_cache: KeyCache | None = None
+
+
+def key_cache(config: Settings) -> KeyCache:
+    """This process's cache of key material, for ``config`` (a new one for other settings: a test's)."""
+    global _key_cache
+    if _key_cache is None or _key_cache.config is not config:
+        _key_cache = KeyCache(config)
+    return _key_cache
 
 
 def write_job_key(
@@ -621,7 +711,7 @@ def write_job_key(
         "ticket": ticket, "ticket_mac": tls.ticket_mac(key, ticket), "ca": ca,
     }
     path = job.path / JOB_KEY
-    job.write(JOB_KEY, json.dumps(content) + "\n", mode=0o600, durable=False)
+    job.write_new(JOB_KEY, orjson.dumps(content, option=orjson.OPT_APPEND_NEWLINE).decode(), mode=0o600)
     if os.geteuid() == 0:
         os.chown(path, account.uid, account.gid)
     return path

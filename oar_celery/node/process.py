@@ -66,18 +66,26 @@ def start_job(
     """Start the keeper of ``command``, waiting to be released; ``files`` are its (exit, errors) files."""
     exit_path, errors_path = files
     argv = keeper_argv(account.shell, command, directory, stdout, stderr)
-    with open(exit_path, "wb") as exit_file, open(errors_path, "ab") as errors:
-        return subprocess.Popen(  # type: ignore[call-overload]
-            argv,
-            stdin=subprocess.PIPE,
-            stdout=exit_file,
-            stderr=errors,
-            cwd="/",
-            env=env,
-            start_new_session=True,
-            close_fds=True,
-            **account.popen_identity(),
-        )
+    # plain descriptors: the keeper's two files need no Python file objects of ours
+    exit_file = os.open(exit_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)
+    try:
+        errors = os.open(errors_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o666)
+        try:
+            return subprocess.Popen(  # type: ignore[call-overload]
+                argv,
+                stdin=subprocess.PIPE,
+                stdout=exit_file,
+                stderr=errors,
+                cwd="/",
+                env=env,
+                start_new_session=True,
+                close_fds=True,
+                **account.popen_identity(),
+            )
+        finally:
+            os.close(errors)
+    finally:
+        os.close(exit_file)
 
 
 def release(keeper: subprocess.Popen[bytes]) -> None:

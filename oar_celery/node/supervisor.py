@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from celery import Celery
 
+from oar_celery.accounts import cached_account
 from oar_celery.config import Settings
 from oar_celery.node import confinement, jobcontrol, process, reports
 from oar_celery.node.cgroup import JobCgroup
@@ -133,7 +134,7 @@ class Supervisor:
     def _launch(self) -> None:
         account = self._account()
         self._check_directory(account)
-        self.job.write("nodefile", self.spec.get("nodefile") or f"{self.host}\n", durable=False)
+        self.job.write_new("nodefile", self.spec.get("nodefile") or f"{self.host}\n")
         cpus = confinement.job_cpus(self.spec, self.host)
         self.cgroup = confinement.make_cgroup(self.config, self.host, self.job, cpus, self.spec)
         self.env = job_environment(self.spec, account, self.job.nodefile)
@@ -265,7 +266,7 @@ class Supervisor:
 
     def _account(self) -> Account:
         user = str(self.spec["user"])
-        account = lookup_account(user)
+        account = cached_account(user)
         if account is None:
             raise JobRefused("user_unknown", f"user {user} is unknown on node {self.host}")
         if os.geteuid() != 0 and account.uid != os.geteuid():

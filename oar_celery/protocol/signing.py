@@ -24,7 +24,6 @@ docs/security.md), and the head needs no CA to add a node.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import logging
 import os
@@ -99,8 +98,9 @@ def canonical(payload: Mapping[str, Any]) -> bytes:
 
 
 def _mac(key: bytes, subject: str, signer: str, issued: float, nonce: str, body: bytes) -> str:
+    """HMAC-SHA256 in one call (``hmac.digest``: OpenSSL's one-shot, not a Python HMAC object per message)."""
     head = f"{subject}\n{signer}\n{issued!r}\n{nonce}\n".encode()
-    return hmac.new(key, head + body, hashlib.sha256).hexdigest()
+    return hmac.digest(key, head + body, "sha256").hex()
 
 
 def sign(key: bytes, signer: str, subject: str, payload: Mapping[str, Any], *, now: float | None = None) -> Signature:
@@ -278,22 +278,25 @@ def head_keyring() -> Keyring:
     return _keyring(str(keys), signing_on(config) and (keys / "nodes").is_dir())
 
 
-_node_keys: dict[str, bytes] = {}
+_node_keys: dict[tuple[str, str, str, str], bytes] = {}
 
 
 def node_key(host: str) -> bytes | None:
     """A node's own key (``OAR_NODE_KEY_FILE``, default ``<keys_dir>/nodes/<host>.key``): None, signing off.
 
-    A key found is kept for the process's life; a missing one is looked for
-    at each message, so a node whose key arrives later is signed from then on.
+    A key found is kept for the process's life, by the settings that name
+    its file (no path built per message: a node signs two reports per job);
+    a missing one is looked for at each message, so a node whose key arrives
+    later is signed from then on.
     """
     config = settings()
     if not signing_on(config):
         return None
-    path = Path(config.node_key_file) if config.node_key_file else node_key_path(config.keys, host)
-    found = _node_keys.get(str(path))
+    where = (config.node_key_file, config.keys_dir, config.state_dir, host)
+    found = _node_keys.get(where)
     if found is None:
+        path = Path(config.node_key_file) if config.node_key_file else node_key_path(config.keys, host)
         found = read_key(path)
         if found is not None:
-            _node_keys[str(path)] = found
+            _node_keys[where] = found
     return found

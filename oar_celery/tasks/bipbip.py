@@ -20,9 +20,9 @@ from typing import Any
 from celery.signals import worker_ready
 
 from oar_celery.celery_app import app
-from oar_celery.config import settings
+from oar_celery.config import Settings, settings
 from oar_celery.node import jobcontrol, jobshell, node_hostname, process, recovery, reports
-from oar_celery.node.jobdir import JobDir
+from oar_celery.node.jobdir import JobDir, jobs_root, json_line
 from oar_celery.node.supervisor import Supervisor
 from oar_celery.protocol.bus import broker_redis
 from oar_celery.protocol.messages import ErrorAnswer, LaunchSpec, LaunchSummary
@@ -35,7 +35,19 @@ REQUIRED = ("job_id", "user", "command")
 
 
 def _job(job_id: int) -> JobDir:
-    return JobDir.of(settings().node_dir, node_hostname(), int(job_id))
+    return JobDir(_jobs_root(settings(), node_hostname()), int(job_id))
+
+
+_roots: dict[tuple[str, str, str], str] = {}
+
+
+def _jobs_root(config: Settings, host: str) -> str:
+    """Where this node's job directories are, built once (paths cost more than a launch's file writes)."""
+    where = (config.node_state_dir, config.state_dir, host)
+    found = _roots.get(where)
+    if found is None:
+        found = _roots[where] = str(jobs_root(config.node_dir, host))
+    return found
 
 
 @app.task(name=Task.NODE_LAUNCH, base=SignedTask)
@@ -58,12 +70,18 @@ def launch_many(specs: list[LaunchSpec]) -> LaunchSummary | ErrorAnswer:
     if not isinstance(specs, list):
         logger.error("launch_many on %s refused: %r is not a list of specs", node_hostname(), specs)
         return {"error": "launch_many needs a list of specs"}
-    keys = jobshell.KeyMaterial(settings())
+    keys = _key_material(specs)
     outcomes = [start(spec, keys) for spec in specs]
     return {
         "launched": [o["job_id"] for o in outcomes if o.get("launched")],
         "refused": {str(o.get("job_id")): o["error"] for o in outcomes if "error" in o},
     }
+
+
+def _key_material(specs: list[LaunchSpec]) -> jobshell.KeyMaterial:
+    """What the job keys of one message share, from this process's cache (``jobshell.KeyCache``)."""
+    hosts = (host for spec in specs if isinstance(spec, dict) for host in spec.get("hosts") or ())
+    return jobshell.key_cache(settings()).material(str(host) for host in hosts)
 
 
 def start(spec: LaunchSpec, keys: jobshell.KeyMaterial | None = None) -> dict[str, Any]:
@@ -75,14 +93,15 @@ def start(spec: LaunchSpec, keys: jobshell.KeyMaterial | None = None) -> dict[st
     if not isinstance(spec, dict) or any(spec.get(key) in (None, "") for key in REQUIRED):
         logger.error("launch on %s refused: incomplete spec %r", host, spec)
         return {"error": f"incomplete launch spec: needs {', '.join(REQUIRED)}"}
+    keys = keys or _key_material([spec])
     job = _job(spec["job_id"])
     if not job.create():
         sent = reports.resend_last(app, job, host)
         logger.warning("job %s was already launched on %s: refused (re-sent %s)", job.job_id, host, sent)
         return {"job_id": job.job_id, "error": "already launched on this node", "resent": sent}
     try:
-        job.write("owner", str(os.getpid()), durable=False)
-        job.write_json("spec.json", spec, mode=0o600, durable=False)
+        job.write_new("owner", str(os.getpid()))
+        job.write_new("spec.json", json_line(spec), mode=0o600)
         Supervisor(app, settings(), host, job, dict(spec), keys).start()
     except Exception as error:  # the job is claimed: the head must hear how it ended
         logger.exception("job %s could not be launched on %s", job.job_id, host)
