@@ -3,14 +3,15 @@
 The head worker's main process (``celery worker --pool prefork``) receives
 the messages and hands them to its pool: it needs every task registered by
 name, never the code a task runs. Importing the head's modules there (the
-database layer, the store, the scheduler, every OAR module: some 40 MB) put
+database layer, the store, the scheduler, every OAR module: some 25 MB) put
 that memory in each process of the worker, since its pool children, forked
 from it, hold the same pages, and the sum of their resident sets is what
 an admin's ``top`` adds up. So a head task module registers a
 :func:`deferred` body, which names its function; each pool process imports
-every named module once it is forked (:func:`load`, on
-``worker_process_init``), before its first task, as it did when the main
-process imported them before forking.
+every named module and looks every named function up once it is forked
+(:func:`load`, on ``worker_process_init``), before its first task, as it did
+when the main process imported them before forking: a name that does not
+exist fails there, not at the first request.
 
 A task called in the process that defines it (a test, a script) imports
 its module at its first call.
@@ -24,8 +25,10 @@ from typing import Any
 
 from celery import signals
 
-#: The modules the deferred bodies live in, in the order they were named.
+#: The modules the deferred bodies live in, and those :func:`preload` names, in the order they were named.
 MODULES: list[str] = []
+#: Each deferred body's module, function name and, once looked up, the function.
+_BODIES: list[tuple[str, str, list[Callable[..., Any]]]] = []
 
 
 def preload(*modules: str) -> None:
@@ -37,10 +40,11 @@ def deferred(module: str, name: str) -> Callable[..., Any]:
     """A task body that runs ``module.name``, the module imported at the first call (or by :func:`load`)."""
     preload(module)
     target: list[Callable[..., Any]] = []
+    _BODIES.append((module, name, target))
 
     def run(*args: Any, **kwargs: Any) -> Any:
         if not target:
-            target.append(getattr(importlib.import_module(module), name))
+            _resolve(module, name, target)
         return target[0](*args, **kwargs)
 
     run.__name__ = run.__qualname__ = name
@@ -49,10 +53,17 @@ def deferred(module: str, name: str) -> Callable[..., Any]:
     return run
 
 
+def _resolve(module: str, name: str, target: list[Callable[..., Any]]) -> None:
+    if not target:
+        target.append(getattr(importlib.import_module(module), name))
+
+
 def load() -> None:
-    """Import every module a deferred body names (a pool process, before its first task)."""
+    """Import every module named here and look every deferred body's function up (a pool process, once forked)."""
     for module in MODULES:
         importlib.import_module(module)
+    for module, name, target in _BODIES:
+        _resolve(module, name, target)
 
 
 @signals.worker_process_init.connect

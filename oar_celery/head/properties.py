@@ -7,7 +7,7 @@ changes of one request or none). The columns are changed with Alembic's
 operations, which quote the name, never by pasting text into SQL; every name
 is checked again here, since a forged request skips the command's checks.
 
-Alembic (with Mako and Pygments behind it, some 11 MB) is imported by the
+Alembic (with Mako and Pygments behind it, some 8 MB) is imported by the
 request that changes a column, not with the module: every head process
 loads this module, and almost none ever runs ``oarproperty``.
 """

@@ -61,3 +61,16 @@ def test_a_deferred_body_runs_its_function_and_names_it():
     assert "os.path" in MODULES
     assert (body.__name__, body.__module__) == ("join", "os.path")
     assert body("a", "b") == os.path.join("a", "b")
+
+
+def test_a_pool_process_finds_every_head_task_s_function_once_forked():
+    """A misnamed function fails a pool process's start (the worker logs it), never the first request."""
+    code = MAIN_PROCESS.replace("print(", "from oar_celery.deferred import _BODIES, load\nload()\n"
+                                "assert _BODIES and all(target for _, _, target in _BODIES)\nprint(")
+    fresh_python(code)
+
+
+def test_a_misnamed_deferred_function_fails_the_load():
+    code = ("from oar_celery.deferred import deferred, load\ndeferred('os.path', 'no_such_function')\n"
+            "try:\n    load()\nexcept AttributeError:\n    print('{\"failed\": []}')\n")
+    assert fresh_python(code) == {"failed": []}
