@@ -31,12 +31,14 @@ from oar_celery.celery_app import HEAD_QUEUE, HEAD_TASK_MODULES
 from oar_celery.config import Settings, mask
 
 CELERY = [sys.executable, "-m", "celery", "-A", "oar_celery.celery_app:app"]
+#: Celery's worker and beat commands without the rest of its command line (:mod:`oar_celery.celery_main`).
+CELERY_MAIN = [sys.executable, "-m", "oar_celery.celery_main"]
 
 
 def head_worker_argv(config: Settings) -> list[str]:
     """The head worker: consumes ``oar.head``; the only process that writes the database."""
     return [
-        *CELERY, "worker", "-Q", HEAD_QUEUE, "-n", f"head@{socket.gethostname()}",
+        *CELERY_MAIN, "worker", "-Q", HEAD_QUEUE, "-n", f"head@{socket.gethostname()}",
         "--pool", "prefork", "--concurrency", str(config.head_concurrency),
         "--prefetch-multiplier", "1", "-O", "fair", "-I", ",".join(HEAD_TASK_MODULES),
         "--loglevel", config.log_level, "--without-gossip", "--without-mingle",
@@ -46,7 +48,7 @@ def head_worker_argv(config: Settings) -> list[str]:
 def beat_argv(config: Settings) -> list[str]:
     state = Path(config.state_dir)
     return [
-        *CELERY, "beat", "--schedule", str(state / "celerybeat-schedule"), "--loglevel", config.log_level,
+        *CELERY_MAIN, "beat", "--schedule", str(state / "celerybeat-schedule"), "--loglevel", config.log_level,
     ]
 
 

@@ -6,6 +6,10 @@ alone, in one transaction (on PostgreSQL the DDL is transactional: all the
 changes of one request or none). The columns are changed with Alembic's
 operations, which quote the name, never by pasting text into SQL; every name
 is checked again here, since a forged request skips the command's checks.
+
+Alembic (with Mako and Pygments behind it, some 8 MB) is imported by the
+request that changes a column, not with the module: every head process
+loads this module, and almost none ever runs ``oarproperty``.
 """
 
 from __future__ import annotations
@@ -13,8 +17,6 @@ from __future__ import annotations
 import logging
 import re
 
-from alembic.migration import MigrationContext
-from alembic.operations import Operations
 from sqlalchemy import Column, Integer, String, inspect, update
 from sqlalchemy.engine import Connection
 
@@ -89,6 +91,9 @@ def change(user: str, adds: list[str], deletes: list[str], renames: list[list[st
 
 def _apply(connection: Connection, adds: list[str], deletes: list[str], pairs: list[tuple[str, str]],
            *, text: bool) -> list[str]:
+    from alembic.migration import MigrationContext
+    from alembic.operations import Operations
+
     existing = _added(connection)
     every = existing | protected_columns() | BOOKKEEPING
     operations = Operations(MigrationContext.configure(connection))

@@ -24,9 +24,7 @@ def node_worker_argv(hostname: str, config: Settings) -> list[str]:
     return [
         sys.executable,
         "-m",
-        "celery",
-        "-A",
-        "oar_celery.celery_app:app",
+        "oar_celery.celery_main",  # Celery's worker command alone (no REPL, no plugins: some 14 MB less)
         "worker",
         "-Q",
         node_queue(hostname),

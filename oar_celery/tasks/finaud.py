@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from oar_celery.celery_app import app
-from oar_celery.head import finaud as head_finaud
+from oar_celery.deferred import deferred
 from oar_celery.protocol.names import Task
 from oar_celery.tasks.signed import FromNodeTask
 
-answer = app.task(name=Task.FINAUD_ANSWER, base=FromNodeTask, ignore_result=True)(head_finaud.answer)
+_FINAUD = "oar_celery.head.finaud"
+
+answer = app.task(name=Task.FINAUD_ANSWER, base=FromNodeTask, ignore_result=True)(deferred(_FINAUD, "answer"))

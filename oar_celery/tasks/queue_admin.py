@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from oar_celery.celery_app import app
-from oar_celery.head import queue_admin as head_queue_admin
+from oar_celery.deferred import deferred
 from oar_celery.protocol.names import Task
 from oar_celery.tasks.authenticated import AuthenticatedTask
 
-queue = app.task(name=Task.QUEUE, base=AuthenticatedTask)(head_queue_admin.queue_task)
-notify_tag = app.task(name=Task.NOTIFY_TAG, base=AuthenticatedTask)(head_queue_admin.notify_task)
-accounting = app.task(name=Task.ACCOUNTING, base=AuthenticatedTask)(head_queue_admin.accounting_task)
+_QUEUE_ADMIN = "oar_celery.head.queue_admin"
+
+queue = app.task(name=Task.QUEUE, base=AuthenticatedTask)(deferred(_QUEUE_ADMIN, "queue_task"))
+notify_tag = app.task(name=Task.NOTIFY_TAG, base=AuthenticatedTask)(deferred(_QUEUE_ADMIN, "notify_task"))
+accounting = app.task(name=Task.ACCOUNTING, base=AuthenticatedTask)(deferred(_QUEUE_ADMIN, "accounting_task"))

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from oar_celery.celery_app import app
-from oar_celery.head import reports as head_reports
-from oar_celery.head.lib import suspension as head_suspend
+from oar_celery.deferred import deferred
 from oar_celery.protocol.names import Task
 from oar_celery.tasks.signed import FromNodeTask
 
+_SUSPENSION = "oar_celery.head.lib.suspension"
+_REPORTS = "oar_celery.head.reports"
+
 #: Each report of a batch carries its node's signature, checked when a cycle applies it.
-reports_batch = app.task(name=Task.REPORTS, acks_late=True, ignore_result=True)(head_reports.reports_task)
+reports_batch = app.task(name=Task.REPORTS, acks_late=True, ignore_result=True)(deferred(_REPORTS, "reports_task"))
 _FROM_NODE = {"base": FromNodeTask, "acks_late": True, "ignore_result": True}
-job_running = app.task(name=Task.JOB_RUNNING, **_FROM_NODE)(head_reports.job_running)
-job_ended = app.task(name=Task.JOB_ENDED, **_FROM_NODE)(head_reports.job_ended)
-job_resumed = app.task(name=Task.JOB_RESUMED, **_FROM_NODE)(head_suspend.job_resumed)
+job_running = app.task(name=Task.JOB_RUNNING, **_FROM_NODE)(deferred(_REPORTS, "job_running"))
+job_ended = app.task(name=Task.JOB_ENDED, **_FROM_NODE)(deferred(_REPORTS, "job_ended"))
+job_resumed = app.task(name=Task.JOB_RESUMED, **_FROM_NODE)(deferred(_SUSPENSION, "job_resumed"))

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from oar_celery.celery_app import app
-from oar_celery.head import walltime as head_walltime
+from oar_celery.deferred import deferred
 from oar_celery.protocol.names import Task
 from oar_celery.tasks.authenticated import AuthenticatedTask
 
-walltime = app.task(name=Task.WALLTIME, base=AuthenticatedTask)(head_walltime.walltime_task)
+_WALLTIME = "oar_celery.head.walltime"
+
+walltime = app.task(name=Task.WALLTIME, base=AuthenticatedTask)(deferred(_WALLTIME, "walltime_task"))
