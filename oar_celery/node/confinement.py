@@ -54,7 +54,7 @@ def job_memory(spec: dict[str, Any], host: str) -> int | None:
 
 def make_cgroup(config: Settings, host: str, job: JobDir, cpus: list[int], spec: dict[str, Any]) -> JobCgroup | None:
     """The job's cgroup, recorded in its directory; None if the node has no cgroup hierarchy."""
-    hierarchy = node_hierarchy(config.cgroup_root, config.cgroup_name)
+    hierarchy = node_hierarchy(config.cgroup_root, config.cgroup_name, favordynmods=config.cgroup_favordynmods)
     if hierarchy is None:
         return None
     cgroup = hierarchy.create(host, job.job_id, cpus or _node_cpus(), job_memory(spec, host))

@@ -260,7 +260,8 @@ class JobShellService:
 
     def _remote_cgroup(self, job_id: int, cpus: list[int], spec: dict[str, Any]) -> JobCgroup | None:
         """The job's cgroup on this node, made by its first session here (and removed by its last)."""
-        hierarchy = node_hierarchy(self.config.cgroup_root, self.config.cgroup_name)
+        hierarchy = node_hierarchy(self.config.cgroup_root, self.config.cgroup_name,
+                                   favordynmods=self.config.cgroup_favordynmods)
         with self.remote_lock:
             self.remote_sessions[job_id] = self.remote_sessions.get(job_id, 0) + 1
             if hierarchy is None:

@@ -52,7 +52,7 @@ def recover(app: Celery, config: Settings, host: str) -> list[int]:
 
 def _sweep(config: Settings, host: str) -> None:
     """Remove the empty cgroups of jobs that no longer run here."""
-    hierarchy = node_hierarchy(config.cgroup_root, config.cgroup_name)
+    hierarchy = node_hierarchy(config.cgroup_root, config.cgroup_name, favordynmods=config.cgroup_favordynmods)
     if hierarchy is not None:
         hierarchy.sweep(host, lambda job_id: _running(JobDir.of(config.node_dir, host, job_id)))
 
