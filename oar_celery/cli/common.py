@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import signal as signals
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
@@ -145,8 +144,10 @@ def signal_number(text: str) -> int:
     if text.isdigit():
         number = int(text)
     else:
+        import signal  # only a named --signal needs the table
+
         name = text.upper() if text.upper().startswith("SIG") else "SIG" + text.upper()
-        member = signals.Signals.__members__.get(name)
+        member = signal.Signals.__members__.get(name)
         if member is None:
             raise UsageError(f"unknown signal {text!r}")
         number = int(member)

@@ -13,32 +13,70 @@ from __future__ import annotations
 import socket
 import time
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
 
 
 class RespError(OSError):
     """The server answered with an error, or the connection broke."""
 
 
+def _split(url: str) -> tuple[str, str, str, str]:
+    """(scheme, authority, path, query) of a URL, cut where :func:`urllib.parse.urlsplit` cuts them.
+
+    By hand: :mod:`urllib.parse` (with :mod:`ipaddress`) costs a command more than its own
+    request; any URL this module does not read fully (credentials, escapes) goes to redis-py.
+    """
+    scheme, _, rest = url.partition("://")
+    rest = rest.partition("#")[0]
+    rest, _, query = rest.partition("?")
+    authority, slash, path = rest.partition("/")
+    return scheme.lower(), authority, slash + path, query
+
+
+def _unix_db(query: str) -> str | None:
+    """The ``db`` of a ``unix://`` URL's query ("0" if none); None for any other option."""
+    db = "0"
+    for part in filter(None, query.split("&")):
+        name, _, value = part.partition("=")
+        if name != "db" or not value.isdigit():
+            return None
+        db = value
+    return db
+
+
 def supported(url: str) -> bool:
     """Whether this module can talk to ``url`` (plain TCP or Unix socket, no credentials, no options)."""
-    parts = urlsplit(url)
-    if parts.username or parts.password:
+    if "://" not in url or "%" in url:
         return False
-    if parts.scheme == "redis":
-        return not parts.query and (parts.path.strip("/") or "0").isdigit()
-    if parts.scheme == "unix":
-        options = parse_qs(parts.query)
-        return set(options) <= {"db"} and all(v.isdigit() for v in options.get("db", ["0"]))
+    scheme, authority, path, query = _split(url)
+    if "@" in authority:
+        return False
+    if scheme == "redis":
+        return not query and (path.strip("/") or "0").isdigit() and _host_port(authority) is not None
+    if scheme == "unix":
+        return not authority and bool(path) and _unix_db(query) is not None
     return False
+
+
+def _host_port(authority: str) -> tuple[str, int] | None:
+    """``host[:port]`` (``[v6]:port`` too), the defaults filled in; None if the port is no number."""
+    if authority.startswith("["):
+        host, _, port = authority[1:].partition("]")
+        port = port.removeprefix(":")
+    else:
+        host, _, port = authority.rpartition(":") if ":" in authority else (authority, "", "")
+    if port and not port.isdigit():
+        return None
+    return host or "localhost", int(port or 6379)
 
 
 def _address(url: str) -> tuple[int, Any, int]:
     """(socket family, address, db) of a supported URL."""
-    parts = urlsplit(url)
-    if parts.scheme == "unix":
-        return socket.AF_UNIX, unquote(parts.path), int(parse_qs(parts.query).get("db", ["0"])[0])
-    return socket.AF_INET, (parts.hostname or "localhost", parts.port or 6379), int(parts.path.strip("/") or 0)
+    scheme, authority, path, query = _split(url)
+    if scheme == "unix":
+        return socket.AF_UNIX, path, int(_unix_db(query) or 0)
+    address = _host_port(authority)
+    assert address is not None  # supported() said so
+    return socket.AF_INET, address, int(path.strip("/") or 0)
 
 
 def encode(*args: str | bytes | int) -> bytes:

@@ -50,3 +50,32 @@ def test_replies_of_every_kind_are_read(monkeypatch: pytest.MonkeyPatch) -> None
     assert connection.message(0.05) is None
     server.close()
     client.close()
+
+
+@pytest.mark.parametrize(
+    ("url", "address"),
+    [
+        ("redis://127.0.0.1:6379/5", ("127.0.0.1", 6379, 5)),
+        ("redis://localhost", ("localhost", 6379, 0)),
+        ("redis://[::1]:6380/2", ("::1", 6380, 2)),
+        ("REDIS://h/1#fragment", ("h", 6379, 1)),
+        ("unix:///run/redis.sock?db=3", ("/run/redis.sock", None, 3)),
+        ("redis://:secret@h/1", None),
+        ("redis://user:secret@h:1/2", None),
+        ("redis://h/0?password=x", None),
+        ("redis://h:abc/0", None),
+        ("redis://h/abc", None),
+        ("rediss://h/0", None),
+        ("unix:///run/redis.sock?db=x", None),
+        ("unix:///run/redis.sock?timeout=1", None),
+        ("unix:///run/my%20redis.sock", None),
+    ],
+)
+def test_urls_are_read_as_redis_py_reads_them_and_the_rest_left_to_it(url: str, address: tuple | None) -> None:
+    if address is None:
+        assert not resp.supported(url)
+        return
+    assert resp.supported(url)
+    host, port, db = address
+    family, where, number = resp._address(url)
+    assert where == ((host, port) if port else host) and number == db

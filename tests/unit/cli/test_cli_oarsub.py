@@ -204,7 +204,7 @@ def test_a_submission_imports_nothing_heavy_before_its_request_leaves() -> None:
         "wire.task_message('oar.almighty.submit', {'request': {'command': 'true'}}, 'oar.head', expires=5)\n"
         "request_digest({'request': {'command': 'true'}})\n"
         "heavy = ('celery', 'kombu', 'sqlalchemy', 'redis', 'dataclasses', 'inspect', 'uuid', 'pathlib', 'shutil',\n"
-        "         'datetime', 'secrets', 'random', 'oar_celery.scheduler.request')\n"
+        "         'datetime', 'secrets', 'random', 'urllib.parse', 'signal', 'oar_celery.scheduler.request')\n"
         "print(' '.join(m for m in heavy if m in sys.modules))\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
