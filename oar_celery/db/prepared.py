@@ -16,7 +16,8 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Result, TextClause, text
+from sqlalchemy import Executable, Result, text
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
 
@@ -28,7 +29,8 @@ class Prepared:
     ``parameters``: each parameter's name and PostgreSQL type, in the order ``PREPARE`` lists them.
     """
 
-    def __init__(self, name: str, sql: str, parameters: Sequence[tuple[str, str]]) -> None:
+    def __init__(self, name: str, sql: str, parameters: Sequence[tuple[str, str]],
+                 *, elsewhere: Executable | None = None) -> None:
         self.name = name
         self.parameters = [p for p, _ in parameters]
         positional = sql
@@ -36,16 +38,25 @@ class Prepared:
             positional = re.sub(rf":{parameter}\b", f"${number}", positional)
         if re.search(r"(?<!:):[a-z_]+\b", positional):
             raise ValueError(f"{name}: a parameter of the statement is not listed")
-        types = ", ".join(kind for _, kind in parameters)
-        self.prepare = f"PREPARE {name} ({types}) AS {positional}"
-        self.as_text: TextClause = text(sql)
-        self._execute = text(f"EXECUTE {name}({', '.join(f':{p}' for p in self.parameters)})")
+        types = f" ({', '.join(kind for _, kind in parameters)})" if parameters else ""
+        self.prepare = f"PREPARE {name}{types} AS {positional}"
+        #: what other databases run: the statement itself
+        self.elsewhere: Executable = elsewhere if elsewhere is not None else text(sql)
+        arguments = f"({', '.join(f':{p}' for p in self.parameters)})" if parameters else ""
+        self._execute = text(f"EXECUTE {name}{arguments}")
+
+    @classmethod
+    def of(cls, name: str, statement: Executable) -> Prepared:
+        """A Core statement without parameters, prepared as PostgreSQL compiles it; run as it is elsewhere."""
+        sql = str(statement.compile(dialect=postgresql.dialect(),  # type: ignore[attr-defined]
+                                    compile_kwargs={"literal_binds": True}))
+        return cls(name, sql, [], elsewhere=statement)
 
     def execute(self, session: Session, values: Mapping[str, Any]) -> Result[Any]:
         """Run the statement in the session's transaction (preparing it first on a new connection)."""
         connection = session.connection()
         if connection.dialect.name != "postgresql":
-            return session.execute(self.as_text, values)
+            return session.execute(self.elsewhere, values)
         prepared: set[str] = connection.connection.info.setdefault("oar_prepared", set())
         if self.name not in prepared:
             connection.exec_driver_sql(self.prepare)
