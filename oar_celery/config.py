@@ -104,6 +104,9 @@ class Settings:
     max_command_size: int = 64 * 1024
     max_walltime: int = 366 * 24 * 3600
     max_filter_depth: int = 16
+    #: The most jobs one submission may make (``--array N``, or the lines of ``--array-param-file``): one
+    #: transaction inserts them all, and a head process is busy with nothing else meanwhile.
+    max_array_size: int = 100_000
     node_state_dir: str = ""
     head_concurrency: int = 2
     prologue: str = ""

@@ -171,7 +171,8 @@ def check_limits(args: argparse.Namespace, command: str) -> None:
 
     fields = {"command": command, "resources": list(args.resource), "properties": args.properties,
               "name": args.name, "project": args.project, "queue": args.queue, "stdout": args.stdout,
-              "stderr": args.stderr, "notify": args.notify, "types": list(args.types), "directory": args.directory}
+              "stderr": args.stderr, "notify": args.notify, "types": list(args.types), "directory": args.directory,
+              "array": args.array}
     problem = limit_problem(fields, limits_of(settings()))
     if problem:
         raise UsageError(problem)

@@ -4,7 +4,8 @@ The command checks them so its user hears at once; the head checks them
 again, first thing, because a forged request skips the command. Each refusal
 is one line naming the limit and its setting. The bounds: the command's size
 (``OAR_MAX_COMMAND_SIZE``, 64 KiB), the walltime (``OAR_MAX_WALLTIME``, one
-year), the nesting of a property filter's parentheses (``OAR_MAX_FILTER_DEPTH``)
+year), the jobs of an array (``OAR_MAX_ARRAY_SIZE``, 100,000), the nesting of a
+property filter's parentheses (``OAR_MAX_FILTER_DEPTH``)
 and control characters: none in names and other one-line fields, none but
 tab and newline in the command (a multi-line shell command is a command).
 A filter nested deeper than the parser's recursion would otherwise crash it.
@@ -34,18 +35,19 @@ class LimitError(ValueError):
 class Limits:
     """The three bounds (a plain class: a user command pays for no generated code)."""
 
-    __slots__ = ("max_command_size", "max_walltime", "max_filter_depth")
+    __slots__ = ("max_command_size", "max_walltime", "max_filter_depth", "max_array_size")
 
     def __init__(self, *, max_command_size: int = 64 * 1024, max_walltime: int = 366 * 24 * 3600,
-                 max_filter_depth: int = 16) -> None:
+                 max_filter_depth: int = 16, max_array_size: int = 100_000) -> None:
         self.max_command_size = max_command_size
         self.max_walltime = max_walltime
         self.max_filter_depth = max_filter_depth
+        self.max_array_size = max_array_size
 
 
 def limits_of(config: Settings) -> Limits:
     return Limits(max_command_size=config.max_command_size, max_walltime=config.max_walltime,
-                  max_filter_depth=config.max_filter_depth)
+                  max_filter_depth=config.max_filter_depth, max_array_size=config.max_array_size)
 
 
 def filter_depth(text: str) -> int:
@@ -109,7 +111,17 @@ def check_request(request: Mapping[str, Any], limits: Limits) -> None:
             bad = control_character(text)
             if bad:
                 raise LimitError(f"the {field} hold the control character {bad}: none is allowed")
+    _check_array(request, limits)
     _check_resources(request, limits)
+
+
+def _check_array(request: Mapping[str, Any], limits: Limits) -> None:
+    array, params = request.get("array"), request.get("array_params")
+    jobs = max(array if isinstance(array, int) and not isinstance(array, bool) else 0,
+               len(params) if isinstance(params, list) else 0)
+    if jobs > limits.max_array_size:
+        raise LimitError(f"an array of {jobs} jobs is over the limit of {limits.max_array_size} "
+                         "(OAR_MAX_ARRAY_SIZE)")
 
 
 def _check_resources(request: Mapping[str, Any], limits: Limits) -> None:

@@ -175,6 +175,8 @@ HOSTILE = {
     "depth in -l": ({"resources": ["{" + "(" * 40 + "cpu=1" + ")" * 40 + "}/core=1"]}, "OAR_MAX_FILTER_DEPTH"),
     "name": ({"name": "a\nb"}, "control character \\x0a"),
     "command": ({"command": "echo \x1b[2J"}, "control character \\x1b"),
+    "array": ({"array": 1_225_672}, "OAR_MAX_ARRAY_SIZE"),
+    "array parameters": ({"array": 2, "array_params": ["p"] * 100_001}, "OAR_MAX_ARRAY_SIZE"),
 }
 
 
@@ -201,6 +203,7 @@ def test_a_forged_request_over_a_limit_is_refused_by_the_head_before_any_databas
     (["-p", "(" * 40 + "cpu = 1" + ")" * 40, "true"], "OAR_MAX_FILTER_DEPTH"),
     (["-n", "two\nlines", "true"], "control character \\x0a"),
     (["echo \x1b[2J"], "control character \\x1b"),
+    (["--array", "100001", "true"], "OAR_MAX_ARRAY_SIZE"),
 ])
 def test_the_command_refuses_hostile_input_in_one_line_naming_the_limit(secure, argv, limit):  # type: ignore[no-untyped-def]
     before = secure.scalar("SELECT count(*) FROM jobs")

@@ -7,7 +7,7 @@ import pytest
 from oar_celery.cli.common import escape_controls, escaped, terminal_safe
 from oar_celery.protocol.limits import Limits, filter_depth, limit_problem
 
-LIMITS = Limits(max_command_size=100, max_walltime=48 * 3600, max_filter_depth=3)
+LIMITS = Limits(max_command_size=100, max_walltime=48 * 3600, max_filter_depth=3, max_array_size=50)
 
 
 def _problem(**fields: object) -> str | None:
@@ -30,6 +30,8 @@ def test_an_ordinary_submission_is_within_every_limit() -> None:
     ({"project": "p\x1b[2J"}, ("project", "\\x1b")),
     ({"command": "echo \x1b]0;x\x07"}, ("command", "\\x1b", "only tab and newline")),
     ({"types": ["besteffort\r"]}, ("types", "\\x0d")),
+    ({"array": 51}, ("array of 51 jobs", "limit of 50", "OAR_MAX_ARRAY_SIZE")),
+    ({"array": 10, "array_params": ["p"] * 60}, ("array of 60 jobs", "OAR_MAX_ARRAY_SIZE")),
 ])
 def test_each_limit_is_refused_in_one_line_naming_it(fields: dict[str, object], words: tuple[str, ...]) -> None:
     problem = _problem(**fields)
