@@ -46,11 +46,16 @@ class Prepared:
         self._execute = text(f"EXECUTE {name}{arguments}")
 
     @classmethod
-    def of(cls, name: str, statement: Executable) -> Prepared:
-        """A Core statement without parameters, prepared as PostgreSQL compiles it; run as it is elsewhere."""
+    def of(cls, name: str, statement: Executable, *, elsewhere: Executable | None = None,
+           parameters: Sequence[tuple[str, str]] = ()) -> Prepared:
+        """A Core statement prepared as PostgreSQL compiles it, its constants inlined; run as it is elsewhere.
+
+        ``parameters``: written ``literal_column(":name")`` in ``statement`` (they pass the
+        inlining as they are), with ``elsewhere`` the same statement with ``bindparam`` s.
+        """
         sql = str(statement.compile(dialect=postgresql.dialect(),  # type: ignore[attr-defined]
                                     compile_kwargs={"literal_binds": True}))
-        return cls(name, sql, [], elsewhere=statement)
+        return cls(name, sql, parameters, elsewhere=elsewhere if elsewhere is not None else statement)
 
     def execute(self, session: Session, values: Mapping[str, Any]) -> Result[Any]:
         """Run the statement in the session's transaction (preparing it first on a new connection)."""
