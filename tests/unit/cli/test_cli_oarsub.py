@@ -178,6 +178,13 @@ def test_unreachable_broker_is_one_line(monkeypatch: pytest.MonkeyPatch, capsys:
     )
 
 
+def _fresh_python(code: str) -> str:
+    """``code`` run by an interpreter of its own (nothing imported yet); its standard output."""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
 def test_help_imports_neither_celery_nor_sqlalchemy() -> None:
     code = (
         "import sys\n"
@@ -187,9 +194,7 @@ def test_help_imports_neither_celery_nor_sqlalchemy() -> None:
         "heavy = [m for m in ('celery', 'kombu', 'sqlalchemy', 'redis') if m in sys.modules]\n"
         "sys.exit(1 if heavy else 0)\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, done.stderr
-    assert "--hold" in done.stdout
+    assert "--hold" in _fresh_python(code)
 
 
 def test_a_submission_imports_nothing_heavy_before_its_request_leaves() -> None:
@@ -207,6 +212,4 @@ def test_a_submission_imports_nothing_heavy_before_its_request_leaves() -> None:
         "         'datetime', 'secrets', 'random', 'urllib.parse', 'signal', 'oar_celery.scheduler.request')\n"
         "print(' '.join(m for m in heavy if m in sys.modules))\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == ""
+    assert _fresh_python(code).strip() == ""
