@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from oar_celery.accounts import Account, lookup_account
+from oar_celery.node.jobdir import write_all
 from oar_celery.scheduler.walltime import format_walltime
 
 __all__ = ["Account", "job_environment", "lookup_account"]
@@ -93,10 +94,8 @@ def resource_properties_file(spec: dict[str, Any], nodefile: Path) -> str:
     """
     path = os.path.join(os.path.dirname(nodefile), "resource_properties")
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
-    data = memoryview(str(spec.get("resource_properties") or "").encode())
     try:
-        while data:
-            data = data[os.write(fd, data):]
+        write_all(fd, str(spec.get("resource_properties") or "").encode())
     finally:
         os.close(fd)
     return path

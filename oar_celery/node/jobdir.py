@@ -42,7 +42,7 @@ def json_line(data: Any) -> str:
     return orjson.dumps(data, option=options).decode()
 
 
-def _write_all(fd: int, data: bytes) -> None:
+def write_all(fd: int, data: bytes) -> None:
     """Write every byte (one ``write`` for a small file)."""
     view = memoryview(data)
     while view:
@@ -91,7 +91,7 @@ class JobDir:
         temporary = os.path.join(self._dir, f".{name}.tmp")
         fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
         try:
-            _write_all(fd, text.encode())
+            write_all(fd, text.encode())
             if durable:
                 os.fsync(fd)
         finally:
@@ -115,7 +115,7 @@ class JobDir:
             self.write(name, text, mode, durable=False)
             return
         try:
-            _write_all(fd, text.encode())
+            write_all(fd, text.encode())
         finally:
             os.close(fd)
 
